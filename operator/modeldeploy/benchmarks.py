@@ -1,0 +1,84 @@
+"""``modeldeploy bench``: run the benchmark suites and write one results file.
+
+Each suite is a function returning a JSON-serialisable dict; results are merged
+into ``bench/results.json`` under the suite's name, with the machine and the time of
+the run, so README figures always point at a measured run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+# suite name -> "module:function"; a function takes a progress callback.
+SUITES: dict[str, str] = {
+    "analysis": "modeldeploy.operator.bench.simulation:run_benchmark",
+    "serving": "modeldeploy.serving.bench:run_benchmark",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m modeldeploy.benchmarks", description=__doc__)
+    parser.add_argument("--output", default="bench/results.json", help="results file")
+    parser.add_argument(
+        "--suite", action="append", choices=sorted(SUITES), help="run only these suites"
+    )
+    return _run(parser.parse_args(argv))
+
+
+def _progress(suite: str) -> Callable[[str], None]:
+    def say(message: str) -> None:
+        print(f"  [{suite}] {message}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def _load(spec: str) -> Callable[..., dict[str, Any]] | None:
+    module_name, _, func = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            return None
+        raise
+    return getattr(module, func, None)
+
+
+def _run(args: argparse.Namespace) -> int:
+    output = Path(args.output)
+    results: dict[str, Any] = json.loads(output.read_text()) if output.exists() else {}
+    for suite in args.suite or sorted(SUITES):
+        run = _load(SUITES[suite])
+        if run is None:
+            print(f"{suite}: not available yet, skipped", file=sys.stderr)
+            continue
+        print(f"running benchmark suite {suite}", file=sys.stderr)
+        started = time.monotonic()
+        figures = run(progress=_progress(suite))
+        results[suite] = {
+            "figures": figures,
+            "seconds": round(time.monotonic() - started, 1),
+            "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": {
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+                "python": platform.python_version(),
+            },
+        }
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"{suite}: written to {output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

