@@ -1,41 +1,42 @@
-"""``modeldeploy demo``: the main job on one machine.
+"""``modeldeploy demo``: the main job on one machine (what ``make demo`` runs).
 
-Today it builds (or reuses) the demo's checkpoints with progress output and reports
-what each scores on the held-out split. The full loop (MLflow, the operator in local
-mode, live traffic with delayed labels, a promotion and a rollback, and the report) is
-wired in as those parts land; see the README for what is there now.
+A real MLflow, the operator in local mode on ``examples/local-demo.yaml``, real predictor
+processes and the router, review sentences with delayed labels, one promotion and one
+rollback, then a Markdown report and a PNG timeline. ``--quick`` runs the same scenario
+with small checkpoints (the CI version). See docs/demo.md.
+
+This module also registers ``modeldeploy local`` (``modeldeploy.operator.local.cli``)
+until the top-level CLI lists that module itself.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import time
-
-DEMO_RECIPES = ("good", "bad")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("demo", help="run the one-machine demo")
+    parser = subparsers.add_parser("demo", help="run the one-machine demo (see docs/demo.md)")
+    parser.add_argument(
+        "--profile",
+        choices=("full", "quick", "ci"),
+        default="full",
+        help="full (MiniLM checkpoints, ~10 min) or quick/ci (tiny checkpoints, ~3 min)",
+    )
+    parser.add_argument("--quick", action="store_true", help="same as --profile quick")
+    parser.add_argument("--output-dir", default="demo-output", help="default ./demo-output")
+    parser.add_argument(
+        "-f", "--filename", default="examples/local-demo.yaml", help="the ModelDeployment YAML"
+    )
     parser.set_defaults(handler=_run)
+    if "local" not in subparsers.choices:
+        from modeldeploy.operator.local.cli import register as register_local
+
+        register_local(subparsers)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from modeldeploy.registry.checkpoints import build
+    from modeldeploy.demo.scenario import run_demo
 
-    print("modeldeploy demo")
-    print("step 1/1: building the demo checkpoints (cached after the first run)")
-    for name in DEMO_RECIPES:
-        started = time.monotonic()
-        path = build(name)
-        metrics = json.loads((path / "metrics.json").read_text())
-        took = time.monotonic() - started
-        print(
-            f"  {name:<6} held-out accuracy {metrics['test_accuracy']:.3f} "
-            f"({metrics['family']}, {took:.0f}s)  {path}"
-        )
-    print(
-        "\nThe rollout loop (MLflow, operator in local mode, traffic, promotion and "
-        "rollback) is not wired into the demo yet; see README.md for the current state."
-    )
-    return 0
+    profile = "quick" if args.quick or args.profile in ("quick", "ci") else "full"
+    result = run_demo(profile, args.output_dir, args.filename)
+    return 0 if result.ok else 1

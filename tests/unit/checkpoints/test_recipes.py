@@ -46,5 +46,5 @@ def test_the_issue_recipes_exist() -> None:
 
 
 def test_unknown_recipe_lists_the_known_ones() -> None:
-    with pytest.raises(KeyError, match="known recipes: .*good"):
+    with pytest.raises(KeyError, match=r"known recipes: .*good"):
         get_recipe("excellent")

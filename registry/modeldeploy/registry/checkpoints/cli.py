@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from modeldeploy.registry.checkpoints.factory import build, cache_root, checkpoint_dir
 from modeldeploy.registry.checkpoints.recipes import RECIPES, get_recipe
 
 
@@ -25,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _build(args: argparse.Namespace) -> int:
     from modeldeploy.cli import CommandError
+    from modeldeploy.registry.checkpoints.factory import build
 
     names = sorted(RECIPES) if args.all else args.recipes
     if not names:
@@ -41,6 +41,8 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from modeldeploy.registry.checkpoints.factory import cache_root, checkpoint_dir
+
     rows = []
     for name, recipe in sorted(RECIPES.items()):
         path = checkpoint_dir(recipe)

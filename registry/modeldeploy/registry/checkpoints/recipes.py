@@ -84,7 +84,8 @@ class Recipe:
 
 _GOOD = Recipe(
     name="good",
-    description="Top layer, pooler and classifier fine-tuned on all training labels.",
+    description="Top two layers, pooler and classifier fine-tuned on all training labels.",
+    trainable_from=4,
 )
 _TINY = Recipe(
     name="tiny",
@@ -99,15 +100,15 @@ _BASE_RECIPES: tuple[Recipe, ...] = (
     _GOOD,
     Recipe(
         name="bad",
-        description="Clearly worse: trained for only 40 steps (undertrained).",
-        max_steps=40,
-        seed=0,
+        description="Clearly worse: as `good` but stopped after 80 steps (undertrained).",
+        trainable_from=4,
+        max_steps=80,
     ),
     Recipe(
         name="close",
-        description="Accuracy close to `good` (other seed, one epoch): for false-alarm tests.",
+        description="As `good` with another seed: accuracy close to it, for false-alarm tests.",
+        trainable_from=4,
         seed=1,
-        epochs=1.0,
     ),
     Recipe(
         name="slow",

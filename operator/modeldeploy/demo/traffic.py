@@ -1,0 +1,155 @@
+"""Demo traffic: real review sentences through the router, true labels fed back later.
+
+``TrafficDriver`` runs a few worker threads that send held-out Rotten Tomatoes sentences to
+the router (v1 ``:predict``, one sentence per request, a request id of our own), at most
+``rate`` requests per second in all. Each answered request's true label is posted to the
+router's ``/v1/feedback`` ``label_delay_s`` seconds later by a feedback thread, as a
+user's correction or a reviewer's label would arrive. Everything is bounded: a stop
+event, a request cap, and per-call timeouts; only 127.0.0.1 is ever contacted.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import httpx
+
+
+@dataclass
+class TrafficStats:
+    """Counts since the driver started (read from other threads: a snapshot is fine)."""
+
+    sent: int = 0
+    answered: Counter[str] = field(default_factory=Counter)  # by arm
+    failed: int = 0
+    labels_sent: int = 0
+    labels_refused: int = 0
+
+    def line(self, elapsed: float) -> str:
+        arms = ", ".join(f"{arm} {n}" for arm, n in sorted(self.answered.items()))
+        rate = self.sent / elapsed if elapsed > 0 else 0.0
+        return (
+            f"traffic: {self.sent} requests ({rate:.1f}/s; {arms or 'none answered'}), "
+            f"{self.failed} failed, {self.labels_sent} labels fed back"
+        )
+
+
+class TrafficDriver:
+    def __init__(
+        self,
+        router_url: str,
+        model: str,
+        texts: Sequence[str],
+        labels: Sequence[int],
+        *,
+        rate: float = 20.0,
+        workers: int = 4,
+        label_delay_s: float = 3.0,
+        max_requests: int = 1_000_000,
+        seed: int = 0,
+    ) -> None:
+        if not router_url.startswith("http://127.0.0.1:"):
+            raise ValueError("the demo only sends traffic to 127.0.0.1")
+        self.url = router_url.rstrip("/")
+        self.model = model
+        self.texts, self.labels = list(texts), list(labels)
+        self.rate = rate
+        self.workers = workers
+        self.label_delay_s = label_delay_s
+        self.max_requests = max_requests
+        self.stats = TrafficStats()
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._due: list[tuple[float, str, int]] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._next_slot = time.monotonic()
+        self.started = time.monotonic()
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> TrafficDriver:
+        self.started = time.monotonic()
+        for i in range(self.workers):
+            self._threads.append(threading.Thread(target=self._worker, name=f"traffic-{i}"))
+        self._threads.append(threading.Thread(target=self._feedback, name="feedback"))
+        for thread in self._threads:
+            thread.daemon = True
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=35)
+
+    # --- workers --------------------------------------------------------------------
+
+    def _worker(self) -> None:
+        with httpx.Client(timeout=30.0) as client:
+            while not self._stop.is_set():
+                with self._lock:
+                    if self.stats.sent >= self.max_requests:
+                        return
+                    slot = max(self._next_slot, time.monotonic())
+                    self._next_slot = slot + 1.0 / self.rate
+                    self.stats.sent += 1
+                    index = self._rng.randrange(len(self.texts))
+                delay = slot - time.monotonic()
+                if delay > 0 and self._stop.wait(delay):
+                    return
+                self._send(client, index)
+
+    def _send(self, client: httpx.Client, index: int) -> None:
+        request_id = f"demo-{uuid.uuid4().hex[:16]}"
+        body = {"instances": [self.texts[index]], "id": request_id}
+        try:
+            response = client.post(f"{self.url}/v1/models/{self.model}:predict", json=body)
+        except httpx.HTTPError:
+            with self._lock:
+                self.stats.failed += 1
+            self._stop.wait(0.5)  # the router restarts when the arms change
+            return
+        with self._lock:
+            if response.status_code != 200:
+                self.stats.failed += 1
+                return
+            self.stats.answered[response.headers.get("x-modeldeploy-arm", "?")] += 1
+            due = time.monotonic() + self.label_delay_s
+            heapq.heappush(self._due, (due, request_id, self.labels[index]))
+
+    def _feedback(self) -> None:
+        with httpx.Client(timeout=30.0) as client:
+            while not self._stop.is_set():
+                with self._lock:
+                    ready = []
+                    while self._due and self._due[0][0] <= time.monotonic():
+                        ready.append(heapq.heappop(self._due))
+                if not ready:
+                    self._stop.wait(0.2)
+                    continue
+                for _, request_id, label in ready:
+                    if self._stop.is_set():
+                        return
+                    self._label(client, request_id, label)
+
+    def _label(self, client: httpx.Client, request_id: str, label: int) -> None:
+        try:
+            response = client.post(
+                f"{self.url}/v1/feedback", json={"request_id": request_id, "label": label}
+            )
+            ok = response.status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        with self._lock:
+            if ok:
+                self.stats.labels_sent += 1
+            else:  # e.g. the router restarted and forgot the id: that label is lost
+                self.stats.labels_refused += 1

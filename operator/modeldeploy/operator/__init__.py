@@ -1,0 +1,1 @@
+"""The modeldeploy control plane: the ModelDeployment resource and its rollouts."""

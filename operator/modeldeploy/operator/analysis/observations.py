@@ -1,0 +1,154 @@
+"""What one analysis window saw, per arm: the inputs of ``assess``.
+
+These are plain counts over the window (deltas, not process-lifetime totals), so the
+decision logic never sees counters, resets or scrape timing. Latency is one type for both
+raw samples and histogram buckets: a sorted list of upper bounds with cumulative counts.
+Raw samples become a histogram whose bounds are the sample values, so the quantile logic
+is written once and is exact for samples and conservative for buckets.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LatencyHistogram:
+    """Cumulative counts ``cumulative[i]`` of requests that took at most ``bounds[i]`` seconds.
+
+    ``bounds`` is strictly increasing and may end with ``inf`` (Prometheus' ``+Inf``).
+    """
+
+    bounds: tuple[float, ...] = ()
+    cumulative: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.bounds) != len(self.cumulative):
+            raise ValueError("bounds and cumulative counts differ in length")
+        if any(b2 <= b1 for b1, b2 in zip(self.bounds, self.bounds[1:], strict=False)):
+            raise ValueError("histogram bounds must be strictly increasing")
+        if any(c2 < c1 for c1, c2 in zip(self.cumulative, self.cumulative[1:], strict=False)):
+            raise ValueError("cumulative counts must not decrease")
+        if any(c < 0 for c in self.cumulative):
+            raise ValueError("counts must be non-negative")
+
+    @property
+    def count(self) -> int:
+        return self.cumulative[-1] if self.cumulative else 0
+
+    @classmethod
+    def from_samples(cls, samples: Iterable[float]) -> LatencyHistogram:
+        """Exact histogram of raw samples (seconds); NaN samples are rejected."""
+        values = sorted(float(s) for s in samples)
+        if any(math.isnan(v) for v in values):
+            raise ValueError("latency samples contain NaN")
+        bounds: list[float] = []
+        cumulative: list[int] = []
+        for i, value in enumerate(values, start=1):
+            if bounds and bounds[-1] == value:
+                cumulative[-1] = i
+            else:
+                bounds.append(value)
+                cumulative.append(i)
+        return cls(tuple(bounds), tuple(cumulative))
+
+    @classmethod
+    def from_buckets(
+        cls, bounds: Sequence[float], counts: Sequence[float], *, cumulative: bool = True
+    ) -> LatencyHistogram:
+        """From Prometheus-style buckets: ``le`` bounds with cumulative or per-bucket counts."""
+        pairs = sorted(zip((float(b) for b in bounds), counts, strict=True))
+        running = 0
+        out: list[int] = []
+        for _, c in pairs:
+            running = round(float(c)) if cumulative else running + round(float(c))
+            out.append(running)
+        return cls(tuple(b for b, _ in pairs), tuple(out))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bounds": [b if math.isfinite(b) else "+Inf" for b in self.bounds],
+            "cumulative": list(self.cumulative),
+        }
+
+
+@dataclass(frozen=True)
+class PairedCounts:
+    """Outcomes of labelled inputs that both arms scored (McNemar's 2x2 table)."""
+
+    both_correct: int = 0
+    stable_only: int = 0  # stable right, canary wrong
+    canary_only: int = 0  # canary right, stable wrong
+    both_wrong: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.both_correct + self.stable_only + self.canary_only + self.both_wrong
+
+    @property
+    def discordant(self) -> int:
+        return self.stable_only + self.canary_only
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "both_correct": self.both_correct,
+            "stable_only": self.stable_only,
+            "canary_only": self.canary_only,
+            "both_wrong": self.both_wrong,
+        }
+
+
+@dataclass(frozen=True)
+class ArmObservations:
+    """One arm over the window.
+
+    ``latency`` is None when the arm exported no latency at all (missing data, which is
+    not the same as an empty histogram: that is zero requests).
+    """
+
+    labelled_correct: int = 0
+    labelled_total: int = 0
+    latency: LatencyHistogram | None = None
+    requests: Mapping[str, int] = field(default_factory=dict)  # outcome -> count
+    nan_outputs: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.labelled_correct <= self.labelled_total:
+            raise ValueError("need 0 <= labelled_correct <= labelled_total")
+
+    @property
+    def errors(self) -> int:
+        return int(self.requests.get("error", 0))
+
+    @property
+    def served(self) -> int:
+        """Requests the model was responsible for: ok + error (bad input is the client's)."""
+        return int(self.requests.get("ok", 0)) + self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "labelled_correct": self.labelled_correct,
+            "labelled_total": self.labelled_total,
+            "latency": self.latency.to_dict() if self.latency is not None else None,
+            "requests": dict(self.requests),
+            "nan_outputs": self.nan_outputs,
+        }
+
+
+@dataclass(frozen=True)
+class Observations:
+    """Both arms over the same window, plus paired outcomes where both scored one input."""
+
+    stable: ArmObservations
+    canary: ArmObservations
+    paired: PairedCounts | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stable": self.stable.to_dict(),
+            "canary": self.canary.to_dict(),
+            "paired": self.paired.to_dict() if self.paired is not None else None,
+        }

@@ -1,0 +1,1 @@
+"""The ModelDeployment resource: typed spec and status, the CRD schema, conditions."""

@@ -1,0 +1,1 @@
+"""Thin kopf handlers: they feed the state machine and carry out its actions."""

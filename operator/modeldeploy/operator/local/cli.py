@@ -1,0 +1,151 @@
+"""``modeldeploy local apply|status|down``: the operator on one machine.
+
+``apply -f FILE`` records the ModelDeployment in the state directory and runs the
+reconcile loop in the foreground (Ctrl-C stops it and its processes; the status stays in
+the state file, and the next ``apply`` resumes from it and the registry).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from modeldeploy.operator.local.state import DEFAULT_STATE_DIR, StateDir
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("local", help="run a ModelDeployment on this machine")
+    sub = parser.add_subparsers(dest="local_command", metavar="SUBCOMMAND")
+
+    apply = sub.add_parser("apply", help="run the rollout loop for a ModelDeployment YAML")
+    apply.add_argument("-f", "--filename", required=True, help="the ModelDeployment YAML")
+    apply.add_argument("--registry-uri", default="", help="overrides spec.model.registryUri")
+    _state_arg(apply)
+    apply.add_argument("--tick-seconds", type=float, default=2.0, help="seconds between ticks")
+    apply.add_argument("--router-port", type=int, default=0, help="0: pick a free port once")
+    apply.add_argument("--threads", type=int, default=1, help="torch threads per predictor")
+    apply.add_argument("--max-seconds", type=float, help="stop after this long")
+    apply.add_argument("--once", action="store_true", help="run one tick, leave processes up")
+    apply.set_defaults(handler=_apply)
+
+    status = sub.add_parser("status", help="print the status from the state directory")
+    _state_arg(status)
+    status.add_argument("--json", action="store_true", help="the raw status as JSON")
+    status.set_defaults(handler=_status)
+
+    down = sub.add_parser("down", help="stop every process recorded in the state directory")
+    _state_arg(down)
+    down.set_defaults(handler=_down)
+    parser.set_defaults(handler=lambda args: parser.print_help() or 2)
+
+
+def _state_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state-dir", default=DEFAULT_STATE_DIR, help=f"default ./{DEFAULT_STATE_DIR}"
+    )
+
+
+def load_manifest(path: str | Path) -> dict[str, Any]:
+    import yaml
+
+    docs = [d for d in yaml.safe_load_all(Path(path).read_text()) if d]
+    found = [d for d in docs if isinstance(d, dict) and d.get("kind") == "ModelDeployment"]
+    if len(found) != 1:
+        raise ValueError(f"{path}: expected exactly one ModelDeployment, found {len(found)}")
+    return found[0]
+
+
+def _apply(args: argparse.Namespace) -> int:
+    from modeldeploy.cli import CommandError
+    from modeldeploy.operator.api.types import SpecError
+    from modeldeploy.operator.local.runner import LocalOperator
+    from modeldeploy.operator.platforms.local import LocalOptions
+
+    def out(line: str) -> None:
+        print(line, flush=True)
+
+    op = LocalOperator(
+        StateDir(args.state_dir),
+        registry_uri=args.registry_uri,
+        options=LocalOptions(router_port=args.router_port, threads=args.threads),
+        out=out,
+    )
+    try:
+        op.apply(load_manifest(args.filename))
+    except (SpecError, ValueError, OSError) as exc:
+        raise CommandError(str(exc)) from exc
+    out(f"applied {op.name} (state in {args.state_dir})")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    if args.once:
+        op.restore()
+        op.tick()
+        _print_status(op.data)
+        return 0
+    try:
+        op.run(
+            tick_seconds=args.tick_seconds, max_seconds=args.max_seconds, should_stop=stop.is_set
+        )
+    finally:
+        out("stopping the local processes (the status stays in the state file)")
+        op.shutdown()
+    _print_status(op.data)
+    return 0
+
+
+def format_status(data: dict[str, Any]) -> str:
+    meta, status = data.get("metadata") or {}, data.get("status") or {}
+    spec_model = (data.get("spec") or {}).get("model") or {}
+    stable = (status.get("stable") or {}).get("version", "-")
+    canary = status.get("canary") or {}
+    lines = [
+        f"NAME     {meta.get('name', '-')}",
+        f"MODEL    {spec_model.get('name', '-')}",
+        f"PHASE    {status.get('phase', 'Initializing')}",
+        f"STABLE   {stable}",
+        f"CANARY   {canary.get('version', '-')}  weight {canary.get('weight', 0)}%"
+        f"  step {canary.get('step', '-')}",
+        f"MESSAGE  {status.get('message', '')}",
+    ]
+    last = status.get("lastAnalysis") or {}
+    if last:
+        lines.append(f"ANALYSIS {last.get('decision')}: {last.get('reason')}")
+    for entry in status.get("history") or []:
+        lines.append(
+            f"HISTORY  v{entry.get('version')} {entry.get('outcome')}: {entry.get('reason')}"
+        )
+    for cond in status.get("conditions") or []:
+        lines.append(f"COND     {cond.get('type')}={cond.get('status')} {cond.get('reason', '')}")
+    return "\n".join(lines)
+
+
+def _print_status(data: dict[str, Any]) -> None:
+    print(format_status(data))
+
+
+def _status(args: argparse.Namespace) -> int:
+    from modeldeploy.cli import CommandError
+
+    data = StateDir(args.state_dir).load()
+    if not data:
+        raise CommandError(f"no local deployment in {args.state_dir} (run `local apply` first)")
+    if args.json:
+        json.dump(data.get("status") or {}, sys.stdout, indent=2, sort_keys=True)
+        print()
+    else:
+        _print_status(data)
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from modeldeploy.operator.platforms.local import LocalPlatform
+
+    LocalPlatform(StateDir(args.state_dir)).stop_all()
+    print(f"stopped the processes recorded in {args.state_dir}")
+    return 0

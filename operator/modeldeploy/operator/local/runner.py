@@ -1,0 +1,242 @@
+"""The local reconcile loop: the cluster operator's ``reconcile.tick``, fed from a state file.
+
+Per tick: read ``state.json`` (metadata, spec, status), run the same ``tick`` the kopf
+handlers run (parse_spec, registry read, analysis, the pure state machine, the executor
+with the ``local`` platform), merge the status patch, and write the file atomically.
+The metrics provider is the scrape provider over the predictors' and the router's
+``/metrics``; the snapshot at the start of each analysis window is kept in the state file
+(``windows``), so a restart keeps counting the same window.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from modeldeploy.operator import reconcile
+from modeldeploy.operator.api.status import Status
+from modeldeploy.operator.api.types import ModelDeploymentSpec, SpecError, parse_spec
+from modeldeploy.operator.local.state import StateDir, merge_resource
+from modeldeploy.operator.platforms.base import Target
+from modeldeploy.operator.platforms.local import LocalOptions, LocalPlatform
+from modeldeploy.operator.rollout import machine
+from modeldeploy.operator.rollout.executor import ExecutionFailed
+
+EVENTS_KEPT = 100
+
+
+@dataclass
+class TickRecord:
+    """What one local tick did, for progress output and the demo's timeline."""
+
+    time: float
+    status: Status
+    changed: bool
+    observations: Any = None  # the window's Observations when an analysis ran
+    verdict: Any = None
+    error: str = ""
+
+
+@dataclass
+class LocalOperator:
+    """One ModelDeployment run locally; ``apply`` then ``run`` (or ``tick`` in a loop)."""
+
+    state: StateDir
+    registry_uri: str = ""
+    options: LocalOptions = field(default_factory=LocalOptions)
+    out: Callable[[str], None] = print
+    on_tick: Callable[[TickRecord], None] = field(default=lambda record: None)
+
+    def __post_init__(self) -> None:
+        self.options.progress = self.out
+        self.platform = LocalPlatform(self.state, self.options)
+        self._clients: dict[str, Any] = {}
+        self._observed: Any = None
+        self._verdict: Any = None
+        self.deps = reconcile.Deps(
+            platform=self.platform,
+            registry_for=self._registry_for,
+            observe=self._observe,
+            emit=self._emit,
+            default_registry_uri=self.registry_uri,
+            on_verdict=self._on_verdict,
+        )
+        self.data: dict[str, Any] = self.state.load()
+
+    # --- resource -------------------------------------------------------------------
+
+    def apply(self, manifest: Mapping[str, Any]) -> None:
+        """Record ``manifest`` (metadata + spec) as the wanted state; the status is kept."""
+        if manifest.get("kind", "ModelDeployment") != "ModelDeployment":
+            raise SpecError([f"kind: expected ModelDeployment, got {manifest.get('kind')}"])
+        if not (manifest.get("metadata") or {}).get("name"):
+            raise SpecError(["metadata.name: required"])
+        manifest = dict(manifest)
+        if self.registry_uri:
+            spec = dict(manifest.get("spec") or {})
+            spec["model"] = {**dict(spec.get("model") or {}), "registryUri": self.registry_uri}
+            manifest["spec"] = spec
+        parse_spec(manifest.get("spec"))  # refuse an invalid spec before anything runs
+        self.data = merge_resource(self.data, manifest)
+        self.state.save(self.data)
+
+    @property
+    def name(self) -> str:
+        return str((self.data.get("metadata") or {}).get("name", ""))
+
+    @property
+    def status(self) -> Status:
+        return Status.from_dict(self.data.get("status"))
+
+    def spec(self) -> ModelDeploymentSpec:
+        return parse_spec(self.data.get("spec"))
+
+    def target(self) -> Target:
+        return reconcile.target_of(self.data, self.spec(), self.registry_uri)
+
+    def router_url(self) -> str | None:
+        return self.platform.router_url(self.name)
+
+    # --- deps -----------------------------------------------------------------------
+
+    def _registry_for(self, spec: ModelDeploymentSpec) -> Any:
+        from modeldeploy.registry.mlflow_client import MlflowRegistry
+
+        uri = spec.model.registry_uri or self.registry_uri
+        if uri not in self._clients:
+            self._clients[uri] = MlflowRegistry(uri)
+        return self._clients[uri]
+
+    def _emit(self, kind: str, reason: str, message: str) -> None:
+        stamp = machine.iso(datetime.now(UTC))
+        events = list(self.data.get("events") or [])
+        events.append({"time": stamp, "type": kind, "reason": reason, "message": message})
+        self.data["events"] = events[-EVENTS_KEPT:]
+        mark = "!" if kind == "Warning" else "*"
+        self.out(f"{mark} {reason}: {message}")
+
+    def _on_verdict(self, target: Target, verdict: Any) -> None:
+        self._verdict = verdict
+
+    def _window_key(self, status: Status) -> str | None:
+        canary = status.canary
+        if canary is None or status.stable is None:
+            return None
+        return f"{status.stable.version}/{canary.version}/{canary.step}"
+
+    def _provider(self, target: Target) -> Any:
+        from modeldeploy.operator.metrics.scrape import ScrapeProvider
+
+        return ScrapeProvider(self.platform.metrics_urls(target))
+
+    def _analysis_target(self, target: Target, status: Status) -> Any:
+        from modeldeploy.operator.metrics.base import AnalysisTarget
+
+        assert status.stable is not None and status.canary is not None
+        return AnalysisTarget(target.name, status.stable.version, status.canary.version)
+
+    def _observe(self, target: Target, status: Status, ctx: machine.AnalysisContext) -> Any:
+        """The window's observations: now minus the snapshot at the start of the step."""
+        from modeldeploy.operator.metrics.snapshot import Snapshot
+
+        key = self._window_key(status)
+        if key is None:
+            return None
+        windows = self.data.setdefault("windows", {})
+        snap = self._provider(target).snapshot(self._analysis_target(target, status))
+        if key not in windows:
+            windows[key] = snap.to_dict()
+            return None
+        observations = snap.since(Snapshot.from_dict(windows[key])).observations()
+        self._observed = observations
+        return observations
+
+    def _open_window(self, status: Status) -> None:
+        """Take the baseline snapshot as soon as a step starts (and drop old windows)."""
+        key = self._window_key(status)
+        windows = self.data.setdefault("windows", {})
+        for old in [k for k in windows if k != key]:
+            del windows[old]
+        if key is None or key in windows:
+            return
+        try:
+            target = self.target()
+            snap = self._provider(target).snapshot(self._analysis_target(target, status))
+        except Exception as exc:  # retried on the next tick; the window then opens later
+            self.out(f"  (metrics not readable yet: {exc})")
+            return
+        windows[key] = snap.to_dict()
+
+    # --- the loop -------------------------------------------------------------------
+
+    def restore(self) -> None:
+        """Bring the processes back to what the status says (after a restart)."""
+        status = self.status
+        if status.stable is None or status.phase in ("Initializing", "Failed"):
+            return
+        target = self.target()
+        if self.platform.is_ready(target) and (
+            status.canary is None or self.platform.read_traffic(target) == status.canary.weight
+        ):
+            return
+        self.out(f"restoring the processes of {self.name} from the state file ({status.phase})")
+        if status.canary is not None:
+            self.platform.set_canary(target, status.stable, status.canary.ref, status.canary.weight)
+        else:
+            self.platform.ensure(target, status.stable)
+
+    def tick(self, now: datetime | None = None) -> TickRecord:
+        self._observed, self._verdict = None, None
+        before = self.status
+        try:
+            result = reconcile.tick(self.data, now or datetime.now(UTC), self.deps)
+        except ExecutionFailed as exc:
+            self.out(f"! tick failed ({'will retry' if exc.transient else 'permanent'}): {exc}")
+            self.state.save(self.data)
+            record = TickRecord(time.time(), before, False, error=str(exc))
+            self.on_tick(record)
+            return record
+        if result.invalid:
+            self.out(f"! invalid spec: {result.invalid}")
+        if result.patch:
+            self.data["status"] = {**(self.data.get("status") or {}), **result.patch}
+        self._open_window(result.status)
+        self.state.save(self.data)
+        if result.status.message != before.message and result.status.message:
+            self.out(f"  [{result.status.phase}] {result.status.message}")
+        record = TickRecord(
+            time.time(), result.status, bool(result.patch), self._observed, self._verdict
+        )
+        self.on_tick(record)
+        return record
+
+    def run(
+        self,
+        *,
+        tick_seconds: float = 2.0,
+        max_seconds: float | None = None,
+        until: Callable[[LocalOperator], bool] | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> Status:
+        """Tick every ``tick_seconds`` until ``until(self)``, ``should_stop()`` or the limit."""
+        started = time.monotonic()
+        self.restore()
+        while not should_stop():
+            began = time.monotonic()
+            self.tick()
+            if until is not None and until(self):
+                break
+            if max_seconds is not None and time.monotonic() - started >= max_seconds:
+                break
+            pause = tick_seconds - (time.monotonic() - began)
+            deadline = time.monotonic() + max(pause, 0.0)
+            while time.monotonic() < deadline and not should_stop():
+                time.sleep(min(0.2, max(deadline - time.monotonic(), 0.0)))
+        return self.status
+
+    def shutdown(self) -> None:
+        """Stop this deployment's processes (the state file keeps the status)."""
+        self.platform.stop_all(self.name or None)

@@ -1,0 +1,1 @@
+"""Serving platforms behind one small interface: kserve, nop (tests), local."""

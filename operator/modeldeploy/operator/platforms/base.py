@@ -1,0 +1,69 @@
+"""The platform contract: what the executor needs from wherever models are served.
+
+Small on purpose (ensure, set traffic, read traffic, is ready, promote, clean up), so
+KServe, the local one-machine platform and the do-nothing ``nop`` are interchangeable
+and one contract suite can run against each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from modeldeploy.operator.api.status import VersionRef
+from modeldeploy.operator.api.types import ModelDeploymentSpec
+
+
+class PlatformError(Exception):
+    """The platform refused or failed; ``transient`` says whether a retry may help."""
+
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+@dataclass(frozen=True)
+class Target:
+    """The ModelDeployment being served: its identity and parsed spec."""
+
+    name: str
+    namespace: str
+    spec: ModelDeploymentSpec
+    uid: str = ""
+    registry_uri: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+class Platform(Protocol):
+    def ensure(self, target: Target, stable: VersionRef) -> None:
+        """Serve ``stable`` with all traffic and no canary (create or update)."""
+        ...
+
+    def set_canary(
+        self, target: Target, stable: VersionRef, canary: VersionRef, weight: int
+    ) -> None:
+        """Deploy ``canary`` beside ``stable`` with ``weight`` percent of traffic."""
+        ...
+
+    def set_traffic(
+        self, target: Target, stable: VersionRef, canary: VersionRef, weight: int
+    ) -> None:
+        """Change only the canary's share (0 pins all traffic back on stable)."""
+        ...
+
+    def read_traffic(self, target: Target) -> int | None:
+        """The canary's share the platform reports now (None: no canary or not known yet)."""
+        ...
+
+    def is_ready(self, target: Target) -> bool:
+        """True when the latest wanted revisions (stable and canary) serve."""
+        ...
+
+    def promote(self, target: Target, ref: VersionRef) -> None:
+        """Make ``ref`` the stable version with all traffic, and remove the canary."""
+        ...
+
+    def clean_up(self, target: Target) -> None:
+        """Remove everything served for ``target``."""
+        ...

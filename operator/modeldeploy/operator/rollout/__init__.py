@@ -1,0 +1,1 @@
+"""The pure rollout state machine and its weight schedule (no I/O)."""

@@ -1,0 +1,68 @@
+"""Carry out the state machine's actions through a platform and the registry.
+
+The only I/O of a tick besides reading. Actions run in order and each is idempotent;
+the status is written only after all of them succeeded, so a failure part-way repeats
+the whole tick (safely) instead of recording something that did not happen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from modeldeploy.operator import registry_port
+from modeldeploy.operator.api.status import Status
+from modeldeploy.operator.platforms.base import Platform, Target
+from modeldeploy.operator.rollout import actions as a
+
+
+class ExecutionFailed(Exception):
+    """An action failed; ``transient`` says whether the tick should simply be retried."""
+
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+@dataclass
+class Executor:
+    platform: Platform
+    registry: Any  # a RegistryClient (issue 3)
+    emit: Callable[[str, str, str], None]  # (type Normal|Warning, reason, message)
+
+    def run(self, target: Target, before: Status, after: Status, todo: Sequence[a.Action]) -> None:
+        for action in todo:
+            try:
+                self._one(target, before, after, action)
+            except ExecutionFailed:
+                raise
+            except Exception as exc:
+                transient = bool(getattr(exc, "transient", True))
+                name = type(action).__name__
+                raise ExecutionFailed(f"{name} failed: {exc}", transient=transient) from exc
+
+    def _one(self, target: Target, before: Status, after: Status, action: a.Action) -> None:
+        stable = before.stable or after.stable
+        canary = after.canary or before.canary
+        spec = target.spec
+        match action:
+            case a.EnsureStable(ref=ref):
+                self.platform.ensure(target, ref)
+            case a.SetCanary(ref=ref, weight=weight):
+                assert stable is not None, "a canary needs a stable version"
+                self.platform.set_canary(target, stable, ref, weight)
+            case a.SetTraffic(weight=weight):
+                assert stable is not None and canary is not None
+                self.platform.set_traffic(target, stable, canary.ref, weight)
+            case a.PromoteOnPlatform(ref=ref):
+                self.platform.promote(target, ref)
+            case a.RemoveCanary():
+                assert stable is not None
+                self.platform.ensure(target, stable)
+            case a.PromoteInRegistry(version=version, reason=reason):
+                registry_port.promote(self.registry, spec, version, reason)
+            case a.RejectInRegistry(version=version, reason=reason):
+                registry_port.reject(self.registry, spec, version, reason)
+            case a.EmitEvent(reason=reason, message=message, kind=kind):
+                self.emit(kind, reason, message)

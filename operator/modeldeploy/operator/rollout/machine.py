@@ -1,0 +1,367 @@
+"""The rollout state machine: (spec, status, registry, verdict, now) -> (actions, new status).
+
+Pure: no I/O and no clock, so every transition is a table test. Phases follow Flagger:
+
+    Initializing -> Stable -> Progressing -> Promoting -> Stable
+                                          -> RollingBack -> RolledBack -> Progressing ...
+
+A decision is written to the status (Promoting or RollingBack) one tick *before* it is
+carried out. A crash between the two resumes in that phase, which can only finish what
+it started: a candidate is never promoted twice, nor promoted and rolled back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from modeldeploy.operator.api.status import CanaryState, HistoryEntry, Status, VersionRef
+from modeldeploy.operator.api.types import ModelDeploymentSpec
+from modeldeploy.operator.rollout import schedule
+from modeldeploy.operator.rollout.actions import (
+    Action,
+    EmitEvent,
+    EnsureStable,
+    PromoteInRegistry,
+    PromoteOnPlatform,
+    RejectInRegistry,
+    RemoveCanary,
+    SetCanary,
+    SetTraffic,
+)
+
+
+@dataclass(frozen=True)
+class RegistryState:
+    """Where the two aliases point right now (``available`` False: the read failed)."""
+
+    available: bool = True
+    stable: VersionRef | None = None
+    candidate: VersionRef | None = None
+
+
+@dataclass(frozen=True)
+class Controls:
+    """Manual control, from annotations or spec: promote/abort name the canary version."""
+
+    paused: bool = False
+    promote: str = ""
+    abort: str = ""
+
+
+class VerdictLike(Protocol):
+    """What the machine reads from an analysis verdict (issue 5's ``Verdict``)."""
+
+    @property
+    def decision(self) -> str: ...  # continue | advance | promote | rollback | inconclusive
+
+    @property
+    def reason(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class AnalysisContext:
+    """What the analysis needs to know about the rollout to judge it."""
+
+    step: int
+    weight: int
+    step_start: datetime
+    at_deadline: bool
+    final_step: bool
+
+
+def iso(now: datetime) -> str:
+    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime | None:
+    if not text:
+        return None
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def analysis_due(
+    spec: ModelDeploymentSpec, status: Status, now: datetime
+) -> AnalysisContext | None:
+    """The analysis to run now, or None when no canary is progressing or it is too soon."""
+    canary = status.canary
+    if status.phase != "Progressing" or canary is None or status.paused:
+        return None
+    last = parse_time(str(status.last_analysis.get("time", "")))
+    if (
+        last is not None
+        and status.last_analysis.get("version") == canary.version
+        and status.last_analysis.get("step") == canary.step
+        and now - last < timedelta(seconds=spec.rollout.interval_seconds)
+    ):
+        return None
+    started = parse_time(canary.start_time) or now
+    return AnalysisContext(
+        step=canary.step,
+        weight=canary.weight,
+        step_start=parse_time(canary.step_start_time) or now,
+        at_deadline=now - started >= timedelta(seconds=spec.rollout.deadline_seconds),
+        final_step=schedule.is_final(spec.rollout.steps, canary.step),
+    )
+
+
+def step(
+    spec: ModelDeploymentSpec,
+    status: Status,
+    registry: RegistryState,
+    verdict: VerdictLike | None,
+    now: datetime,
+    *,
+    controls: Controls = Controls(),
+    generation: int = 0,
+    spec_digest: str = "",
+    numbers: Mapping[str, Any] | None = None,
+) -> tuple[list[Action], Status]:
+    """One reconcile tick. ``verdict`` is None when no analysis ran this tick."""
+    actions: list[Action] = []
+    spec_changed = bool(status.spec_hash) and spec_digest != status.spec_hash
+    status = replace(
+        status,
+        observed_generation=generation,
+        spec_hash=spec_digest,
+        registry_available=registry.available,
+        paused=controls.paused or spec.rollout.paused,
+    )
+    if (
+        spec_changed
+        and status.stable is not None
+        and status.phase not in ("Initializing", "Failed")
+    ):
+        actions.append(EnsureStable(status.stable))
+        if status.canary is not None:
+            actions.append(SetCanary(status.canary.ref, status.canary.weight))
+        actions.append(EmitEvent("SpecChanged", "spec changed: serving resources re-applied"))
+    handler = _PHASES.get(status.phase, _initializing)
+    more, status = handler(spec, status, registry, verdict, now, controls, numbers or {})
+    return actions + more, status
+
+
+_Result = tuple[list[Action], Status]
+
+
+def _initializing(spec, status, registry, verdict, now, controls, numbers) -> _Result:  # type: ignore[no-untyped-def]
+    if not registry.available:
+        return [], replace(status, message="waiting for the registry")
+    if registry.stable is None:
+        msg = f"no version of {spec.model.name} has alias {spec.model.stable_alias}"
+        return [], replace(status, phase="Initializing", message=msg)
+    msg = f"serving version {registry.stable.version}"
+    return [EnsureStable(registry.stable), EmitEvent("Initialized", msg)], replace(
+        status, phase="Stable", stable=registry.stable, canary=None, message=msg
+    )
+
+
+def _stable(spec, status, registry, verdict, now, controls, numbers) -> _Result:  # type: ignore[no-untyped-def]
+    if not registry.available or status.stable is None:
+        return [], status
+    actions: list[Action] = []
+    if registry.stable is not None and registry.stable.version != status.stable.version:
+        msg = (
+            f"{spec.model.stable_alias} moved to version {registry.stable.version} in the registry"
+        )
+        actions += [EnsureStable(registry.stable), EmitEvent("StableChanged", msg)]
+        status = replace(status, stable=registry.stable, message=msg)
+    cand = registry.candidate
+    if (
+        cand is None
+        or cand.version == status.stable.version
+        or status.decided(cand.version)
+        or controls.abort == cand.version
+    ):
+        return actions, status
+    more, status = _start(spec, status, cand, now, "RolloutStarted")
+    return actions + more, status
+
+
+def _start(
+    spec: ModelDeploymentSpec, status: Status, cand: VersionRef, now: datetime, reason: str
+) -> _Result:
+    first = schedule.first_step(spec.rollout.steps, spec.rollout.shadow)
+    weight = schedule.weight_at(spec.rollout.steps, first)
+    canary = CanaryState(
+        version=cand.version,
+        digest=cand.digest,
+        uri=cand.uri,
+        weight=weight,
+        step=first,
+        start_time=iso(now),
+        step_start_time=iso(now),
+    )
+    stage = "shadow phase at 0%" if first == schedule.SHADOW_STEP else f"{weight}%"
+    msg = f"canary version {cand.version} started at {stage}"
+    return [SetCanary(cand, weight), EmitEvent(reason, msg)], replace(
+        status, phase="Progressing", canary=canary, message=msg, last_analysis={}
+    )
+
+
+def _decide(status: Status, phase: str, reason: str, outcome: str = "") -> _Result:
+    """Persist a decision; the next tick carries it out (see the module docstring)."""
+    kind = "Warning" if phase == "RollingBack" else "Normal"
+    canary = status.canary
+    version = canary.version if canary else "?"
+    marked = replace(canary, outcome=outcome) if canary else None
+    return [EmitEvent(phase, f"{phase} version {version}: {reason}", kind)], replace(
+        status, phase=phase, message=reason, canary=marked
+    )
+
+
+def _progressing(spec, status, registry, verdict, now, controls, numbers) -> _Result:  # type: ignore[no-untyped-def]
+    canary: CanaryState | None = status.canary
+    if canary is None:
+        return _stable(
+            spec, replace(status, phase="Stable"), registry, verdict, now, controls, numbers
+        )
+    if registry.available:
+        cand = registry.candidate
+        if cand is None:
+            return _decide(
+                status, "RollingBack", f"{spec.model.candidate_alias} alias removed", "Aborted"
+            )
+        if cand.version != canary.version:
+            entry = HistoryEntry(
+                canary.version,
+                "Superseded",
+                f"{spec.model.candidate_alias} moved to {cand.version}",
+                canary.start_time,
+                iso(now),
+                canary.weight,
+            )
+            return _start(spec, status.with_history(entry), cand, now, "RolloutRestarted")
+        if registry.stable is not None and registry.stable.version == canary.version:
+            return _decide(status, "Promoting", "promoted in the registry")
+    if controls.abort == canary.version:
+        return _decide(status, "RollingBack", "aborted by the user", "RolledBack")
+    if controls.promote == canary.version:
+        return _decide(status, "Promoting", "promoted by the user")
+    if status.paused:
+        return [], replace(status, message=f"paused at {canary.weight}%")
+    if verdict is None:
+        return [], status
+    return _judge(spec, status, canary, verdict, now, numbers)
+
+
+def _judge(
+    spec: ModelDeploymentSpec,
+    status: Status,
+    canary: CanaryState,
+    verdict: VerdictLike,
+    now: datetime,
+    numbers: Mapping[str, Any],
+) -> _Result:
+    record = {
+        "time": iso(now),
+        "version": canary.version,
+        "step": canary.step,
+        "weight": canary.weight,
+        "decision": str(verdict.decision),
+        "reason": verdict.reason,
+        "numbers": dict(numbers),
+    }
+    status = replace(status, last_analysis=record)
+    steps = spec.rollout.steps
+    started = parse_time(canary.start_time) or now
+    at_deadline = now - started >= timedelta(seconds=spec.rollout.deadline_seconds)
+    decision = verdict.decision
+    if decision == "rollback":
+        return _decide(status, "RollingBack", verdict.reason, "RolledBack")
+    if decision in ("advance", "promote"):
+        nxt = schedule.next_step(steps, canary.step)
+        if nxt is None:
+            return _decide(status, "Promoting", verdict.reason)
+        weight = schedule.weight_at(steps, nxt)
+        msg = f"advanced to {weight}%: {verdict.reason}"
+        moved = replace(canary, step=nxt, weight=weight, step_start_time=iso(now))
+        return [SetTraffic(weight), EmitEvent("Advanced", msg)], replace(
+            status, canary=moved, message=msg
+        )
+    if decision == "inconclusive" and at_deadline:
+        if spec.rollout.on_inconclusive == "rollback":
+            return _decide(
+                status,
+                "RollingBack",
+                f"inconclusive at the deadline: {verdict.reason}",
+                "RolledBack",
+            )
+        return [], replace(
+            status, message=f"held at {canary.weight}%: inconclusive at the deadline"
+        )
+    return [], replace(status, message=f"at {canary.weight}%: {verdict.reason}")
+
+
+def _promoting(spec, status, registry, verdict, now, controls, numbers) -> _Result:  # type: ignore[no-untyped-def]
+    canary: CanaryState | None = status.canary
+    if canary is None:
+        return [], replace(status, phase="Stable")
+    reason = status.message or "promoted"
+    entry = HistoryEntry(canary.version, "Promoted", reason, canary.start_time, iso(now), 100)
+    msg = f"version {canary.version} promoted: {reason}"
+    actions: list[Action] = [
+        PromoteOnPlatform(canary.ref),
+        PromoteInRegistry(canary.version, reason),
+        EmitEvent("Promoted", msg),
+    ]
+    return actions, replace(
+        status.with_history(entry), phase="Stable", stable=canary.ref, canary=None, message=msg
+    )
+
+
+def _rolling_back(spec, status, registry, verdict, now, controls, numbers) -> _Result:  # type: ignore[no-untyped-def]
+    canary: CanaryState | None = status.canary
+    if canary is None:
+        return [], replace(status, phase="RolledBack")
+    outcome = canary.outcome or "RolledBack"
+    reason = status.message or "rolled back"
+    entry = HistoryEntry(
+        canary.version, outcome, reason, canary.start_time, iso(now), canary.weight
+    )
+    msg = (
+        f"version {canary.version} {'aborted' if outcome == 'Aborted' else 'rolled back'}: {reason}"
+    )
+    actions: list[Action] = [SetTraffic(0), RemoveCanary()]
+    if outcome == "RolledBack":
+        actions.append(RejectInRegistry(canary.version, reason))
+    actions.append(EmitEvent(outcome, msg, "Warning"))
+    return actions, replace(
+        status.with_history(entry), phase="RolledBack", canary=None, message=msg
+    )
+
+
+def _failed(spec, status, registry, verdict, now, controls, numbers) -> _Result:  # type: ignore[no-untyped-def]
+    """A spec that is valid again resumes where the resource was before it failed."""
+    if status.stable is None:
+        return _initializing(spec, status, registry, verdict, now, controls, numbers)
+    back = "Progressing" if status.canary is not None else "Stable"
+    ensure = EnsureStable(status.stable)
+    actions, status = _PHASES[back](
+        spec, replace(status, phase=back), registry, verdict, now, controls, numbers
+    )
+    return [ensure, *actions], status
+
+
+_PHASES = {
+    "Initializing": _initializing,
+    "Failed": _failed,
+    "Stable": _stable,
+    "RolledBack": _stable,
+    "Progressing": _progressing,
+    "Promoting": _promoting,
+    "RollingBack": _rolling_back,
+}
+
+
+def failed(status: Status, problems: str, *, generation: int, spec_digest: str) -> Status:
+    """The status of a resource whose spec is invalid: nothing is applied."""
+    return replace(
+        status,
+        phase="Failed",
+        message=problems,
+        observed_generation=generation,
+        spec_hash=spec_digest,
+    )

@@ -1,0 +1,31 @@
+"""``modeldeploy operator run``: start kopf with our handlers (peering = leader election)."""
+
+from __future__ import annotations
+
+import asyncio
+
+
+def run_operator(
+    *,
+    namespaces: list[str],
+    all_namespaces: bool,
+    standalone: bool,
+    peering: str,
+    liveness: str,
+) -> int:
+    import kopf
+
+    import modeldeploy.operator.handlers.lifecycle
+    import modeldeploy.operator.handlers.startup  # noqa: F401 - registers the handlers
+
+    asyncio.run(
+        kopf.operator(
+            clusterwide=all_namespaces,
+            namespaces=namespaces or None,
+            standalone=standalone,
+            peering_name=peering,
+            priority=0,
+            liveness_endpoint=liveness or None,
+        )
+    )
+    return 0

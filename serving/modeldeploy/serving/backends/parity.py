@@ -1,0 +1,124 @@
+"""Accuracy parity: a candidate runtime must match the torch path on held-out data.
+
+The judgement is a pure function of two prediction vectors and the true labels;
+the runner feeds both backends the same tokenized validation split. Verdicts are
+cached beside the exported graph (keyed by the weights digest, the runtime and the
+tolerance), so a restart does not pay for the check again but never skips it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from modeldeploy.serving.backends.base import Backend, ParityFailed
+from modeldeploy.serving.codecs import TextEncoder, pad_batch
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    runtime: str
+    n: int
+    reference_accuracy: float
+    candidate_accuracy: float
+    agreement: float
+    tolerance: float
+
+    @property
+    def drop(self) -> float:
+        return self.reference_accuracy - self.candidate_accuracy
+
+    @property
+    def passed(self) -> bool:
+        return self.drop <= self.tolerance + 1e-12
+
+    def message(self) -> str:
+        verdict = "within" if self.passed else "EXCEEDS"
+        return (
+            f"{self.runtime} accuracy {self.candidate_accuracy:.4f} vs torch "
+            f"{self.reference_accuracy:.4f} on {self.n} held-out validation texts: drop "
+            f"{self.drop:+.4f} {verdict} the tolerance {self.tolerance:.4f} "
+            f"(prediction agreement {self.agreement:.4f})"
+        )
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "drop": self.drop, "passed": self.passed}, indent=2)
+
+
+def judge(
+    runtime: str,
+    reference: np.ndarray,
+    candidate: np.ndarray,
+    labels: Sequence[int],
+    tolerance: float,
+) -> ParityReport:
+    """Compare predicted class vectors against the true labels."""
+    truth = np.asarray(labels)
+    return ParityReport(
+        runtime=runtime,
+        n=len(truth),
+        reference_accuracy=float(np.mean(reference == truth)),
+        candidate_accuracy=float(np.mean(candidate == truth)),
+        agreement=float(np.mean(reference == candidate)),
+        tolerance=tolerance,
+    )
+
+
+def predict_classes(
+    backend: Backend, encoder: TextEncoder, texts: Sequence[str], batch_size: int = 64
+) -> np.ndarray:
+    """Predicted class per text, batched by length the way the server batches."""
+    encoded = encoder.encode(texts)
+    order = np.argsort([len(e.ids) for e in encoded], kind="stable")
+    out = np.zeros(len(texts), dtype=np.int64)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        ids, mask = pad_batch([encoded[i].ids for i in idx], encoder.pad_id)
+        out[idx] = np.argmax(backend.logits(ids, mask), axis=1)
+    return out
+
+
+def verdict_path(graph: Path, tolerance: float) -> Path:
+    return graph.with_name(f"{graph.stem}.parity-{tolerance:g}.json")
+
+
+def check(
+    candidate: Backend,
+    reference_factory: Callable[[], Backend],
+    encoder: TextEncoder,
+    held_out: Callable[[], tuple[Sequence[str], Sequence[int]]],
+    tolerance: float,
+    cache_file: Path | None = None,
+) -> ParityReport:
+    """Return the (cached or fresh) report; raise ParityFailed when the drop is too big.
+
+    ``held_out`` is called only when no verdict is cached: loading the split imports
+    the checkpoint package (torch), which a cached start must not pay for.
+    """
+    report: ParityReport | None = None
+    if cache_file is not None and cache_file.exists():
+        data = json.loads(cache_file.read_text())
+        data.pop("drop", None)
+        data.pop("passed", None)
+        cached = ParityReport(**data)
+        if cached.runtime == candidate.runtime and cached.tolerance == tolerance:
+            report = cached
+    if report is None:
+        texts, labels = held_out()
+        reference = predict_classes(reference_factory(), encoder, texts)
+        report = judge(
+            candidate.runtime,
+            reference,
+            predict_classes(candidate, encoder, texts),
+            labels,
+            tolerance,
+        )
+        if cache_file is not None:
+            cache_file.write_text(report.to_json())
+    if not report.passed:
+        raise ParityFailed(f"refusing to serve: {report.message()}")
+    return report

@@ -1,0 +1,357 @@
+"""Request parsing, tokenization and response shaping: pure functions, no I/O.
+
+The transports (v1 JSON, v2 REST, v2 gRPC) differ only in how texts arrive and how
+results leave; everything in between is shared here so every protocol validates
+and answers the same way.
+
+Truncation policy (explicit, and reported in every response): an input whose
+token count exceeds ``max_length`` is cut to its first ``max_length`` tokens
+(mode ``truncate``, flagged per item and counted) or refused with a 400 (mode
+``reject``). In both modes a text longer than ``max_chars`` characters is refused
+before tokenization, so one request cannot buy unbounded tokenizer CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from modeldeploy.serving.errors import (
+    EmptyText,
+    InvalidUtf8,
+    MalformedRequest,
+    NanOutput,
+    TextTooLong,
+    TokenizationFailed,
+    TooManyInstances,
+    WrongType,
+)
+
+TruncationMode = Literal["truncate", "reject"]
+REQUEST_ID_HEADER = "x-request-id"
+MAX_REQUEST_ID_CHARS = 128
+
+
+@dataclass(frozen=True)
+class TruncationPolicy:
+    max_length: int = 64
+    mode: TruncationMode = "truncate"
+    max_chars: int = 10_000
+
+    def describe(self) -> dict[str, Any]:
+        return {"max_length": self.max_length, "mode": self.mode, "max_chars": self.max_chars}
+
+
+@dataclass(frozen=True)
+class ParsedRequest:
+    """What every protocol reduces to: texts plus the id that names this request."""
+
+    texts: list[str]
+    request_id: str
+    protocol: str
+    binary_outputs: bool = False
+
+
+@dataclass(frozen=True)
+class Encoded:
+    ids: list[int]
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    label_index: int
+    probabilities: list[float]
+    truncated: bool
+    tokens: int
+    item_id: str = ""
+
+
+# --- request ids ---------------------------------------------------------------------
+
+
+def request_id_from(supplied: object, headers: Mapping[str, str] | None) -> str:
+    """The client's id (v2 ``id`` first, then ``x-request-id``), or a fresh uuid4.
+
+    Honouring the client's id lets the router pass one id to both arms, so feedback
+    for that id reaches each arm's stored prediction.
+    """
+    for candidate in (supplied, (headers or {}).get(REQUEST_ID_HEADER)):
+        if isinstance(candidate, str) and candidate.strip():
+            if len(candidate) > MAX_REQUEST_ID_CHARS:
+                raise MalformedRequest(f"request id longer than {MAX_REQUEST_ID_CHARS} characters")
+            return candidate.strip()
+    return str(uuid.uuid4())
+
+
+def item_ids(request_id: str, count: int) -> list[str]:
+    """One id per instance: the request id itself, or ``<id>/<index>`` for several."""
+    if count == 1:
+        return [request_id]
+    return [f"{request_id}/{i}" for i in range(count)]
+
+
+# --- parsing --------------------------------------------------------------------------
+
+
+def validate_texts(
+    items: Sequence[object], max_instances: int, policy: TruncationPolicy
+) -> list[str]:
+    """Check the list of instances and return them as texts, or raise a typed BadInput."""
+    if len(items) == 0:
+        raise EmptyText("no instances: send at least one text")
+    if len(items) > max_instances:
+        raise TooManyInstances(
+            f"{len(items)} instances in one request; the limit is {max_instances}"
+        )
+    texts: list[str] = []
+    for i, item in enumerate(items):
+        if isinstance(item, bytes | bytearray):
+            try:
+                item = bytes(item).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidUtf8(f"instance {i} is not valid UTF-8 ({exc.reason})") from exc
+        if not isinstance(item, str):
+            raise WrongType(f"instance {i} is {type(item).__name__}; expected a string of text")
+        if not item.strip():
+            raise EmptyText(f"instance {i} is empty or only whitespace")
+        if len(item) > policy.max_chars:
+            raise TextTooLong(
+                f"instance {i} has {len(item)} characters; the limit is {policy.max_chars}"
+            )
+        texts.append(item)
+    return texts
+
+
+def parse_v1(
+    body: object,
+    headers: Mapping[str, str] | None,
+    max_instances: int,
+    policy: TruncationPolicy,
+) -> ParsedRequest:
+    """``{"instances": ["text", ...]}`` (also accepts ``{"text": ...}`` items).
+
+    kserve hands over raw bytes when the client sent no JSON content type (curl's
+    default form type, for example), so those are decoded here.
+    """
+    if isinstance(body, bytes | bytearray):
+        try:
+            body = json.loads(body)
+        except UnicodeDecodeError as exc:
+            raise InvalidUtf8(f"request body is not valid UTF-8 ({exc.reason})") from exc
+        except ValueError as exc:
+            raise MalformedRequest(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise MalformedRequest('expected a JSON object like {"instances": ["some text"]}')
+    instances = body.get("instances")
+    if instances is None:
+        raise MalformedRequest('missing "instances": send {"instances": ["some text"]}')
+    if not isinstance(instances, list):
+        raise WrongType('"instances" must be a list of strings')
+    items = [i["text"] if isinstance(i, dict) and "text" in i else i for i in instances]
+    texts = validate_texts(items, max_instances, policy)
+    return ParsedRequest(texts, request_id_from(body.get("id"), headers), "v1")
+
+
+def parse_v2(
+    request: Any,
+    headers: Mapping[str, str] | None,
+    max_instances: int,
+    policy: TruncationPolicy,
+) -> ParsedRequest:
+    """An Open Inference Protocol request (kserve ``InferRequest``) with one BYTES input."""
+    inputs = list(getattr(request, "inputs", None) or [])
+    if len(inputs) != 1:
+        raise MalformedRequest(f"expected exactly one BYTES input of texts, got {len(inputs)}")
+    tensor = inputs[0]
+    if tensor.datatype != "BYTES":
+        raise WrongType(f"input {tensor.name!r} has datatype {tensor.datatype}; expected BYTES")
+    shape = [int(d) for d in tensor.shape]
+    if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+        raise MalformedRequest(f"input shape {shape} unsupported; send [N] or [N, 1]")
+    try:
+        values = tensor.as_numpy().reshape(-1).tolist()
+    except Exception as exc:  # kserve raises several types for a malformed tensor
+        raise MalformedRequest(f"could not read input {tensor.name!r}: {exc}") from exc
+    if len(values) != shape[0]:
+        raise MalformedRequest(f"shape says {shape[0]} items but {len(values)} were sent")
+    texts = validate_texts(values, max_instances, policy)
+    from_grpc = bool(getattr(request, "from_grpc", False))
+    return ParsedRequest(
+        texts,
+        request_id_from(getattr(request, "id", None), headers),
+        "grpc" if from_grpc else "v2",
+        binary_outputs=bool(request.use_binary_outputs),
+    )
+
+
+# --- tokenization ---------------------------------------------------------------------
+
+
+@dataclass
+class TextEncoder:
+    """The checkpoint's own fast tokenizer, with the truncation policy applied.
+
+    Uses ``tokenizers`` directly (not ``transformers``): it loads in milliseconds,
+    and ``no_padding()`` guarantees nothing baked into tokenizer.json pads to a
+    fixed length; padding happens per batch, to the longest item.
+    """
+
+    tokenizer: Any
+    pad_id: int
+    policy: TruncationPolicy
+    token_types: bool = False
+    _probe_limit: int = field(init=False, default=0)
+
+    @classmethod
+    def from_directory(cls, path: Path, policy: TruncationPolicy, token_types: bool) -> TextEncoder:
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        config = json.loads((path / "tokenizer_config.json").read_text())
+        pad_token = config.get("pad_token") or "[PAD]"
+        pad_id = tokenizer.token_to_id(pad_token if isinstance(pad_token, str) else "[PAD]")
+        if pad_id is None:
+            raise ValueError(f"pad token {pad_token!r} is not in the vocabulary of {path}")
+        return cls(tokenizer, pad_id, policy, token_types)
+
+    def __post_init__(self) -> None:
+        self.tokenizer.no_padding()
+        # Truncate at max_length + 1 so one pass tells "fits" from "too long".
+        self._probe_limit = self.policy.max_length + 1
+        self.tokenizer.enable_truncation(self._probe_limit)
+
+    def encode(self, texts: Sequence[str]) -> list[Encoded]:
+        try:
+            encodings = self.tokenizer.encode_batch(list(texts))
+        except Exception as exc:
+            raise TokenizationFailed(f"the tokenizer could not encode the input: {exc}") from exc
+        out: list[Encoded] = []
+        limit = self.policy.max_length
+        for i, enc in enumerate(encodings):
+            ids = list(enc.ids)
+            if len(ids) == 0:
+                raise TokenizationFailed(f"instance {i} produced no tokens")
+            too_long = len(ids) > limit
+            if too_long and self.policy.mode == "reject":
+                raise TextTooLong(
+                    f"instance {i} has more than {limit} tokens and the truncation policy "
+                    "is 'reject'"
+                )
+            if too_long:
+                ids = _truncate_keeping_last(ids, limit)
+            out.append(Encoded(ids, too_long))
+        return out
+
+
+def _truncate_keeping_last(ids: list[int], limit: int) -> list[int]:
+    """Cut to ``limit`` tokens, keeping the final special token ([SEP] or </s>)."""
+    return [*ids[: limit - 1], ids[-1]]
+
+
+def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pad to the longest sequence in this batch (not to max length): ids and mask."""
+    width = max(len(s) for s in sequences)
+    ids = np.full((len(sequences), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(sequences), width), dtype=np.int64)
+    for row, seq in enumerate(sequences):
+        ids[row, : len(seq)] = seq
+        mask[row, : len(seq)] = 1
+    return ids, mask
+
+
+# --- outputs --------------------------------------------------------------------------
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax; raises NanOutput if any logit is not finite."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if not np.all(np.isfinite(logits)):
+        raise NanOutput("the model produced NaN or infinite logits; no prediction was made")
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def load_labels(path: Path, num_labels: int) -> list[str]:
+    """Class names by index from labels.json (falls back to the indices as names)."""
+    file = path / "labels.json"
+    if not file.exists():
+        return [str(i) for i in range(num_labels)]
+    mapping = json.loads(file.read_text())
+    return [str(mapping.get(str(i), i)) for i in range(num_labels)]
+
+
+def make_predictions(
+    probabilities: np.ndarray, encoded: Sequence[Encoded], labels: Sequence[str], ids: Sequence[str]
+) -> list[Prediction]:
+    out = []
+    for row, enc, item_id in zip(probabilities, encoded, ids, strict=True):
+        index = int(np.argmax(row))
+        out.append(
+            Prediction(
+                label=labels[index],
+                label_index=index,
+                probabilities=[float(p) for p in row],
+                truncated=enc.truncated,
+                tokens=len(enc.ids),
+                item_id=item_id,
+            )
+        )
+    return out
+
+
+def v1_response(
+    predictions: Sequence[Prediction],
+    labels: Sequence[str],
+    request: ParsedRequest,
+    model_name: str,
+    model_version: str,
+    policy: TruncationPolicy,
+) -> dict[str, Any]:
+    return {
+        "predictions": [
+            {
+                "id": p.item_id,
+                "label": p.label,
+                "label_index": p.label_index,
+                "probabilities": dict(zip(labels, p.probabilities, strict=True)),
+                "confidence": max(p.probabilities),
+                "tokens": p.tokens,
+                "truncated": p.truncated,
+            }
+            for p in predictions
+        ],
+        "request_id": request.request_id,
+        "model_name": model_name,
+        "model_version": model_version,
+        "truncation": policy.describe(),
+    }
+
+
+def v2_output_arrays(predictions: Sequence[Prediction]) -> dict[str, np.ndarray]:
+    """Output tensors by name: label (BYTES), label_index (INT64), probabilities (FP32)."""
+    return {
+        "label": np.array([p.label.encode() for p in predictions], dtype=np.object_),
+        "label_index": np.array([p.label_index for p in predictions], dtype=np.int64),
+        "probabilities": np.array([p.probabilities for p in predictions], dtype=np.float32),
+        "truncated": np.array([p.truncated for p in predictions], dtype=np.bool_),
+    }
+
+
+def v2_parameters(
+    predictions: Sequence[Prediction], model_version: str, policy: TruncationPolicy
+) -> dict[str, Any]:
+    return {
+        "model_version": model_version,
+        "truncated_count": sum(p.truncated for p in predictions),
+        "max_length": policy.max_length,
+        "truncation": policy.mode,
+    }

@@ -1,0 +1,188 @@
+"""Late labels: join feedback to the stored prediction and count it once.
+
+Labels arrive after the fact (a user's correction, a reviewer, a probe), so every
+prediction is remembered for a while under its id. ``POST /v1/feedback`` with
+``{"request_id": ..., "label": ...}`` (label as index or name, optional
+``"source": "feedback" | "probe"``) looks the id up and increments
+``modeldeploy_labelled_predictions_total{source, correct}`` for this arm.
+
+The store is bounded (oldest first out) and entries expire after a TTL. Ids that
+left the store are remembered in a bounded tombstone set, so a late label gets a
+404 that says "expired" rather than "unknown". Feedback for an id that already got
+some is acknowledged but not counted again, so retries are safe.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from modeldeploy.serving.metrics import ArmMetrics
+
+Lookup = Literal["found", "unknown", "expired", "duplicate"]
+SOURCES = ("feedback", "probe")
+
+
+@dataclass
+class StoredPrediction:
+    label_index: int
+    stored_at: float
+    labelled: bool = False
+
+
+class PredictionStore:
+    """Bounded, TTL-limited map from item id to prediction. Pure: the clock is injected."""
+
+    def __init__(
+        self,
+        capacity: int = 100_000,
+        ttl_s: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.capacity = capacity
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._entries: OrderedDict[str, StoredPrediction] = OrderedDict()
+        self._gone: OrderedDict[str, None] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _forget(self, key: str) -> None:
+        self._entries.pop(key, None)
+        self._gone[key] = None
+        while len(self._gone) > self.capacity:
+            self._gone.popitem(last=False)
+
+    def _expire(self, now: float) -> None:
+        # Insertion order is time order, so expired entries are all at the front.
+        while self._entries:
+            key, entry = next(iter(self._entries.items()))
+            if now - entry.stored_at < self.ttl_s:
+                break
+            self._forget(key)
+
+    def put(self, key: str, label_index: int) -> None:
+        now = self._clock()
+        self._expire(now)
+        self._entries.pop(key, None)
+        self._gone.pop(key, None)
+        self._entries[key] = StoredPrediction(label_index, now)
+        while len(self._entries) > self.capacity:
+            self._forget(next(iter(self._entries)))
+
+    def take(self, key: str) -> tuple[Lookup, StoredPrediction | None]:
+        """Look ``key`` up for labelling; marks it labelled so a repeat is a duplicate."""
+        self._expire(self._clock())
+        entry = self._entries.get(key)
+        if entry is None:
+            return ("expired" if key in self._gone else "unknown"), None
+        if entry.labelled:
+            return "duplicate", entry
+        entry.labelled = True
+        return "found", entry
+
+
+class FeedbackError(Exception):
+    """A feedback request that cannot be joined; carries its HTTP status and reason."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+def resolve_label(value: object, labels: Sequence[str]) -> int:
+    """A label given as index (int or digit string) or name, as a class index."""
+    if isinstance(value, bool):
+        raise FeedbackError(400, "bad_input", "label must be a class index or name")
+    if isinstance(value, int) and 0 <= value < len(labels):
+        return value
+    if isinstance(value, str):
+        if value in labels:
+            return labels.index(value)
+        if value.isdigit() and int(value) < len(labels):
+            return int(value)
+    raise FeedbackError(
+        400,
+        "bad_input",
+        f"unknown label {value!r}; expected one of {list(labels)} or 0..{len(labels) - 1}",
+    )
+
+
+def apply_feedback(
+    body: object, store: PredictionStore, labels: Sequence[str], metrics: ArmMetrics
+) -> dict[str, Any]:
+    """Join one feedback body to its prediction and count it (the route's whole logic)."""
+    try:
+        if not isinstance(body, dict):
+            raise FeedbackError(400, "bad_input", 'expected {"request_id": ..., "label": ...}')
+        request_id = body.get("request_id")
+        if not isinstance(request_id, str) or not request_id:
+            raise FeedbackError(400, "bad_input", '"request_id" must be a non-empty string')
+        source = body.get("source", "feedback")
+        if source not in SOURCES:
+            raise FeedbackError(400, "bad_input", f'"source" must be one of {list(SOURCES)}')
+        true_index = resolve_label(body.get("label"), labels)
+        status, entry = store.take(request_id)
+        if status == "unknown":
+            raise FeedbackError(
+                404, "unknown_id", f"no prediction with request id {request_id!r} was made here"
+            )
+        if status == "expired":
+            raise FeedbackError(
+                404,
+                "expired",
+                f"the prediction for request id {request_id!r} has expired from the store "
+                f"(TTL {store.ttl_s:g}s, capacity {store.capacity})",
+            )
+    except FeedbackError as exc:
+        metrics.reject_feedback(exc.reason)
+        raise
+    assert entry is not None
+    correct = entry.label_index == true_index
+    counted = status == "found"
+    if counted:
+        metrics.observe_labelled(source, correct)
+    else:
+        metrics.reject_feedback("duplicate")
+    return {
+        "request_id": request_id,
+        "predicted": labels[entry.label_index],
+        "label": labels[true_index],
+        "correct": correct,
+        "counted": counted,
+        "source": source,
+        **{k: v for k, v in metrics.base_labels.items() if k == "model_version"},
+    }
+
+
+def feedback_router(store: PredictionStore, labels: Sequence[str], metrics: ArmMetrics) -> Any:
+    """A FastAPI router with ``POST /v1/feedback``, mounted on the kserve app."""
+    import orjson
+    from fastapi import APIRouter, Request, Response
+
+    def reply(status: int, content: dict[str, Any]) -> Response:
+        return Response(orjson.dumps(content), status_code=status, media_type="application/json")
+
+    async def post_feedback(request: Request) -> Response:
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            metrics.reject_feedback("bad_input")
+            return reply(400, {"error": "body is not valid JSON", "code": "bad_input"})
+        try:
+            return reply(200, apply_feedback(body, store, labels, metrics))
+        except FeedbackError as exc:
+            return reply(exc.status, {"error": exc.message, "code": exc.reason})
+
+    # With postponed annotations FastAPI would look ``Request`` up in this module's
+    # globals (it is imported lazily here), so give it the classes themselves.
+    post_feedback.__annotations__ = {"request": Request, "return": Response}
+    router = APIRouter()
+    router.add_api_route("/v1/feedback", post_feedback, methods=["POST"], response_model=None)
+    return router

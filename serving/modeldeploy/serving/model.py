@@ -1,0 +1,179 @@
+"""The KServe model: parse -> tokenize -> dynamic batch -> softmax -> shape, per request.
+
+kserve's ``Model`` drives ``preprocess`` / ``predict`` / ``postprocess`` for v1, v2
+REST and v2 gRPC alike; everything protocol-specific is in :mod:`codecs`, every
+collector in :mod:`metrics`, and the forward pass behind a :class:`Backend`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from kserve import Model
+from kserve.model import InferenceVerb
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+
+from modeldeploy.serving import codecs
+from modeldeploy.serving.backends.base import Backend
+from modeldeploy.serving.batcher import DynamicBatcher
+from modeldeploy.serving.config import ServeConfig
+from modeldeploy.serving.errors import BadInput, NanOutput, TokenizationFailed
+from modeldeploy.serving.feedback import PredictionStore
+from modeldeploy.serving.loading import Checkpoint
+from modeldeploy.serving.metrics import ArmMetrics
+
+log = logging.getLogger(__name__)
+
+V2_DATATYPES = {
+    "label": "BYTES",
+    "label_index": "INT64",
+    "probabilities": "FP32",
+    "truncated": "BOOL",
+}
+
+
+@dataclass
+class _Work:
+    """What flows from preprocess to postprocess for one request."""
+
+    request: codecs.ParsedRequest
+    encoded: list[codecs.Encoded]
+    predictions: list[codecs.Prediction] | None = None
+
+
+class TextClassifier(Model):
+    def __init__(
+        self,
+        config: ServeConfig,
+        checkpoint: Checkpoint,
+        encoder: codecs.TextEncoder,
+        backend: Backend,
+        metrics: ArmMetrics,
+        labels: list[str],
+        store: PredictionStore,
+        model_version: str,
+    ) -> None:
+        super().__init__(config.name, return_response_headers=True)
+        self.config = config
+        self.checkpoint = checkpoint
+        self.encoder = encoder
+        self.backend = backend
+        self.metrics = metrics
+        self.labels = labels
+        self.store = store
+        self.model_version = model_version
+        self.batcher = DynamicBatcher(
+            backend.logits, encoder.pad_id, config.batching, on_batch=metrics.batch_size.observe
+        )
+        self.ready = True
+
+    def load(self) -> bool:  # everything is loaded in the constructor (see server.build)
+        self.ready = True
+        return True
+
+    def stop(self) -> None:
+        self.batcher.close()
+        super().stop()
+
+    async def __call__(
+        self,
+        body: Any,
+        headers: dict[str, str] | None = None,
+        verb: InferenceVerb = InferenceVerb.PREDICT,
+    ) -> Any:
+        """gRPC has no ASGI middleware, so its latency and outcome are recorded here."""
+        if not (isinstance(body, InferRequest) and body.from_grpc):
+            return await super().__call__(body, headers, verb)
+        started, outcome = time.perf_counter(), "error"
+        try:
+            result = await super().__call__(body, headers, verb)
+            outcome = "ok"
+            return result
+        except BadInput:
+            outcome = "bad_input"
+            raise
+        finally:
+            self.metrics.observe_request("grpc", outcome, time.perf_counter() - started)
+
+    def validate(self, payload: Any) -> Any:
+        return payload  # codecs.parse_* already validated it
+
+    async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> _Work:
+        limits = (self.config.max_instances, self.encoder.policy)
+        if isinstance(payload, InferRequest):
+            request = codecs.parse_v2(payload, headers, *limits)
+        else:
+            request = codecs.parse_v1(payload, headers, *limits)
+        try:
+            encoded = self.encoder.encode(request.texts)
+        except TokenizationFailed:
+            self.metrics.tokenization_failures.inc()
+            raise
+        return _Work(request, encoded)
+
+    async def predict(
+        self,
+        payload: _Work,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> _Work:
+        logits = await self.batcher.submit([e.ids for e in payload.encoded])
+        try:
+            probabilities = codecs.softmax(logits)
+        except NanOutput:
+            self.metrics.nan_outputs.inc()
+            log.error("NaN logits for request %s", payload.request.request_id)
+            raise
+        ids = codecs.item_ids(payload.request.request_id, len(payload.encoded))
+        predictions = codecs.make_predictions(probabilities, payload.encoded, self.labels, ids)
+        for prediction in predictions:
+            self.store.put(prediction.item_id, prediction.label_index)
+            self.metrics.observe_prediction(prediction.label, max(prediction.probabilities))
+            self.metrics.input_tokens.observe(prediction.tokens)
+            if prediction.truncated:
+                self.metrics.truncated_inputs.inc()
+        payload.predictions = predictions
+        if response_headers is not None:
+            response_headers[codecs.REQUEST_ID_HEADER] = payload.request.request_id
+        return payload
+
+    async def postprocess(
+        self,
+        result: _Work,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> dict[str, Any] | InferResponse:
+        request, predictions = result.request, result.predictions or []
+        policy = self.encoder.policy
+        if request.protocol == "v1":
+            return codecs.v1_response(
+                predictions, self.labels, request, self.name, self.model_version, policy
+            )
+        outputs = []
+        for name, array in codecs.v2_output_arrays(predictions).items():
+            output = InferOutput(name, list(array.shape), V2_DATATYPES[name])
+            output.set_data_from_numpy(array, binary_data=request.binary_outputs)
+            outputs.append(output)
+        return InferResponse(
+            response_id=request.request_id,
+            model_name=self.name,
+            model_version=self.model_version,
+            infer_outputs=outputs,
+            parameters=codecs.v2_parameters(predictions, self.model_version, policy),
+            use_binary_outputs=request.binary_outputs,
+        )
+
+    def get_input_types(self) -> list[dict[str, Any]]:
+        return [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        n = len(self.labels)
+        return [
+            {"name": "label", "datatype": "BYTES", "shape": [-1]},
+            {"name": "label_index", "datatype": "INT64", "shape": [-1]},
+            {"name": "probabilities", "datatype": "FP32", "shape": [-1, n]},
+            {"name": "truncated", "datatype": "BOOL", "shape": [-1]},
+        ]

@@ -1,0 +1,372 @@
+"""The local router: one aiohttp process in front of the stable, canary and shadow arms.
+
+Per request (v1 ``:predict`` or v2 ``/infer``):
+
+1. take the client's request id (body ``id``, then ``x-request-id``, as the predictor does)
+   or make one, and send it to every arm in the ``x-request-id`` header, so every arm
+   stores its prediction under the same id and feedback can reach it;
+2. pick the primary arm by weight; for ``paired_share`` percent of canary requests also have
+   stable score the same body; mirror every request to the shadow arm, if there is one;
+3. answer with the primary arm's response as it came (plus ``x-modeldeploy-arm``); paired
+   and mirrored calls run in the background and their responses are only remembered.
+
+``POST /v1/feedback`` forwards the label to every arm that scored the item and, the first
+time an item scored by stable and a candidate is labelled, counts
+``modeldeploy_paired_outcomes_total``. ``GET/PUT /router/weights`` read and change the split.
+An unreachable arm gives a 502 (504 on timeout) that names it; the router stays up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from modeldeploy.serving.router.metrics import RouterMetrics
+from modeldeploy.serving.router.pairing import (
+    ArmPrediction,
+    ScoreBook,
+    item_ids,
+    paired_outcome,
+    pairs,
+    request_of,
+    shadow_agrees,
+)
+from modeldeploy.serving.router.responses import (
+    BINARY_HEADER,
+    REQUEST_ID_HEADER,
+    json_part,
+    predictions_in,
+    request_id_in,
+)
+from modeldeploy.serving.router.split import (
+    CANARY,
+    SHADOW,
+    STABLE,
+    Split,
+    also_score_on_stable,
+    choose_role,
+)
+
+ARM_HEADER = "x-modeldeploy-arm"
+FORWARDED_HEADERS = ("content-type", BINARY_HEADER)
+
+
+@dataclass(frozen=True)
+class RouterConfig:
+    """Where the arms are and how to split; URLs are base URLs like ``http://127.0.0.1:8080``."""
+
+    stable: str
+    deployment: str
+    canary: str | None = None
+    shadow: str | None = None
+    split: Split = field(default_factory=Split)
+    timeout_s: float = 30.0
+    feedback_wait_s: float = 10.0
+    max_connections: int = 128
+    book_capacity: int = 100_000
+    book_ttl_s: float = 3600.0
+    seed: int | None = None
+
+    def urls(self) -> dict[str, str]:
+        arms = {STABLE: self.stable, CANARY: self.canary, SHADOW: self.shadow}
+        return {role: url.rstrip("/") for role, url in arms.items() if url}
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """One arm's answer, or the error that stood in for it."""
+
+    role: str
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    predictions: list[ArmPrediction] = field(default_factory=list)
+
+
+def _error_body(message: str, code: str) -> bytes:
+    return json.dumps({"error": message, "code": code}).encode()
+
+
+class Router:
+    """The routing state (split, score book, pending background calls) and its handlers."""
+
+    def __init__(self, config: RouterConfig, metrics: RouterMetrics | None = None) -> None:
+        self.config = config
+        self.urls = config.urls()
+        self.split = config.split
+        self.metrics = metrics or RouterMetrics(config.deployment)
+        self.metrics.set_split(self.split.canary, self.split.paired_share)
+        self.book = ScoreBook(config.book_capacity, config.book_ttl_s)
+        self.rng = random.Random(config.seed)
+        self._session: aiohttp.ClientSession | None = None
+        self._pending: dict[str, set[asyncio.Task[Upstream]]] = {}
+
+    # --- application ----------------------------------------------------------------
+
+    def application(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app[ROUTER_KEY] = self
+        app.router.add_post(r"/v1/models/{name:[^/:]+}:predict", self._v1)
+        app.router.add_post("/v2/models/{name}/infer", self._v2)
+        app.router.add_post("/v2/models/{name}/versions/{version}/infer", self._v2)
+        app.router.add_post("/v1/feedback", self.feedback)
+        app.router.add_get("/router/weights", self.get_weights)
+        app.router.add_put("/router/weights", self.put_weights)
+        app.router.add_get("/metrics", self.metrics_page)
+        for path in ("/healthz", "/v2/health/live", "/v2/health/ready"):
+            app.router.add_get(path, self.health)
+        app.router.add_get("/{tail:.*}", self.passthrough)  # metadata/readiness: stable's
+        app.on_startup.append(self._open)
+        app.on_cleanup.append(self._close)
+        return app
+
+    async def _open(self, _: web.Application) -> None:
+        connector = aiohttp.TCPConnector(limit=self.config.max_connections, keepalive_timeout=30)
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=self.config.timeout_s)
+        )
+
+    async def _close(self, _: web.Application) -> None:
+        tasks = [t for group in self._pending.values() for t in group]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+
+    # --- inference ------------------------------------------------------------------
+
+    async def _v1(self, request: web.Request) -> web.Response:
+        return await self.route(request, "v1")
+
+    async def _v2(self, request: web.Request) -> web.Response:
+        return await self.route(request, "v2")
+
+    async def route(self, request: web.Request, protocol: str) -> web.Response:
+        body = await request.read()
+        headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
+        request_id = request_id_in(body, request.headers) or str(uuid.uuid4())
+        headers[REQUEST_ID_HEADER] = request_id
+        role = choose_role(self.split, self.rng) if CANARY in self.urls else STABLE
+        call = self._caller(request.path_qs, body, headers, protocol, request_id)
+        primary = call(role, "primary")
+        stable = primary if role == STABLE else None
+        if CANARY in self.urls and also_score_on_stable(self.split, role, self.rng):
+            stable = call(STABLE, "paired")
+        if SHADOW in self.urls:
+            shadow = call(SHADOW, "mirror")
+            if stable is not None:
+                self._spawn(self._compare_shadow(stable, shadow), request_id)
+        answer = await primary
+        reply_headers = {ARM_HEADER: role, REQUEST_ID_HEADER: request_id, **answer.headers}
+        return web.Response(status=answer.status, body=answer.body, headers=reply_headers)
+
+    def _caller(
+        self, path: str, body: bytes, headers: dict[str, str], protocol: str, request_id: str
+    ) -> Callable[[str, str], asyncio.Task[Upstream]]:
+        def call(role: str, purpose: str) -> asyncio.Task[Upstream]:
+            self.metrics.routed(role, purpose, protocol)
+            coroutine = self._forward(role, path, body, headers, request_id)
+            return self._spawn(coroutine, request_id)
+
+        return call
+
+    def _spawn(self, coroutine: Awaitable[Any], request_id: str) -> asyncio.Task[Any]:
+        """Run ``coroutine`` as a task that feedback for ``request_id`` can wait on."""
+        task = asyncio.ensure_future(coroutine)
+        group = self._pending.setdefault(request_id, set())
+        group.add(task)
+
+        def done(finished: asyncio.Task[Any]) -> None:
+            group.discard(finished)
+            if not group and self._pending.get(request_id) is group:
+                del self._pending[request_id]
+
+        task.add_done_callback(done)
+        return task
+
+    async def _forward(
+        self, role: str, path: str, body: bytes, headers: dict[str, str], request_id: str
+    ) -> Upstream:
+        url = self.urls[role] + path
+        assert self._session is not None, "the router's application is not running"
+        try:
+            async with self._session.post(url, data=body, headers=headers) as response:
+                data = await response.read()
+                keep = {h: response.headers[h] for h in FORWARDED_HEADERS if h in response.headers}
+                status = response.status
+        except TimeoutError:
+            self.metrics.upstream_error(role, "timeout")
+            message = (
+                f"{role} upstream {self.urls[role]} did not answer in {self.config.timeout_s}s"
+            )
+            return Upstream(role, 504, _error_body(message, "upstream_timeout"), _JSON)
+        except aiohttp.ClientError as exc:
+            self.metrics.upstream_error(role, "connect")
+            message = f"{role} upstream {self.urls[role]} is unreachable: {exc}"
+            return Upstream(role, 502, _error_body(message, "upstream_unreachable"), _JSON)
+        if status >= 500:
+            self.metrics.upstream_error(role, "status_5xx")
+        predictions: list[ArmPrediction] = []
+        if status == 200:
+            parsed = json_part(data, keep) if BINARY_HEADER not in keep else None
+            predictions, answered_id = predictions_in(parsed or {})
+            if predictions:
+                ids = item_ids(answered_id or request_id, len(predictions))
+                self.book.record(ids, role, predictions)
+        return Upstream(role, status, data, keep, predictions)
+
+    async def _compare_shadow(
+        self, stable: asyncio.Task[Upstream], shadow: asyncio.Task[Upstream]
+    ) -> None:
+        stable_answer, shadow_answer = await asyncio.gather(stable, shadow)
+        for mine, theirs in zip(stable_answer.predictions, shadow_answer.predictions, strict=False):
+            agree = shadow_agrees({STABLE: mine, SHADOW: theirs})
+            if agree is not None:
+                self.metrics.shadow_compared(mine.model_version, theirs.model_version, agree)
+
+    # --- feedback -------------------------------------------------------------------
+
+    async def feedback(self, request: web.Request) -> web.Response:
+        try:
+            body = json.loads(await request.read())
+        except (ValueError, UnicodeDecodeError):
+            return self._feedback_reply(400, "bad_input", "body is not valid JSON")
+        if not isinstance(body, dict) or not isinstance(body.get("request_id"), str):
+            return self._feedback_reply(
+                400, "bad_input", 'expected {"request_id": "...", "label": ...}'
+            )
+        item_id = body["request_id"]
+        source = str(body.get("source", "feedback"))
+        pending = list(self._pending.get(request_of(item_id), ()))
+        if pending:  # a paired or mirrored call may still be on its way
+            await asyncio.wait(pending, timeout=self.config.feedback_wait_s)
+        item = self.book.get(item_id)
+        if item is None:
+            return self._feedback_reply(
+                404,
+                "unknown_id",
+                f"the router routed no request with id {item_id!r} (or forgot it)",
+            )
+        roles = sorted(item.predictions)
+        answers = await asyncio.gather(*(self._post_feedback(r, body) for r in roles))
+        arms = dict(zip(roles, answers, strict=True))
+        if any(status == 400 for status, _ in answers):
+            self.metrics.feedback_outcome("bad_input")
+            return web.json_response(
+                {"error": "an arm rejected the feedback", "arms": arms}, status=400
+            )
+        paired = []
+        counted = not item.labelled
+        if counted:
+            item.labelled = True
+            for stable, candidate in pairs(item.predictions):
+                outcome = paired_outcome(
+                    stable.matches(body.get("label")), candidate.matches(body.get("label"))
+                )
+                self.metrics.paired(stable.model_version, candidate.model_version, source, outcome)
+                paired.append(
+                    {
+                        "stable_version": stable.model_version,
+                        "canary_version": candidate.model_version,
+                        "outcome": outcome,
+                    }
+                )
+        failed = any(status >= 500 or status == 0 for status, _ in answers)
+        self.metrics.feedback_outcome(
+            "upstream_error" if failed else ("forwarded" if counted else "duplicate")
+        )
+        return web.json_response(
+            {
+                "request_id": item_id,
+                "counted": counted,
+                "paired": paired,
+                "arms": {r: {"status": s, "response": b} for r, (s, b) in arms.items()},
+            },
+            status=502 if failed else 200,
+        )
+
+    async def _post_feedback(self, role: str, body: dict[str, Any]) -> tuple[int, Any]:
+        assert self._session is not None
+        try:
+            async with self._session.post(self.urls[role] + "/v1/feedback", json=body) as response:
+                text = await response.text()
+                try:
+                    return response.status, json.loads(text)
+                except ValueError:
+                    return response.status, text
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            self.metrics.upstream_error(
+                role, "timeout" if isinstance(exc, TimeoutError) else "connect"
+            )
+            return 0, f"{role} upstream {self.urls[role]} is unreachable: {exc}"
+
+    def _feedback_reply(self, status: int, code: str, message: str) -> web.Response:
+        self.metrics.feedback_outcome(code)
+        return web.json_response({"error": message, "code": code}, status=status)
+
+    # --- admin, health, metrics -----------------------------------------------------
+
+    async def get_weights(self, _: web.Request) -> web.Response:
+        return web.json_response({**self.split.as_dict(), "arms": self.urls})
+
+    async def put_weights(self, request: web.Request) -> web.Response:
+        try:
+            self.split = self.split.updated(json.loads(await request.read()))
+        except ValueError as exc:  # JSONDecodeError is a ValueError too
+            return web.json_response({"error": str(exc), "code": "bad_input"}, status=400)
+        if self.split.canary > 0 and CANARY not in self.urls:
+            self.split = Split(0.0, self.split.paired_share)
+            return web.json_response(
+                {"error": "no canary arm is configured", "code": "bad_input"}, status=400
+            )
+        self.metrics.set_split(self.split.canary, self.split.paired_share)
+        return web.json_response({**self.split.as_dict(), "arms": self.urls})
+
+    async def metrics_page(self, _: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(self.metrics.registry),
+            headers={"Content-Type": CONTENT_TYPE_LATEST},
+        )
+
+    async def health(self, _: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "arms": self.urls})
+
+    async def passthrough(self, request: web.Request) -> web.Response:
+        assert self._session is not None
+        url = self.urls[STABLE] + request.path_qs
+        try:
+            async with self._session.get(url) as response:
+                keep = {h: response.headers[h] for h in FORWARDED_HEADERS if h in response.headers}
+                return web.Response(
+                    status=response.status, body=await response.read(), headers=keep
+                )
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            self.metrics.upstream_error(
+                STABLE, "timeout" if isinstance(exc, TimeoutError) else "connect"
+            )
+            body = _error_body(
+                f"stable upstream {self.urls[STABLE]} is unreachable: {exc}", "upstream_unreachable"
+            )
+            return web.Response(status=502, body=body, headers=_JSON)
+
+
+_JSON = {"content-type": "application/json"}
+ROUTER_KEY = web.AppKey("router", Router)
+
+
+async def serve(config: RouterConfig, host: str, port: int) -> web.AppRunner:
+    """Start the router on ``host:port`` in the running loop; ``runner.cleanup()`` stops it."""
+    runner = web.AppRunner(Router(config).application(), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner

@@ -1,0 +1,69 @@
+"""Which arm serves a request: the weight split and the paired share (pure).
+
+The draws come from an injected ``random.Random`` so tests can seed it; with a seed the
+split over N requests is reproducible, and without one each router process differs.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+from typing import Any
+
+STABLE, CANARY, SHADOW = "stable", "canary", "shadow"
+
+
+@dataclass(frozen=True)
+class Split:
+    """Percent of primary traffic to the canary, and percent of that also scored by stable."""
+
+    canary: float = 0.0
+    paired_share: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("canary", "paired_share"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{name} must be a number between 0 and 100")
+            if not 0.0 <= float(value) <= 100.0:
+                raise ValueError(f"{name} must be between 0 and 100, got {value}")
+
+    @property
+    def stable(self) -> float:
+        return 100.0 - self.canary
+
+    def as_dict(self) -> dict[str, float]:
+        return {"stable": self.stable, "canary": self.canary, "paired_share": self.paired_share}
+
+    def updated(self, body: Any) -> Split:
+        """A new split from a ``PUT /router/weights`` body; raises ValueError when invalid.
+
+        Accepts ``{"canary": 25}``, ``{"stable": 75}`` (the canary gets the rest) and an
+        optional ``"paired_share"``; giving both weights requires that they sum to 100.
+        """
+        if not isinstance(body, dict) or not body:
+            raise ValueError('expected a JSON object such as {"canary": 25}')
+        unknown = set(body) - {"stable", "canary", "paired_share"}
+        if unknown:
+            raise ValueError(f"unknown fields {sorted(unknown)}")
+        changes: dict[str, float] = {}
+        if "canary" in body:
+            changes["canary"] = body["canary"]
+        if "stable" in body:
+            stable = Split(canary=body["stable"]).canary  # validates the range
+            if "canary" in body and abs(stable + float(body["canary"]) - 100.0) > 1e-9:
+                raise ValueError("stable and canary weights must sum to 100")
+            changes["canary"] = 100.0 - stable
+        if "paired_share" in body:
+            changes["paired_share"] = body["paired_share"]
+        return replace(self, **changes)
+
+
+def choose_role(split: Split, rng: random.Random) -> str:
+    """``canary`` with probability canary%, else ``stable``."""
+    return CANARY if rng.random() * 100.0 < split.canary else STABLE
+
+
+def also_score_on_stable(split: Split, role: str, rng: random.Random) -> bool:
+    """Whether stable should also score a canary request (for paired labels)."""
+    return role == CANARY and rng.random() * 100.0 < split.paired_share

@@ -1,0 +1,126 @@
+"""Assemble and run one predictor: load, wire routes/middleware/errors, start kserve.
+
+``build`` does all loading (so a failure is reported before any port opens) and
+``run`` hands the model to kserve's ModelServer. Timings of each start-up phase are
+logged, because cold start is a requirement and this is where it is spent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from modeldeploy.serving.config import ServeConfig
+
+log = logging.getLogger("modeldeploy.serving")
+
+
+def _import_kserve() -> None:
+    """Import kserve with an empty argv: its model_server module parses sys.argv at import
+    time, and abbreviations of our options (``--model``) would otherwise match its own."""
+    saved = sys.argv
+    sys.argv = saved[:1]
+    try:
+        import kserve.model_server  # noqa: F401
+    finally:
+        sys.argv = saved
+
+
+def build(config: ServeConfig, say: Callable[[str], None] | None = None) -> Any:
+    """The ready :class:`TextClassifier` for ``config`` (imports kserve on first use)."""
+    say = say or log.info
+    phases: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def phase(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        phases[name] = now - mark
+        mark = now
+
+    _import_kserve()
+    phase("import kserve")
+    from modeldeploy.serving import codecs, loading
+    from modeldeploy.serving.backends.factory import load_backend
+    from modeldeploy.serving.feedback import PredictionStore
+    from modeldeploy.serving.metrics import ArmMetrics
+    from modeldeploy.serving.model import TextClassifier
+
+    path, registry_version = loading.resolve(config.source)
+    checkpoint = loading.inspect(path, registry_version)
+    phase("resolve checkpoint")
+    if not config.policy.max_length:
+        config = replace(config, policy=replace(config.policy, max_length=checkpoint.max_length))
+    encoder = codecs.TextEncoder.from_directory(
+        checkpoint.path, config.policy, token_types=checkpoint.family == "bert"
+    )
+    labels = codecs.load_labels(checkpoint.path, checkpoint.num_labels)
+    phase("tokenizer")
+    backend, report = load_backend(
+        checkpoint.path,
+        config.runtime,
+        config.resolved_threads(),
+        encoder,
+        config.parity_tolerance,
+        progress=say,
+    )
+    phase(f"backend {config.runtime}")
+    version = config.model_version or checkpoint.version or "local"
+    metrics = ArmMetrics(config.deployment, version, config.role, labels)
+    store = PredictionStore(config.feedback_capacity, config.feedback_ttl_s)
+    model = TextClassifier(config, checkpoint, encoder, backend, metrics, labels, store, version)
+    model.parity_report = report
+    phase("model")
+    timings = ", ".join(f"{k} {v:.2f}s" for k, v in phases.items())
+    say(
+        f"loaded {config.name} ({checkpoint.family}, {len(labels)} labels, max_length "
+        f"{config.policy.max_length}) from {checkpoint.path}; start-up phases: {timings}"
+    )
+    return model
+
+
+def install_routes(app: Any, model: Any, config: ServeConfig) -> None:
+    """Feedback route, typed error handlers and the inference guard on kserve's app."""
+    from modeldeploy.serving import errors
+    from modeldeploy.serving.feedback import feedback_router
+    from modeldeploy.serving.middleware import InferenceGuard
+
+    app.include_router(feedback_router(model.store, model.labels, model.metrics))
+    errors.install(app)
+    app.add_middleware(InferenceGuard, metrics=model.metrics, max_body_bytes=config.max_body_bytes)
+
+
+def run(config: ServeConfig) -> int:
+    """Load the model and serve until SIGTERM/SIGINT. Returns the exit code."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # kserve's own routes still use ORJSONResponse, which FastAPI now flags on every call.
+    warnings.filterwarnings("ignore", message=".*ORJSONResponse is deprecated.*")
+    model = build(config)
+    import kserve
+    from kserve.model_server import app
+
+    install_routes(app, model, config)
+    if not config.access_log:
+        # One log line per request costs measurable CPU at high request rates.
+        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    server = kserve.ModelServer(
+        http_port=config.http_port,
+        grpc_port=config.grpc_port or 8081,
+        enable_grpc=config.grpc_port > 0,
+        workers=1,
+        enable_latency_logging=False,
+    )
+    if not config.access_log:
+        # Log lines per request cost measurable CPU at high request rates (set after
+        # ModelServer(), which configures kserve's logging).
+        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+        logging.getLogger("kserve.trace").setLevel(logging.WARNING)
+    server.start([model])
+    return 0

@@ -1,0 +1,142 @@
+"""Export a checkpoint directory to a versioned Triton model repository.
+
+Layout written (``target="python"``)::
+
+    <repo>/<name>/config.pbtxt          # shared by all versions; I/O and batching only
+    <repo>/<name>/<version>/model.py    # backend_model.py, verbatim
+    <repo>/<name>/<version>/model.onnx  # runtime "onnx" (or model.safetensors for "torch")
+    <repo>/<name>/<version>/{tokenizer.json,tokenizer_config.json,config.json,labels.json,metrics.json}
+
+Tokenizer, weights and label names are copied into the same version directory, so a
+version is one self-contained unit; nothing is read from the source afterwards. The
+source is a directory as the registry's hash-verified fetch returns it, or any local
+Hugging Face directory with labels.json.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from modeldeploy.serving.triton import backend_model
+from modeldeploy.serving.triton.config import (
+    DEFAULT_BATCHING,
+    TARGETS,
+    Batching,
+    native_onnxruntime_configs,
+    python_model_config,
+)
+from modeldeploy.serving.triton.onnx_export import export_onnx, tokenizer_input_names
+
+# Files a version directory carries besides the weights (missing optional ones are skipped).
+UNIT_FILES = ("tokenizer.json", "tokenizer_config.json", "config.json", "labels.json")
+OPTIONAL_FILES = ("metrics.json", "special_tokens_map.json")
+
+
+class ExportError(Exception):
+    """The export cannot be done as asked (bad source, or a conflicting existing model)."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What was written: the model directories (one, or four for the native ensemble)."""
+
+    repository: Path
+    name: str
+    version: int
+    model_dirs: tuple[Path, ...]
+    input_names: tuple[str, ...]
+
+
+def export_repository(
+    checkpoint: Path,
+    repository: Path,
+    name: str,
+    version: int,
+    *,
+    target: str = "python",
+    runtime: str = "onnx",
+    batching: Batching = DEFAULT_BATCHING,
+    threads: int = 0,
+    tensorrt: bool = False,
+    replace: bool = False,
+) -> ExportResult:
+    """Write ``checkpoint`` as version ``version`` of model ``name`` under ``repository``.
+
+    A model's ``config.pbtxt`` is shared by its versions, so adding a version whose config
+    would differ (other label count, batching, runtime) raises :class:`ExportError` rather
+    than silently changing how the versions already there are served. An existing version
+    directory is only overwritten with ``replace=True``.
+    """
+    checkpoint = Path(checkpoint)
+    if target not in TARGETS:
+        raise ExportError(f"unknown target {target!r}: use one of {', '.join(TARGETS)}")
+    if version < 1:
+        raise ExportError("Triton versions are positive integers")
+    missing = [f for f in UNIT_FILES if not (checkpoint / f).is_file()]
+    if missing:
+        raise ExportError(f"{checkpoint} is not a checkpoint directory: missing {missing}")
+    labels = backend_model.read_labels(checkpoint)
+    if target == "python":
+        configs = {
+            name: python_model_config(name, len(labels), batching, runtime=runtime, threads=threads)
+        }
+        input_names = tokenizer_input_names(checkpoint)
+    else:
+        input_names = tokenizer_input_names(checkpoint)
+        configs = native_onnxruntime_configs(
+            name, len(labels), input_names, batching, tensorrt=tensorrt
+        )
+    repository = Path(repository)
+    _check_conflicts(repository, configs, version, replace)
+
+    model_dirs = []
+    for model_name, text in configs.items():
+        model_dir = repository / model_name
+        version_dir = model_dir / str(version)
+        if version_dir.exists():
+            shutil.rmtree(version_dir)
+        version_dir.mkdir(parents=True)
+        (model_dir / "config.pbtxt").write_text(text)
+        model_dirs.append(model_dir)
+
+    if target == "python":
+        unit = repository / name / str(version)
+        _copy_unit(checkpoint, unit)
+        shutil.copyfile(backend_model.__file__, unit / "model.py")
+        if runtime == "onnx":
+            export_onnx(checkpoint, unit / "model.onnx")
+        else:
+            shutil.copyfile(checkpoint / "model.safetensors", unit / "model.safetensors")
+    else:
+        for stage in ("tokenize", "postprocess"):
+            unit = repository / f"{name}_{stage}" / str(version)
+            _copy_unit(checkpoint, unit)
+            shutil.copyfile(backend_model.__file__, unit / "model.py")
+        export_onnx(checkpoint, repository / f"{name}_onnx" / str(version) / "model.onnx")
+        # The ensemble's own version directory stays empty, as Triton requires.
+    return ExportResult(repository, name, version, tuple(model_dirs), tuple(input_names))
+
+
+def _check_conflicts(
+    repository: Path, configs: dict[str, str], version: int, replace: bool
+) -> None:
+    for model_name, text in configs.items():
+        existing = repository / model_name / "config.pbtxt"
+        if existing.is_file() and existing.read_text() != text:
+            raise ExportError(
+                f"{existing} already exists with a different config; versions of one model "
+                "share it, so export under another name or remove the model first"
+            )
+        if (repository / model_name / str(version)).exists() and not replace:
+            raise ExportError(
+                f"{repository / model_name / str(version)} exists; pass replace=True to overwrite"
+            )
+
+
+def _copy_unit(checkpoint: Path, unit: Path) -> None:
+    unit.mkdir(parents=True, exist_ok=True)
+    for filename in UNIT_FILES + OPTIONAL_FILES:
+        if (checkpoint / filename).is_file():
+            shutil.copyfile(checkpoint / filename, unit / filename)

@@ -1,0 +1,33 @@
+"""The benchmark runs end to end on a few rollouts and reports every scenario the issue asks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from modeldeploy.operator.bench import simulation
+
+
+@pytest.mark.slow
+def test_a_small_run_reports_every_scenario_and_renders_a_table() -> None:
+    rng = np.random.default_rng(0)
+    good = rng.random(800) < 0.8
+    real = {"good": good, "close": good ^ (rng.random(800) < 0.05), "bad": rng.random(800) < 0.55}
+    messages: list[str] = []
+    results = simulation.run(seed=1, rollouts=40, progress=messages.append, real=real)
+    json.dumps(results, allow_nan=False)
+    acc = results["accuracy"]
+    assert acc["a_a"]["false_rollback_unpaired"] <= 0.05
+    assert acc["drop_5_points"]["paired"]["share_caught"] >= 0.9
+    assert set(acc["drop_5_points"]["baselines_unpaired"]) == {
+        "fixed_threshold_k1",
+        "fixed_threshold_k3",
+        "fixed_threshold_k5",
+    }
+    assert results["latency"]["p99_25pct_worse_tail"]["analysis"]["share_caught"] >= 0.9
+    assert results["real_checkpoints"]["good_to_bad"]["paired"]["share_caught"] == 1.0
+    assert messages and "real checkpoints" in messages[-1]
+    table = simulation.markdown_table(results)
+    assert "| A/A unpaired: false rollbacks |" in table and "Mann-Whitney" in table

@@ -1,0 +1,67 @@
+"""`modeldeploy local`: manifests, refusing an invalid spec before anything runs, status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from modeldeploy.operator.api.types import SpecError
+from modeldeploy.operator.local.cli import format_status, load_manifest
+from modeldeploy.operator.local.runner import LocalOperator
+from modeldeploy.operator.local.state import StateDir
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_demo_example_parses_and_keeps_the_documented_minimums() -> None:
+    from modeldeploy.operator.analysis.config import AnalysisConfig
+    from modeldeploy.operator.analysis_bridge import analysis_config
+    from modeldeploy.operator.api.types import parse_spec
+
+    spec = parse_spec(load_manifest(ROOT / "examples/local-demo.yaml")["spec"])
+    config = analysis_config(spec)
+    assert config.min_labels >= AnalysisConfig().min_labels
+    assert config.min_requests >= AnalysisConfig().min_requests
+    assert spec.rollout.steps[-1] == 100 and spec.metrics.provider == "scrape"
+
+
+def test_a_file_without_exactly_one_modeldeployment_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "two.yaml"
+    path.write_text("kind: ModelDeployment\n---\nkind: ModelDeployment\n")
+    with pytest.raises(ValueError, match="exactly one"):
+        load_manifest(path)
+
+
+def test_an_invalid_spec_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    op = LocalOperator(StateDir(tmp_path / "state"), out=lambda line: None)
+    bad = {"kind": "ModelDeployment", "metadata": {"name": "s"},
+           "spec": {"model": {"name": "m"}, "rollout": {"steps": [60, 30]}}}  # fmt: skip
+    with pytest.raises(SpecError, match="strictly increasing"):
+        op.apply(bad)
+    assert not (tmp_path / "state" / "state.json").exists()
+
+
+def test_registry_uri_flag_overrides_the_yaml_and_is_recorded(tmp_path: Path) -> None:
+    op = LocalOperator(StateDir(tmp_path), registry_uri="http://127.0.0.1:9", out=print)
+    op.apply(load_manifest(ROOT / "examples/local-demo.yaml"))
+    saved = StateDir(tmp_path).load()
+    assert saved["spec"]["model"]["registryUri"] == "http://127.0.0.1:9"
+    assert saved["metadata"]["generation"] == 1 and op.target().registry_uri.endswith(":9")
+
+
+def test_status_text_names_phase_versions_and_history() -> None:
+    text = format_status(
+        {
+            "metadata": {"name": "s"},
+            "spec": {"model": {"name": "m"}},
+            "status": {
+                "phase": "Progressing",
+                "stable": {"version": "1"},
+                "canary": {"version": "2", "weight": 50, "step": 0},
+                "history": [{"version": "0", "outcome": "RolledBack", "reason": "accuracy"}],
+            },
+        }
+    )
+    assert "PHASE    Progressing" in text and "CANARY   2  weight 50%" in text
+    assert "v0 RolledBack: accuracy" in text

@@ -1,0 +1,50 @@
+"""The executor carries actions out on the platform in order; failures say if retryable."""
+
+from __future__ import annotations
+
+import pytest
+
+from modeldeploy.operator.api.status import CanaryState, Status, VersionRef
+from modeldeploy.operator.api.types import parse_spec
+from modeldeploy.operator.platforms.base import PlatformError, Target
+from modeldeploy.operator.platforms.nop import NopPlatform
+from modeldeploy.operator.reconcile import diff
+from modeldeploy.operator.rollout import actions as a
+from modeldeploy.operator.rollout.executor import ExecutionFailed, Executor
+
+T = Target("s", "ml", parse_spec({"model": {"name": "m"}}))
+V1, V2 = VersionRef("1"), VersionRef("2")
+BEFORE = Status(phase="Progressing", stable=V1, canary=CanaryState("2", weight=10))
+
+
+def test_actions_reach_the_platform_in_order() -> None:
+    platform, events = NopPlatform(), []
+    ex = Executor(platform, registry=None, emit=lambda *e: events.append(e))
+    ex.run(T, BEFORE, BEFORE, [a.SetCanary(V2, 10), a.SetTraffic(50), a.EmitEvent("Advanced", "x")])
+    assert platform.calls == [("set_canary", "2@10"), ("set_traffic", "50")]
+    assert events == [("Normal", "Advanced", "x")]
+    assert platform.read_traffic(T) == 50
+
+
+def test_remove_canary_goes_back_to_stable_only() -> None:
+    platform = NopPlatform()
+    Executor(platform, None, lambda *e: None).run(
+        T, BEFORE, Status(phase="RolledBack", stable=V1), [a.SetTraffic(0), a.RemoveCanary()]
+    )
+    assert platform.read_traffic(T) is None and platform.stable["ml/s"] == V1
+
+
+class Refusing(NopPlatform):
+    def ensure(self, target, stable):  # type: ignore[no-untyped-def]
+        raise PlatformError("forbidden", transient=False)
+
+
+def test_a_permanent_platform_failure_is_not_retried() -> None:
+    with pytest.raises(ExecutionFailed) as info:
+        Executor(Refusing(), None, lambda *e: None).run(T, BEFORE, BEFORE, [a.EnsureStable(V1)])
+    assert not info.value.transient and "EnsureStable" in str(info.value)
+
+
+def test_status_diff_skips_unchanged_keys() -> None:
+    assert diff({"phase": "Stable", "x": 1}, {"phase": "Stable", "x": 2}) == {"x": 2}
+    assert diff({"phase": "Stable"}, {"phase": "Stable"}) == {}

@@ -1,0 +1,325 @@
+"""The rollout state machine: every transition, and a restart at each phase.
+
+A "restart" is a new operator process: it has nothing but the status it reads back
+(``Status.from_dict(status.to_dict())``) and the registry, so every test that resumes
+goes through that round trip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from modeldeploy.operator.api.status import CanaryState, HistoryEntry, Status, VersionRef
+from modeldeploy.operator.api.types import parse_spec
+from modeldeploy.operator.rollout import actions as a
+from modeldeploy.operator.rollout.machine import (
+    Controls,
+    RegistryState,
+    analysis_due,
+    iso,
+    step,
+)
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+SPEC = parse_spec({"model": {"name": "m"}, "rollout": {"steps": [10, 50, 100]}})
+V1, V2, V3 = VersionRef("1", "h1", "u1"), VersionRef("2", "h2", "u2"), VersionRef("3", "h3", "u3")
+BOTH = RegistryState(stable=V1, candidate=V2)
+
+
+@dataclass(frozen=True)
+class V:
+    decision: str
+    reason: str = "because"
+
+
+def restart(status: Status) -> Status:
+    return Status.from_dict(status.to_dict())
+
+
+def progressing(step_index: int = 0, weight: int = 10, start: datetime = T0) -> Status:
+    canary = CanaryState("2", "h2", "u2", weight, step_index, iso(start), iso(start))
+    return Status(phase="Progressing", stable=V1, canary=canary)
+
+
+def kinds(actions: list) -> list[str]:
+    return [type(x).__name__ for x in actions]
+
+
+def test_initializing_waits_for_a_stable_version() -> None:
+    acts, st = step(SPEC, Status(), RegistryState(), None, T0)
+    assert acts == [] and st.phase == "Initializing" and "champion" in st.message
+
+
+def test_initializing_waits_when_registry_is_down() -> None:
+    acts, st = step(SPEC, Status(), RegistryState(available=False), None, T0)
+    assert acts == [] and st.phase == "Initializing" and not st.registry_available
+
+
+def test_initializing_serves_the_stable_alias() -> None:
+    acts, st = step(SPEC, Status(), RegistryState(stable=V1), None, T0)
+    assert acts[0] == a.EnsureStable(V1)
+    assert st.phase == "Stable" and st.stable == V1
+
+
+def test_stable_without_candidate_is_a_no_op() -> None:
+    status = Status(phase="Stable", stable=V1)
+    acts, st = step(SPEC, status, RegistryState(stable=V1), None, T0)
+    assert acts == [] and st == status
+
+
+def test_new_candidate_starts_a_rollout_at_the_first_step() -> None:
+    acts, st = step(SPEC, Status(phase="Stable", stable=V1), BOTH, None, T0)
+    assert acts[0] == a.SetCanary(V2, 10)
+    assert st.phase == "Progressing" and st.canary.version == "2" and st.canary.weight == 10
+
+
+def test_shadow_phase_starts_at_zero_weight() -> None:
+    spec = parse_spec({"model": {"name": "m"}, "rollout": {"shadow": {"enabled": True}}})
+    acts, st = step(spec, Status(phase="Stable", stable=V1), BOTH, None, T0)
+    assert acts[0] == a.SetCanary(V2, 0) and st.canary.step == -1
+    acts, st = step(spec, st, BOTH, V("advance"), T0)
+    assert a.SetTraffic(10) in acts and st.canary.step == 0
+
+
+def test_candidate_equal_to_stable_is_ignored() -> None:
+    acts, st = step(
+        SPEC, Status(phase="Stable", stable=V1), RegistryState(V1 and True, V1, V1), None, T0
+    )
+    assert acts == [] and st.phase == "Stable"
+
+
+def test_stable_alias_moved_outside_a_rollout_is_followed() -> None:
+    acts, st = step(SPEC, Status(phase="Stable", stable=V1), RegistryState(stable=V3), None, T0)
+    assert acts[0] == a.EnsureStable(V3) and st.stable == V3
+
+
+def test_continue_keeps_the_weight_and_records_the_analysis() -> None:
+    acts, st = step(
+        SPEC, progressing(), BOTH, V("continue", "need more labels"), T0, numbers={"n": 3}
+    )
+    assert acts == [] and st.canary.weight == 10
+    assert st.last_analysis["decision"] == "continue" and st.last_analysis["numbers"] == {"n": 3}
+
+
+def test_advance_moves_to_the_next_weight() -> None:
+    acts, st = step(SPEC, progressing(), BOTH, V("advance"), T0 + timedelta(minutes=1))
+    assert acts[0] == a.SetTraffic(50)
+    assert st.canary.step == 1 and st.canary.step_start_time == iso(T0 + timedelta(minutes=1))
+
+
+def test_promote_at_the_last_step_decides_first_then_promotes() -> None:
+    acts, st = step(SPEC, progressing(2, 100), BOTH, V("promote", "better"), T0)
+    assert kinds(acts) == ["EmitEvent"] and st.phase == "Promoting"
+    acts, st = step(SPEC, restart(st), BOTH, None, T0)
+    assert kinds(acts) == ["PromoteOnPlatform", "PromoteInRegistry", "EmitEvent"]
+    assert st.phase == "Stable" and st.stable == V2 and st.canary is None
+    assert st.history[-1].outcome == "Promoted"
+
+
+def test_advance_past_the_last_step_is_a_promotion() -> None:
+    _, st = step(SPEC, progressing(2, 100), BOTH, V("advance"), T0)
+    assert st.phase == "Promoting"
+
+
+def test_rollback_verdict_pins_traffic_and_rejects_in_registry() -> None:
+    acts, st = step(SPEC, progressing(1, 50), BOTH, V("rollback", "accuracy dropped"), T0)
+    assert st.phase == "RollingBack" and st.canary.outcome == "RolledBack"
+    acts, st = step(SPEC, restart(st), BOTH, None, T0)
+    assert kinds(acts) == ["SetTraffic", "RemoveCanary", "RejectInRegistry", "EmitEvent"]
+    assert acts[0] == a.SetTraffic(0)
+    assert acts[2] == a.RejectInRegistry("2", "accuracy dropped")
+    assert st.phase == "RolledBack" and st.canary is None
+    assert st.history[-1] == HistoryEntry(
+        "2", "RolledBack", "accuracy dropped", iso(T0), iso(T0), 50
+    )
+
+
+def test_a_rolled_back_candidate_is_not_retried() -> None:
+    st = Status(phase="RolledBack", stable=V1).with_history(HistoryEntry("2", "RolledBack"))
+    acts, st2 = step(SPEC, st, BOTH, None, T0)
+    assert acts == [] and st2.phase == "RolledBack"
+
+
+def test_a_new_candidate_after_rollback_starts_again() -> None:
+    st = Status(phase="RolledBack", stable=V1).with_history(HistoryEntry("2", "RolledBack"))
+    _, st2 = step(SPEC, st, RegistryState(stable=V1, candidate=V3), None, T0)
+    assert st2.phase == "Progressing" and st2.canary.version == "3"
+
+
+def test_inconclusive_before_the_deadline_waits() -> None:
+    acts, st = step(SPEC, progressing(), BOTH, V("inconclusive"), T0 + timedelta(minutes=5))
+    assert acts == [] and st.phase == "Progressing"
+
+
+def test_inconclusive_at_the_deadline_rolls_back_by_default() -> None:
+    late = T0 + timedelta(seconds=SPEC.rollout.deadline_seconds)
+    _, st = step(SPEC, progressing(), BOTH, V("inconclusive"), late)
+    assert st.phase == "RollingBack" and "deadline" in st.message
+
+
+def test_inconclusive_at_the_deadline_holds_when_asked() -> None:
+    spec = parse_spec({"model": {"name": "m"}, "rollout": {"onInconclusive": "hold"}})
+    late = T0 + timedelta(seconds=spec.rollout.deadline_seconds)
+    acts, st = step(spec, progressing(), BOTH, V("inconclusive"), late)
+    assert acts == [] and st.phase == "Progressing" and "held" in st.message
+
+
+def test_candidate_moved_mid_rollout_restarts_on_the_new_version() -> None:
+    acts, st = step(SPEC, progressing(1, 50), RegistryState(stable=V1, candidate=V3), None, T0)
+    assert acts[0] == a.SetCanary(V3, 10)
+    assert st.canary.version == "3" and st.canary.step == 0
+    assert st.history[-1].outcome == "Superseded" and st.history[-1].version == "2"
+
+
+def test_candidate_removed_mid_rollout_aborts_without_rejecting() -> None:
+    _, st = step(SPEC, progressing(), RegistryState(stable=V1), None, T0)
+    assert st.phase == "RollingBack"
+    acts, st = step(SPEC, restart(st), RegistryState(stable=V1), None, T0)
+    assert "RejectInRegistry" not in kinds(acts) and a.SetTraffic(0) in acts
+    assert st.phase == "RolledBack" and st.history[-1].outcome == "Aborted"
+
+
+def test_stable_alias_moved_to_the_canary_counts_as_promotion() -> None:
+    _, st = step(SPEC, progressing(), RegistryState(stable=V2, candidate=V2), None, T0)
+    assert st.phase == "Promoting"
+
+
+def test_registry_down_mid_rollout_keeps_going_on_verdicts() -> None:
+    acts, st = step(SPEC, progressing(), RegistryState(available=False), V("advance"), T0)
+    assert a.SetTraffic(50) in acts and not st.registry_available
+
+
+@pytest.mark.parametrize(
+    ("controls", "phase"),
+    [
+        (Controls(promote="2"), "Promoting"),
+        (Controls(abort="2"), "RollingBack"),
+        (Controls(promote="9"), "Progressing"),  # names another version: ignored
+    ],
+)
+def test_manual_promote_and_abort_name_the_canary_version(controls: Controls, phase: str) -> None:
+    _, st = step(SPEC, progressing(), BOTH, None, T0, controls=controls)
+    assert st.phase == phase
+
+
+def test_manual_abort_is_a_rejection() -> None:
+    _, st = step(SPEC, progressing(), BOTH, None, T0, controls=Controls(abort="2"))
+    acts, _ = step(SPEC, st, BOTH, None, T0, controls=Controls(abort="2"))
+    assert "RejectInRegistry" in kinds(acts)
+
+
+def test_an_aborted_version_does_not_start_again() -> None:
+    acts, st = step(
+        SPEC, Status(phase="Stable", stable=V1), BOTH, None, T0, controls=Controls(abort="2")
+    )
+    assert acts == [] and st.phase == "Stable"
+
+
+def test_pause_ignores_verdicts_and_resume_continues() -> None:
+    acts, st = step(SPEC, progressing(), BOTH, V("advance"), T0, controls=Controls(paused=True))
+    assert acts == [] and st.paused and st.canary.weight == 10
+    acts, st = step(SPEC, st, BOTH, V("advance"), T0)
+    assert a.SetTraffic(50) in acts and not st.paused
+
+
+def test_pause_through_the_spec() -> None:
+    spec = parse_spec({"model": {"name": "m"}, "rollout": {"paused": True}})
+    acts, _ = step(spec, progressing(), BOTH, V("rollback"), T0)
+    assert acts == []
+
+
+def test_spec_change_reapplies_serving_resources() -> None:
+    st = replace(progressing(), spec_hash="old")
+    acts, st2 = step(SPEC, st, BOTH, None, T0, spec_digest="new")
+    assert kinds(acts)[:2] == ["EnsureStable", "SetCanary"] and st2.spec_hash == "new"
+
+
+def test_same_spec_hash_is_a_no_op() -> None:
+    st = replace(progressing(), spec_hash="same")
+    acts, _ = step(SPEC, st, BOTH, None, T0, spec_digest="same")
+    assert acts == []
+
+
+def test_failed_resumes_where_it_was_when_the_spec_is_fixed() -> None:
+    st = replace(progressing(), phase="Failed")
+    acts, st2 = step(SPEC, st, BOTH, V("advance"), T0)
+    assert acts[0] == a.EnsureStable(V1) and st2.phase == "Progressing" and st2.canary.weight == 50
+
+
+def test_history_is_bounded() -> None:
+    st = Status()
+    for i in range(30):
+        st = st.with_history(HistoryEntry(str(i), "Promoted"))
+    assert len(st.history) == 10 and st.history[-1].version == "29"
+
+
+# Restarts at each phase: a tick from the status read back gives the same result as
+# a tick from the in-memory status, and a repeated tick never decides twice.
+@pytest.mark.parametrize(
+    "status",
+    [
+        Status(),
+        Status(phase="Stable", stable=V1),
+        progressing(),
+        replace(progressing(), phase="Promoting"),
+        replace(progressing(), phase="RollingBack"),
+        Status(phase="RolledBack", stable=V1).with_history(HistoryEntry("2", "RolledBack")),
+    ],
+    ids=["Initializing", "Stable", "Progressing", "Promoting", "RollingBack", "RolledBack"],
+)
+def test_restart_at_each_phase_resumes_identically(status: Status) -> None:
+    assert step(SPEC, restart(status), BOTH, None, T0) == step(SPEC, status, BOTH, None, T0)
+
+
+def test_never_promotes_twice() -> None:
+    st = replace(progressing(2, 100), phase="Promoting")
+    acts1, st = step(SPEC, st, BOTH, None, T0)
+    # The registry has not caught up yet (challenger still on 2): no second promotion.
+    acts2, st = step(SPEC, restart(st), RegistryState(stable=V2, candidate=V2), None, T0)
+    assert kinds(acts1).count("PromoteInRegistry") == 1 and acts2 == []
+    # champion moved back to 1 by hand: followed, but 2 is decided and never re-promoted.
+    acts3, st = step(SPEC, st, BOTH, None, T0)
+    assert kinds(acts3) == ["EnsureStable", "EmitEvent"] and st.phase == "Stable"
+
+
+def test_promoting_cannot_turn_into_a_rollback() -> None:
+    st = replace(progressing(2, 100), phase="Promoting")
+    acts, st = step(
+        SPEC, st, RegistryState(stable=V1), V("rollback"), T0, controls=Controls(abort="2")
+    )
+    assert "PromoteInRegistry" in kinds(acts) and "RejectInRegistry" not in kinds(acts)
+
+
+def test_rolling_back_cannot_turn_into_a_promotion() -> None:
+    st = replace(
+        progressing(),
+        phase="RollingBack",
+        canary=replace(progressing().canary, outcome="RolledBack"),
+    )
+    acts, st = step(
+        SPEC, st, RegistryState(stable=V2), V("promote"), T0, controls=Controls(promote="2")
+    )
+    assert "PromoteInRegistry" not in kinds(acts) and st.phase == "RolledBack"
+
+
+def test_analysis_is_due_once_per_interval() -> None:
+    st = progressing()
+    ctx = analysis_due(SPEC, st, T0)
+    assert ctx is not None and not ctx.final_step and not ctx.at_deadline
+    _, st = step(SPEC, st, BOTH, V("continue"), T0)
+    assert analysis_due(SPEC, st, T0 + timedelta(seconds=5)) is None
+    assert analysis_due(SPEC, st, T0 + timedelta(seconds=SPEC.rollout.interval_seconds)) is not None
+
+
+def test_analysis_is_due_at_once_after_a_step_change() -> None:
+    _, st = step(SPEC, progressing(), BOTH, V("advance"), T0)
+    ctx = analysis_due(SPEC, st, T0 + timedelta(seconds=1))
+    assert ctx is not None and ctx.weight == 50
+
+
+def test_no_analysis_outside_progressing_or_when_paused() -> None:
+    assert analysis_due(SPEC, Status(phase="Stable", stable=V1), T0) is None
+    assert analysis_due(SPEC, replace(progressing(), paused=True), T0) is None
