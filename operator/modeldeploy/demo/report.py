@@ -26,6 +26,17 @@ class Sample:
     step: int
     observations: Mapping[str, Any] | None = None
     decision: str = ""
+    # the step the observations belong to: the one analysed, before the tick moved on
+    window_step: int | None = None
+    window_weight: int | None = None
+
+    @property
+    def analysed_step(self) -> int:
+        return self.step if self.window_step is None else self.window_step
+
+    @property
+    def analysed_weight(self) -> int:
+        return self.weight if self.window_weight is None else self.window_weight
 
 
 @dataclass
@@ -77,7 +88,7 @@ def step_table(samples: Sequence[Sample], version: str) -> list[dict[str, Any]]:
             continue
         first_t.setdefault(s.step, s.t)
         if s.observations is not None:
-            last[s.step] = s
+            last[s.analysed_step] = s
     rows = []
     for step in sorted(last):
         obs = last[step].observations or {}
@@ -86,8 +97,8 @@ def step_table(samples: Sequence[Sample], version: str) -> list[dict[str, Any]]:
         rows.append(
             {
                 "step": step,
-                "weight": last[step].weight,
-                "seconds": round(last[step].t - first_t[step]),
+                "weight": last[step].analysed_weight,
+                "seconds": round(last[step].t - first_t.get(step, last[step].t)),
                 "canary_labels": canary.get("labelled_total", 0),
                 "stable_labels": stable.get("labelled_total", 0),
                 "pairs": sum(paired.values()) if paired else 0,

@@ -153,6 +153,8 @@ class Demo:
         canary = status.canary
         obs = tick.observations.to_dict() if tick.observations is not None else None
         decision = str(getattr(tick.verdict, "decision", "") or "")
+        window = tick.before.canary if tick.before is not None else None
+        window = window if window is not None and canary is not None else canary
         with self.lock:
             self.samples.append(
                 report.Sample(
@@ -164,8 +166,15 @@ class Demo:
                     step=canary.step if canary else 0,
                     observations=obs,
                     decision=decision,
+                    window_step=window.step if window else 0,
+                    window_weight=window.weight if window else 0,
                 )
             )
+
+    def _operator_line(self, line: str) -> None:
+        """The operator's progress, minus the per-analysis messages (the heartbeat has them)."""
+        if not line.startswith("  [Progressing] at "):
+            self.out(f"  [operator] {line}")
 
     def mark(self, label: str, color: str) -> None:
         with self.lock:
@@ -227,7 +236,7 @@ class Demo:
                 StateDir(self.output / "state"),
                 registry_uri=mlflow.url,
                 options=LocalOptions(threads=1),
-                out=lambda line: self.out(f"  [operator] {line}"),
+                out=self._operator_line,
                 on_tick=self.record,
             )
             operator.apply(self.manifest())

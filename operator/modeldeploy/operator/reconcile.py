@@ -14,7 +14,7 @@ from typing import Any
 
 from modeldeploy.operator import registry_port
 from modeldeploy.operator.analysis_bridge import analysis_config
-from modeldeploy.operator.api.conditions import derive
+from modeldeploy.operator.api.conditions import NOT_READY, derive
 from modeldeploy.operator.api.status import Status
 from modeldeploy.operator.api.types import ModelDeploymentSpec, SpecError, parse_spec, spec_hash
 from modeldeploy.operator.control import controls_from
@@ -75,6 +75,13 @@ def _analyse(
     ctx = machine.analysis_due(target.spec, status, now)
     if ctx is None:
         return None, {}, status.metrics_available, None
+    if not _ready(deps.platform, target):
+        # Metrics of a revision that does not serve yet say nothing: hold, inconclusive.
+        from modeldeploy.operator.analysis.verdict import Decision, Verdict
+
+        held = Verdict(Decision.INCONCLUSIVE, NOT_READY)
+        deps.on_verdict(target, held)
+        return held, {}, status.metrics_available, None
     taken = None
     try:
         if deps.windows is not None:
@@ -99,6 +106,14 @@ def _analyse(
     return verdict, numbers, available, taken
 
 
+def _ready(platform: Platform, target: Target) -> bool:
+    """The platform serves the wanted revisions; a failed read counts as not ready."""
+    try:
+        return bool(platform.is_ready(target))
+    except Exception:
+        return False
+
+
 def tick(body: Mapping[str, Any], now: datetime, deps: Deps) -> TickResult:
     started = time.monotonic()
     meta = body.get("metadata") or {}
@@ -111,6 +126,8 @@ def tick(body: Mapping[str, Any], now: datetime, deps: Deps) -> TickResult:
         spec = parse_spec(raw_spec)
     except SpecError as exc:
         after = machine.failed(before, str(exc), generation=generation, spec_digest=digest)
+        if (before.phase, before.message) != (after.phase, after.message):
+            deps.emit("Warning", "InvalidSpec", f"{exc}; nothing is applied until it is fixed")
         return _finish(before, after, old_raw, now, generation, (), str(exc), started)
     target = target_of(body, spec, deps.default_registry_uri)
     client = deps.registry_for(spec)

@@ -15,6 +15,9 @@ from modeldeploy.serving.config import ModelSource
 
 FAMILIES = ("bert", "distilbert", "roberta")
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
+# Set by the operator on every predictor it deploys: the registry's manifest_sha256 tag of
+# the version it meant to deploy (operator/platforms/kserve_manifests.py).
+EXPECTED_DIGEST_ENV = "MODELDEPLOY_EXPECTED_DIGEST"
 
 
 class LoadError(RuntimeError):
@@ -71,3 +74,41 @@ def _max_length(path: Path, config: dict) -> int:
         if isinstance(value, int) and 0 < value <= positions:
             return value
     return min(positions, 512)
+
+
+def checkpoint_digest(path: Path, from_registry: bool) -> str:
+    """The registry's ``manifest_sha256`` of the checkpoint in ``path``.
+
+    A registry fetch has just verified every file of ``path`` against the version's
+    manifest and saved that manifest beside the directory, so its hash is the digest
+    without reading 90 MB again. A local directory is hashed file by file, exactly as
+    ``publish`` builds the manifest.
+    """
+    from modeldeploy.registry import manifest as manifests
+
+    if from_registry:
+        from modeldeploy.registry.fetch import MANIFEST_FILE
+
+        saved = path.parent / MANIFEST_FILE
+        if saved.is_file():
+            return manifests.manifest_sha256(manifests.from_json(saved.read_text()))
+    return manifests.manifest_sha256(manifests.build_manifest(path))
+
+
+def verify_digest(path: Path, expected: str | None, from_registry: bool) -> str | None:
+    """Refuse to serve a checkpoint whose digest is not ``expected`` (no check if unset).
+
+    Returns the digest that was checked (None when nothing was expected).
+    """
+    expected = (expected or "").strip().lower()
+    if not expected:
+        return None
+    actual = checkpoint_digest(path, from_registry)
+    if actual != expected:
+        raise LoadError(
+            f"wrong checkpoint: {path} has manifest digest {actual}, but "
+            f"{EXPECTED_DIGEST_ENV} (the registry manifest_sha256 of the version the operator "
+            f"deployed) is {expected}; refusing to start (see 'Wrong checkpoint after a "
+            "redeploy' in docs/runbook.md)"
+        )
+    return actual

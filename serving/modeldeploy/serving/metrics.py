@@ -1,4 +1,4 @@
-"""Every Prometheus collector of the predictor, in one place (docs/metrics.md).
+"""Every Prometheus collector of serving, in one place (docs/metrics.md).
 
 Names, labels and buckets here are a contract with the analysis side: change them
 only together with docs/metrics.md. Every series carries ``deployment``,
@@ -18,15 +18,22 @@ COMMON_LABELS = ("deployment", "model_version", "role")
 PROTOCOLS = ("v1", "v2", "grpc")
 OUTCOMES = ("ok", "bad_input", "error")
 FEEDBACK_REJECT_REASONS = ("unknown_id", "expired", "duplicate", "bad_input")
+PAIRED_LABELS = ("deployment", "stable_version", "canary_version", "source", "outcome")
+
+
+LATENCY_START_S = 0.005
+LATENCY_RATIO = 1.1
+LATENCY_GEOMETRIC_BOUNDS = 50  # 5 ms ... 533.6 ms: the last bucket that matters ends past 500 ms
 
 
 def latency_buckets() -> tuple[float, ...]:
-    """Geometric 5 ms..500 ms with ratio 1.1 (49 bounds), then 1, 2.5, 5, 10 s.
+    """Geometric from 5 ms with ratio 1.1 (50 bounds, 5 ms ... 533.6 ms), then 1, 2.5, 5, 10 s.
 
-    A ratio of 1.1 means a bucket is at most 10% wide relative to its lower bound,
-    so an interpolated quantile in 5-500 ms is within 10% of the true value.
+    A ratio of 1.1 means a bucket is at most 10% wide relative to its lower bound, so an
+    interpolated quantile anywhere in 5-500 ms is within 10% of the true value. 49 bounds
+    would stop at 485 ms and leave 485-1000 ms as one bucket; the 50th closes that gap.
     """
-    bounds = [round(0.005 * 1.1**i, 6) for i in range(49)]
+    bounds = [round(LATENCY_START_S * LATENCY_RATIO**i, 6) for i in range(LATENCY_GEOMETRIC_BOUNDS)]
     return (*bounds, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -184,3 +191,17 @@ class ArmMetrics:
 
     def reject_feedback(self, reason: str) -> None:
         self._rejected[reason].inc()
+
+
+def paired_outcomes_counter(registry: CollectorRegistry) -> Counter:
+    """``modeldeploy_paired_outcomes_total``: one labelled input scored by both arms.
+
+    Emitted by the router (``source="feedback"``) and the prober (``source="probe"``), each
+    into its own registry; ``outcome`` is one of ``router.pairing.PAIRED_OUTCOMES``.
+    """
+    return Counter(
+        "modeldeploy_paired_outcomes",
+        "Labelled inputs scored by both arms, by which arm was right.",
+        PAIRED_LABELS,
+        registry=registry,
+    )

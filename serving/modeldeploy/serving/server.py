@@ -55,6 +55,9 @@ def build(config: ServeConfig, say: Callable[[str], None] | None = None) -> Any:
     path, registry_version = loading.resolve(config.source)
     checkpoint = loading.inspect(path, registry_version)
     phase("resolve checkpoint")
+    expected = os.environ.get(loading.EXPECTED_DIGEST_ENV)
+    if loading.verify_digest(path, expected, from_registry=registry_version is not None):
+        phase("verify digest")
     if not config.policy.max_length:
         config = replace(config, policy=replace(config.policy, max_length=checkpoint.max_length))
     encoder = codecs.TextEncoder.from_directory(

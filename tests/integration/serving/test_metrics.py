@@ -57,8 +57,8 @@ def test_latency_buckets_follow_the_documented_layout(tiny_predictor):
     )
     assert bounds[:-1] == pytest.approx(list(latency_buckets()))
     assert bounds[-1] == float("inf")
-    assert len(bounds) == 49 + 4 + 1
-    assert bounds[0] == pytest.approx(0.005) and bounds[48] == pytest.approx(0.005 * 1.1**48)
+    assert len(bounds) == 50 + 4 + 1
+    assert bounds[0] == pytest.approx(0.005) and bounds[49] == pytest.approx(0.005 * 1.1**49)
 
 
 def test_predictions_are_counted_by_class(tiny_predictor):

@@ -39,8 +39,9 @@ def _obs(correct: int, total: int, requests: int) -> dict:
 def test_step_table_takes_the_last_window_of_each_step_of_that_version() -> None:
     samples = [
         Sample(0, "Progressing", "1", "2", 50, 0, _obs(10, 20, 40), "continue"),
-        Sample(5, "Progressing", "1", "2", 50, 0, _obs(150, 200, 1000), "advance"),
-        Sample(6, "Progressing", "1", "2", 100, 1, None),
+        Sample(5, "Progressing", "1", "2", 50, 0, _obs(150, 199, 990), "continue"),
+        # the tick that advanced: the status says step 1, the window analysed was step 0
+        Sample(6, "Progressing", "1", "2", 100, 1, _obs(150, 200, 1000), "advance", 0, 50),
         Sample(20, "Progressing", "1", "2", 100, 1, _obs(160, 210, 1100), "promote"),
         Sample(30, "Progressing", "1", "3", 50, 0, _obs(1, 2, 3), "continue"),
     ]
@@ -50,6 +51,7 @@ def test_step_table_takes_the_last_window_of_each_step_of_that_version() -> None
         (1, 100, 210, "promote"),
     ]
     assert rows[1]["seconds"] == 14 and rows[0]["pairs"] == 200
+    assert rows[0]["canary_requests"] == 1000
 
 
 @pytest.mark.slow  # matplotlib's first import takes seconds

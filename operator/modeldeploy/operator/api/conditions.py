@@ -12,8 +12,21 @@ from typing import Any
 
 from modeldeploy.operator.api.status import Status
 
+# The reason of the inconclusive verdict reconcile gives while the canary does not serve yet.
+NOT_READY = "canary revision not ready"
+
 CONDITION_TYPES = ("Ready", "Progressing", "Degraded", "RegistryAvailable", "MetricsAvailable")
 _ACTIVE = ("Progressing", "Promoting", "RollingBack")
+
+
+def _held_not_ready(status: Status) -> bool:
+    """The last analysis of the current canary step was held: its revision was not ready."""
+    last, canary = status.last_analysis, status.canary
+    return (
+        canary is not None
+        and last.get("reason") == NOT_READY
+        and (last.get("version"), last.get("step")) == (canary.version, canary.step)
+    )
 
 
 def _wanted(status: Status) -> list[tuple[str, bool, str, str]]:
@@ -22,6 +35,8 @@ def _wanted(status: Status) -> list[tuple[str, bool, str, str]]:
     ready = status.stable is not None and phase not in ("Initializing", "Failed")
     if status.paused and phase in _ACTIVE:
         progressing = (True, "Paused", "the rollout is paused")
+    elif phase == "Progressing" and _held_not_ready(status):
+        progressing = (True, "CanaryNotReady", msg)
     elif phase in _ACTIVE:
         progressing = (True, phase, msg)
     else:

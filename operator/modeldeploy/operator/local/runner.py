@@ -38,6 +38,7 @@ class TickRecord:
     observations: Any = None  # the window's Observations when an analysis ran
     verdict: Any = None
     error: str = ""
+    before: Status | None = None  # the status the tick started from (the analysed window's)
 
 
 @dataclass
@@ -196,7 +197,7 @@ class LocalOperator:
         except ExecutionFailed as exc:
             self.out(f"! tick failed ({'will retry' if exc.transient else 'permanent'}): {exc}")
             self.state.save(self.data)
-            record = TickRecord(time.time(), before, False, error=str(exc))
+            record = TickRecord(time.time(), before, False, error=str(exc), before=before)
             self.on_tick(record)
             return record
         if result.invalid:
@@ -208,7 +209,12 @@ class LocalOperator:
         if result.status.message != before.message and result.status.message:
             self.out(f"  [{result.status.phase}] {result.status.message}")
         record = TickRecord(
-            time.time(), result.status, bool(result.patch), self._observed, self._verdict
+            time.time(),
+            result.status,
+            bool(result.patch),
+            self._observed,
+            self._verdict,
+            before=before,
         )
         self.on_tick(record)
         return record

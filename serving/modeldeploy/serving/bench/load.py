@@ -1,14 +1,35 @@
-"""A closed-loop load generator: N concurrent clients, each sending one text per request."""
+"""A closed-loop load generator: N concurrent clients, each sending one text per request.
+
+The body is built per text by ``body`` (KServe v1 ``{"instances": [text]}`` by default;
+:func:`v2_text_body` for Triton's v2 JSON API), so every system gets the same texts, the
+same concurrency and the same client.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import httpx
 import numpy as np
+
+Body = Callable[[str], dict[str, Any]]
+
+
+def v1_body(text: str) -> dict[str, Any]:
+    """KServe v1 ``:predict`` (the predictor and the naive baseline)."""
+    return {"instances": [text]}
+
+
+def v2_text_body(text: str) -> dict[str, Any]:
+    """Open Inference Protocol JSON for the exported Triton model (input ``TEXT``, BYTES)."""
+    return {
+        "inputs": [{"name": "TEXT", "shape": [1, 1], "datatype": "BYTES", "data": [text]}],
+        "outputs": [{"name": "LABEL"}, {"name": "PROBABILITIES"}],
+    }
 
 
 @dataclass(frozen=True)
@@ -25,7 +46,9 @@ class LoadResult:
         return asdict(self)
 
 
-async def _drive(url: str, texts: Sequence[str], concurrency: int, total: int) -> LoadResult:
+async def _drive(
+    url: str, texts: Sequence[str], concurrency: int, total: int, body: Body
+) -> LoadResult:
     latencies: list[float] = []
     errors = 0
     counter = iter(range(total))
@@ -36,7 +59,7 @@ async def _drive(url: str, texts: Sequence[str], concurrency: int, total: int) -
             nonlocal errors
             for i in counter:
                 started = time.perf_counter()
-                r = await client.post(url, json={"instances": [texts[i % len(texts)]]})
+                r = await client.post(url, json=body(texts[i % len(texts)]))
                 latencies.append(time.perf_counter() - started)
                 errors += r.status_code != 200
 
@@ -56,8 +79,13 @@ async def _drive(url: str, texts: Sequence[str], concurrency: int, total: int) -
 
 
 def measure(
-    url: str, texts: Sequence[str], concurrency: int, total: int, warmup: int = 8
+    url: str,
+    texts: Sequence[str],
+    concurrency: int,
+    total: int,
+    warmup: int = 8,
+    body: Body = v1_body,
 ) -> LoadResult:
     """Warm up (not measured), then run ``total`` requests with ``concurrency`` clients."""
-    asyncio.run(_drive(url, texts[-warmup:], min(concurrency, warmup), warmup))
-    return asyncio.run(_drive(url, texts, concurrency, total))
+    asyncio.run(_drive(url, texts[-warmup:], min(concurrency, warmup), warmup, body))
+    return asyncio.run(_drive(url, texts, concurrency, total, body))

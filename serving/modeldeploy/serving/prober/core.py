@@ -25,9 +25,8 @@ from typing import Any
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter
 
-from modeldeploy.serving.metrics import collectors
+from modeldeploy.serving.metrics import collectors, paired_outcomes_counter
 from modeldeploy.serving.prober.golden import GoldenSet
-from modeldeploy.serving.router.metrics import paired_outcomes_counter
 from modeldeploy.serving.router.pairing import ArmPrediction, paired_outcome
 from modeldeploy.serving.router.responses import predictions_in
 

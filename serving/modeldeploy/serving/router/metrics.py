@@ -1,8 +1,9 @@
-"""The router's collectors, and the paired-outcome counter it shares with the prober.
+"""The router's own collectors (``modeldeploy_router_*``).
 
-``modeldeploy_paired_outcomes_total`` is part of the serving/analysis contract
-(docs/metrics.md); the router's own series are ``modeldeploy_router_*``. Each router (and
-each prober) gets its own registry, so several can live in one test process and each
+``modeldeploy_paired_outcomes_total``, part of the serving/analysis contract
+(docs/metrics.md), is defined with the other serving collectors in
+:mod:`modeldeploy.serving.metrics` and shared with the prober. Each router (and each
+prober) gets its own registry, so several can live in one test process and each
 ``/metrics`` shows only its own series.
 """
 
@@ -10,20 +11,11 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from modeldeploy.serving.metrics import paired_outcomes_counter
 from modeldeploy.serving.router.pairing import PAIRED_OUTCOMES
 
-PAIRED_LABELS = ("deployment", "stable_version", "canary_version", "source", "outcome")
 UPSTREAM_ERROR_REASONS = ("connect", "timeout", "status_5xx")
 FEEDBACK_OUTCOMES = ("forwarded", "unknown_id", "duplicate", "bad_input", "upstream_error")
-
-
-def paired_outcomes_counter(registry: CollectorRegistry) -> Counter:
-    return Counter(
-        "modeldeploy_paired_outcomes",
-        "Labelled inputs scored by both arms, by which arm was right.",
-        PAIRED_LABELS,
-        registry=registry,
-    )
 
 
 class RouterMetrics:

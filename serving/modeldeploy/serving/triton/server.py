@@ -210,7 +210,7 @@ class TritonServer:
                 process.wait(timeout=self.stop_timeout)
             except ProcessLookupError:
                 pass
-        if self._install is not None and self.log_path is None:
+        if self._install is not None:  # a log_path given by the caller lives outside it
             self._install.cleanup()
             self._install = None
 

@@ -1,0 +1,133 @@
+"""reconcile.tick holds the analysis while the platform says the canary does not serve yet."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from modeldeploy.operator.analysis.observations import (
+    ArmObservations,
+    LatencyHistogram,
+    Observations,
+)
+from modeldeploy.operator.api.conditions import NOT_READY
+from modeldeploy.operator.platforms.nop import NopPlatform
+from modeldeploy.operator.reconcile import Deps, tick
+from modeldeploy.registry.testing import InMemoryRegistry
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def arm(correct: int, total: int) -> ArmObservations:
+    rng = random.Random(total)
+    samples = [rng.gauss(0.02, 0.002) for _ in range(total)]
+    return ArmObservations(
+        labelled_correct=correct,
+        labelled_total=total,
+        latency=LatencyHistogram.from_samples(samples),
+        requests={"ok": total},
+    )
+
+
+GOOD = Observations(stable=arm(4250, 5000), canary=arm(4300, 5000))
+
+
+class Platform(NopPlatform):
+    """Nop, with a readiness the test sets."""
+
+    ready: bool = False
+
+    def is_ready(self, target: Any) -> bool:
+        return self.ready
+
+
+class World:
+    def __init__(self, **rollout: Any) -> None:
+        self.registry = InMemoryRegistry()
+        self.platform = Platform()
+        self.observed = 0
+        self.events: list[tuple[str, str, str]] = []
+        self.deps = Deps(
+            platform=self.platform,
+            registry_for=lambda spec: self.registry,
+            observe=self.observe,
+            emit=lambda kind, reason, msg: self.events.append((kind, reason, msg)),
+        )
+        policy = {"steps": [50, 100], "intervalSeconds": 5, "minLabelsPerStep": 100, **rollout}
+        self.body: dict[str, Any] = {
+            "metadata": {"name": "s", "namespace": "ml", "generation": 1, "uid": "u"},
+            "spec": {"model": {"name": "m"}, "rollout": policy},
+        }
+        self.now = T0
+
+    def observe(self, target: Any, status: Any, ctx: Any) -> Observations:
+        self.observed += 1
+        return GOOD
+
+    def run(self, seconds: float = 10) -> dict[str, Any]:
+        self.now += timedelta(seconds=seconds)
+        result = tick(self.body, self.now, self.deps)
+        if result.patch:
+            self.body["status"] = {**(self.body.get("status") or {}), **result.patch}
+        return self.body["status"]
+
+    def canary_started(self) -> dict[str, Any]:
+        self.registry.set_alias("m", "champion", self.registry.add_version("m"))
+        assert self.run()["phase"] == "Stable"
+        self.registry.set_alias("m", "challenger", self.registry.add_version("m"))
+        status = self.run()
+        assert status["phase"] == "Progressing" and status["canary"]["weight"] == 50
+        return status
+
+
+def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == kind)
+
+
+def test_analysis_is_held_inconclusive_while_the_canary_is_not_ready() -> None:
+    world = World()
+    world.canary_started()
+    status = world.run()
+    assert world.observed == 0  # no metrics read for a revision that does not serve
+    assert status["lastAnalysis"]["decision"] == "inconclusive"
+    assert status["lastAnalysis"]["reason"] == NOT_READY
+    assert status["phase"] == "Progressing" and status["canary"]["weight"] == 50
+    progressing = condition(status, "Progressing")
+    assert progressing["status"] == "True" and progressing["reason"] == "CanaryNotReady"
+    assert NOT_READY in progressing["message"]
+
+
+def test_analysis_runs_once_the_platform_reports_the_canary_ready() -> None:
+    world = World()
+    world.canary_started()
+    world.run()
+    world.platform.ready = True
+    status = world.run()
+    assert world.observed == 1
+    assert status["canary"]["weight"] == 100 and status["lastAnalysis"]["decision"] == "advance"
+    assert condition(status, "Progressing")["reason"] == "Progressing"
+
+
+def test_a_canary_never_ready_by_the_deadline_is_rolled_back() -> None:
+    world = World(deadlineSeconds=60)
+    world.canary_started()
+    for _ in range(8):
+        status = world.run(seconds=10)
+    assert world.observed == 0
+    assert status["phase"] == "RolledBack"
+    assert status["history"][-1]["outcome"] == "RolledBack"
+    assert NOT_READY in status["history"][-1]["reason"]
+    assert ("Warning", "RollingBack") in {(k, r) for k, r, _ in world.events}
+
+
+def test_a_failing_readiness_read_counts_as_not_ready() -> None:
+    world = World()
+    world.canary_started()
+
+    def broken(target: Any) -> bool:
+        raise RuntimeError("API down")
+
+    world.platform.is_ready = broken  # type: ignore[method-assign]
+    assert world.run()["lastAnalysis"]["reason"] == NOT_READY
+    assert world.observed == 0
