@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+MIN_PLOTTED_LABELS = 20
+
 
 @dataclass
 class Sample:
@@ -174,7 +176,8 @@ def markdown(
         lines.append(f"- {e.get('time')} {e.get('type')} **{e.get('reason')}**: {e.get('message')}")
     lines += ["", "## Timeline", "", f"![timeline]({png_name})", ""]
     lines += [
-        "Accuracy is per analysis window (one traffic step) with 95% Wilson bands; P99 is the",
+        "Accuracy is per analysis window (one traffic step, from 20 labels) with 95% Wilson bands;",
+        "P99 is the",
         "latency-histogram bucket edge at 99% of the window's requests (shown from 100 requests).",
         "",
     ]
@@ -210,6 +213,8 @@ def plot(
             if s.observations is None:
                 continue
             a = s.observations.get(arm) or {}
+            if a.get("labelled_total", 0) < MIN_PLOTTED_LABELS:
+                continue  # a fresh window's first few labels say nothing yet
             p, low, high = wilson(a.get("labelled_correct", 0), a.get("labelled_total", 0))
             xs.append(s.t)
             est.append(p)

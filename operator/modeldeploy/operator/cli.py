@@ -1,4 +1,4 @@
-"""``modeldeploy operator run|crd`` and ``modeldeploy rollout status|promote|abort|pause|resume``.
+"""``modeldeploy operator run|crd|rbac`` and ``modeldeploy rollout ...`` (status, promote, etc.).
 
 The rollout commands only read the resource and set annotations (see ``control.py``),
 so they do exactly what ``kubectl annotate`` would do; the operator acts on them.
@@ -17,6 +17,10 @@ def register(subparsers: Any) -> None:
     op_sub = op.add_subparsers(dest="operator_command", metavar="COMMAND")
     crd = op_sub.add_parser("crd", help="Print the ModelDeployment CRD as YAML.")
     crd.set_defaults(handler=_crd)
+    rbac = op_sub.add_parser(
+        "rbac", help="Print the RBAC rules the operator needs as YAML (the chart's rules file)."
+    )
+    rbac.set_defaults(handler=_rbac)
     run = op_sub.add_parser("run", help="Run the operator against the current kube context.")
     run.add_argument("-n", "--namespace", action="append", default=[], help="Namespaces to watch")
     run.add_argument("--all-namespaces", "-A", action="store_true", help="Watch every namespace")
@@ -45,6 +49,13 @@ def _crd(args: argparse.Namespace) -> int:
     from modeldeploy.operator.api.crd import render_crd
 
     sys.stdout.write(render_crd())
+    return 0
+
+
+def _rbac(args: argparse.Namespace) -> int:
+    from modeldeploy.operator.rbac import render
+
+    sys.stdout.write(render())
     return 0
 
 

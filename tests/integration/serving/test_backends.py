@@ -11,6 +11,7 @@ import pytest
 from modeldeploy.registry.checkpoints import load_split
 from modeldeploy.registry.checkpoints.evaluate import predict_directory
 from modeldeploy.serving.backends.base import ParityFailed
+from modeldeploy.serving.backends.onnx_backend import optimized_path
 from modeldeploy.serving.config import ModelSource, ServeConfig
 from modeldeploy.serving.server import build
 
@@ -52,6 +53,13 @@ def test_onnx_passes_parity_on_the_held_out_split_and_matches_torch(
 ):
     monkeypatch.setenv("MODELDEPLOY_CACHE", str(tmp_path))  # force a fresh export and check
     model = build(_config(tiny_checkpoint, "onnx"))
+    assert not model.backend.optimized_from_cache
+    assert optimized_path(model.backend.graph).is_file()  # cached for the next start
+    restarted = build(_config(tiny_checkpoint, "onnx"))
+    assert restarted.backend.optimized_from_cache
+    np.testing.assert_allclose(
+        _probabilities(restarted, TEXTS), _probabilities(model, TEXTS), atol=1e-6
+    )
     report = model.parity_report
     assert report is not None and report.passed
     assert report.n == len(load_split("validation"))

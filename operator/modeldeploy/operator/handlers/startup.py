@@ -48,8 +48,8 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     ours = OperatorSettings.from_env()
     settings.persistence.finalizer = "modeldeploy.io/finalizer"
     settings.posting.level = 20  # INFO: our transition events go to the object
-    settings.peering.name = "modeldeploy"
-    settings.peering.mandatory = False
+    # Peering (name, mandatory, standalone) is left as ``operator run`` set it: overriding it
+    # here would ignore ``--peering NAME`` and let two replicas act when the CRD is missing.
     api = await asyncio.to_thread(_kube_api, ours.kubeconfig)
     if api is None and ours.rollout.platform == "kserve":
         raise kopf.PermanentError("no Kubernetes configuration for the kserve platform")

@@ -2,12 +2,21 @@
 
 Exported graphs are cached under ``$MODELDEPLOY_CACHE/onnx/<weights digest>/`` so a
 restart loads the graph directly: that path needs neither torch nor transformers,
-which is most of what makes a cold start fast.
+which is most of what makes a cold start fast. Two more start-up costs are cached:
+
+- the graph after ONNX Runtime's optimisations (``model.opt.onnx``, written by the first
+  session at the portable ``ORT_ENABLE_EXTENDED`` level, which holds the BERT fusions),
+  loaded later with optimisation off instead of redoing the fusions;
+- the weights digest, memoised per file identity (path, size, mtime, ctime, inode) in
+  ``$MODELDEPLOY_CACHE/onnx/digests.json``, so a restart does not read 90 MB to find its
+  cache key. Rewriting a file changes its ctime, which a stale entry cannot survive.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 import shutil
 import tempfile
@@ -18,6 +27,9 @@ import numpy as np
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 INPUT_NAMES = ("input_ids", "attention_mask")
+DIGESTS_FILE = "digests.json"
+
+log = logging.getLogger(__name__)
 
 
 def cache_root() -> Path:
@@ -26,14 +38,45 @@ def cache_root() -> Path:
     return Path(root)
 
 
-def weights_digest(model_dir: Path) -> str:
-    """SHA-256 over config and weights: the key of everything derived from them."""
+def _identity(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{st.st_ino}"
+
+
+def _hash_weights(model_dir: Path) -> str:
     digest = hashlib.sha256()
     for name in ("config.json", "model.safetensors"):
         with open(model_dir / name, "rb") as handle:
             digest.update(name.encode())
             digest.update(hashlib.file_digest(handle, "sha256").digest())
     return digest.hexdigest()[:20]
+
+
+def weights_digest(model_dir: Path) -> str:
+    """SHA-256 over config and weights: the key of everything derived from them.
+
+    Memoised by the files' identity (see the module docstring); a missing, unreadable or
+    unwritable memo only costs the hash.
+    """
+    key = "+".join(_identity(model_dir / n) for n in ("config.json", "model.safetensors"))
+    memo_file = cache_root() / "onnx" / DIGESTS_FILE
+    try:
+        memo = json.loads(memo_file.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    if isinstance(memo.get(key), str):
+        return str(memo[key])
+    value = _hash_weights(model_dir)
+    memo = {k: v for k, v in memo.items() if not k.startswith(f"{model_dir.resolve()}/")}
+    memo[key] = value
+    try:
+        memo_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo_file.with_name(f".{DIGESTS_FILE}.{os.getpid()}")
+        tmp.write_text(json.dumps(memo, indent=1))
+        os.replace(tmp, memo_file)
+    except OSError as exc:
+        log.warning("could not memoise the weights digest in %s: %s", memo_file, exc)
+    return value
 
 
 def artifact_dir(model_dir: Path) -> Path:
@@ -94,16 +137,43 @@ def ensure_artifact(model_dir: Path, int8: bool) -> Path:
     return quantize(graph) if int8 else graph
 
 
+def optimized_path(graph: Path) -> Path:
+    """The cached ORT-optimised copy of ``graph`` (``model.onnx`` -> ``model.opt.onnx``)."""
+    return graph.with_name(f"{graph.stem}.opt.onnx")
+
+
 class OnnxBackend:
     def __init__(self, graph: Path, threads: int, runtime: str = "onnx") -> None:
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, threads)
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        def options(level: ort.GraphOptimizationLevel) -> ort.SessionOptions:
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = max(1, threads)
+            opts.inter_op_num_threads = 1
+            opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            opts.graph_optimization_level = level
+            return opts
+
+        levels = ort.GraphOptimizationLevel
+        optimized = optimized_path(graph)
+        providers = ["CPUExecutionProvider"]
+        if optimized.exists():
+            # Already fused: optimising again would only repeat the work.
+            opts = options(levels.ORT_DISABLE_ALL)
+            self.session = ort.InferenceSession(str(optimized), opts, providers=providers)
+            self.optimized_from_cache = True
+        else:
+            # EXTENDED holds every transformer fusion; ALL would add only NCHWc layouts
+            # (convolutions), which are hardware specific and useless for BERT.
+            opts = options(levels.ORT_ENABLE_EXTENDED)
+            tmp = optimized.with_name(f".{optimized.name}.{os.getpid()}")
+            writable = os.access(graph.parent, os.W_OK)
+            if writable:
+                opts.optimized_model_filepath = str(tmp)
+            self.session = ort.InferenceSession(str(graph), opts, providers=providers)
+            if writable and tmp.exists():
+                os.replace(tmp, optimized)
+            self.optimized_from_cache = False
         self.runtime = runtime
         self.graph = graph
 

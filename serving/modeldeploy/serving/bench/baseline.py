@@ -40,7 +40,12 @@ def main(argv: list[str] | None = None) -> None:
         def log_message(self, *args: object) -> None:
             pass
 
-    HTTPServer(("127.0.0.1", args.port), Handler).serve_forever()
+    class Server(HTTPServer):
+        # Still one request at a time; a deep accept queue only keeps 64 waiting clients
+        # from being reset by a full backlog (the default is 5).
+        request_queue_size = 256
+
+    Server(("127.0.0.1", args.port), Handler).serve_forever()
 
 
 if __name__ == "__main__":

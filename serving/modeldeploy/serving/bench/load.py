@@ -59,14 +59,18 @@ async def _drive(
             nonlocal errors
             for i in counter:
                 started = time.perf_counter()
-                r = await client.post(url, json=body(texts[i % len(texts)]))
+                try:
+                    r = await client.post(url, json=body(texts[i % len(texts)]))
+                except httpx.TransportError:  # reset or refused: an error, not a crash
+                    errors += 1
+                    continue
                 latencies.append(time.perf_counter() - started)
                 errors += r.status_code != 200
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - started
-    ms = np.array(latencies) * 1000
+    ms = np.array(latencies or [float("nan")]) * 1000
     return LoadResult(
         concurrency=concurrency,
         requests=total,
