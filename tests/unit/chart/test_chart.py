@@ -374,8 +374,16 @@ def test_crd_shipped_by_the_chart_equals_the_one_built_from_code(chart: helm.Cha
     from modeldeploy.operator.api.crd import build_crd
 
     shipped = chart.crds
-    assert [c["filename"] for c in shipped] == ["modeldeploy/crds/modeldeployments.yaml"]
-    assert yaml.safe_load(shipped[0]["data"]) == build_crd()
+    assert [c["filename"] for c in shipped] == [
+        "modeldeploy/crds/kopf-peerings.yaml",
+        "modeldeploy/crds/modeldeployments.yaml",
+    ]
+    assert yaml.safe_load(shipped[1]["data"]) == build_crd()
+    peering = list(yaml.safe_load_all(shipped[0]["data"]))
+    assert {(c["spec"]["names"]["kind"], c["spec"]["scope"]) for c in peering} == {
+        ("ClusterKopfPeering", "Cluster"),
+        ("KopfPeering", "Namespaced"),
+    }
 
 
 # -- monitoring ---------------------------------------------------------------------------
@@ -650,3 +658,29 @@ def test_alerts_fire_on_the_situations_they_name(chart: helm.Chart, tmp_path: Pa
     (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests))
     result = _promtool("test", "rules", str(tmp_path / "tests.yaml"))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "kind", "namespaces"),
+    [
+        ({"leaderElection": {"enabled": True}}, "ClusterKopfPeering", [None]),
+        (
+            {"leaderElection": {"enabled": True}, "watch": {"namespaces": ["a", "b"]}},
+            "KopfPeering",
+            ["a", "b"],
+        ),
+    ],
+)
+def test_leader_election_ships_the_peering_object_kopf_expects(
+    chart: helm.Chart, values: dict[str, Any], kind: str, namespaces: list[str | None]
+) -> None:
+    docs = render(chart, values)
+    peerings = [d for d in docs if d["kind"] == kind]
+    assert [p["metadata"].get("namespace") for p in peerings] == namespaces
+    name = peerings[0]["metadata"]["name"]
+    assert f"--peering={name}" in container(docs)["args"]
+
+
+def test_no_peering_object_without_leader_election(chart: helm.Chart) -> None:
+    kinds = {d["kind"] for d in render(chart, {})}
+    assert not kinds & {"KopfPeering", "ClusterKopfPeering"}
