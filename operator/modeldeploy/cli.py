@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "modeldeploy.serving.cli",
     "modeldeploy.serving.triton.cli",
     "modeldeploy.operator.cli",
+    "modeldeploy.operator.local.cli",
     "modeldeploy.demo.cli",
     "modeldeploy.benchmarks",
 )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from prometheus_client import Counter, Histogram, start_http_server
 
-BUCKETS = [0.005 * 1.1**k for k in range(49)] + [1.0, 2.5, 5.0, 10.0]
+BUCKETS = [0.005 * 1.1**k for k in range(50)] + [1.0, 2.5, 5.0, 10.0]
 ARM = ["deployment", "model_version", "role"]
 
 DURATION = Histogram(

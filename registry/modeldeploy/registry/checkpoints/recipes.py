@@ -117,6 +117,14 @@ _BASE_RECIPES: tuple[Recipe, ...] = (
         base="good",
     ),
     _TINY,
+    Recipe(
+        name="tiny-bad",
+        description="`tiny` stopped after 60 steps: a clearly less accurate tiny classifier.",
+        kind="tiny",
+        epochs=3.0,
+        learning_rate=2e-3,
+        max_steps=60,
+    ),
 )
 
 RECIPES: dict[str, Recipe] = {}
