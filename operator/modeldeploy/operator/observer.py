@@ -36,11 +36,9 @@ def window_of(status: Status) -> dict[str, Any] | None:
 
 def _same_window(baseline: Mapping[str, Any] | None, status: Status) -> bool:
     window = window_of(status)
-    return (
-        bool(baseline)
-        and window is not None
-        and all(baseline.get(k) == v for k, v in window.items())
-    )
+    if not baseline or window is None:
+        return False
+    return all(baseline.get(k) == v for k, v in window.items())
 
 
 class MetricsWindows:

@@ -21,7 +21,7 @@ def run_operator(
     asyncio.run(
         kopf.operator(
             clusterwide=all_namespaces,
-            namespaces=namespaces or None,
+            namespaces=namespaces or (),
             standalone=standalone,
             peering_name=peering,
             priority=0,

@@ -10,6 +10,7 @@ promotion and rollback are real verdicts of the analysis.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 import urllib.request
@@ -23,6 +24,7 @@ import pytest
 from kopf.testing import KopfRunner
 
 from tests.support.kube_emulator import KubeEmulator
+from tests.support.processes import ManagedProcess, free_port, http_ok
 
 NS = "ml"
 OPERATOR = str(Path(__file__).with_name("kopf_operator.py"))
@@ -84,6 +86,7 @@ class Cluster:
         self.validator: jsonschema.Draft7Validator | None = None
         self.validated: set[str] = set()
         self.runner: KopfRunner | None = None
+        self.process: ManagedProcess | None = None
 
     def md(self, name: str) -> dict[str, Any]:
         return http(f"{self.url}{MD_PATH}/{name}")
@@ -127,6 +130,8 @@ class Cluster:
         while time.monotonic() < deadline:
             if self.runner is not None and self.runner.future.done():
                 raise AssertionError(f"the operator stopped:\n{self.runner.output[-3000:]}")
+            if self.process is not None and not self.process.alive():
+                raise AssertionError(f"the operator exited:\n{self.process.log_tail(3000)}")
             self.play_kserve()
             self.metrics.grow()
             status = self.md(name).get("status") or {}
@@ -143,6 +148,19 @@ class Cluster:
         registry = kopf.OperatorRegistry()
         self.runner = KopfRunner(args, registry=registry, settings=settings, timeout=30)
         return self.runner
+
+    def operator_process(self, start: Callable[..., ManagedProcess], name: str) -> ManagedProcess:
+        """``modeldeploy operator run`` as a process of its own, ready once its startup is done.
+
+        ``start`` is the ``process_starter`` fixture (it stops what is left at teardown).
+        kopf logs in through ``KUBECONFIG`` and the settings come from the environment, both
+        set by the ``cluster`` fixture; the liveness endpoint answers after the startup hook.
+        """
+        liveness = f"http://127.0.0.1:{free_port()}/healthz"
+        argv = [str(Path(sys.executable).with_name("modeldeploy")), "operator", "run"]
+        argv += ["--standalone", "-n", NS, "--liveness", liveness]
+        self.process = start(name, argv, lambda: http_ok(liveness), timeout=60)
+        return self.process
 
     def events(self, name: str) -> list[str]:
         return [e["reason"] for e in self.event_objects(name)]

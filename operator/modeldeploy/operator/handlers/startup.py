@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -59,7 +60,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         start_http_server(ours.metrics_port)
     platform = make_platform(ours.rollout.platform, api=api)
     registry = _registry_for(ours.registry.default_uri)
-    scrape = getattr(platform, "scrape_targets", lambda target: [])
+    scrape: Callable[[Any], list[str]] = getattr(platform, "scrape_targets", lambda target: [])
     events = None
     if ours.registry.watch_seconds > 0 and api is not None:
         loop = asyncio.get_running_loop()

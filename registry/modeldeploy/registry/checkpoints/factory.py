@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -251,7 +252,7 @@ def _encode(tokenizer, texts, recipe: Recipe) -> list[list[int]]:
 
 
 def _tiny_config(vocab_size: int, pad_token_id: int) -> BertConfig:
-    return BertConfig(
+    fields: dict[str, Any] = dict(
         vocab_size=vocab_size,
         hidden_size=64,
         num_hidden_layers=2,
@@ -263,6 +264,7 @@ def _tiny_config(vocab_size: int, pad_token_id: int) -> BertConfig:
         id2label=dict(enumerate(LABEL_NAMES)),
         label2id={name: i for i, name in enumerate(LABEL_NAMES)},
     )
+    return BertConfig(**fields)
 
 
 # --- writing ----------------------------------------------------------------------

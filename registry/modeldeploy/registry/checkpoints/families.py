@@ -10,6 +10,8 @@ retrained on the encoder's CLS features by the caller.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from transformers import (
     BertForSequenceClassification,
@@ -23,6 +25,13 @@ from transformers import (
 from modeldeploy.registry.checkpoints.recipes import Family
 
 
+def bert_pooler(model: BertForSequenceClassification) -> Any:
+    """BERT's pooler (dense + tanh over CLS); our classifiers always have one."""
+    if model.bert.pooler is None:
+        raise ValueError("this BERT classifier has no pooler (add_pooling_layer=False)")
+    return model.bert.pooler
+
+
 def _copy(dst: torch.Tensor, src: torch.Tensor) -> None:
     if dst.shape != src.shape:
         raise ValueError(f"shape mismatch while converting weights: {dst.shape} vs {src.shape}")
@@ -33,7 +42,7 @@ def _copy(dst: torch.Tensor, src: torch.Tensor) -> None:
 def to_distilbert(bert: BertForSequenceClassification) -> DistilBertForSequenceClassification:
     """Copy BERT weights into DistilBERT (head left for the caller to train)."""
     cfg = bert.config
-    dcfg = DistilBertConfig(
+    fields: dict[str, Any] = dict(
         vocab_size=cfg.vocab_size,
         max_position_embeddings=cfg.max_position_embeddings,
         dim=cfg.hidden_size,
@@ -49,8 +58,10 @@ def to_distilbert(bert: BertForSequenceClassification) -> DistilBertForSequenceC
         id2label=cfg.id2label,
         label2id=cfg.label2id,
     )
+    dcfg = DistilBertConfig(**fields)
     out = DistilBertForSequenceClassification(dcfg).eval()
-    src, dst = bert.bert, out.distilbert
+    src: Any = bert.bert
+    dst: Any = out.distilbert
     _copy(dst.embeddings.word_embeddings.weight, src.embeddings.word_embeddings.weight)
     # DistilBERT has no token types: fold type 0 into every position.
     _copy(
@@ -74,8 +85,8 @@ def to_distilbert(bert: BertForSequenceClassification) -> DistilBertForSequenceC
             _copy(dm.weight, sm.weight)
             _copy(dm.bias, sm.bias)
     # Start the ReLU head from BERT's tanh head; the caller fine-tunes it.
-    _copy(out.pre_classifier.weight, bert.bert.pooler.dense.weight)
-    _copy(out.pre_classifier.bias, bert.bert.pooler.dense.bias)
+    _copy(out.pre_classifier.weight, bert_pooler(bert).dense.weight)
+    _copy(out.pre_classifier.bias, bert_pooler(bert).dense.bias)
     _copy(out.classifier.weight, bert.classifier.weight)
     _copy(out.classifier.bias, bert.classifier.bias)
     return out
@@ -86,7 +97,7 @@ def to_roberta(bert: BertForSequenceClassification) -> RobertaForSequenceClassif
     """Copy BERT weights into RoBERTa exactly (positions shift by one past the pad id)."""
     cfg = bert.config
     pad = cfg.pad_token_id if cfg.pad_token_id is not None else 0
-    rcfg = RobertaConfig(
+    fields: dict[str, Any] = dict(
         vocab_size=cfg.vocab_size,
         hidden_size=cfg.hidden_size,
         num_hidden_layers=cfg.num_hidden_layers,
@@ -104,8 +115,10 @@ def to_roberta(bert: BertForSequenceClassification) -> RobertaForSequenceClassif
         id2label=cfg.id2label,
         label2id=cfg.label2id,
     )
+    rcfg = RobertaConfig(**fields)
     out = RobertaForSequenceClassification(rcfg).eval()
-    src, dst = bert.bert, out.roberta
+    src: Any = bert.bert
+    dst: Any = out.roberta
     _copy(dst.embeddings.word_embeddings.weight, src.embeddings.word_embeddings.weight)
     positions = torch.zeros_like(dst.embeddings.position_embeddings.weight)
     positions[pad + 1 : pad + 1 + cfg.max_position_embeddings] = (
@@ -118,8 +131,8 @@ def to_roberta(bert: BertForSequenceClassification) -> RobertaForSequenceClassif
     _copy(dst.embeddings.LayerNorm.weight, src.embeddings.LayerNorm.weight)
     _copy(dst.embeddings.LayerNorm.bias, src.embeddings.LayerNorm.bias)
     dst.encoder.load_state_dict(src.encoder.state_dict())
-    _copy(out.classifier.dense.weight, src.pooler.dense.weight)
-    _copy(out.classifier.dense.bias, src.pooler.dense.bias)
+    _copy(out.classifier.dense.weight, bert_pooler(bert).dense.weight)
+    _copy(out.classifier.dense.bias, bert_pooler(bert).dense.bias)
     _copy(out.classifier.out_proj.weight, bert.classifier.weight)
     _copy(out.classifier.out_proj.bias, bert.classifier.bias)
     return out
@@ -137,11 +150,11 @@ def convert(bert: BertForSequenceClassification, family: Family) -> PreTrainedMo
 
 
 def head_modules(
-    model: PreTrainedModel,
+    model: torch.nn.Module,
 ) -> tuple[torch.nn.Linear, torch.nn.Module, torch.nn.Linear]:
     """The (dense, activation, projection) of a family's classification head."""
     if isinstance(model, BertForSequenceClassification):
-        return model.bert.pooler.dense, torch.nn.Tanh(), model.classifier
+        return bert_pooler(model).dense, torch.nn.Tanh(), model.classifier
     if isinstance(model, DistilBertForSequenceClassification):
         return model.pre_classifier, torch.nn.ReLU(), model.classifier
     if isinstance(model, RobertaForSequenceClassification):

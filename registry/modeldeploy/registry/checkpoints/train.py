@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 from transformers import BertForSequenceClassification
 
-from modeldeploy.registry.checkpoints.families import head_modules
+from modeldeploy.registry.checkpoints.families import bert_pooler, head_modules
 from modeldeploy.registry.checkpoints.recipes import Recipe
 
 Progress = Callable[[str], None]
@@ -114,7 +114,7 @@ def train_top_layers(
     rng = np.random.default_rng(recipe.seed)
     layers = list(model.bert.encoder.layer[first_trainable:])
     params = [p for layer in layers for p in layer.parameters()]
-    params += list(model.bert.pooler.parameters()) + list(model.classifier.parameters())
+    params += list(bert_pooler(model).parameters()) + list(model.classifier.parameters())
     for p in model.parameters():
         p.requires_grad_(False)
     for p in params:
@@ -136,7 +136,7 @@ def train_top_layers(
                 break
             hidden, lengths = pad_states([data.states[i] for i in idx])
             hidden = run_layers(layers, hidden, lengths)
-            pooled = model.bert.pooler(hidden)
+            pooled = bert_pooler(model)(hidden)
             logits = model.classifier(model.dropout(pooled))
             loss = F.cross_entropy(logits, labels[idx])
             optimizer.zero_grad()
