@@ -5,7 +5,7 @@ keeps kmock's discovery (from ``self.resources``) and serves object requests its
 the rules kopf relies on: server-set uid/resourceVersion/generation/creationTimestamp,
 201 on create, PUT, the status subresource, 409 on a stale resourceVersion, label
 selectors, watches that resume from a resourceVersion and end at timeoutSeconds,
-finalizers, and listing namespaces. Every object request is recorded in ``calls``.
+finalizers, and listing and watching namespaces. Every object request is recorded in ``calls``.
 Run it with ``serve_in_thread`` (its own loop and thread, on 127.0.0.1).
 """
 
@@ -138,13 +138,12 @@ class KubeEmulator(kmock.KubernetesEmulator):
         parts = raw.path.strip("/").split("/")
         if parts[:3] == ["api", "v1", "namespaces"] and len(parts) <= 4:  # kmock cannot parse it
             agent = raw.headers.get("User-Agent", "")
-            verb = "list" if len(parts) == 3 else "get"
+            watch = len(parts) == 3 and raw.query.get("watch") in ("true", "1")
+            verb = "watch" if watch else "list" if len(parts) == 3 else "get"
             self.calls.append(Call(verb, "", "namespaces", "", agent))
-            names = self.namespaces | {ns for (_, _, ns, _) in self.store if ns}
-            items = [
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}
-                for n in sorted(names)
-            ]
+            if watch:
+                return await self._watch_namespaces(raw)
+            items = self._namespace_items()
             if len(parts) == 4:
                 found = [i for i in items if i["metadata"]["name"] == parts[3]]
                 return self._json(found[0] if found else self._status(404, "NotFound"))
@@ -157,6 +156,35 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 }
             )
         return await super().__call__(raw)
+
+    def _namespace_items(self) -> list[dict[str, Any]]:
+        names = self.namespaces | {ns for (_, _, ns, _) in self.store if ns}
+        return [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}
+            for n in sorted(names)
+        ]
+
+    async def _watch_namespaces(self, raw: aiohttp.web.BaseRequest) -> Any:
+        """Namespaces come and never go: each one is ADDED once, then the watch idles."""
+        if self.changed is None:
+            self.changed = asyncio.Condition()
+        response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(raw)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + float(raw.query.get("timeoutSeconds") or 3600)
+        sent: set[str] = set()
+        while loop.time() < deadline and not raw.transport.is_closing():  # type: ignore[union-attr]
+            for item in self._namespace_items():
+                if item["metadata"]["name"] not in sent:
+                    sent.add(item["metadata"]["name"])
+                    await response.write(
+                        json.dumps({"type": "ADDED", "object": item}).encode() + b"\n"
+                    )
+            async with self.changed:
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self.changed.wait(), min(1.0, deadline - loop.time()))
+        await response.write_eof()
+        return response
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         res = request.resource

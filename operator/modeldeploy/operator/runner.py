@@ -18,12 +18,14 @@ def run_operator(
     import modeldeploy.operator.handlers.lifecycle
     import modeldeploy.operator.handlers.startup  # noqa: F401 - registers the handlers
 
+    # A peering name makes peering mandatory in kopf, and standalone watches no peering
+    # resource: both together pause every watch-stream forever ("peering CRD is missing").
     asyncio.run(
         kopf.operator(
             clusterwide=all_namespaces,
             namespaces=namespaces or (),
             standalone=standalone,
-            peering_name=peering,
+            peering_name=None if standalone else peering,
             priority=0,
             liveness_endpoint=liveness or None,
         )

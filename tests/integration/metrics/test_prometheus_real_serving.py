@@ -152,10 +152,11 @@ def test_prometheus_provider_reads_what_real_serving_processes_counted(
     assert prometheus.is_online() and scrape.is_online()
 
     def settled(expected_requests: dict[str, int]) -> tuple[Snapshot, Snapshot]:
-        """Both snapshots once the processes counted every request and Prometheus has it.
+        """(scrape, Prometheus) snapshots once both hold every request sent so far.
 
-        A predictor counts a request after its response is sent, so the direct scrape is
-        polled too; then Prometheus must hold exactly the scraped values for every source.
+        ``expected_requests`` are lifetime totals per arm. A predictor counts a request
+        after its response is sent, so the direct scrape is polled first; then Prometheus
+        must hold exactly the scraped values, source by source.
         """
         holder: dict[str, Snapshot] = {}
 
@@ -172,8 +173,12 @@ def test_prometheus_provider_reads_what_real_serving_processes_counted(
                 return False
             return by_source(holder["prometheus"], True) == by_source(holder["scrape"], False)
 
-        wait_for(scraped, "the predictors to count every request", timeout=15)
-        wait_for(scraped_by_prometheus, "Prometheus to scrape the final values", timeout=30)
+        try:
+            wait_for(scraped, "the predictors to count every request", timeout=15)
+            wait_for(scraped_by_prometheus, "Prometheus to scrape the final values", timeout=30)
+        except TimeoutError as exc:
+            seen = {k: by_source(v, k == "prometheus") for k, v in holder.items()}
+            raise AssertionError(f"{exc}; expected {expected_requests}; saw {seen}") from exc
         return holder["scrape"], holder["prometheus"]
 
     split = load_split("test")
@@ -243,7 +248,7 @@ def test_prometheus_provider_reads_what_real_serving_processes_counted(
         assert 0 < routed["canary"] < ROUTED_REQUESTS, routed
 
     total = {arm: ok[arm] + 1 for arm in ok}  # + the malformed body
-    scrape_now, prometheus_now = settled(total)
+    scrape_now, prometheus_now = settled({arm: n + 1 for arm, n in total.items()})  # + warm-up
     from_prometheus = prometheus_now.since(prometheus_base).observations()
     from_scrape = scrape_now.since(scrape_base).observations()
 

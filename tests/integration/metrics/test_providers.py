@@ -34,7 +34,7 @@ def assert_one_batch(obs: Observations, batches: int = 1) -> None:
     assert obs.paired == PairedCounts(80 * k, 12 * k, 4 * k, 4 * k)
     stable, canary = obs.stable.latency, obs.canary.latency
     assert isinstance(stable, LatencyHistogram) and isinstance(canary, LatencyHistogram)
-    assert len(stable.bounds) == 54 and stable.bounds[-1] == float("inf")
+    assert len(stable.bounds) == 55 and stable.bounds[-1] == float("inf")
     assert (stable.count, canary.count) == (1010 * k, 1000 * k)
     # every stable request at 20 ms is at or below the first bound >= 0.02
     at_20ms = next(c for b, c in zip(stable.bounds, stable.cumulative, strict=True) if b >= 0.02)

@@ -117,6 +117,17 @@ def test_lists_filter_by_label_selector_and_namespaces_are_listed(api):
     assert {"ml", "default"} <= {n["metadata"]["name"] for n in namespaces["items"]}
 
 
+def test_namespace_watch_adds_each_namespace_once_and_ends_at_the_timeout(api):
+    new = "/apis/modeldeploy.io/v1alpha1/namespaces/watched-ns/modeldeployments"
+    threading.Timer(0.2, lambda: api.call("POST", new, md("elsewhere"))).start()
+    started = time.monotonic()
+    events = api.watch("/api/v1/namespaces?watch=true&timeoutSeconds=1")
+    assert 1 <= time.monotonic() - started < 5
+    names = [e["object"]["metadata"]["name"] for e in events]
+    assert {e["type"] for e in events} == {"ADDED"} and len(names) == len(set(names))
+    assert {"default", "watched-ns"} <= set(names) and names[-1] == "watched-ns"
+
+
 def test_watch_resumes_after_the_resource_version_and_ends_at_the_timeout(api):
     _, obj = api.call("POST", MD, md("watched"))
     version = obj["metadata"]["resourceVersion"]
