@@ -24,7 +24,8 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,9 @@ def _build_minilm(recipe: Recipe, say: Progress):
         say(f"starting from {recipe.base}'s trained weights ({parent.name})")
         model = BertForSequenceClassification.from_pretrained(parent, attn_implementation="eager")
     else:
+        # Seed before the classifier head is initialised: its random init must not depend
+        # on whatever ran earlier in this process.
+        train.seed_everything(recipe.seed)
         model = BertForSequenceClassification.from_pretrained(
             base,
             num_labels=len(LABEL_NAMES),
@@ -197,23 +201,50 @@ def _build_minilm(recipe: Recipe, say: Progress):
 # --- tiny recipes -----------------------------------------------------------------
 
 
+TINY_VOCAB_SIZE = 3000
+TINY_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def tiny_vocabulary(texts: Sequence[str], size: int = TINY_VOCAB_SIZE) -> dict[str, int]:
+    """A WordPiece vocabulary built deterministically from word counts.
+
+    `tokenizers`' WordPiece trainer breaks ties through hash maps, so two runs can pick
+    different vocabularies (and the tiny models then differ). This keeps every character
+    (alone and as a ``##`` continuation), then the most frequent whole words, ties broken
+    alphabetically: the same texts always give the same vocabulary.
+    """
+    from tokenizers import normalizers, pre_tokenizers
+
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre = pre_tokenizers.BertPreTokenizer()
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(word for word, _ in pre.pre_tokenize_str(normalizer.normalize_str(text)))
+    chars = sorted({c for word in counts for c in word})
+    tokens = [*TINY_SPECIALS, *chars, *(f"##{c}" for c in chars)]
+    seen = set(tokens)
+    for word, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        if len(tokens) >= size:
+            break
+        if word not in seen:
+            tokens.append(word)
+            seen.add(word)
+    return {token: index for index, token in enumerate(tokens)}
+
+
 def _tiny_tokenizer(recipe: Recipe):
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from tokenizers.trainers import WordPieceTrainer
     from transformers import PreTrainedTokenizerFast
 
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    vocab = tiny_vocabulary(load_split("train").texts)
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece()
-    trainer = WordPieceTrainer(vocab_size=3000, min_frequency=2, special_tokens=specials)
-    tok.train_from_iterator(load_split("train").texts, trainer=trainer)
-    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
         pair="[CLS] $A [SEP] $B [SEP]",
-        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
     )
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
