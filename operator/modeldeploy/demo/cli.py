@@ -4,9 +4,6 @@ A real MLflow, the operator in local mode on ``examples/local-demo.yaml``, real 
 processes and the router, review sentences with delayed labels, one promotion and one
 rollback, then a Markdown report and a PNG timeline. ``--quick`` runs the same scenario
 with small checkpoints (the CI version). See docs/demo.md.
-
-This module also registers ``modeldeploy local`` (``modeldeploy.operator.local.cli``)
-until the top-level CLI lists that module itself.
 """
 
 from __future__ import annotations
@@ -28,10 +25,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "-f", "--filename", default="examples/local-demo.yaml", help="the ModelDeployment YAML"
     )
     parser.set_defaults(handler=_run)
-    if "local" not in subparsers.choices:
-        from modeldeploy.operator.local.cli import register as register_local
-
-        register_local(subparsers)
 
 
 def _run(args: argparse.Namespace) -> int:

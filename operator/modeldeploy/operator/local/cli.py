@@ -19,8 +19,6 @@ from modeldeploy.operator.local.state import DEFAULT_STATE_DIR, StateDir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    if "local" in subparsers.choices:  # already registered (modeldeploy.demo.cli does too)
-        return
     parser = subparsers.add_parser("local", help="run a ModelDeployment on this machine")
     sub = parser.add_subparsers(dest="local_command", metavar="SUBCOMMAND")
 
