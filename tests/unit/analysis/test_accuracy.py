@@ -81,3 +81,11 @@ def test_the_margin_moves_the_failure_line(margin: float) -> None:
     config = AnalysisConfig(accuracy_margin=margin)
     status = check_accuracy(config, both(arm(8500, 10_000), arm(8250, 10_000))).status
     assert (status is CheckStatus.FAIL) == (margin == 0.0)
+
+
+def test_reason_never_prints_a_bound_equal_to_the_margin() -> None:
+    from modeldeploy.operator.analysis.verdict import distinct
+
+    assert distinct(-0.0304, -0.03) == ("-0.0304", "-0.0300")
+    assert distinct(-0.0412, -0.01) == ("-0.041", "-0.010")
+    assert distinct(0.0031, 0.01, signed=False) == ("0.003", "0.010")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from modeldeploy.operator.analysis.config import AnalysisConfig
 from modeldeploy.operator.analysis.observations import Observations
 from modeldeploy.operator.analysis.sequential import paired_difference, unpaired_difference
-from modeldeploy.operator.analysis.verdict import CheckResult, CheckStatus, judge
+from modeldeploy.operator.analysis.verdict import CheckResult, CheckStatus, distinct, judge
 
 NAME = "accuracy"
 
@@ -92,12 +92,11 @@ def check_accuracy(config: AnalysisConfig, observations: Observations) -> CheckR
     )
     head = f"accuracy {canary_acc:.3f} vs {stable_acc:.3f}"
     if status is CheckStatus.FAIL:
-        reason = f"{head}, {level} bound {diff_upper:+.3f} below margin {-margin:+.3f}, {amount}"
+        bound, limit = distinct(diff_upper, -margin)
+        reason = f"{head}, {level} bound {bound} below margin {limit}, {amount}"
     elif status is CheckStatus.PASS:
-        reason = (
-            f"{head}, {level} bound {diff_lower:+.3f} above margin {-margin:+.3f}: "
-            f"non-inferior, {amount}"
-        )
+        bound, limit = distinct(diff_lower, -margin)
+        reason = f"{head}, {level} bound {bound} above margin {limit}: non-inferior, {amount}"
     else:
         reason = (
             f"{head}, {level} bounds [{diff_lower:+.3f}, {diff_upper:+.3f}] straddle "

@@ -11,7 +11,7 @@ from __future__ import annotations
 from modeldeploy.operator.analysis.config import AnalysisConfig
 from modeldeploy.operator.analysis.observations import Observations
 from modeldeploy.operator.analysis.sequential import unpaired_difference
-from modeldeploy.operator.analysis.verdict import CheckResult, CheckStatus, judge
+from modeldeploy.operator.analysis.verdict import CheckResult, CheckStatus, distinct, judge
 
 NAME = "errors"
 
@@ -64,13 +64,11 @@ def check_errors(config: AnalysisConfig, observations: Observations) -> CheckRes
     level = f"{config.confidence * 100:g}%"
     amount = f"{n_c} canary / {n_s} stable requests"
     if status is CheckStatus.FAIL:
-        reason = (
-            f"{head}, {level} bound {lower:+.3f} above margin {config.error_margin:.3f}, {amount}"
-        )
+        bound, limit = distinct(lower, config.error_margin)
+        reason = f"{head}, {level} bound {bound} above margin {limit}, {amount}"
     elif status is CheckStatus.PASS:
-        reason = (
-            f"{head}, {level} bound {upper:+.3f} below margin {config.error_margin:.3f}, {amount}"
-        )
+        bound, limit = distinct(upper, config.error_margin)
+        reason = f"{head}, {level} bound {bound} below margin {limit}, {amount}"
     else:
         reason = (
             f"{head}, {level} bounds [{lower:+.3f}, {upper:+.3f}] straddle margin "

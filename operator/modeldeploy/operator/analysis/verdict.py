@@ -43,6 +43,21 @@ class Decision(StrEnum):
     INCONCLUSIVE = "inconclusive"
 
 
+def distinct(value: float, limit: float, *, signed: bool = True) -> tuple[str, str]:
+    """Format a bound and the limit it is compared with so they never print equal.
+
+    A reason such as "bound -0.030 below margin -0.030" reads as a contradiction; with
+    one more digit where needed it reads "bound -0.0304 below margin -0.0300".
+    """
+    sign = "+" if signed else ""
+    a = b = ""
+    for digits in (3, 4, 5, 6):
+        a, b = format(value, f"{sign}.{digits}f"), format(limit, f"{sign}.{digits}f")
+        if a != b:
+            break
+    return a, b
+
+
 def crossed(
     lower: npt.ArrayLike, upper: npt.ArrayLike, limit: npt.ArrayLike
 ) -> tuple[np.ndarray, np.ndarray]:
