@@ -36,30 +36,26 @@ def _obj(description: str, properties: Schema, required: tuple[str, ...] = ()) -
     return schema
 
 
+def _bounded(
+    kind: str, description: str, default: float | None, lo: float | None, hi: float | None
+) -> Schema:
+    schema: Schema = {"type": kind, "description": description}
+    for key, value in (("default", default), ("minimum", lo), ("maximum", hi)):
+        if value is not None:
+            schema[key] = value
+    return schema
+
+
 def _int(
     description: str, default: int | None = None, lo: int | None = None, hi: int | None = None
 ) -> Schema:
-    schema: Schema = {"type": "integer", "description": description}
-    if default is not None:
-        schema["default"] = default
-    if lo is not None:
-        schema["minimum"] = lo
-    if hi is not None:
-        schema["maximum"] = hi
-    return schema
+    return _bounded("integer", description, default, lo, hi)
 
 
 def _num(
     description: str, default: float | None = None, lo: float | None = None, hi: float | None = None
 ) -> Schema:
-    schema: Schema = {"type": "number", "description": description}
-    if default is not None:
-        schema["default"] = default
-    if lo is not None:
-        schema["minimum"] = lo
-    if hi is not None:
-        schema["maximum"] = hi
-    return schema
+    return _bounded("number", description, default, lo, hi)
 
 
 def _str(
