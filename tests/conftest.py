@@ -16,7 +16,7 @@ from modeldeploy.registry.checkpoints import build
 from tests.support.mlflow_server import MlflowServer, start_mlflow
 from tests.support.processes import ManagedProcess, free_port, start_process
 
-KSERVE_CRDS = Path(__file__).resolve().parents[1].parent / "shared" / "kserve-crds"
+KSERVE_CRDS = Path(__file__).resolve().parent / "upstream" / "kserve-crds"
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +75,6 @@ def port() -> int:
 
 @pytest.fixture(scope="session")
 def kserve_crds() -> Path:
-    """KServe's own CRDs from ../shared/kserve-crds (skips with the reason if absent)."""
-    if not KSERVE_CRDS.is_dir():
-        pytest.skip(f"KServe CRDs not found at {KSERVE_CRDS}: schema validation needs them")
+    """KServe's own CRDs, vendored in tests/upstream (a missing copy fails, never skips)."""
+    assert KSERVE_CRDS.is_dir(), f"KServe CRDs not found at {KSERVE_CRDS}"
     return KSERVE_CRDS

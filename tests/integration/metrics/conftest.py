@@ -70,7 +70,7 @@ def prometheus(process_starter, tmp_path: Path, exporter: Exporter) -> Prometheu
     """A real Prometheus on a free loopback port scraping the exporter every second."""
     binary = shutil.which("prometheus")
     if binary is None:
-        pytest.skip("the Debian prometheus binary is not installed (`make system-deps`)")
+        pytest.fail("the Debian prometheus binary is not installed: run `make system-deps`")
     port = free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(

@@ -105,7 +105,7 @@ def test_prometheus_provider_reads_what_real_serving_processes_counted(
 ) -> None:
     binary = shutil.which("prometheus")
     if binary is None:
-        pytest.skip("the Debian prometheus binary is not installed (`make system-deps`)")
+        pytest.fail("the Debian prometheus binary is not installed: run `make system-deps`")
 
     ports = {role: free_port() for role in ("stable", "canary", "router", "prometheus")}
     url = {role: f"http://127.0.0.1:{port}" for role, port in ports.items()}
