@@ -2,26 +2,52 @@
 
 One function gives the whole wanted InferenceService for (stable, canary, weight):
 
-- Serverless: the predictor is the newest spec and ``canaryTrafficPercent`` sends
-  ``weight`` to it; KServe keeps the rest on the previous rolled-out revision (stable).
-  A rollback pins ``canaryTrafficPercent: 0`` before the predictor goes back to stable.
-- RawDeployment: the predictor is stable and ``spec.canary[]`` carries the candidate with
-  its ``trafficPercent``.
+- Serverless (KServe's "Knative" mode): the predictor is the newest spec and
+  ``canaryTrafficPercent`` sends ``weight`` to it; KServe keeps the rest on the previous
+  rolled-out revision (stable). A rollback pins ``canaryTrafficPercent: 0`` before the
+  predictor goes back to stable.
+- RawDeployment (KServe's "Standard" mode): the predictor is stable and ``spec.canary[]``
+  carries the candidate with its ``trafficPercent``.
 
 Tag routing is on, so the prober reaches each revision directly and its probes pair up.
+
+What a real cluster admits goes beyond KServe's CRD schema: KServe's validating webhook and,
+in Serverless mode, Knative's (pod fields behind feature flags). The rules are encoded in
+``tests/support/admission.py`` and every manifest shape is checked against them; where a
+spec asks for something the cluster would refuse (GPU placement on Serverless with the
+Knative features off), ``ManifestError`` says which feature to turn on instead of writing
+an object the webhook rejects.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from modeldeploy.operator.api.status import VersionRef
 from modeldeploy.operator.platforms.base import Target
+from modeldeploy.operator.settings import KServeSettings
 
 API_VERSION = "serving.kserve.io/v1beta1"
-DEFAULT_IMAGE = "ghcr.io/modeldeploy/predictor:0.1.0"
+DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
+DEFAULT_SETTINGS = KServeSettings()
+DEFAULT_IMAGE = DEFAULT_SETTINGS.predictor_image
 HTTP_PORT = 8080
+
+# KServe renamed the modes (Serverless -> Knative, RawDeployment -> Standard) and folds the
+# old names into the new ones (ParseDeploymentMode, kserve_constants.go:574). Its canary
+# rule compares the annotation with "Standard" literally, and an update is refused when the
+# annotation differs from the (normalised) mode in the status, so the operator writes the
+# current names.
+MODE_ALIASES = {"Serverless": "Knative", "RawDeployment": "Standard"}
+# Object names KServe accepts (IsvcNameFmt, kserve_isvc_validation.go:46).
+ISVC_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+# URIs KServe's storage initializer can fetch (its default ClusterStorageContainer).
+FETCHABLE = ("s3://", "gs://", "https://", "http://", "pvc://", "hf://", "hdfs://", "webhdfs://")
+# A custom predictor's storage URI is this variable on kserve-container (KServe's
+# CustomPredictor.GetStorageUri; constants.CustomSpecStorageUriEnvVarKey).
+STORAGE_URI_ENV = "STORAGE_URI"
 
 CONTAINER_SECURITY: dict[str, Any] = {
     "allowPrivilegeEscalation": False,
@@ -39,6 +65,23 @@ POD_SECURITY: dict[str, Any] = {
 }
 
 
+class ManifestError(ValueError):
+    """The wanted InferenceService would be refused by the cluster; the message says why."""
+
+
+def canonical_mode(mode: str) -> str:
+    """KServe's current name for a deploymentMode (the empty annotation means Standard)."""
+    if not mode:
+        return "Standard"
+    return MODE_ALIASES.get(mode, mode)
+
+
+def canary_name(ref: VersionRef) -> str:
+    """The RawDeployment canary predictor's name: required, unique, distinct from stable."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", ref.version.lower()).strip("-") or "x"
+    return f"canary-v{slug}"[:40].rstrip("-")
+
+
 def _resources(target: Target) -> dict[str, Any]:
     res = target.spec.resources
     amounts: dict[str, Any] = {"cpu": res.cpu, "memory": res.memory}
@@ -48,7 +91,23 @@ def _resources(target: Target) -> dict[str, Any]:
     return {"requests": amounts, "limits": limits}
 
 
-def _python_container(target: Target, ref: VersionRef, role: str) -> dict[str, Any]:
+def _env_from(cfg: KServeSettings) -> list[dict[str, Any]]:
+    """Registry credentials by reference only: the Secret's keys become the environment."""
+    return [{"secretRef": {"name": cfg.credentials_secret}}] if cfg.credentials_secret else []
+
+
+def _storage_uri(target: Target, ref: VersionRef) -> str:
+    """STORAGE_URI for a custom predictor: only in RawDeployment, where KServe's canary rule
+    needs the stable predictor to name its model files, and only for a URI KServe can fetch
+    (anything else would fail the storage initializer at pod start)."""
+    if target.spec.deployment_mode != "RawDeployment":
+        return ""
+    return ref.uri if ref.uri.startswith(FETCHABLE) else ""
+
+
+def _python_container(
+    target: Target, ref: VersionRef, role: str, cfg: KServeSettings = DEFAULT_SETTINGS
+) -> dict[str, Any]:
     spec = target.spec
     args = [
         "--registry-uri",
@@ -66,54 +125,136 @@ def _python_container(target: Target, ref: VersionRef, role: str) -> dict[str, A
         "--http-port",
         str(HTTP_PORT),
     ]
-    return {
+    env = [{"name": "MODELDEPLOY_EXPECTED_DIGEST", "value": ref.digest}]
+    if uri := _storage_uri(target, ref):
+        env.append({"name": STORAGE_URI_ENV, "value": uri})
+    default_image = cfg.predictor_gpu_image if spec.resources.gpu else cfg.predictor_image
+    out: dict[str, Any] = {
         "name": "kserve-container",
-        "image": spec.image or DEFAULT_IMAGE,
+        "image": spec.image or default_image,
         "args": args,
-        "env": [{"name": "MODELDEPLOY_EXPECTED_DIGEST", "value": ref.digest}],
+        "env": env,
         "ports": [{"containerPort": HTTP_PORT, "protocol": "TCP"}],
         "resources": _resources(target),
         "securityContext": dict(CONTAINER_SECURITY),
         "volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}],
     }
+    if env_from := _env_from(cfg):
+        out["envFrom"] = env_from
+    return out
 
 
-def predictor(target: Target, ref: VersionRef, role: str) -> dict[str, Any]:
-    """The predictor (or canary predictor) component serving ``ref``."""
-    spec = target.spec
-    res = spec.resources
-    out: dict[str, Any] = {
-        "minReplicas": res.min_replicas,
-        "maxReplicas": res.max_replicas,
-        "securityContext": dict(POD_SECURITY),
-        "labels": {"modeldeploy.io/role": role, "modeldeploy.io/version": ref.version},
-        "volumes": [{"name": "scratch", "emptyDir": {}}],
-    }
+def _knative_refusal(field: str, feature: str, value: str) -> ManifestError:
+    return ManifestError(
+        f"spec.resources.{field} is set but Knative refuses it on Serverless predictors "
+        f"unless its {feature!r} feature is on: enable it in the knative-serving/"
+        f"config-features ConfigMap and set the chart value knative.features.{value}=true, "
+        f"or use deploymentMode: RawDeployment"
+    )
+
+
+def _pod_fields(target: Target, cfg: KServeSettings) -> dict[str, Any]:
+    """Pod-level fields, only those the cluster admits (Knative gates several behind flags).
+
+    Without ``kubernetes.podspec-securitycontext`` the pod securityContext is left out; the
+    container securityContext (always admitted) carries runAsNonRoot, the UID and seccomp.
+    """
+    res = target.spec.resources
+    serverless = target.spec.deployment_mode == "Serverless"
+    out: dict[str, Any] = {}
+    if not serverless or cfg.knative_security_context:
+        out["securityContext"] = dict(POD_SECURITY)
+    if serverless and not cfg.knative_emptydir:
+        raise ManifestError(
+            "Serverless predictors mount an emptyDir on /tmp (the root filesystem is "
+            "read-only), and Knative's 'kubernetes.podspec-volumes-emptydir' feature is "
+            "declared off: enable it (it is on by default) and set the chart value "
+            "knative.features.podspecVolumesEmptydir=true"
+        )
+    out["volumes"] = [{"name": "scratch", "emptyDir": {}}]
     if res.node_selector:
+        if serverless and not cfg.knative_node_selector:
+            raise _knative_refusal(
+                "nodeSelector", "kubernetes.podspec-nodeselector", "podspecNodeSelector"
+            )
         out["nodeSelector"] = dict(res.node_selector)
     if res.tolerations:
+        if serverless and not cfg.knative_tolerations:
+            raise _knative_refusal(
+                "tolerations", "kubernetes.podspec-tolerations", "podspecTolerations"
+            )
         out["tolerations"] = [dict(t) for t in res.tolerations]
+    if cfg.service_account:
+        out["serviceAccountName"] = cfg.service_account
+    return out
+
+
+def predictor(
+    target: Target,
+    ref: VersionRef,
+    role: str,
+    cfg: KServeSettings = DEFAULT_SETTINGS,
+    *,
+    canary_slot: bool = False,
+) -> dict[str, Any]:
+    """The predictor (or canary predictor) component serving ``ref``.
+
+    ``canary_slot``: the entry of a RawDeployment ``spec.canary[]``, which KServe requires
+    to be named and to leave replicas to KServe (no maxReplicas, kserve_isvc_validation.go
+    :203 and :236).
+    """
+    spec = target.spec
+    res = spec.resources
+    out: dict[str, Any] = {}
+    if canary_slot:
+        out["name"] = canary_name(ref)
+    else:
+        out["minReplicas"] = res.min_replicas
+        out["maxReplicas"] = res.max_replicas
+    out["labels"] = {"modeldeploy.io/role": role, "modeldeploy.io/version": ref.version}
+    out.update(_pod_fields(target, cfg))
     if spec.runtime == "triton":
-        out["model"] = {
-            "name": "kserve-container",
+        # No ``name``: KServe refuses it on a standard predictor (kserve_isvc_validation.go:296).
+        model: dict[str, Any] = {
             "modelFormat": {"name": "triton"},
             "protocolVersion": "v2",
             "storageUri": ref.uri,
+            "image": spec.image or cfg.triton_image,
             "resources": _resources(target),
             "securityContext": dict(CONTAINER_SECURITY),
             "volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}],
         }
-        if spec.image:
-            out["model"]["image"] = spec.image
+        if env_from := _env_from(cfg):
+            model["envFrom"] = env_from
+        out["model"] = model
     else:
-        out["containers"] = [_python_container(target, ref, role)]
+        out["containers"] = [_python_container(target, ref, role, cfg)]
     return out
 
 
+def _has_storage(pred: Mapping[str, Any]) -> bool:
+    if pred.get("model"):
+        return True
+    env = ((pred.get("containers") or [{}])[0]).get("env") or []
+    return any(e.get("name") == STORAGE_URI_ENV for e in env)
+
+
 def inference_service(
-    target: Target, stable: VersionRef, canary: VersionRef | None = None, weight: int = 0
+    target: Target,
+    stable: VersionRef,
+    canary: VersionRef | None = None,
+    weight: int = 0,
+    cfg: KServeSettings = DEFAULT_SETTINGS,
 ) -> dict[str, Any]:
-    """The wanted InferenceService for stable (and an optional canary at ``weight``%)."""
+    """The wanted InferenceService for stable (and an optional canary at ``weight``%).
+
+    Raises ``ManifestError`` when the cluster would refuse what the spec asks for.
+    """
+    if not ISVC_NAME.match(target.name):
+        raise ManifestError(
+            f"KServe refuses the name {target.name!r}: an InferenceService name must match "
+            f"{ISVC_NAME.pattern} (lower-case letters, digits and '-', starting with a letter)"
+        )
     mode = target.spec.deployment_mode
     metadata: dict[str, Any] = {
         "name": target.name,
@@ -124,7 +265,7 @@ def inference_service(
             **dict(target.labels),
         },
         "annotations": {
-            "serving.kserve.io/deploymentMode": mode,
+            DEPLOYMENT_MODE: canonical_mode(mode),
             "serving.kserve.io/enable-tag-routing": "true",
             "modeldeploy.io/stable-version": stable.version,
             "modeldeploy.io/canary-version": canary.version if canary else "",
@@ -143,16 +284,30 @@ def inference_service(
         ]
     spec: dict[str, Any]
     if canary is None:
-        spec = {"predictor": predictor(target, stable, "stable")}
+        spec = {"predictor": predictor(target, stable, "stable", cfg)}
     elif mode == "Serverless":
         spec = {
-            "predictor": {**predictor(target, canary, "canary"), "canaryTrafficPercent": weight}
+            "predictor": {
+                **predictor(target, canary, "canary", cfg),
+                "canaryTrafficPercent": weight,
+            }
         }
     else:
+        stable_pred = predictor(target, stable, "stable", cfg)
+        if not _has_storage(stable_pred):
+            raise ManifestError(
+                "KServe runs a RawDeployment canary only beside a stable predictor with a "
+                f"storage URI it can fetch ({', '.join(FETCHABLE)}); version {stable.version} "
+                f"is at {stable.uri or '(no URI)'!r}: store the registry's artifacts in S3/GCS "
+                "or use deploymentMode: Serverless"
+            )
         spec = {
-            "predictor": predictor(target, stable, "stable"),
+            "predictor": stable_pred,
             "canary": [
-                {"predictor": predictor(target, canary, "canary"), "trafficPercent": weight}
+                {
+                    "predictor": predictor(target, canary, "canary", cfg, canary_slot=True),
+                    "trafficPercent": weight,
+                }
             ],
         }
     return {
