@@ -1,4 +1,4 @@
-"""KServe manifests: every one validated against KServe's own CRD schema."""
+"""KServe manifests: every shape validated against KServe's CRD schema and admission rules."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from modeldeploy.operator.api.status import VersionRef
 from modeldeploy.operator.api.types import parse_spec
 from modeldeploy.operator.platforms import kserve_manifests as m
 from modeldeploy.operator.platforms.base import Target
+from modeldeploy.operator.settings import KServeSettings
+from tests.support import admission as adm
 
 STABLE, CANARY = VersionRef("1", "aa", "s3://b/1"), VersionRef("2", "bb", "s3://b/2")
 GPU = {
@@ -35,31 +37,136 @@ def isvc_validator(kserve_crds: Path) -> jsonschema.Draft7Validator:
     return jsonschema.Draft7Validator(to_jsonschema(version["schema"]["openAPIV3Schema"]))
 
 
+KNATIVE_DEFAULTS = KServeSettings()
+KNATIVE_ON = KServeSettings(
+    knative_security_context=True, knative_node_selector=True, knative_tolerations=True
+)
+FEATURES = {"features-off": (KNATIVE_DEFAULTS, adm.DEFAULT_FEATURES)}
+FEATURES["features-on"] = (KNATIVE_ON, adm.PLACEMENT_FEATURES)
+SHAPES = ("stable", "canary", "pinned")
 CASES = {
-    f"{mode}-{runtime}-{shape}-{gpu}": (
-        target(deploymentMode=mode, runtime=runtime, resources=GPU if gpu == "gpu" else {}),
+    f"{mode}-{runtime}-{placement}-{shape}-{features}": (
+        target(deploymentMode=mode, runtime=runtime, resources=GPU if placement == "gpu" else {}),
         shape,
+        features,
     )
     for mode in ("Serverless", "RawDeployment")
     for runtime in ("kserve-python", "triton")
-    for shape in ("stable", "canary", "pinned")
-    for gpu in ("cpu", "gpu")
+    for placement in ("cpu", "gpu")
+    for shape in SHAPES
+    for features in FEATURES
+}
+REFUSED = {  # Serverless GPU placement with Knative's features declared off
+    name for name in CASES if name.startswith("Serverless") and "-gpu-" in name and "-off" in name
 }
 
 
-def build(t: Target, shape: str) -> dict:
+def build(t: Target, shape: str, cfg: KServeSettings = KNATIVE_DEFAULTS) -> dict:
     if shape == "stable":
-        return m.inference_service(t, STABLE)
-    return m.inference_service(t, STABLE, CANARY, 25 if shape == "canary" else 0)
+        return m.inference_service(t, STABLE, cfg=cfg)
+    return m.inference_service(t, STABLE, CANARY, 25 if shape == "canary" else 0, cfg=cfg)
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_every_manifest_is_valid_against_the_kserve_crd(case: str, isvc_validator) -> None:
-    t, shape = CASES[case]
-    errors = [
-        f"{list(e.absolute_path)}: {e.message}" for e in isvc_validator.iter_errors(build(t, shape))
-    ]
+@pytest.mark.parametrize("case", sorted(set(CASES) - REFUSED))
+def test_every_manifest_passes_the_crd_schema_and_the_admission_webhooks(
+    case: str, isvc_validator
+) -> None:
+    t, shape, features = CASES[case]
+    cfg, knative = FEATURES[features]
+    body = build(t, shape, cfg)
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in isvc_validator.iter_errors(body)]
     assert errors == []
+    assert adm.admit(body, knative) == []
+    # As an update of what the cluster stores (status in KServe's normalised mode name).
+    stored = {**build(t, "stable", cfg), "status": {"deploymentMode": t.spec.deployment_mode}}
+    assert adm.admit(body, knative, old=stored) == []
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_serverless_gpu_placement_without_the_knative_features_is_refused_clearly(
+    case: str,
+) -> None:
+    t, shape, _ = CASES[case]
+    with pytest.raises(m.ManifestError) as err:
+        build(t, shape, KNATIVE_DEFAULTS)
+    assert "kubernetes.podspec-nodeselector" in str(err.value)
+    assert "knative.features.podspecNodeSelector" in str(err.value)
+
+
+def test_the_refusal_names_the_tolerations_feature_when_only_it_is_missing() -> None:
+    cfg = KServeSettings(knative_node_selector=True)
+    with pytest.raises(m.ManifestError, match=r"kubernetes\.podspec-tolerations"):
+        m.inference_service(target(resources=GPU), STABLE, cfg=cfg)
+
+
+def test_what_the_operator_would_have_written_before_is_refused() -> None:
+    """The admission rules catch the shapes that a real cluster refused (so the matrix above
+    is a real check): pod securityContext and placement on stock Knative, an unnamed
+    RawDeployment canary with maxReplicas beside a stable without storage, Triton's name."""
+    t = target(resources=GPU)
+    body = m.inference_service(t, STABLE, cfg=KNATIVE_ON)
+    assert adm.admit(body, adm.DEFAULT_FEATURES)
+    raw = m.inference_service(target(deploymentMode="RawDeployment"), STABLE, CANARY, 25)
+    raw["spec"]["canary"][0]["predictor"]["maxReplicas"] = 2
+    assert any("must not set maxReplicas" in e for e in adm.admit(raw))
+    raw["spec"]["canary"][0]["predictor"].pop("name")
+    assert any("predictor.name is required" in e for e in adm.admit(raw))
+    raw["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] = "RawDeployment"
+    assert any("only supported in Standard" in e for e in adm.admit(raw))
+    triton = m.inference_service(target(runtime="triton"), STABLE)
+    triton["spec"]["predictor"]["model"]["name"] = "kserve-container"
+    assert adm.admit(triton)
+
+
+def test_raw_deployment_canary_needs_a_fetchable_stable_uri() -> None:
+    t = target(deploymentMode="RawDeployment")
+    local = VersionRef("1", "aa", "mlflow-artifacts:/1/abc/artifacts/model")
+    body = m.inference_service(t, local)  # stable alone is fine: no storage initializer
+    assert "STORAGE_URI" not in str(body) and adm.admit(body) == []
+    with pytest.raises(m.ManifestError, match="storage URI"):
+        m.inference_service(t, local, CANARY, 10)
+
+
+def test_registry_credentials_reach_the_predictor_by_reference() -> None:
+    cfg = KServeSettings(credentials_secret="mlflow-creds", service_account="predictor")
+    for runtime in ("kserve-python", "triton"):
+        for mode in ("Serverless", "RawDeployment"):
+            body = m.inference_service(
+                target(runtime=runtime, deploymentMode=mode), STABLE, CANARY, 10, cfg=cfg
+            )
+            preds = [body["spec"]["predictor"]]
+            preds += [c["predictor"] for c in body["spec"].get("canary", [])]
+            for pred in preds:
+                c = pred["model"] if runtime == "triton" else pred["containers"][0]
+                assert c["envFrom"] == [{"secretRef": {"name": "mlflow-creds"}}]
+                assert pred["serviceAccountName"] == "predictor"
+                values = [e.get("value", "") for e in c.get("env", [])]
+                assert not any("mlflow-creds" in v for v in values)
+            assert adm.admit(body) == []
+
+
+def test_default_images_come_from_the_settings() -> None:
+    cfg = KServeSettings(
+        predictor_image="r/p:1", predictor_gpu_image="r/p-cuda:1", triton_image="r/t:1"
+    )
+    py = m.inference_service(target(), STABLE, cfg=cfg)["spec"]["predictor"]
+    assert py["containers"][0]["image"] == "r/p:1"
+    gpu_t = target(deploymentMode="RawDeployment", resources=GPU)
+    gpu = m.inference_service(gpu_t, STABLE, cfg=cfg)["spec"]["predictor"]
+    assert gpu["containers"][0]["image"] == "r/p-cuda:1"
+    tr = m.inference_service(target(runtime="triton"), STABLE, cfg=cfg)["spec"]["predictor"]
+    assert tr["model"]["image"] == "r/t:1"
+    own = m.inference_service(target(image="mine:2"), STABLE, cfg=cfg)["spec"]["predictor"]
+    assert own["containers"][0]["image"] == "mine:2"
+
+
+def test_serverless_without_the_feature_keeps_hardening_on_the_container() -> None:
+    pred = m.inference_service(target(), STABLE)["spec"]["predictor"]
+    assert "securityContext" not in pred
+    sc = pred["containers"][0]["securityContext"]
+    assert sc["runAsNonRoot"] is True and sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    on = m.inference_service(target(), STABLE, cfg=KNATIVE_ON)["spec"]["predictor"]
+    assert on["securityContext"]["fsGroup"] == m.POD_SECURITY["fsGroup"]
 
 
 def test_validator_catches_a_wrong_field(isvc_validator) -> None:
@@ -79,7 +186,9 @@ def test_raw_deployment_canary_uses_spec_canary() -> None:
     body = m.inference_service(target(deploymentMode="RawDeployment"), STABLE, CANARY, 25)
     assert "canaryTrafficPercent" not in body["spec"]["predictor"]
     assert body["spec"]["canary"][0]["trafficPercent"] == 25
-    assert body["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "RawDeployment"
+    assert body["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
+    assert body["spec"]["canary"][0]["predictor"]["name"] == "canary-v2"
+    assert "maxReplicas" not in body["spec"]["canary"][0]["predictor"]
 
 
 @pytest.mark.parametrize("mode", ["Serverless", "RawDeployment"])
@@ -100,7 +209,7 @@ def test_tag_routing_is_enabled() -> None:
 
 
 def test_gpu_placement() -> None:
-    pred = m.inference_service(target(resources=GPU), STABLE)["spec"]["predictor"]
+    pred = m.inference_service(target(resources=GPU), STABLE, cfg=KNATIVE_ON)["spec"]["predictor"]
     assert pred["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert pred["nodeSelector"] == {"pool": "gpu"}
     assert pred["tolerations"][0]["key"] == "nvidia.com/gpu"
@@ -112,15 +221,16 @@ def test_no_gpu_limit_without_gpus() -> None:
 
 
 def test_triton_runtime_uses_the_model_format() -> None:
-    pred = m.inference_service(target(runtime="triton", resources=GPU), STABLE)["spec"]["predictor"]
+    t = target(runtime="triton", deploymentMode="RawDeployment", resources=GPU)
+    pred = m.inference_service(t, STABLE)["spec"]["predictor"]
     assert pred["model"]["modelFormat"] == {"name": "triton"}
     assert pred["model"]["storageUri"] == "s3://b/1"
     assert pred["model"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    assert "containers" not in pred
+    assert "containers" not in pred and "name" not in pred["model"]
 
 
 def test_security_context_is_restrictive() -> None:
-    pred = m.inference_service(target(), STABLE)["spec"]["predictor"]
+    pred = m.inference_service(target(), STABLE, cfg=KNATIVE_ON)["spec"]["predictor"]
     sc = pred["containers"][0]["securityContext"]
     assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
     assert sc["capabilities"] == {"drop": ["ALL"]} and sc["runAsNonRoot"] is True

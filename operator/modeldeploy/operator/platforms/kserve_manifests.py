@@ -224,6 +224,11 @@ def predictor(
             "securityContext": dict(CONTAINER_SECURITY),
             "volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}],
         }
+        if canary_slot:
+            # The CRD's canary[].predictor.model requires a name, while KServe refuses one
+            # on the stable predictor's model (kserve_isvc_validation.go:296 reads only
+            # spec.predictor); kserve-container is the name KServe gives it anyway.
+            model = {"name": "kserve-container", **model}
         if env_from := _env_from(cfg):
             model["envFrom"] = env_from
         out["model"] = model
