@@ -2,23 +2,48 @@
 
 All shaping is in ``kserve_manifests`` (pure); this module only gets, creates and
 replaces objects through an injected ``CustomObjectsApi``, and maps API errors to
-``PlatformError`` (409/5xx/unreachable are transient, the rest are not).
+``PlatformError`` (409/5xx/unreachable are transient, the rest are not). A spec the
+cluster would refuse (``ManifestError``) is a permanent ``PlatformError`` whose message
+says what to change; nothing is written.
+
+An object is replaced only when something the operator owns differs (``same_isvc``):
+KServe and the API server default fields and rename the deploymentMode, and comparing
+whole specs would rewrite the InferenceService (and roll a new revision) on every tick.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from modeldeploy.operator.api.status import VersionRef
 from modeldeploy.operator.platforms import kserve_manifests as m
 from modeldeploy.operator.platforms.base import PlatformError, Target
+from modeldeploy.operator.settings import KServeSettings
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 
 
 class KServePlatform:
-    def __init__(self, api: Any) -> None:
+    def __init__(self, api: Any, settings: KServeSettings | None = None) -> None:
         self.api = api  # kubernetes.client.CustomObjectsApi
+        # Built in the kopf startup hook (make_platform), so reading the environment here
+        # is still reading it once, at startup.
+        self.settings = settings if settings is not None else KServeSettings.from_env()
+
+    def _wanted(
+        self,
+        target: Target,
+        stable: VersionRef,
+        canary: VersionRef | None = None,
+        weight: int = 0,
+    ) -> dict[str, Any]:
+        try:
+            return m.inference_service(target, stable, canary, weight, cfg=self.settings)
+        except m.ManifestError as exc:
+            raise PlatformError(str(exc), transient=False) from exc
 
     def _call(self, fn: Any, *args: Any) -> Any:
         from kubernetes.client.exceptions import ApiException
@@ -56,8 +81,8 @@ class KServePlatform:
                 body,
             )
             return
-        if current.get("spec") == body["spec"] and _same_meta(current, body):
-            return  # nothing to change: no new revision
+        if same_isvc(current, body):
+            return  # nothing the operator owns changed: no new revision
         body["metadata"]["resourceVersion"] = current["metadata"].get("resourceVersion")
         self._call(
             self.api.replace_namespaced_custom_object,
@@ -70,17 +95,17 @@ class KServePlatform:
         )
 
     def ensure(self, target: Target, stable: VersionRef) -> None:
-        self._apply(target, m.inference_service(target, stable))
+        self._apply(target, self._wanted(target, stable))
 
     def set_canary(
         self, target: Target, stable: VersionRef, canary: VersionRef, weight: int
     ) -> None:
-        self._apply(target, m.inference_service(target, stable, canary, weight))
+        self._apply(target, self._wanted(target, stable, canary, weight))
 
     def set_traffic(
         self, target: Target, stable: VersionRef, canary: VersionRef, weight: int
     ) -> None:
-        self._apply(target, m.inference_service(target, stable, canary, weight))
+        self._apply(target, self._wanted(target, stable, canary, weight))
 
     def read_traffic(self, target: Target) -> int | None:
         return m.canary_traffic(self._get(target))
@@ -100,7 +125,7 @@ class KServePlatform:
         return sorted(set(urls))
 
     def promote(self, target: Target, ref: VersionRef) -> None:
-        self._apply(target, m.inference_service(target, ref))
+        self._apply(target, self._wanted(target, ref))
 
     def clean_up(self, target: Target) -> None:
         from kubernetes.client.exceptions import ApiException
@@ -114,6 +139,91 @@ class KServePlatform:
                 raise PlatformError(f"KServe: {exc.status} {exc.reason}") from exc
 
 
-def _same_meta(current: dict[str, Any], body: dict[str, Any]) -> bool:
-    cur, new = current.get("metadata") or {}, body["metadata"]
-    return all((cur.get(k) or {}) == new.get(k, {}) for k in ("labels", "annotations"))
+# Fields the operator writes at some times and leaves out at others: when the wanted object
+# lacks one, the stored object must lack it too (elsewhere, extra stored fields are KServe's
+# or the API server's defaults and are ignored).
+OWNED_OPTIONAL = frozenset(
+    {
+        "canary",
+        "canaryTrafficPercent",
+        "nodeSelector",
+        "tolerations",
+        "securityContext",
+        "serviceAccountName",
+        "envFrom",
+        "model",
+        "containers",
+        "storageUri",
+        "image",
+    }
+)
+_RESOURCE_KEYS = frozenset({"cpu", "memory", "nvidia.com/gpu", "ephemeral-storage"})
+
+
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([A-Za-z]*)$")
+_SUFFIX = {
+    "": Decimal(1),
+    "m": Decimal("0.001"),
+    "k": Decimal(10) ** 3,
+    "M": Decimal(10) ** 6,
+    "G": Decimal(10) ** 9,
+    "T": Decimal(10) ** 12,
+    "Ki": Decimal(2) ** 10,
+    "Mi": Decimal(2) ** 20,
+    "Gi": Decimal(2) ** 30,
+    "Ti": Decimal(2) ** 40,
+}
+
+
+def _quantity(value: Any) -> Any:
+    """A resource quantity as a number ("1000m" == "1" == 1), else the value unchanged:
+    KServe's webhook re-serialises quantities in canonical form."""
+    found = _QUANTITY.match(str(value).strip())
+    if not found or found.group(2) not in _SUFFIX:
+        return value
+    try:
+        return Decimal(found.group(1)) * _SUFFIX[found.group(2)]
+    except InvalidOperation:
+        return value
+
+
+def _covers(current: Any, wanted: Any, key: str = "") -> bool:
+    """``current`` holds everything in ``wanted`` (extra defaulted keys allowed), and none
+    of the owned optional fields ``wanted`` leaves out."""
+    if isinstance(wanted, Mapping):
+        if not isinstance(current, Mapping):
+            return False
+        for k, v in wanted.items():
+            if k not in current or not _covers(current[k], v, k):
+                return False
+        return not any(k in OWNED_OPTIONAL and k not in wanted for k in current)
+    if isinstance(wanted, list):
+        return (
+            isinstance(current, list)
+            and len(current) == len(wanted)
+            and all(_covers(c, w, key) for c, w in zip(current, wanted, strict=True))
+        )
+    if key in _RESOURCE_KEYS:
+        return bool(_quantity(current) == _quantity(wanted))
+    return bool(current == wanted)
+
+
+def same_isvc(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """True when the stored InferenceService already is what the operator wants.
+
+    Tolerates what KServe and the API server add: defaulted fields, server metadata and
+    status, extra labels and annotations, canonical quantities, and the deploymentMode
+    renamed (Serverless -> Knative, RawDeployment -> Standard).
+    """
+    cur_meta, new_meta = current.get("metadata") or {}, wanted.get("metadata") or {}
+    cur_ann = dict(cur_meta.get("annotations") or {})
+    new_ann = dict(new_meta.get("annotations") or {})
+    mode = m.DEPLOYMENT_MODE
+    if m.canonical_mode(cur_ann.pop(mode, "")) != m.canonical_mode(new_ann.pop(mode, "")):
+        return False
+    if any(cur_ann.get(k) != v for k, v in new_ann.items()):
+        return False
+    cur_labels = cur_meta.get("labels") or {}
+    if any(cur_labels.get(k) != v for k, v in (new_meta.get("labels") or {}).items()):
+        return False
+    return _covers(current.get("spec") or {}, wanted.get("spec") or {})
