@@ -68,3 +68,17 @@ lock: ## Re-resolve requirements/base.in into requirements/lock.txt (needs netwo
 
 clean: ## Remove the venv and build output (keeps the checkpoint cache).
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache
+
+# Container images (images/*.Dockerfile), built with Debian's buildah. The names and tags are
+# the chart's and the operator's defaults (tests/unit/images checks they agree). No image
+# build runs in `make test`: base images come from Docker Hub and nvcr.io.
+IMAGE_REPO ?= ghcr.io/modeldeploy
+IMAGE_TAG  ?= 0.1.0
+BUILDAH    ?= buildah
+# image name = Dockerfile under images/
+IMAGES := modeldeploy-operator=operator predictor=predictor predictor-cuda=predictor-cuda predictor-triton=triton
+
+.PHONY: images
+images: ## Build the operator, predictor (CPU, CUDA) and Triton images with buildah.
+	@command -v $(BUILDAH) >/dev/null || { echo "buildah not found: apt-get install buildah"; exit 1; }
+	$(foreach i,$(IMAGES),$(BUILDAH) bud --layers -f images/$(word 2,$(subst =, ,$(i))).Dockerfile -t $(IMAGE_REPO)/$(word 1,$(subst =, ,$(i))):$(IMAGE_TAG) . && ) true
