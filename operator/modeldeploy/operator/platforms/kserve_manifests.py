@@ -92,7 +92,7 @@ def predictor(target: Target, ref: VersionRef, role: str) -> dict[str, Any]:
     if res.node_selector:
         out["nodeSelector"] = dict(res.node_selector)
     if res.tolerations:
-        out["tolerations"] = [dict(t) for t in res.tolerations]
+        out["tolerations"] = [t.manifest() for t in res.tolerations]
     if spec.runtime == "triton":
         out["model"] = {
             "name": "kserve-container",
