@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from modeldeploy.operator import registry_port
-from modeldeploy.operator.analysis_bridge import analysis_config
 from modeldeploy.operator.api.conditions import NOT_READY, derive
+from modeldeploy.operator.api.names import name_problems
 from modeldeploy.operator.api.status import Status
 from modeldeploy.operator.api.types import ModelDeploymentSpec, SpecError, parse_spec, spec_hash
 from modeldeploy.operator.control import controls_from
@@ -94,7 +94,7 @@ def _analyse(
     except Exception as exc:  # any provider failure is "no data", not a crash
         observations, unavailable = None, f"metrics unavailable: {exc}"
     verdict = assess(
-        analysis_config(target.spec),
+        target.spec.rollout.analysis,
         observations,
         at_deadline=ctx.at_deadline,
         final_step=ctx.final_step,
@@ -124,6 +124,8 @@ def tick(body: Mapping[str, Any], now: datetime, deps: Deps) -> TickResult:
     digest = spec_hash(raw_spec) if isinstance(raw_spec, Mapping) else ""
     try:
         spec = parse_spec(raw_spec)
+        if problems := name_problems(str(meta.get("name", ""))):
+            raise SpecError(problems)
     except SpecError as exc:
         after = machine.failed(before, str(exc), generation=generation, spec_digest=digest)
         if (before.phase, before.message) != (after.phase, after.message):

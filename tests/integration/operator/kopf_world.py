@@ -176,9 +176,7 @@ def resource(name: str, model: str, **rollout: Any) -> dict[str, Any]:
     policy = {
         "steps": [50, 100],
         "intervalSeconds": 5,
-        "accuracy": {"margin": 0.05},
-        "minLabelsPerStep": 100,
-        "minRequestsPerStep": 100,
+        "analysis": {"accuracyMargin": 0.05, "minLabels": 100, "minRequests": 100},
         **rollout,
     }
     return {

@@ -79,10 +79,8 @@ def world(mlflow_server, tiny_checkpoint: Path, request) -> World:
             "model": {"name": model, "registryUri": mlflow_server.url},
             "rollout": {
                 "steps": [50, 100],
-                "accuracy": {"margin": 0.05},
                 "intervalSeconds": 5,
-                "minLabelsPerStep": 100,
-                "minRequestsPerStep": 100,
+                "analysis": {"accuracyMargin": 0.05, "minLabels": 100, "minRequests": 100},
             },
         },
     }

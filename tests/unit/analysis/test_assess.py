@@ -45,12 +45,6 @@ def test_undecided_with_enough_data_at_the_deadline_counts_as_no_regression() ->
     assert verdict.reason.startswith("deadline reached, no regression found")
 
 
-def test_require_proof_makes_undecided_inconclusive_at_the_deadline() -> None:
-    config = AnalysisConfig(checks=("accuracy",), require_proof=True, on_inconclusive="hold")
-    verdict = assess(config, healthy(1000), at_deadline=True, final_step=False)
-    assert verdict.decision is Decision.INCONCLUSIVE
-
-
 @pytest.mark.parametrize(
     ("on_inconclusive", "expected"),
     [("rollback", Decision.ROLLBACK), ("hold", Decision.INCONCLUSIVE)],

@@ -16,11 +16,10 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def test_the_demo_example_parses_and_keeps_the_documented_minimums() -> None:
     from modeldeploy.operator.analysis.config import AnalysisConfig
-    from modeldeploy.operator.analysis_bridge import analysis_config
     from modeldeploy.operator.api.types import parse_spec
 
     spec = parse_spec(load_manifest(ROOT / "examples/local-demo.yaml")["spec"])
-    config = analysis_config(spec)
+    config = spec.rollout.analysis
     assert config.min_labels >= AnalysisConfig().min_labels
     assert config.min_requests >= AnalysisConfig().min_requests
     assert spec.rollout.steps[-1] == 100 and spec.metrics.provider == "scrape"

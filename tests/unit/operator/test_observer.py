@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 from modeldeploy.operator.analysis.assess import assess
-from modeldeploy.operator.analysis_bridge import analysis_config
 from modeldeploy.operator.api.status import CanaryState, Status, VersionRef
 from modeldeploy.operator.api.types import parse_spec
 from modeldeploy.operator.metrics.scrape import ScrapeProvider
@@ -107,10 +106,10 @@ def test_missing_metrics_give_no_observations_and_no_pass() -> None:
     reading = windows(serving).read(TARGET, STATUS, baseline)
     assert reading.observations is None and reading.snapshot is None
     assert "metrics unavailable" in reading.problem
-    config = analysis_config(SPEC)
+    config = SPEC.rollout.analysis
     before = assess(config, None, at_deadline=False, final_step=True, unavailable=reading.problem)
     assert before.decision == "continue"
-    held = replace(config, on_inconclusive="hold")
+    held = config.replaced(on_inconclusive="hold")
     late = assess(held, None, at_deadline=True, final_step=True, unavailable=reading.problem)
     assert late.decision == "inconclusive"
     # The baseline survives the gap: it is kept, not replaced by nothing.

@@ -54,7 +54,8 @@ class World:
             observe=self.observe,
             emit=lambda kind, reason, msg: self.events.append((kind, reason, msg)),
         )
-        policy = {"steps": [50, 100], "intervalSeconds": 5, "minLabelsPerStep": 100, **rollout}
+        analysis = {"minLabels": 100, "accuracyMargin": 0.02}
+        policy = {"steps": [50, 100], "intervalSeconds": 5, "analysis": analysis, **rollout}
         self.body: dict[str, Any] = {
             "metadata": {"name": "s", "namespace": "ml", "generation": 1, "uid": "u"},
             "spec": {"model": {"name": "m"}, "rollout": policy},
@@ -110,7 +111,7 @@ def test_analysis_runs_once_the_platform_reports_the_canary_ready() -> None:
 
 
 def test_a_canary_never_ready_by_the_deadline_is_rolled_back() -> None:
-    world = World(deadlineSeconds=60)
+    world = World(stepDeadlineSeconds=60)
     world.canary_started()
     for _ in range(8):
         status = world.run(seconds=10)

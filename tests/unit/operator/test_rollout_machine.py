@@ -76,14 +76,6 @@ def test_new_candidate_starts_a_rollout_at_the_first_step() -> None:
     assert st.phase == "Progressing" and st.canary.version == "2" and st.canary.weight == 10
 
 
-def test_shadow_phase_starts_at_zero_weight() -> None:
-    spec = parse_spec({"model": {"name": "m"}, "rollout": {"shadow": {"enabled": True}}})
-    acts, st = step(spec, Status(phase="Stable", stable=V1), BOTH, None, T0)
-    assert acts[0] == a.SetCanary(V2, 0) and st.canary.step == -1
-    acts, st = step(spec, st, BOTH, V("advance"), T0)
-    assert a.SetTraffic(10) in acts and st.canary.step == 0
-
-
 def test_candidate_equal_to_stable_is_ignored() -> None:
     acts, st = step(
         SPEC, Status(phase="Stable", stable=V1), RegistryState(V1 and True, V1, V1), None, T0
@@ -155,14 +147,14 @@ def test_inconclusive_before_the_deadline_waits() -> None:
 
 
 def test_inconclusive_at_the_deadline_rolls_back_by_default() -> None:
-    late = T0 + timedelta(seconds=SPEC.rollout.deadline_seconds)
+    late = T0 + timedelta(seconds=SPEC.rollout.step_deadline_seconds)
     _, st = step(SPEC, progressing(), BOTH, V("inconclusive"), late)
     assert st.phase == "RollingBack" and "deadline" in st.message
 
 
 def test_inconclusive_at_the_deadline_holds_when_asked() -> None:
-    spec = parse_spec({"model": {"name": "m"}, "rollout": {"onInconclusive": "hold"}})
-    late = T0 + timedelta(seconds=spec.rollout.deadline_seconds)
+    spec = parse_spec({"model": {"name": "m"}, "rollout": {"analysis": {"onInconclusive": "hold"}}})
+    late = T0 + timedelta(seconds=spec.rollout.step_deadline_seconds)
     acts, st = step(spec, progressing(), BOTH, V("inconclusive"), late)
     assert acts == [] and st.phase == "Progressing" and "held" in st.message
 

@@ -86,8 +86,6 @@ def assess(
         return verdict(Decision.CONTINUE, "collecting: " + _join(waiting))
 
     unresolved = list(by_status[CheckStatus.INCONCLUSIVE])
-    if config.require_proof:
-        unresolved += by_status[CheckStatus.UNDECIDED]
     if unresolved:
         if config.on_inconclusive == "rollback":
             return verdict(

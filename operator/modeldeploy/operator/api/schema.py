@@ -1,13 +1,18 @@
-"""The OpenAPI v3 schema of ModelDeployment: the one source of truth.
+"""The OpenAPI v3 schema of ModelDeployment, as the CRD carries it.
 
-The CRD (``crd.py``), the spec parser (``types.py``: validation and defaults) and the
-docs all read this module, so ``kubectl explain``, the API server and the operator can
-never disagree about a field, its range or its default.
+``spec`` is generated from the pydantic models in ``spec.py`` (the one declaration of
+every field, its range and its default), so ``kubectl explain``, the API server and the
+operator can never disagree. ``status`` is written by the operator only and stays a
+hand-written schema here.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from modeldeploy.operator.api.names import DNS1035_LABEL, NAME_MAX_LENGTH
+from modeldeploy.operator.api.spec import ModelDeploymentSpec
+from modeldeploy.operator.api.structural import structural_schema
 
 Schema = dict[str, Any]
 
@@ -52,12 +57,6 @@ def _int(
     return _bounded("integer", description, default, lo, hi)
 
 
-def _num(
-    description: str, default: float | None = None, lo: float | None = None, hi: float | None = None
-) -> Schema:
-    return _bounded("number", description, default, lo, hi)
-
-
 def _str(
     description: str,
     default: str | None = None,
@@ -78,194 +77,20 @@ def _nullable_obj(description: str, properties: Schema) -> Schema:
     return {**_obj(description, properties), "nullable": True}
 
 
-def _bool(description: str, default: bool) -> Schema:
-    return {"type": "boolean", "description": description, "default": default}
+SPEC: Schema = structural_schema(ModelDeploymentSpec)
 
-
-QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"
-NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-
-TOLERATION: Schema = _obj(
-    "A Kubernetes toleration copied to the predictor pods (for tainted GPU nodes).",
-    {
-        "key": _str("The taint key the toleration matches."),
-        "operator": _str("How the key is matched.", enum=("Exists", "Equal")),
-        "value": _str("The taint value (with operator Equal)."),
-        "effect": _str(
-            "The taint effect matched; empty matches all.",
-            enum=("NoSchedule", "PreferNoSchedule", "NoExecute"),
-        ),
-        "tolerationSeconds": _int("How long a NoExecute taint is tolerated.", lo=0),
+# A structural schema may restrict metadata.name (and nothing else in metadata).
+METADATA: Schema = {
+    "type": "object",
+    "properties": {
+        "name": {
+            "type": "string",
+            "description": "Also the InferenceService's name: a DNS-1035 label KServe accepts.",
+            "pattern": DNS1035_LABEL,
+            "maxLength": NAME_MAX_LENGTH,
+        }
     },
-)
-
-SPEC: Schema = _obj(
-    "What to serve and how to roll a new version out. Versions come from the model registry:"
-    " moving the candidate alias starts a canary.",
-    {
-        "model": _obj(
-            "The registered model and the aliases that name the stable and candidate versions.",
-            {
-                "name": _str("The registered model name in the registry.", pattern=NAME),
-                "registryUri": _str(
-                    "The registry tracking URI; empty uses the operator's default registry."
-                ),
-                "stableAlias": _str(
-                    "The alias of the version serving all traffic.", "champion", pattern=NAME
-                ),
-                "candidateAlias": _str(
-                    "The alias whose moves start a canary rollout.", "challenger", pattern=NAME
-                ),
-            },
-            required=("name",),
-        ),
-        "runtime": _str(
-            "The model server: the project's KServe Python predictor or NVIDIA Triton.",
-            "kserve-python",
-            enum=("kserve-python", "triton"),
-        ),
-        "deploymentMode": _str(
-            "The KServe deployment mode. Serverless splits traffic with canaryTrafficPercent;"
-            " RawDeployment with spec.canary[].",
-            "Serverless",
-            enum=("Serverless", "RawDeployment"),
-        ),
-        "image": _str("The predictor container image; empty uses the operator's default."),
-        "resources": _obj(
-            "Compute for each predictor replica, placement and scaling bounds.",
-            {
-                "gpu": _int("NVIDIA GPUs per replica (the nvidia.com/gpu limit).", 0, 0, 8),
-                "cpu": _str("CPU request and limit per replica.", "1", pattern=QUANTITY),
-                "memory": _str("Memory request and limit per replica.", "2Gi", pattern=QUANTITY),
-                "nodeSelector": {
-                    "type": "object",
-                    "description": "Node labels the predictor pods must run on (e.g. a GPU pool).",
-                    "additionalProperties": {"type": "string"},
-                },
-                "tolerations": {
-                    "type": "array",
-                    "description": "Tolerations for the predictor pods.",
-                    "items": TOLERATION,
-                },
-                "minReplicas": _int(
-                    "The fewest replicas (0 lets Serverless scale to zero).", 1, 0, 100
-                ),
-                "maxReplicas": _int("The most replicas the autoscaler may start.", 1, 1, 100),
-            },
-        ),
-        "rollout": _obj(
-            "How a candidate is rolled out and judged.",
-            {
-                "steps": {
-                    "type": "array",
-                    "description": "Canary traffic percentages, increasing; the last must be 100.",
-                    "items": {"type": "integer", "minimum": 1, "maximum": 100},
-                    "minItems": 1,
-                    "maxItems": 20,
-                    "default": [10, 25, 50, 100],
-                },
-                "shadow": _obj(
-                    "An optional first phase at 0% live traffic: the canary only scores mirrored"
-                    " and probe traffic.",
-                    {
-                        "enabled": _bool("Run the shadow phase before the first step.", False),
-                    },
-                ),
-                "intervalSeconds": _int("Seconds between two analyses.", 60, 5, 3600),
-                "accuracy": _obj(
-                    "The accuracy gate on paired labelled predictions.",
-                    {
-                        "margin": _num(
-                            "How much lower canary accuracy may be (absolute: 0.02 = 2 points).",
-                            0.02,
-                            0.0,
-                            1.0,
-                        ),
-                        "confidence": _num(
-                            "Confidence required before the accuracy gate decides.",
-                            0.95,
-                            0.5,
-                            0.999,
-                        ),
-                    },
-                ),
-                "latency": _obj(
-                    "The latency gate on P99.",
-                    {
-                        "p99Tolerance": _num(
-                            "How much slower the canary's P99 may be, relative (0.1 = 10%).",
-                            0.1,
-                            0.0,
-                            10.0,
-                        ),
-                        "p99CapMs": _num(
-                            "An absolute P99 ceiling in milliseconds; 0 = none.", 0.0, 0.0
-                        ),
-                    },
-                ),
-                "errorBudget": _num(
-                    "The highest error rate the canary may have (0.01 = 1%).", 0.01, 0.0, 1.0
-                ),
-                "minLabelsPerStep": _int(
-                    "Labelled predictions needed before a step can be judged.", 100, 0
-                ),
-                "minRequestsPerStep": _int("Requests needed before a step can be judged.", 200, 0),
-                "pairedShare": _num(
-                    "Share of canary traffic that stable also scores, so labels are paired.",
-                    0.1,
-                    0.0,
-                    1.0,
-                ),
-                "deadlineSeconds": _int(
-                    "How long a rollout may take before an inconclusive analysis is final.",
-                    3600,
-                    60,
-                    604800,
-                ),
-                "onInconclusive": _str(
-                    "What an inconclusive analysis does at the deadline.",
-                    "rollback",
-                    enum=("rollback", "hold"),
-                ),
-                "paused": _bool(
-                    "Freeze the rollout where it is (the modeldeploy.io/paused annotation too).",
-                    False,
-                ),
-            },
-        ),
-        "metrics": _obj(
-            "Where the analysis reads request counts, errors and latency.",
-            {
-                "provider": _str(
-                    "scrape reads the predictors' /metrics directly; prometheus queries a server.",
-                    "scrape",
-                    enum=("scrape", "prometheus"),
-                ),
-                "url": _str("The Prometheus URL (required with provider prometheus)."),
-            },
-        ),
-        "feedback": _obj(
-            "Delayed ground-truth labels sent back to the predictors.",
-            {
-                "enabled": _bool("Accept labels and use them in the accuracy gate.", True),
-                "maxLabelAgeSeconds": _int(
-                    "Labels for predictions older than this are ignored.", 3600, 1
-                ),
-            },
-        ),
-        "prober": _obj(
-            "Synthetic labelled traffic sent to stable and canary through tag routing.",
-            {
-                "enabled": _bool("Run the prober during rollouts.", False),
-                "requestsPerSecond": _num("Probe rate per revision.", 2.0, 0.0, 1000.0),
-                "dataset": _str(
-                    "A labelled dataset the prober draws from; empty uses the default."
-                ),
-            },
-        ),
-    },
-    required=("model",),
-)
+}
 
 _REF = {
     "version": _str("The registry version."),
@@ -331,7 +156,7 @@ def resource_schema() -> Schema:
         "properties": {
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},
-            "metadata": {"type": "object"},
+            "metadata": METADATA,
             "spec": SPEC,
             "status": STATUS,
         },

@@ -1,27 +1,52 @@
-"""Typed ModelDeployment spec, parsed from the resource's spec dict.
+"""Typed ModelDeployment spec: parse the resource's spec dict, or say what is wrong with it.
 
-Parsing validates against the same schema the CRD carries (``schema.py``), fills the
-schema's defaults, then checks what a schema cannot say (steps increasing, a URL for
-Prometheus). Errors name the field, so the user can fix the YAML from the message.
+The models live in ``spec.py`` (and ``analysis.py`` for ``spec.rollout.analysis``); the CRD
+is generated from the same models, so the parser and the API server agree on every name,
+bound and default. Parsing is strict JSON-mode validation (``"10"`` is not a number here,
+as it is not for the API server), then the rules a schema cannot say (steps increasing, a
+URL for Prometheus). Errors name the field as the YAML spells it, so the user can fix the
+YAML from the message.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import itertools
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-import jsonschema
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
-from modeldeploy.operator.api.openapi import to_jsonschema
-from modeldeploy.operator.api.schema import SPEC, Schema
+from modeldeploy.operator.api.analysis import AnalysisConfig
+from modeldeploy.operator.api.names import name_problems
+from modeldeploy.operator.api.spec import (
+    DeploymentMode,
+    MetricsSource,
+    ModelDeploymentSpec,
+    ModelRef,
+    Resources,
+    RolloutPolicy,
+    Runtime,
+    Toleration,
+)
 
-Runtime = Literal["kserve-python", "triton"]
-DeploymentMode = Literal["Serverless", "RawDeployment"]
+__all__ = [
+    "AnalysisConfig",
+    "DeploymentMode",
+    "MetricsSource",
+    "ModelDeploymentSpec",
+    "ModelRef",
+    "Resources",
+    "RolloutPolicy",
+    "Runtime",
+    "SpecError",
+    "Toleration",
+    "name_problems",
+    "parse_spec",
+    "spec_hash",
+]
 
 
 class SpecError(ValueError):
@@ -32,187 +57,76 @@ class SpecError(ValueError):
         super().__init__("invalid ModelDeployment spec: " + "; ".join(problems))
 
 
-@dataclass(frozen=True)
-class ModelRef:
-    name: str
-    registry_uri: str = ""
-    stable_alias: str = "champion"
-    candidate_alias: str = "challenger"
+def _path(loc: tuple[int | str, ...]) -> str:
+    return "spec" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
 
 
-@dataclass(frozen=True)
-class Resources:
-    gpu: int = 0
-    cpu: str = "1"
-    memory: str = "2Gi"
-    node_selector: Mapping[str, str] = field(default_factory=dict)
-    tolerations: tuple[Mapping[str, Any], ...] = ()
-    min_replicas: int = 1
-    max_replicas: int = 1
+def _problem(error: ErrorDetails) -> str:
+    message = error["msg"]
+    value = error.get("input")
+    if error["type"] not in ("missing", "extra_forbidden") and not isinstance(value, dict | list):
+        message += f", got {value!r}"
+    return f"{_path(error['loc'])}: {message}"
 
 
-@dataclass(frozen=True)
-class RolloutPolicy:
-    steps: tuple[int, ...] = (10, 25, 50, 100)
-    shadow: bool = False
-    interval_seconds: int = 60
-    accuracy_margin: float = 0.02
-    accuracy_confidence: float = 0.95
-    p99_tolerance: float = 0.1
-    p99_cap_ms: float = 0.0
-    error_budget: float = 0.01
-    min_labels_per_step: int = 100
-    min_requests_per_step: int = 200
-    paired_share: float = 0.1
-    deadline_seconds: int = 3600
-    on_inconclusive: Literal["rollback", "hold"] = "rollback"
-    paused: bool = False
+def _follows(error: ErrorDetails, errors: list[ErrorDetails]) -> bool:
+    """A list "too short" only because its bad items were dropped: the items say it all."""
+    loc = tuple(error["loc"])
+    return error["type"] == "too_short" and any(
+        tuple(e["loc"])[: len(loc)] == loc and len(e["loc"]) > len(loc) for e in errors
+    )
 
 
-@dataclass(frozen=True)
-class MetricsSource:
-    provider: Literal["scrape", "prometheus"] = "scrape"
-    url: str = ""
-
-
-@dataclass(frozen=True)
-class Feedback:
-    enabled: bool = True
-    max_label_age_seconds: int = 3600
-
-
-@dataclass(frozen=True)
-class Prober:
-    enabled: bool = False
-    requests_per_second: float = 2.0
-    dataset: str = ""
-
-
-@dataclass(frozen=True)
-class ModelDeploymentSpec:
-    model: ModelRef
-    runtime: Runtime = "kserve-python"
-    deployment_mode: DeploymentMode = "Serverless"
-    image: str = ""
-    resources: Resources = field(default_factory=Resources)
-    rollout: RolloutPolicy = field(default_factory=RolloutPolicy)
-    metrics: MetricsSource = field(default_factory=MetricsSource)
-    feedback: Feedback = field(default_factory=Feedback)
-    prober: Prober = field(default_factory=Prober)
-
-
-def with_defaults(raw: Mapping[str, Any], schema: Schema = SPEC) -> dict[str, Any]:
-    """A copy of ``raw`` with the schema's defaults filled in, nested objects included."""
-    out: dict[str, Any] = copy.deepcopy(dict(raw))
-    for key, sub in schema.get("properties", {}).items():
-        if key not in out and "default" in sub:
-            out[key] = copy.deepcopy(sub["default"])
-        elif key not in out and sub.get("type") == "object" and "properties" in sub:
-            out[key] = {}
-        if sub.get("type") == "object" and "properties" in sub and isinstance(out.get(key), dict):
-            out[key] = with_defaults(out[key], sub)
-    return out
-
-
-def _path(error: jsonschema.ValidationError) -> str:
-    parts = ["spec"]
-    for item in error.absolute_path:
-        parts.append(f"[{item}]" if isinstance(item, int) else f".{item}")
-    return "".join(parts)
-
-
-def _schema_problems(raw: Mapping[str, Any]) -> list[str]:
-    validator = jsonschema.Draft7Validator(to_jsonschema(SPEC))
-    errors = sorted(validator.iter_errors(raw), key=lambda e: list(map(str, e.absolute_path)))
-    return [f"{_path(e)}: {e.message}" for e in errors]
-
-
-def _semantic_problems(spec: Mapping[str, Any]) -> list[str]:
+def _semantic_problems(spec: ModelDeploymentSpec) -> list[str]:
     """Rules a structural schema cannot express."""
     problems: list[str] = []
-    steps = spec["rollout"]["steps"]
+    steps = list(spec.rollout.steps)
     if any(b <= a for a, b in itertools.pairwise(steps)):
         problems.append(f"spec.rollout.steps: must be strictly increasing, got {steps}")
-    if steps and steps[-1] != 100:
+    if steps[-1] != 100:
         problems.append(f"spec.rollout.steps: the last step must be 100, got {steps[-1]}")
-    metrics = spec["metrics"]
-    if metrics["provider"] == "prometheus" and not metrics.get("url"):
+    if spec.metrics.provider == "prometheus" and not spec.metrics.url:
         problems.append("spec.metrics.url: required when spec.metrics.provider is prometheus")
-    res = spec["resources"]
-    if res["minReplicas"] > res["maxReplicas"]:
+    res = spec.resources
+    if res.min_replicas > res.max_replicas:
         problems.append(
-            f"spec.resources.minReplicas: {res['minReplicas']} is more than"
-            f" maxReplicas {res['maxReplicas']}"
+            f"spec.resources.minReplicas: {res.min_replicas} is more than"
+            f" maxReplicas {res.max_replicas}"
         )
-    model = spec["model"]
-    if model["stableAlias"] == model["candidateAlias"]:
+    if spec.model.stable_alias == spec.model.candidate_alias:
         problems.append("spec.model.candidateAlias: must differ from stableAlias")
     return problems
 
 
 def parse_spec(raw: Mapping[str, Any] | None) -> ModelDeploymentSpec:
-    """Validate and type a spec dict; raise SpecError listing every problem."""
+    """Validate and type a spec dict (camelCase keys); raise SpecError listing every problem."""
     if not isinstance(raw, Mapping):
         raise SpecError(["spec: must be an object"])
-    problems = _schema_problems(raw)
-    if problems:
-        raise SpecError(problems)
-    spec = with_defaults(raw)
+    try:
+        text = json.dumps(dict(raw), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise SpecError([f"spec: not plain JSON data ({exc})"]) from exc
+    try:
+        spec = ModelDeploymentSpec.model_validate_json(
+            text, strict=True, by_alias=True, by_name=False
+        )
+    except ValidationError as exc:
+        errors = exc.errors()
+        raise SpecError([_problem(e) for e in errors if not _follows(e, errors)]) from None
     problems = _semantic_problems(spec)
     if problems:
         raise SpecError(problems)
-    m, r, ro = spec["model"], spec["resources"], spec["rollout"]
-    return ModelDeploymentSpec(
-        model=ModelRef(
-            name=m["name"],
-            registry_uri=m.get("registryUri", ""),
-            stable_alias=m["stableAlias"],
-            candidate_alias=m["candidateAlias"],
-        ),
-        runtime=spec["runtime"],
-        deployment_mode=spec["deploymentMode"],
-        image=spec.get("image", ""),
-        resources=Resources(
-            gpu=r["gpu"],
-            cpu=r["cpu"],
-            memory=r["memory"],
-            node_selector=dict(r.get("nodeSelector", {})),
-            tolerations=tuple(dict(t) for t in r.get("tolerations", [])),
-            min_replicas=r["minReplicas"],
-            max_replicas=r["maxReplicas"],
-        ),
-        rollout=RolloutPolicy(
-            steps=tuple(ro["steps"]),
-            shadow=ro["shadow"]["enabled"],
-            interval_seconds=ro["intervalSeconds"],
-            accuracy_margin=float(ro["accuracy"]["margin"]),
-            accuracy_confidence=float(ro["accuracy"]["confidence"]),
-            p99_tolerance=float(ro["latency"]["p99Tolerance"]),
-            p99_cap_ms=float(ro["latency"]["p99CapMs"]),
-            error_budget=float(ro["errorBudget"]),
-            min_labels_per_step=ro["minLabelsPerStep"],
-            min_requests_per_step=ro["minRequestsPerStep"],
-            paired_share=float(ro["pairedShare"]),
-            deadline_seconds=ro["deadlineSeconds"],
-            on_inconclusive=ro["onInconclusive"],
-            paused=ro["paused"],
-        ),
-        metrics=MetricsSource(
-            provider=spec["metrics"]["provider"], url=spec["metrics"].get("url", "")
-        ),
-        feedback=Feedback(
-            enabled=spec["feedback"]["enabled"],
-            max_label_age_seconds=spec["feedback"]["maxLabelAgeSeconds"],
-        ),
-        prober=Prober(
-            enabled=spec["prober"]["enabled"],
-            requests_per_second=float(spec["prober"]["requestsPerSecond"]),
-            dataset=spec["prober"].get("dataset", ""),
-        ),
-    )
+    return spec
 
 
 def spec_hash(raw: Mapping[str, Any]) -> str:
-    """A short stable hash of the spec with defaults, so a re-apply of the same YAML is a no-op."""
-    text = json.dumps(with_defaults(raw), sort_keys=True, separators=(",", ":"))
+    """A short stable hash of the spec with defaults, so a re-apply of the same YAML is a no-op.
+
+    An invalid spec has no defaults to fill in: its hash is of the spec as written.
+    """
+    try:
+        data: Any = parse_spec(raw).model_dump(mode="json", by_alias=True)
+    except SpecError:
+        data = raw
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -19,7 +19,6 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -573,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
     config = AnalysisConfig()
     for item in args.set:
         key, _, value = item.partition("=")
-        config = replace(config, **{key: type(getattr(config, key))(value)})
+        config = config.replaced(**{key: value})
     results = run(
         seed=args.seed,
         rollouts=args.rollouts,

@@ -183,7 +183,7 @@ def _pod_fields(target: Target, cfg: KServeSettings) -> dict[str, Any]:
             raise _knative_refusal(
                 "tolerations", "kubernetes.podspec-tolerations", "podspecTolerations"
             )
-        out["tolerations"] = [dict(t) for t in res.tolerations]
+        out["tolerations"] = [t.manifest() for t in res.tolerations]
     if cfg.service_account:
         out["serviceAccountName"] = cfg.service_account
     return out

@@ -167,7 +167,7 @@ class LocalPlatform:
         """The router with exactly these arms (restarted on the same port if they differ)."""
         arms = self._arms(target)
         rec = arms.get(ROUTER)
-        share = round(target.spec.rollout.paired_share * 100, 3)
+        share = 100.0  # stable also scores every canary request: accuracy labels are paired
         wanted = {"stable": stable.url, "canary": canary.url if canary else ""}
         if rec is not None and self._healthy(rec, "/healthz"):
             have = {"stable": rec.labels.get("stable"), "canary": rec.labels.get("canary") or ""}

@@ -102,7 +102,7 @@ def analysis_due(
         step=canary.step,
         weight=canary.weight,
         step_start=parse_time(canary.step_start_time) or now,
-        at_deadline=now - started >= timedelta(seconds=spec.rollout.deadline_seconds),
+        at_deadline=now - started >= timedelta(seconds=spec.rollout.step_deadline_seconds),
         final_step=schedule.is_final(spec.rollout.steps, canary.step),
     )
 
@@ -183,7 +183,7 @@ def _stable(spec, status, registry, verdict, now, controls, numbers) -> _Result:
 def _start(
     spec: ModelDeploymentSpec, status: Status, cand: VersionRef, now: datetime, reason: str
 ) -> _Result:
-    first = schedule.first_step(spec.rollout.steps, spec.rollout.shadow)
+    first = schedule.first_step(spec.rollout.steps, False)
     weight = schedule.weight_at(spec.rollout.steps, first)
     canary = CanaryState(
         version=cand.version,
@@ -267,7 +267,7 @@ def _judge(
     status = replace(status, last_analysis=record)
     steps = spec.rollout.steps
     started = parse_time(canary.start_time) or now
-    at_deadline = now - started >= timedelta(seconds=spec.rollout.deadline_seconds)
+    at_deadline = now - started >= timedelta(seconds=spec.rollout.step_deadline_seconds)
     decision = verdict.decision
     if decision == "rollback":
         return _decide(status, "RollingBack", verdict.reason, "RolledBack")
@@ -282,7 +282,7 @@ def _judge(
             status, canary=moved, message=msg
         )
     if decision == "inconclusive" and at_deadline:
-        if spec.rollout.on_inconclusive == "rollback":
+        if spec.rollout.analysis.on_inconclusive == "rollback":
             return _decide(
                 status,
                 "RollingBack",
