@@ -18,10 +18,11 @@ from typing import Any
 
 from modeldeploy.operator.api.status import VersionRef
 from modeldeploy.operator.platforms.base import Target
+from modeldeploy.serving.contract.args import DEFAULT_HTTP_PORT, PredictorOptions, predictor_args
 
 API_VERSION = "serving.kserve.io/v1beta1"
 DEFAULT_IMAGE = "ghcr.io/modeldeploy/predictor:0.1.0"
-HTTP_PORT = 8080
+HTTP_PORT = DEFAULT_HTTP_PORT
 
 CONTAINER_SECURITY: dict[str, Any] = {
     "allowPrivilegeEscalation": False,
@@ -50,22 +51,15 @@ def _resources(target: Target) -> dict[str, Any]:
 
 def _python_container(target: Target, ref: VersionRef, role: str) -> dict[str, Any]:
     spec = target.spec
-    args = [
-        "--registry-uri",
+    options = PredictorOptions.from_registry(
         spec.model.registry_uri or target.registry_uri,
-        "--model",
         spec.model.name,
-        "--version",
         ref.version,
-        "--deployment",
         target.name,
-        "--role",
         role,
-        "--model-version",
-        ref.version,
-        "--http-port",
-        str(HTTP_PORT),
-    ]
+        http_port=HTTP_PORT,
+    )
+    args = predictor_args(options)
     return {
         "name": "kserve-container",
         "image": spec.image or DEFAULT_IMAGE,
