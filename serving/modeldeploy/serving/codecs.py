@@ -22,6 +22,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from modeldeploy.serving.contract.ids import REQUEST_ID_HEADER as REQUEST_ID_HEADER
+from modeldeploy.serving.contract.ids import RequestIdError, parse_request_id
+from modeldeploy.serving.contract.ids import item_ids as item_ids
 from modeldeploy.serving.errors import (
     EmptyText,
     InvalidUtf8,
@@ -34,8 +37,6 @@ from modeldeploy.serving.errors import (
 )
 
 TruncationMode = Literal["truncate", "reject"]
-REQUEST_ID_HEADER = "x-request-id"
-MAX_REQUEST_ID_CHARS = 128
 
 
 @dataclass(frozen=True)
@@ -84,18 +85,13 @@ def request_id_from(supplied: object, headers: Mapping[str, str] | None) -> str:
     for that id reaches each arm's stored prediction.
     """
     for candidate in (supplied, (headers or {}).get(REQUEST_ID_HEADER)):
-        if isinstance(candidate, str) and candidate.strip():
-            if len(candidate) > MAX_REQUEST_ID_CHARS:
-                raise MalformedRequest(f"request id longer than {MAX_REQUEST_ID_CHARS} characters")
-            return candidate.strip()
+        try:
+            found = parse_request_id(candidate)
+        except RequestIdError as exc:
+            raise MalformedRequest(str(exc)) from exc
+        if found is not None:
+            return found
     return str(uuid.uuid4())
-
-
-def item_ids(request_id: str, count: int) -> list[str]:
-    """One id per instance: the request id itself, or ``<id>/<index>`` for several."""
-    if count == 1:
-        return [request_id]
-    return [f"{request_id}/{i}" for i in range(count)]
 
 
 # --- parsing --------------------------------------------------------------------------

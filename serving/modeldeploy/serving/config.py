@@ -1,6 +1,8 @@
-"""Typed settings of one predictor process, and the command-line options that fill them.
+"""Typed settings of one predictor process, built from its command-line options.
 
-``add_arguments`` only declares options; parsing happens in ``__main__`` (and in the
+The options themselves (names, defaults, types) are the contract's
+(:mod:`modeldeploy.serving.contract.args`), which the operator uses to write them.
+``add_arguments`` only declares them; parsing happens in ``__main__`` (and in the
 ``modeldeploy serve`` command), never at import time.
 """
 
@@ -10,12 +12,15 @@ import argparse
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
-from modeldeploy.serving.backends.base import RUNTIMES
 from modeldeploy.serving.batcher import BatchingConfig
-from modeldeploy.serving.codecs import TruncationPolicy
+from modeldeploy.serving.codecs import TruncationMode, TruncationPolicy
+from modeldeploy.serving.contract import args as contract_args
+from modeldeploy.serving.contract import names as contract_names
+from modeldeploy.serving.contract.latency import DEFAULT_LATENCY_WARMUP_REQUESTS
 
-ROLES = ("stable", "canary", "shadow")
+ROLES = contract_names.ROLES
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class ServeConfig:
     max_body_bytes: int = 1_000_000
     feedback_capacity: int = 100_000
     feedback_ttl_s: float = 3600.0
+    latency_warmup_requests: int = DEFAULT_LATENCY_WARMUP_REQUESTS
     access_log: bool = False
 
     def resolved_threads(self) -> int:
@@ -54,33 +60,8 @@ class ServeConfig:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    source = parser.add_argument_group("model source (one of)")
-    source.add_argument("--model-dir", type=Path, help="a local Hugging Face checkpoint directory")
-    source.add_argument("--registry-uri", help="MLflow registry URI (with --model and --version)")
-    source.add_argument("--model", help="registered model name")
-    source.add_argument("--version", help="version number or alias")
-    source.add_argument(
-        "--fetch-cache", type=Path, help="where verified registry downloads are kept"
-    )
-    parser.add_argument("--name", default="classifier", help="model name in the URLs")
-    parser.add_argument("--deployment", default="local", help="deployment label on every metric")
-    parser.add_argument("--role", choices=ROLES, default="stable")
-    parser.add_argument("--model-version", help="model_version label (default: the version)")
-    parser.add_argument("--http-port", type=int, default=8080)
-    parser.add_argument("--grpc-port", type=int, default=8081, help="0 disables gRPC")
-    parser.add_argument("--max-batch-size", type=int, default=32)
-    parser.add_argument("--max-batch-delay-ms", type=float, default=5.0)
-    parser.add_argument("--max-instances", type=int, default=64, help="texts per request")
-    parser.add_argument("--max-length", type=int, default=None, help="tokens (default: model's)")
-    parser.add_argument("--truncation", choices=("truncate", "reject"), default="truncate")
-    parser.add_argument("--max-chars", type=int, default=10_000, help="characters per text")
-    parser.add_argument("--max-body-bytes", type=int, default=1_000_000)
-    parser.add_argument("--runtime", choices=RUNTIMES, default="torch")
-    parser.add_argument("--parity-tolerance", type=float, default=0.01)
-    parser.add_argument("--threads", type=int, default=0, help="0: all available cores")
-    parser.add_argument("--feedback-ttl-s", type=float, default=3600.0)
-    parser.add_argument("--feedback-capacity", type=int, default=100_000)
-    parser.add_argument("--access-log", action="store_true")
+    """Declare the predictor's options (the contract's, so the operator writes the same)."""
+    contract_args.add_arguments(parser)
 
 
 class ConfigError(ValueError):
@@ -88,39 +69,55 @@ class ConfigError(ValueError):
 
 
 def from_args(args: argparse.Namespace, default_max_length: int = 64) -> ServeConfig:
-    if bool(args.model_dir) == bool(args.registry_uri):
+    """Check the parsed options together and build the settings; raises :class:`ConfigError`."""
+    o = contract_args.options_from(args)
+    if bool(o.model_dir) == bool(o.registry_uri):
         raise ConfigError("give exactly one of --model-dir or --registry-uri")
-    if args.registry_uri and not (args.model and args.version):
+    if o.registry_uri and not (o.model and o.version):
         raise ConfigError("--registry-uri needs --model and --version")
-    for option in ("max_batch_size", "max_instances", "max_chars", "max_body_bytes"):
-        if getattr(args, option) < 1:
+    for option in (
+        "max_batch_size",
+        "max_instances",
+        "max_chars",
+        "max_body_bytes",
+        "feedback_capacity",
+    ):
+        if getattr(o, option) < 1:
             raise ConfigError(f"--{option.replace('_', '-')} must be at least 1")
+    for option in ("threads", "latency_warmup_requests", "http_port", "grpc_port"):
+        if getattr(o, option) < 0:
+            raise ConfigError(f"--{option.replace('_', '-')} must not be negative")
+    if not o.feedback_ttl_s > 0:
+        raise ConfigError("--feedback-ttl-s must be positive")
     return ServeConfig(
         source=ModelSource(
-            model_dir=args.model_dir,
-            registry_uri=args.registry_uri,
-            model=args.model,
-            version=args.version,
-            fetch_cache=args.fetch_cache,
+            model_dir=o.model_dir,
+            registry_uri=o.registry_uri,
+            model=o.model,
+            version=o.version,
+            fetch_cache=o.fetch_cache,
         ),
-        name=args.name,
-        deployment=args.deployment,
-        role=args.role,
-        model_version=args.model_version,
-        http_port=args.http_port,
-        grpc_port=args.grpc_port,
+        name=o.name,
+        deployment=o.deployment,
+        role=o.role,
+        model_version=o.model_version,
+        http_port=o.http_port,
+        grpc_port=o.grpc_port,
         batching=BatchingConfig(
-            max_batch_size=args.max_batch_size, max_delay_s=args.max_batch_delay_ms / 1000.0
+            max_batch_size=o.max_batch_size, max_delay_s=o.max_batch_delay_ms / 1000.0
         ),
-        max_instances=args.max_instances,
+        max_instances=o.max_instances,
         policy=TruncationPolicy(
-            max_length=args.max_length or 0, mode=args.truncation, max_chars=args.max_chars
+            max_length=o.max_length or 0,
+            mode=cast(TruncationMode, o.truncation),
+            max_chars=o.max_chars,
         ),
-        runtime=args.runtime,
-        threads=args.threads,
-        parity_tolerance=args.parity_tolerance,
-        max_body_bytes=args.max_body_bytes,
-        feedback_capacity=args.feedback_capacity,
-        feedback_ttl_s=args.feedback_ttl_s,
-        access_log=args.access_log,
+        runtime=o.runtime,
+        threads=o.threads,
+        parity_tolerance=o.parity_tolerance,
+        max_body_bytes=o.max_body_bytes,
+        feedback_capacity=o.feedback_capacity,
+        feedback_ttl_s=o.feedback_ttl_s,
+        latency_warmup_requests=o.latency_warmup_requests,
+        access_log=o.access_log,
     )

@@ -6,80 +6,69 @@ prediction is remembered for a while under its id. ``POST /v1/feedback`` with
 ``"source": "feedback" | "probe"``) looks the id up and increments
 ``modeldeploy_labelled_predictions_total{source, correct}`` for this arm.
 
-The store is bounded (oldest first out) and entries expire after a TTL. Ids that
-left the store are remembered in a bounded tombstone set, so a late label gets a
-404 that says "expired" rather than "unknown". Feedback for an id that already got
-some is acknowledged but not counted again, so retries are safe.
+The store is the contract's :class:`~modeldeploy.serving.contract.store.BoundedStore`
+(oldest first out, entries expire after a TTL, and ids that left are remembered so a
+late label gets a 404 that says "expired" rather than "unknown"). Feedback for an id
+that already got some is acknowledged but not counted again, so retries are safe; a
+new prediction under an id that was already labelled does not reopen it either.
+Request ids and label values follow :mod:`modeldeploy.serving.contract.ids`.
 """
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from modeldeploy.serving.contract import names as contract_names
+from modeldeploy.serving.contract.ids import RequestIdError, label_index, parse_item_id
+from modeldeploy.serving.contract.store import (
+    DEFAULT_STORE_CAPACITY,
+    DEFAULT_STORE_TTL_S,
+    BoundedStore,
+)
 from modeldeploy.serving.metrics import ArmMetrics
 
 Lookup = Literal["found", "unknown", "expired", "duplicate"]
-SOURCES = ("feedback", "probe")
+SOURCES = contract_names.LABEL_SOURCES
 
 
 @dataclass
 class StoredPrediction:
     label_index: int
-    stored_at: float
     labelled: bool = False
 
 
 class PredictionStore:
-    """Bounded, TTL-limited map from item id to prediction. Pure: the clock is injected."""
+    """Item id -> prediction in the contract's :class:`BoundedStore`, plus "labelled" marks."""
 
     def __init__(
         self,
-        capacity: int = 100_000,
-        ttl_s: float = 3600.0,
+        capacity: int = DEFAULT_STORE_CAPACITY,
+        ttl_s: float = DEFAULT_STORE_TTL_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._store: BoundedStore[StoredPrediction] = BoundedStore(capacity, ttl_s, clock)
         self.capacity = capacity
         self.ttl_s = ttl_s
-        self._clock = clock
-        self._entries: OrderedDict[str, StoredPrediction] = OrderedDict()
-        self._gone: OrderedDict[str, None] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._entries)
-
-    def _forget(self, key: str) -> None:
-        self._entries.pop(key, None)
-        self._gone[key] = None
-        while len(self._gone) > self.capacity:
-            self._gone.popitem(last=False)
-
-    def _expire(self, now: float) -> None:
-        # Insertion order is time order, so expired entries are all at the front.
-        while self._entries:
-            key, entry = next(iter(self._entries.items()))
-            if now - entry.stored_at < self.ttl_s:
-                break
-            self._forget(key)
+        return len(self._store)
 
     def put(self, key: str, label_index: int) -> None:
-        now = self._clock()
-        self._expire(now)
-        self._entries.pop(key, None)
-        self._gone.pop(key, None)
-        self._entries[key] = StoredPrediction(label_index, now)
-        while len(self._entries) > self.capacity:
-            self._forget(next(iter(self._entries)))
+        """Remember a prediction. An id that was already labelled stays labelled (and is
+        not re-timed): predicting it again must not let the same id be counted twice."""
+        status, entry = self._store.lookup(key)
+        if status == "found" and entry is not None and entry.labelled:
+            return
+        self._store.put(key, StoredPrediction(label_index))
 
     def take(self, key: str) -> tuple[Lookup, StoredPrediction | None]:
         """Look ``key`` up for labelling; marks it labelled so a repeat is a duplicate."""
-        self._expire(self._clock())
-        entry = self._entries.get(key)
+        status, entry = self._store.lookup(key)
         if entry is None:
-            return ("expired" if key in self._gone else "unknown"), None
+            return status, None
         if entry.labelled:
             return "duplicate", entry
         entry.labelled = True
@@ -97,21 +86,15 @@ class FeedbackError(Exception):
 
 
 def resolve_label(value: object, labels: Sequence[str]) -> int:
-    """A label given as index (int or digit string) or name, as a class index."""
-    if isinstance(value, bool):
-        raise FeedbackError(400, "bad_input", "label must be a class index or name")
-    if isinstance(value, int) and 0 <= value < len(labels):
-        return value
-    if isinstance(value, str):
-        if value in labels:
-            return labels.index(value)
-        if value.isdigit() and int(value) < len(labels):
-            return int(value)
-    raise FeedbackError(
-        400,
-        "bad_input",
-        f"unknown label {value!r}; expected one of {list(labels)} or 0..{len(labels) - 1}",
-    )
+    """A label given as index (int or ASCII-digit string) or class name, as a class index."""
+    index = label_index(value, labels)
+    if index is None:
+        raise FeedbackError(
+            400,
+            "bad_input",
+            f"unknown label {value!r}; expected one of {list(labels)} or 0..{len(labels) - 1}",
+        )
+    return index
 
 
 def apply_feedback(
@@ -121,9 +104,10 @@ def apply_feedback(
     try:
         if not isinstance(body, dict):
             raise FeedbackError(400, "bad_input", 'expected {"request_id": ..., "label": ...}')
-        request_id = body.get("request_id")
-        if not isinstance(request_id, str) or not request_id:
-            raise FeedbackError(400, "bad_input", '"request_id" must be a non-empty string')
+        try:
+            request_id = parse_item_id(body.get("request_id"))
+        except RequestIdError as exc:
+            raise FeedbackError(400, "bad_input", str(exc)) from exc
         source = body.get("source", "feedback")
         if source not in SOURCES:
             raise FeedbackError(400, "bad_input", f'"source" must be one of {list(SOURCES)}')

@@ -1,40 +1,36 @@
 """Every Prometheus collector of serving, in one place (docs/metrics.md).
 
-Names, labels and buckets here are a contract with the analysis side: change them
-only together with docs/metrics.md. Every series carries ``deployment``,
-``model_version`` and ``role``; :class:`ArmMetrics` binds those once so the hot
-path never builds label dicts. Collectors are created in a caller-supplied
-registry (the default one is what kserve's ``/metrics`` serves), so unit tests can
-use a fresh registry without clashing.
+Names, labels and buckets come from :mod:`modeldeploy.serving.contract`, which the
+analysis side reads too; change them there, together with docs/metrics.md. Every
+series carries ``deployment``, ``model_version`` and ``role``; :class:`ArmMetrics`
+binds those once so the hot path never builds label dicts. Collectors are created
+in a caller-supplied registry (the default one is what kserve's ``/metrics``
+serves), so unit tests can use a fresh registry without clashing.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
-COMMON_LABELS = ("deployment", "model_version", "role")
-PROTOCOLS = ("v1", "v2", "grpc")
-OUTCOMES = ("ok", "bad_input", "error")
-FEEDBACK_REJECT_REASONS = ("unknown_id", "expired", "duplicate", "bad_input")
-PAIRED_LABELS = ("deployment", "stable_version", "canary_version", "source", "outcome")
+from modeldeploy.serving.contract import names as n
+from modeldeploy.serving.contract.latency import (
+    DEFAULT_LATENCY_WARMUP_REQUESTS,
+    latency_bucket_edges,
+)
 
-
-LATENCY_START_S = 0.005
-LATENCY_RATIO = 1.1
-LATENCY_GEOMETRIC_BOUNDS = 50  # 5 ms ... 533.6 ms: the last bucket that matters ends past 500 ms
+COMMON_LABELS = n.COMMON_LABELS
+PROTOCOLS = n.PROTOCOLS
+OUTCOMES = n.REQUEST_OUTCOMES
+FEEDBACK_REJECT_REASONS = n.FEEDBACK_REJECT_REASONS
+PAIRED_LABELS = n.PAIRED_LABELS
 
 
 def latency_buckets() -> tuple[float, ...]:
-    """Geometric from 5 ms with ratio 1.1 (50 bounds, 5 ms ... 533.6 ms), then 1, 2.5, 5, 10 s.
-
-    A ratio of 1.1 means a bucket is at most 10% wide relative to its lower bound, so an
-    interpolated quantile anywhere in 5-500 ms is within 10% of the true value. 49 bounds
-    would stop at 485 ms and leave 485-1000 ms as one bucket; the 50th closes that gap.
-    """
-    bounds = [round(LATENCY_START_S * LATENCY_RATIO**i, 6) for i in range(LATENCY_GEOMETRIC_BOUNDS)]
-    return (*bounds, 1.0, 2.5, 5.0, 10.0)
+    """The contract's geometric latency edges (docs/metrics.md), without ``+Inf``."""
+    return latency_bucket_edges()
 
 
 TOKEN_BUCKETS = (4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
@@ -69,73 +65,73 @@ def collectors(registry: CollectorRegistry = REGISTRY) -> Collectors:
         c = COMMON_LABELS
         _BY_REGISTRY[key] = Collectors(
             request_duration=Histogram(
-                "modeldeploy_request_duration_seconds",
+                n.REQUEST_DURATION,
                 "End-to-end request time, tokenization included.",
-                (*c, "protocol"),
+                (*c, n.PROTOCOL),
                 buckets=latency_buckets(),
                 registry=registry,
             ),
             requests=Counter(
-                "modeldeploy_requests",
+                n.REQUESTS,
                 "Requests by outcome.",
-                (*c, "outcome"),
+                (*c, n.OUTCOME),
                 registry=registry,
             ),
             nan_outputs=Counter(
-                "modeldeploy_nan_outputs",
+                n.NAN_OUTPUTS,
                 "Responses whose logits contained NaN.",
                 c,
                 registry=registry,
             ),
             tokenization_failures=Counter(
-                "modeldeploy_tokenization_failures",
+                n.TOKENIZATION_FAILURES,
                 "Inputs the tokenizer could not encode.",
                 c,
                 registry=registry,
             ),
             input_tokens=Histogram(
-                "modeldeploy_input_tokens",
+                n.INPUT_TOKENS,
                 "Tokens per input after truncation.",
                 c,
                 buckets=TOKEN_BUCKETS,
                 registry=registry,
             ),
             truncated_inputs=Counter(
-                "modeldeploy_truncated_inputs",
+                n.TRUNCATED_INPUTS,
                 "Inputs longer than max length (truncated).",
                 c,
                 registry=registry,
             ),
             batch_size=Histogram(
-                "modeldeploy_batch_size",
+                n.BATCH_SIZE,
                 "Items per model forward pass.",
                 c,
                 buckets=BATCH_BUCKETS,
                 registry=registry,
             ),
             predictions=Counter(
-                "modeldeploy_predictions",
+                n.PREDICTIONS,
                 "Predictions by class.",
-                (*c, "label"),
+                (*c, n.LABEL),
                 registry=registry,
             ),
             confidence=Histogram(
-                "modeldeploy_prediction_confidence",
+                n.PREDICTION_CONFIDENCE,
                 "Top-class probability.",
                 c,
                 buckets=CONFIDENCE_BUCKETS,
                 registry=registry,
             ),
             labelled_predictions=Counter(
-                "modeldeploy_labelled_predictions",
+                n.LABELLED_PREDICTIONS,
                 "Predictions joined to a true label.",
-                (*c, "source", "correct"),
+                (*c, n.SOURCE, n.CORRECT),
                 registry=registry,
             ),
             feedback_rejected=Counter(
-                "modeldeploy_feedback_rejected",
+                n.FEEDBACK_REJECTED,
                 "Feedback that could not be joined.",
-                (*c, "reason"),
+                (*c, n.REASON),
                 registry=registry,
             ),
         )
@@ -147,6 +143,10 @@ class ArmMetrics:
 
     Every child is created here, so each series exists (at 0) from the first
     scrape: a rate over a series that appears late reads as missing data, not zero.
+
+    The first ``latency_warmup_requests`` requests of the process are counted in
+    ``modeldeploy_requests_total`` but not observed in the latency histogram: a fresh
+    canary's slow first requests (lazy initialisation) would otherwise sit in its P99.
     """
 
     def __init__(
@@ -156,7 +156,13 @@ class ArmMetrics:
         role: str,
         labels: list[str],
         registry: CollectorRegistry = REGISTRY,
+        latency_warmup_requests: int = DEFAULT_LATENCY_WARMUP_REQUESTS,
     ) -> None:
+        if latency_warmup_requests < 0:
+            raise ValueError("latency_warmup_requests must not be negative")
+        self.latency_warmup_requests = latency_warmup_requests
+        self._seen = 0
+        self._seen_lock = threading.Lock()  # gRPC and REST requests may finish on two threads
         col = collectors(registry)
         base = {"deployment": deployment, "model_version": model_version, "role": role}
         self.base_labels = base
@@ -171,15 +177,20 @@ class ArmMetrics:
         self.confidence = col.confidence.labels(**base)
         self._labelled = {
             (s, k): col.labelled_predictions.labels(**base, source=s, correct=k)
-            for s in ("feedback", "probe")
-            for k in ("true", "false")
+            for s in n.LABEL_SOURCES
+            for k in n.BOOLEAN_VALUES
         }
         self._rejected = {
             r: col.feedback_rejected.labels(**base, reason=r) for r in FEEDBACK_REJECT_REASONS
         }
 
     def observe_request(self, protocol: str, outcome: str, seconds: float) -> None:
-        self._duration[protocol].observe(seconds)
+        """Count one finished request; time it unless it is one of the warm-up requests."""
+        with self._seen_lock:
+            self._seen += 1
+            warming_up = self._seen <= self.latency_warmup_requests
+        if not warming_up:
+            self._duration[protocol].observe(seconds)
         self._requests[outcome].inc()
 
     def observe_prediction(self, label: str, confidence: float) -> None:
@@ -197,10 +208,10 @@ def paired_outcomes_counter(registry: CollectorRegistry) -> Counter:
     """``modeldeploy_paired_outcomes_total``: one labelled input scored by both arms.
 
     Emitted by the router (``source="feedback"``) and the prober (``source="probe"``), each
-    into its own registry; ``outcome`` is one of ``router.pairing.PAIRED_OUTCOMES``.
+    into its own registry; ``outcome`` is one of ``contract.names.PAIRED_OUTCOMES``.
     """
     return Counter(
-        "modeldeploy_paired_outcomes",
+        n.PAIRED_OUTCOMES_TOTAL,
         "Labelled inputs scored by both arms, by which arm was right.",
         PAIRED_LABELS,
         registry=registry,

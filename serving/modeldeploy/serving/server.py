@@ -90,7 +90,13 @@ def build(config: ServeConfig, say: Callable[[str], None] | None = None) -> Any:
     )
     phase(f"backend {config.runtime}")
     version = config.model_version or checkpoint.version or "local"
-    metrics = ArmMetrics(config.deployment, version, config.role, labels)
+    metrics = ArmMetrics(
+        config.deployment,
+        version,
+        config.role,
+        labels,
+        latency_warmup_requests=config.latency_warmup_requests,
+    )
     store = PredictionStore(config.feedback_capacity, config.feedback_ttl_s)
     model = TextClassifier(config, checkpoint, encoder, backend, metrics, labels, store, version)
     model.parity_report = report

@@ -66,7 +66,7 @@ async def test_traffic_follows_the_weight_and_changes_at_run_time(
         )
         == canary_seen
     )
-    assert sample(setup, "modeldeploy_router_canary_weight_percent") == 75.0
+    assert sample(setup, "modeldeploy_router_canary_weight_ratio") == 0.75
 
 
 async def test_request_ids_pass_through_to_the_arm_and_back(

@@ -1,4 +1,7 @@
-"""Small rules: error -> status/outcome mapping, latency buckets, parity judgement, routes."""
+"""Small rules: error -> status/outcome mapping, parity judgement, routes, options.
+
+Latency buckets are the contract's: tests/unit/serving/test_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ import pytest
 from modeldeploy.serving import errors
 from modeldeploy.serving.backends.parity import judge
 from modeldeploy.serving.config import ConfigError, add_arguments, from_args
-from modeldeploy.serving.metrics import latency_buckets
 from modeldeploy.serving.middleware import check_body, protocol_of
 
 
@@ -34,54 +36,6 @@ def test_each_error_type_maps_to_one_status(exc, status):
 )
 def test_status_maps_to_outcome(status, outcome):
     assert errors.outcome_for_status(status) == outcome
-
-
-def test_latency_buckets_are_the_documented_geometric_series():
-    """docs/metrics.md: ratio 1.1 from 5 ms, 50 boundaries (to 533.6 ms), then 1, 2.5, 5, 10 s."""
-    bounds = latency_buckets()
-    geometric = bounds[:50]
-    assert geometric[0] == pytest.approx(0.005)
-    assert geometric[-1] == pytest.approx(0.005 * 1.1**49, rel=1e-4)  # 533.6 ms
-    assert geometric[-2] < 0.5 < geometric[-1]  # 500 ms lies inside a 10% bucket
-    ratios = np.array(geometric[1:]) / np.array(geometric[:-1])
-    assert np.all(ratios <= 1.1 * (1 + 1e-3))  # bounds are rounded to the microsecond
-    assert bounds[50:] == (1.0, 2.5, 5.0, 10.0)
-
-
-def _histogram_quantile(q: float, bounds: tuple[float, ...], samples: np.ndarray) -> float:
-    """Prometheus' histogram_quantile: linear interpolation inside the bucket holding rank q."""
-    edges = np.array((0.0, *bounds))
-    counts = np.cumsum(np.histogram(samples, bins=(*edges, np.inf))[0])
-    rank = q * len(samples)
-    i = int(np.searchsorted(counts, rank))  # first bucket whose cumulative count reaches rank
-    below = counts[i - 1] if i else 0
-    return float(edges[i] + (edges[i + 1] - edges[i]) * (rank - below) / (counts[i] - below))
-
-
-@pytest.mark.parametrize("q", [0.5, 0.9, 0.99])
-@pytest.mark.parametrize("shape", ["lognormal", "constant"])
-def test_latency_buckets_resolve_every_quantile_in_5_to_500_ms_within_10_percent(q, shape):
-    """The resolution claim of docs/metrics.md, with the true quantile swept over 5-500 ms
-    (the top end included): latency-like log-normal samples, and the worst case for
-    interpolation, every request taking the same time (all mass at one point of a bucket)."""
-    bounds = latency_buckets()
-    unit = np.random.default_rng(0).lognormal(mean=0.0, sigma=0.5, size=20_000)
-    if shape == "constant":
-        unit = np.ones(1000)
-    worst = 0.0
-    for target in np.geomspace(0.005, 0.5, 400):
-        samples = unit * (target / np.quantile(unit, q))  # true q-quantile == target
-        estimate = _histogram_quantile(q, bounds, samples)
-        worst = max(worst, abs(estimate - target) / target)
-    assert worst <= 0.10
-
-
-def test_49_geometric_bounds_would_not_resolve_500_ms():
-    """Why there are 50: with 49 bounds a P99 of 500 ms falls in one 485 ms-1 s bucket."""
-    short = (*latency_buckets()[:49], 1.0, 2.5, 5.0, 10.0)
-    samples = np.full(1000, 0.5)
-    assert abs(_histogram_quantile(0.99, short, samples) - 0.5) / 0.5 > 0.10
-    assert abs(_histogram_quantile(0.99, latency_buckets(), samples) - 0.5) / 0.5 <= 0.10
 
 
 def test_parity_fails_when_the_drop_exceeds_the_tolerance():

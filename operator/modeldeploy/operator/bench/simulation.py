@@ -33,6 +33,7 @@ from modeldeploy.operator.analysis.sequential import (
     unpaired_difference,
 )
 from modeldeploy.operator.analysis.verdict import crossed
+from modeldeploy.serving.contract.latency import latency_bucket_edges
 
 Progress = Callable[[str], None]
 STEP = 50
@@ -50,9 +51,8 @@ REAL_RECIPES = ("good", "bad", "close")
 
 
 def contract_buckets() -> np.ndarray:
-    """docs/metrics.md latency buckets: 5 ms x 1.1^k (50 bounds, to 533 ms), 1, 2.5, 5, 10 s."""
-    geometric = [0.005 * 1.1**k for k in range(50)]
-    return np.array([*geometric, 1.0, 2.5, 5.0, 10.0, math.inf])
+    """The contract's latency buckets (docs/metrics.md), then ``+Inf``."""
+    return np.array([*latency_bucket_edges(), math.inf])
 
 
 # ---------------------------------------------------------------- summaries

@@ -1,5 +1,6 @@
 """Prometheus: the HTTP query API with PromQL, for clusters where Prometheus scrapes pods.
 
+Series and label names are the contract's (:mod:`modeldeploy.serving.contract.names`).
 ``snapshot`` reads the current cumulative value of every contract series of the two arms
 in one instant query (kept per ``instance``, so the window delta handles restarts the same
 way as the direct scrape). ``window`` asks Prometheus itself for the increase of each
@@ -18,14 +19,11 @@ import httpx
 
 from modeldeploy.operator.analysis.observations import Observations
 from modeldeploy.operator.metrics.base import AnalysisTarget, NoDataError, ProviderUnavailable
-from modeldeploy.operator.metrics.snapshot import (
-    ARM_METRICS,
-    PAIRED,
-    Sample,
-    Snapshot,
-    SourceCounters,
-    collect,
-)
+from modeldeploy.operator.metrics.snapshot import Sample, Snapshot, SourceCounters, collect
+from modeldeploy.serving.contract import names as n
+
+ARM_METRICS = n.ANALYSIS_ARM_SERIES
+PAIRED = n.PAIRED_OUTCOMES_TOTAL
 
 
 def _quote(value: str) -> str:
@@ -36,16 +34,16 @@ def _quote(value: str) -> str:
 def arm_selector(target: AnalysisTarget, version: str) -> str:
     names = "|".join(ARM_METRICS)
     return (
-        f'{{__name__=~"{names}",deployment={_quote(target.deployment)},'
-        f"model_version={_quote(version)}}}"
+        f'{{__name__=~"{names}",{n.DEPLOYMENT}={_quote(target.deployment)},'
+        f"{n.MODEL_VERSION}={_quote(version)}}}"
     )
 
 
 def paired_selector(target: AnalysisTarget) -> str:
     return (
-        f"{PAIRED}{{deployment={_quote(target.deployment)},"
-        f"stable_version={_quote(target.stable_version)},"
-        f"canary_version={_quote(target.canary_version)}}}"
+        f"{PAIRED}{{{n.DEPLOYMENT}={_quote(target.deployment)},"
+        f"{n.STABLE_VERSION}={_quote(target.stable_version)},"
+        f"{n.CANARY_VERSION}={_quote(target.canary_version)}}}"
     )
 
 
@@ -68,18 +66,17 @@ def window_queries(target: AnalysisTarget, seconds: int) -> dict[str, str]:
     versions = "|".join(
         re.escape(v) for v in sorted({target.stable_version, target.canary_version})
     )
+    arm_by = ", ".join((*n.COMMON_LABELS, n.LE, n.OUTCOME, n.CORRECT))
     queries = {
         name: (
-            "sum by (deployment, model_version, role, le, outcome, correct) "
-            f"(increase({name}{{deployment={_quote(target.deployment)},"
-            f"model_version=~{_quote(versions)}}}[{seconds}s]))"
+            f"sum by ({arm_by}) "
+            f"(increase({name}{{{n.DEPLOYMENT}={_quote(target.deployment)},"
+            f"{n.MODEL_VERSION}=~{_quote(versions)}}}[{seconds}s]))"
         )
         for name in ARM_METRICS
     }
-    queries[PAIRED] = (
-        "sum by (deployment, stable_version, canary_version, outcome) "
-        f"(increase({paired_selector(target)}[{seconds}s]))"
-    )
+    paired_by = ", ".join((n.DEPLOYMENT, n.STABLE_VERSION, n.CANARY_VERSION, n.OUTCOME))
+    queries[PAIRED] = f"sum by ({paired_by}) (increase({paired_selector(target)}[{seconds}s]))"
     return queries
 
 

@@ -25,15 +25,16 @@ from modeldeploy.operator.analysis.observations import (
     PairedCounts,
 )
 from modeldeploy.operator.metrics.base import AnalysisTarget, NoDataError
+from modeldeploy.serving.contract import names as contract_names
 
-LABELLED = "modeldeploy_labelled_predictions_total"
-REQUESTS = "modeldeploy_requests_total"
-NAN_OUTPUTS = "modeldeploy_nan_outputs_total"
-DURATION_BUCKET = "modeldeploy_request_duration_seconds_bucket"
-PAIRED = "modeldeploy_paired_outcomes_total"
-ARM_METRICS = (LABELLED, REQUESTS, NAN_OUTPUTS, DURATION_BUCKET)
-PAIRED_OUTCOMES = ("both_correct", "stable_only", "canary_only", "both_wrong")
-CANARY_ROLES = ("canary", "shadow")
+LABELLED = contract_names.LABELLED_PREDICTIONS
+REQUESTS = contract_names.REQUESTS
+NAN_OUTPUTS = contract_names.NAN_OUTPUTS
+DURATION_BUCKET = contract_names.REQUEST_DURATION_BUCKET
+PAIRED = contract_names.PAIRED_OUTCOMES_TOTAL
+ARM_METRICS = contract_names.ANALYSIS_ARM_SERIES
+PAIRED_OUTCOMES = contract_names.PAIRED_OUTCOMES
+CANARY_ROLES = contract_names.CANARY_ROLES
 
 Sample = tuple[str, Mapping[str, str], float]
 

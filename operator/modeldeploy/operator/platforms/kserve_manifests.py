@@ -28,12 +28,13 @@ from typing import Any
 from modeldeploy.operator.api.status import VersionRef
 from modeldeploy.operator.platforms.base import Target
 from modeldeploy.operator.settings import KServeSettings
+from modeldeploy.serving.contract.args import DEFAULT_HTTP_PORT, PredictorOptions, predictor_args
 
 API_VERSION = "serving.kserve.io/v1beta1"
 DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
 DEFAULT_SETTINGS = KServeSettings()
 DEFAULT_IMAGE = DEFAULT_SETTINGS.predictor_image
-HTTP_PORT = 8080
+HTTP_PORT = DEFAULT_HTTP_PORT
 
 # KServe renamed the modes (Serverless -> Knative, RawDeployment -> Standard) and folds the
 # old names into the new ones (ParseDeploymentMode, kserve_constants.go:574). Its canary
@@ -109,22 +110,15 @@ def _python_container(
     target: Target, ref: VersionRef, role: str, cfg: KServeSettings = DEFAULT_SETTINGS
 ) -> dict[str, Any]:
     spec = target.spec
-    args = [
-        "--registry-uri",
+    options = PredictorOptions.from_registry(
         spec.model.registry_uri or target.registry_uri,
-        "--model",
         spec.model.name,
-        "--version",
         ref.version,
-        "--deployment",
         target.name,
-        "--role",
         role,
-        "--model-version",
-        ref.version,
-        "--http-port",
-        str(HTTP_PORT),
-    ]
+        http_port=HTTP_PORT,
+    )
+    args = predictor_args(options)
     env = [{"name": "MODELDEPLOY_EXPECTED_DIGEST", "value": ref.digest}]
     if uri := _storage_uri(target, ref):
         env.append({"name": STORAGE_URI_ENV, "value": uri})

@@ -33,6 +33,12 @@ from modeldeploy.operator.local import procs
 from modeldeploy.operator.local.procs import ProcRecord
 from modeldeploy.operator.local.state import StateDir
 from modeldeploy.operator.platforms.base import PlatformError, Target
+from modeldeploy.serving.contract.args import (
+    DEFAULT_PAIRED_SHARE,
+    PREDICTOR_MODULE,
+    PredictorOptions,
+    predictor_args,
+)
 
 STABLE, CANARY, ROUTER = "stable", "canary", "router"
 
@@ -112,32 +118,22 @@ class LocalPlatform:
             raise PlatformError("no registry URI: set spec.model.registryUri or --registry-uri")
         port = procs.free_port()
         model = target.spec.model.name
+        options = PredictorOptions.from_registry(
+            target.registry_uri,
+            model,
+            ref.version,
+            target.name,
+            role,
+            fetch_cache=self.state.fetch_cache,
+            http_port=port,
+            grpc_port=0,
+            threads=self.options.threads,
+        )
         argv = [
             self.options.python,
             "-m",
-            "modeldeploy.serving",
-            "--registry-uri",
-            target.registry_uri,
-            "--model",
-            model,
-            "--version",
-            ref.version,
-            "--fetch-cache",
-            str(self.state.fetch_cache),
-            "--name",
-            model,
-            "--deployment",
-            target.name,
-            "--role",
-            role,
-            "--model-version",
-            ref.version,
-            "--http-port",
-            str(port),
-            "--grpc-port",
-            "0",
-            "--threads",
-            str(self.options.threads),
+            PREDICTOR_MODULE,
+            *predictor_args(options),
             *self.options.predictor_args,
         ]
         self.options.progress(f"starting {role} predictor for version {ref.version} on :{port}")
@@ -167,7 +163,7 @@ class LocalPlatform:
         """The router with exactly these arms (restarted on the same port if they differ)."""
         arms = self._arms(target)
         rec = arms.get(ROUTER)
-        share = 100.0  # stable also scores every canary request: accuracy labels are paired
+        share = round(DEFAULT_PAIRED_SHARE * 100, 3)  # the router's option is in percent
         wanted = {"stable": stable.url, "canary": canary.url if canary else ""}
         if rec is not None and self._healthy(rec, "/healthz"):
             have = {"stable": rec.labels.get("stable"), "canary": rec.labels.get("canary") or ""}

@@ -2,9 +2,10 @@
 
 Per request (v1 ``:predict`` or v2 ``/infer``):
 
-1. take the client's request id (body ``id``, then ``x-request-id``, as the predictor does)
-   or make one, and send it to every arm in the ``x-request-id`` header, so every arm
-   stores its prediction under the same id and feedback can reach it;
+1. take the client's request id (body ``id``, then ``x-request-id``, as the predictor does;
+   checked by the contract's rules, a malformed one is a 400) or make one, and send it to
+   every arm in the ``x-request-id`` header, so every arm stores its prediction under the
+   same id and feedback can reach it;
 2. pick the primary arm by weight; for ``paired_share`` percent of canary requests also have
    stable score the same body; mirror every request to the shadow arm, if there is one;
 3. answer with the primary arm's response as it came (plus ``x-modeldeploy-arm``); paired
@@ -30,19 +31,19 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from modeldeploy.serving.router.metrics import RouterMetrics
-from modeldeploy.serving.router.pairing import (
-    ArmPrediction,
-    ScoreBook,
+from modeldeploy.serving.contract.ids import (
+    REQUEST_ID_HEADER,
+    RequestIdError,
     item_ids,
-    paired_outcome,
-    pairs,
+    parse_item_id,
+    parse_request_id,
     request_of,
-    shadow_agrees,
 )
+from modeldeploy.serving.contract.names import LABEL_SOURCES, paired_outcome
+from modeldeploy.serving.router.metrics import RouterMetrics
+from modeldeploy.serving.router.pairing import ArmPrediction, ScoreBook, pairs, shadow_agrees
 from modeldeploy.serving.router.responses import (
     BINARY_HEADER,
-    REQUEST_ID_HEADER,
     json_part,
     predictions_in,
     request_id_in,
@@ -154,7 +155,11 @@ class Router:
     async def route(self, request: web.Request, protocol: str) -> web.Response:
         body = await request.read()
         headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
-        request_id = request_id_in(body, request.headers) or str(uuid.uuid4())
+        try:
+            supplied = parse_request_id(request_id_in(body, request.headers))
+        except RequestIdError as exc:
+            return web.json_response({"error": str(exc), "code": "bad_input"}, status=400)
+        request_id = supplied or str(uuid.uuid4())
         headers[REQUEST_ID_HEADER] = request_id
         role = choose_role(self.split, self.rng) if CANARY in self.urls else STABLE
         call = self._caller(request.path_qs, body, headers, protocol, request_id)
@@ -241,21 +246,33 @@ class Router:
             body = json.loads(await request.read())
         except (ValueError, UnicodeDecodeError):
             return self._feedback_reply(400, "bad_input", "body is not valid JSON")
-        if not isinstance(body, dict) or not isinstance(body.get("request_id"), str):
+        if not isinstance(body, dict):
             return self._feedback_reply(
                 400, "bad_input", 'expected {"request_id": "...", "label": ...}'
             )
-        item_id = body["request_id"]
-        source = str(body.get("source", "feedback"))
+        try:
+            item_id = parse_item_id(body.get("request_id"))
+        except RequestIdError as exc:
+            return self._feedback_reply(400, "bad_input", str(exc))
+        source = body.get("source", "feedback")
+        if source not in LABEL_SOURCES:
+            return self._feedback_reply(
+                400, "bad_input", f'"source" must be one of {list(LABEL_SOURCES)}'
+            )
         pending = list(self._pending.get(request_of(item_id), ()))
         if pending:  # a paired or mirrored call may still be on its way
             await asyncio.wait(pending, timeout=self.config.feedback_wait_s)
-        item = self.book.get(item_id)
+        found, item = self.book.lookup(item_id)
         if item is None:
+            if found == "expired":
+                return self._feedback_reply(
+                    404,
+                    "expired",
+                    f"the router forgot request id {item_id!r} (TTL {self.book.ttl_s:g}s, "
+                    f"capacity {self.book.capacity})",
+                )
             return self._feedback_reply(
-                404,
-                "unknown_id",
-                f"the router routed no request with id {item_id!r} (or forgot it)",
+                404, "unknown_id", f"the router routed no request with id {item_id!r}"
             )
         roles = sorted(item.predictions)
         answers = await asyncio.gather(*(self._post_feedback(r, body) for r in roles))

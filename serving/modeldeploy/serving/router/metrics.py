@@ -1,21 +1,22 @@
-"""The router's own collectors (``modeldeploy_router_*``).
+"""The router's own collectors (``modeldeploy_router_*``), named by the contract.
 
 ``modeldeploy_paired_outcomes_total``, part of the serving/analysis contract
 (docs/metrics.md), is defined with the other serving collectors in
 :mod:`modeldeploy.serving.metrics` and shared with the prober. Each router (and each
 prober) gets its own registry, so several can live in one test process and each
-``/metrics`` shows only its own series.
+``/metrics`` shows only its own series. The split gauges are ratios (0-1), as
+Prometheus names a share; the router's HTTP API keeps percent.
 """
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from modeldeploy.serving.contract import names as n
 from modeldeploy.serving.metrics import paired_outcomes_counter
-from modeldeploy.serving.router.pairing import PAIRED_OUTCOMES
 
-UPSTREAM_ERROR_REASONS = ("connect", "timeout", "status_5xx")
-FEEDBACK_OUTCOMES = ("forwarded", "unknown_id", "duplicate", "bad_input", "upstream_error")
+UPSTREAM_ERROR_REASONS = n.ROUTER_UPSTREAM_ERROR_REASONS
+FEEDBACK_OUTCOMES = n.ROUTER_FEEDBACK_OUTCOMES
 
 
 class RouterMetrics:
@@ -26,48 +27,48 @@ class RouterMetrics:
         self.deployment = deployment
         r = self.registry
         self.requests = Counter(
-            "modeldeploy_router_requests",
+            n.ROUTER_REQUESTS,
             "Requests sent upstream, by arm and purpose (primary, paired, mirror).",
-            ("deployment", "role", "purpose", "protocol"),
+            (n.DEPLOYMENT, n.ROLE, n.PURPOSE, n.PROTOCOL),
             registry=r,
         )
         self.upstream_errors = Counter(
-            "modeldeploy_router_upstream_errors",
+            n.ROUTER_UPSTREAM_ERRORS,
             "Upstream calls that failed: unreachable, timed out, or answered 5xx.",
-            ("deployment", "role", "reason"),
+            (n.DEPLOYMENT, n.ROLE, n.REASON),
             registry=r,
         )
         self.shadow_comparisons = Counter(
-            "modeldeploy_router_shadow_comparisons",
+            n.ROUTER_SHADOW_COMPARISONS,
             "Items scored by stable and shadow, by whether the predicted classes agree.",
-            ("deployment", "stable_version", "shadow_version", "agree"),
+            (n.DEPLOYMENT, n.STABLE_VERSION, n.SHADOW_VERSION, n.AGREE),
             registry=r,
         )
         self.feedback = Counter(
-            "modeldeploy_router_feedback",
+            n.ROUTER_FEEDBACK,
             "Feedback posted to the router, by what happened to it.",
-            ("deployment", "outcome"),
+            (n.DEPLOYMENT, n.OUTCOME),
             registry=r,
         )
         self.canary_weight = Gauge(
-            "modeldeploy_router_canary_weight_percent",
-            "Percent of primary traffic routed to the canary arm.",
-            ("deployment",),
+            n.ROUTER_CANARY_WEIGHT,
+            "Share (0-1) of primary traffic routed to the canary arm.",
+            (n.DEPLOYMENT,),
             registry=r,
         )
         self.paired_share = Gauge(
-            "modeldeploy_router_paired_share_percent",
-            "Percent of canary traffic that stable also scores.",
-            ("deployment",),
+            n.ROUTER_PAIRED_SHARE,
+            "Share (0-1) of canary traffic that stable also scores.",
+            (n.DEPLOYMENT,),
             registry=r,
         )
         self.paired_outcomes = paired_outcomes_counter(r)
         for outcome in FEEDBACK_OUTCOMES:
             self.feedback.labels(deployment, outcome)
 
-    def set_split(self, canary: float, paired_share: float) -> None:
-        self.canary_weight.labels(self.deployment).set(canary)
-        self.paired_share.labels(self.deployment).set(paired_share)
+    def set_split(self, canary_percent: float, paired_share_percent: float) -> None:
+        self.canary_weight.labels(self.deployment).set(canary_percent / 100.0)
+        self.paired_share.labels(self.deployment).set(paired_share_percent / 100.0)
 
     def routed(self, role: str, purpose: str, protocol: str) -> None:
         self.requests.labels(self.deployment, role, purpose, protocol).inc()
@@ -83,7 +84,8 @@ class RouterMetrics:
         self.feedback.labels(self.deployment, outcome).inc()
 
     def paired(self, stable_version: str, canary_version: str, source: str, outcome: str) -> None:
-        assert outcome in PAIRED_OUTCOMES
+        if outcome not in n.PAIRED_OUTCOMES:
+            raise ValueError(f"unknown paired outcome {outcome!r}")
         self.paired_outcomes.labels(
             self.deployment, stable_version, canary_version, source, outcome
         ).inc()

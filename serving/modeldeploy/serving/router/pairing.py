@@ -1,18 +1,37 @@
 """Remember which arms scored which item, and turn one true label into paired outcomes.
 
 Pure: no I/O, clock injected. An *item* is one text of a request; its id follows the
-predictor's rule (``codecs.item_ids``): the request id for a single text, else
-``<request id>/<index>``. Feedback names items, so the router keys by item id.
+contract's rule (:func:`modeldeploy.serving.contract.ids.item_ids`, which the predictor
+uses too). Feedback names items, so the router keys by item id. Outcomes, label matching
+and the bounded store are the contract's.
 """
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-PAIRED_OUTCOMES = ("both_correct", "stable_only", "canary_only", "both_wrong")
+from modeldeploy.serving.contract.ids import item_ids, label_matches, request_of
+from modeldeploy.serving.contract.names import PAIRED_OUTCOMES, paired_outcome
+from modeldeploy.serving.contract.store import (
+    DEFAULT_STORE_CAPACITY,
+    DEFAULT_STORE_TTL_S,
+    BoundedStore,
+    Lookup,
+)
+
+__all__ = [
+    "PAIRED_OUTCOMES",
+    "ArmPrediction",
+    "ScoreBook",
+    "ScoredItem",
+    "item_ids",
+    "paired_outcome",
+    "pairs",
+    "request_of",
+    "shadow_agrees",
+]
 
 
 @dataclass(frozen=True)
@@ -24,36 +43,16 @@ class ArmPrediction:
     label_index: int
 
     def matches(self, true_label: object) -> bool:
-        """True when ``true_label`` (class index, digit string or name) is this prediction."""
-        if isinstance(true_label, bool):
-            return False
-        if isinstance(true_label, int):
-            return true_label == self.label_index
-        if isinstance(true_label, str):
-            if true_label == self.label:
-                return True
-            return true_label.isdigit() and int(true_label) == self.label_index
-        return False
+        """True when ``true_label`` (class index, ASCII-digit string or name) is this prediction."""
+        return label_matches(true_label, self.label, self.label_index)
 
 
 @dataclass
 class ScoredItem:
     """The arms that scored one item, filled in as their answers arrive."""
 
-    stored_at: float
     predictions: dict[str, ArmPrediction] = field(default_factory=dict)
     labelled: bool = False
-
-
-def paired_outcome(stable_correct: bool, canary_correct: bool) -> str:
-    """The ``outcome`` label of ``modeldeploy_paired_outcomes_total``."""
-    if stable_correct and canary_correct:
-        return "both_correct"
-    if stable_correct:
-        return "stable_only"
-    if canary_correct:
-        return "canary_only"
-    return "both_wrong"
 
 
 def pairs(predictions: Mapping[str, ArmPrediction]) -> list[tuple[ArmPrediction, ArmPrediction]]:
@@ -73,54 +72,32 @@ def shadow_agrees(predictions: Mapping[str, ArmPrediction]) -> bool | None:
 
 
 class ScoreBook:
-    """Bounded, TTL-limited map item id -> :class:`ScoredItem` (oldest out first)."""
+    """Item id -> :class:`ScoredItem`, in the contract's :class:`BoundedStore`.
+
+    An item's TTL starts with the first arm's answer; later answers (and a new request
+    reusing a labelled id) join the same entry, so a labelled item stays labelled.
+    """
 
     def __init__(
         self,
-        capacity: int = 100_000,
-        ttl_s: float = 3600.0,
+        capacity: int = DEFAULT_STORE_CAPACITY,
+        ttl_s: float = DEFAULT_STORE_TTL_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._store: BoundedStore[ScoredItem] = BoundedStore(capacity, ttl_s, clock)
         self.capacity = capacity
         self.ttl_s = ttl_s
-        self._clock = clock
-        self._items: OrderedDict[str, ScoredItem] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._store)
 
     def record(self, item_ids: Sequence[str], role: str, answers: Sequence[ArmPrediction]) -> None:
         """Store one arm's answers for the items of one request."""
-        now = self._clock()
-        self._expire(now)
         for item_id, answer in zip(item_ids, answers, strict=True):
-            item = self._items.get(item_id)
-            if item is None:
-                item = self._items[item_id] = ScoredItem(stored_at=now)
-            item.predictions[role] = answer
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
+            self._store.setdefault(item_id, ScoredItem).predictions[role] = answer
+
+    def lookup(self, item_id: str) -> tuple[Lookup, ScoredItem | None]:
+        return self._store.lookup(item_id)
 
     def get(self, item_id: str) -> ScoredItem | None:
-        self._expire(self._clock())
-        return self._items.get(item_id)
-
-    def _expire(self, now: float) -> None:
-        while self._items:
-            _, first = next(iter(self._items.items()))
-            if now - first.stored_at < self.ttl_s:
-                return
-            self._items.popitem(last=False)
-
-
-def item_ids(request_id: str, count: int) -> list[str]:
-    """The predictor's per-text ids (``codecs.item_ids``; a unit test keeps them equal)."""
-    if count == 1:
-        return [request_id]
-    return [f"{request_id}/{i}" for i in range(count)]
-
-
-def request_of(item_id: str) -> str:
-    """The request id an item id belongs to (``abc/3`` -> ``abc``; ``abc`` -> ``abc``)."""
-    head, _, tail = item_id.rpartition("/")
-    return head if head and tail.isdigit() else item_id
+        return self._store.get(item_id)

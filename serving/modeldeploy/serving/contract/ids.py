@@ -1,0 +1,128 @@
+"""Request ids, item ids and label values: what the predictor, the router and feedback accept.
+
+A request id travels in the ``x-request-id`` header from the router to every arm, is the
+key every arm stores its prediction under, and comes back in feedback. So it must be a
+valid header value everywhere, and mean the same thing to every process: 1 to
+``MAX_REQUEST_ID_CHARS`` visible ASCII characters (``!`` to ``~``, no spaces or
+controls) after surrounding whitespace is stripped.
+
+An *item* is one text of a request: its id is the request id for a single text, else
+``<request id>/<index>``.
+
+A label names a class either by index (an ``int``, or a string of ASCII digits) or by one
+of the declared class names. ``str.isdigit`` is not the rule: it accepts ``"²"`` (which
+``int`` rejects) and ``"١"`` (Arabic-Indic one, which ``int`` reads as 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+REQUEST_ID_HEADER = "x-request-id"
+MAX_REQUEST_ID_CHARS = 128
+MAX_ITEM_INDEX_DIGITS = 6
+"""Longest ``/<index>`` suffix of an item id (far above any ``--max-instances``)."""
+
+
+class RequestIdError(ValueError):
+    """A supplied request id or item id that breaks the rules; the message says which."""
+
+
+def _visible_ascii(text: str) -> bool:
+    return all("!" <= ch <= "~" for ch in text)
+
+
+def ascii_digits(text: str) -> bool:
+    """True for a non-empty string of ``0``-``9`` only."""
+    return text.isascii() and text.isdigit()
+
+
+def parse_request_id(value: object) -> str | None:
+    """The client's request id, stripped; None when absent or blank (a fresh id is made).
+
+    Raises :class:`RequestIdError` for an id that is too long or has characters that
+    cannot travel in an HTTP header unchanged.
+    """
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    if len(text) > MAX_REQUEST_ID_CHARS:
+        raise RequestIdError(f"request id longer than {MAX_REQUEST_ID_CHARS} characters")
+    if not _visible_ascii(text):
+        raise RequestIdError(
+            "request id must be visible ASCII characters ('!' to '~', no spaces or controls)"
+        )
+    return text
+
+
+def item_ids(request_id: str, count: int) -> list[str]:
+    """One id per text: the request id itself, or ``<id>/<index>`` for several."""
+    if count == 1:
+        return [request_id]
+    return [f"{request_id}/{i}" for i in range(count)]
+
+
+def request_of(item_id: str) -> str:
+    """The request id an item id belongs to (``abc/3`` -> ``abc``; ``abc`` -> ``abc``)."""
+    head, _, tail = item_id.rpartition("/")
+    return head if head and ascii_digits(tail) else item_id
+
+
+def parse_item_id(value: object) -> str:
+    """An item id named by feedback (exact: no stripping); raises :class:`RequestIdError`."""
+    if not isinstance(value, str) or not value:
+        raise RequestIdError('"request_id" must be a non-empty string')
+    head = request_of(value)
+    suffix = len(value) - len(head) - 1 if head != value else 0
+    if suffix > MAX_ITEM_INDEX_DIGITS or len(head) > MAX_REQUEST_ID_CHARS:
+        raise RequestIdError(f"request id longer than {MAX_REQUEST_ID_CHARS} characters")
+    if not _visible_ascii(value):
+        raise RequestIdError(
+            "request id must be visible ASCII characters ('!' to '~', no spaces or controls)"
+        )
+    return value
+
+
+# --- labels ---------------------------------------------------------------------------
+
+MAX_LABEL_DIGITS = 9
+"""Longer digit strings are no class index (and ``int`` of thousands of digits is slow)."""
+
+
+def _digit_index(text: str) -> int | None:
+    if ascii_digits(text) and len(text) <= MAX_LABEL_DIGITS:
+        return int(text)
+    return None
+
+
+def label_index(value: object, labels: Sequence[str]) -> int | None:
+    """The class ``value`` names, or None: an index (int or ASCII digits) or a declared name.
+
+    A declared name wins over digits, so a class literally named ``"1"`` is found by name.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 0 <= value < len(labels) else None
+    if not isinstance(value, str):
+        return None
+    if value in labels:
+        return labels.index(value)
+    index = _digit_index(value)
+    return index if index is not None and index < len(labels) else None
+
+
+def label_matches(value: object, name: str, index: int) -> bool:
+    """Whether the label ``value`` names the class ``(name, index)`` (same rules as above).
+
+    For callers that know one prediction but not every class name (the router): a digit
+    string that is also another class's name is read as an index here; do not declare
+    class names that are digit strings other than their own index.
+    """
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value == index
+    if isinstance(value, str):
+        return value == name or _digit_index(value) == index
+    return False

@@ -1,0 +1,99 @@
+"""Names of every series the analysis reads and the router exports, and their label values.
+
+The serving side creates its collectors from these constants and the analysis side
+(scrape and Prometheus providers) selects on them, so a rename is one edit here plus
+docs/metrics.md. Counter constants carry the ``_total`` suffix that is exported (and that
+PromQL sees); ``prometheus_client`` accepts it and strips it from the family name.
+"""
+
+from __future__ import annotations
+
+# --- label names ----------------------------------------------------------------------
+
+DEPLOYMENT = "deployment"
+MODEL_VERSION = "model_version"
+ROLE = "role"
+PROTOCOL = "protocol"
+OUTCOME = "outcome"
+SOURCE = "source"
+CORRECT = "correct"
+LABEL = "label"
+REASON = "reason"
+STABLE_VERSION = "stable_version"
+CANARY_VERSION = "canary_version"
+SHADOW_VERSION = "shadow_version"
+PURPOSE = "purpose"
+AGREE = "agree"
+LE = "le"
+
+COMMON_LABELS = (DEPLOYMENT, MODEL_VERSION, ROLE)
+"""On every per-arm series: which rollout, which version, which arm."""
+
+# --- label values ---------------------------------------------------------------------
+
+STABLE, CANARY, SHADOW = "stable", "canary", "shadow"
+ROLES = (STABLE, CANARY, SHADOW)
+CANARY_ROLES = (CANARY, SHADOW)
+"""Roles whose series count as the candidate arm in the analysis."""
+PROTOCOLS = ("v1", "v2", "grpc")
+REQUEST_OUTCOMES = ("ok", "bad_input", "error")
+LABEL_SOURCES = ("feedback", "probe")
+FEEDBACK_REJECT_REASONS = ("unknown_id", "expired", "duplicate", "bad_input")
+PAIRED_OUTCOMES = ("both_correct", "stable_only", "canary_only", "both_wrong")
+"""Order matters: the analysis keeps paired counts as a tuple in this order."""
+BOOLEAN_VALUES = ("true", "false")
+
+# --- per-arm serving series (the predictor) ---------------------------------------------
+
+REQUEST_DURATION = "modeldeploy_request_duration_seconds"
+REQUEST_DURATION_BUCKET = REQUEST_DURATION + "_bucket"
+REQUESTS = "modeldeploy_requests_total"
+NAN_OUTPUTS = "modeldeploy_nan_outputs_total"
+TOKENIZATION_FAILURES = "modeldeploy_tokenization_failures_total"
+INPUT_TOKENS = "modeldeploy_input_tokens"
+TRUNCATED_INPUTS = "modeldeploy_truncated_inputs_total"
+BATCH_SIZE = "modeldeploy_batch_size"
+PREDICTIONS = "modeldeploy_predictions_total"
+PREDICTION_CONFIDENCE = "modeldeploy_prediction_confidence"
+LABELLED_PREDICTIONS = "modeldeploy_labelled_predictions_total"
+FEEDBACK_REJECTED = "modeldeploy_feedback_rejected_total"
+
+# --- per-pair series (router and prober) ----------------------------------------------
+
+PAIRED_OUTCOMES_TOTAL = "modeldeploy_paired_outcomes_total"
+PAIRED_LABELS = (DEPLOYMENT, STABLE_VERSION, CANARY_VERSION, SOURCE, OUTCOME)
+
+# --- the router's own series ----------------------------------------------------------
+
+ROUTER_REQUESTS = "modeldeploy_router_requests_total"
+ROUTER_UPSTREAM_ERRORS = "modeldeploy_router_upstream_errors_total"
+ROUTER_SHADOW_COMPARISONS = "modeldeploy_router_shadow_comparisons_total"
+ROUTER_FEEDBACK = "modeldeploy_router_feedback_total"
+ROUTER_CANARY_WEIGHT = "modeldeploy_router_canary_weight_ratio"
+ROUTER_PAIRED_SHARE = "modeldeploy_router_paired_share_ratio"
+ROUTER_PURPOSES = ("primary", "paired", "mirror")
+ROUTER_UPSTREAM_ERROR_REASONS = ("connect", "timeout", "status_5xx")
+ROUTER_FEEDBACK_OUTCOMES = (
+    "forwarded",
+    "unknown_id",
+    "expired",
+    "duplicate",
+    "bad_input",
+    "upstream_error",
+)
+
+# --- what the analysis reads ----------------------------------------------------------
+
+ANALYSIS_ARM_SERIES = (LABELLED_PREDICTIONS, REQUESTS, NAN_OUTPUTS, REQUEST_DURATION_BUCKET)
+"""Per-arm series the analysis selects (one Prometheus query covers all of them)."""
+
+
+def paired_outcome(stable_correct: bool, canary_correct: bool) -> str:
+    """The ``outcome`` label of ``modeldeploy_paired_outcomes_total`` for one labelled item."""
+    if stable_correct and canary_correct:
+        return "both_correct"
+    if stable_correct:
+        return "stable_only"
+    if canary_correct:
+        return "canary_only"
+    return "both_wrong"
