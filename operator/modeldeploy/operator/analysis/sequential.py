@@ -21,6 +21,7 @@ code the operator runs.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -107,7 +108,7 @@ def paired_difference(
 
 
 def combined_difference(
-    parts: list[tuple[npt.ArrayLike, npt.ArrayLike]], *, alpha: float, scale: float
+    parts: Sequence[tuple[npt.ArrayLike, npt.ArrayLike]], *, alpha: float, scale: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """One estimate and radius from independent estimates ``(estimate, variance)`` of the
     same difference: the inverse-variance weighted mean, variance ``1 / sum(1 / v_i)``.
