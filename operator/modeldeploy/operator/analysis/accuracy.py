@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from modeldeploy.operator.analysis.config import AnalysisConfig
 from modeldeploy.operator.analysis.observations import Observations, PairedCounts
@@ -52,6 +53,28 @@ def _rest(observations: Observations) -> _Rest:
     x_s = min(max(s.labelled_correct - p.both_correct - p.stable_only, 0), n_s)
     x_c = min(max(c.labelled_correct - p.both_correct - p.canary_only, 0), n_c)
     return _Rest(x_s, n_s, x_c, n_c)
+
+
+def combined_interval(
+    paired: tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike],
+    rest: tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike, npt.ArrayLike],
+    *,
+    use_pairs: npt.ArrayLike,
+    use_rest: npt.ArrayLike,
+    alpha: float,
+    scale: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Harm estimate and radius from the pairs and/or the rest (vectorised).
+
+    ``paired`` is (stable_only, canary_only, pairs); ``rest`` is (stable correct, stable
+    total, canary correct, canary total) of the unpaired labels. A part not used gets
+    weight 0. The simulations call this on arrays of rollouts; ``check_accuracy`` on one.
+    """
+    p_est, p_var = paired_variance(*paired)
+    r_est, r_var = unpaired_variance(*rest)
+    p_var = np.where(np.asarray(use_pairs, dtype=bool), p_var, np.inf)
+    r_var = np.where(np.asarray(use_rest, dtype=bool), r_var, np.inf)
+    return combined_difference([(p_est, p_var), (r_est, r_var)], alpha=alpha, scale=scale)
 
 
 def _percent(confidence: float) -> str:
@@ -95,10 +118,8 @@ def check_accuracy(config: AnalysisConfig, observations: Observations) -> CheckR
             )
         return CheckResult(NAME, CheckStatus.INCONCLUSIVE, why, numbers)
 
-    parts = []
     amounts = []
     if use_pairs:
-        parts.append(paired_variance(paired.stable_only, paired.canary_only, pairs))
         amounts.append(f"{pairs} paired labels ({paired.discordant} discordant)")
         numbers.update(
             stable_only=paired.stable_only,
@@ -106,16 +127,18 @@ def check_accuracy(config: AnalysisConfig, observations: Observations) -> CheckR
             discordance=paired.discordant / pairs,
         )
     if use_rest:
-        parts.append(
-            unpaired_variance(
-                rest.stable_correct, rest.stable_total, rest.canary_correct, rest.canary_total
-            )
-        )
         what = "unpaired labels" if use_pairs else "labels"
         amounts.append(_labels(rest.canary_total, rest.stable_total, what))
         numbers.update(unpaired_stable_labels=rest.stable_total)
         numbers.update(unpaired_canary_labels=rest.canary_total)
-    harm, radius = combined_difference(parts, alpha=alpha, scale=scale)
+    harm, radius = combined_interval(
+        (paired.stable_only, paired.canary_only, pairs),
+        (rest.stable_correct, rest.stable_total, rest.canary_correct, rest.canary_total),
+        use_pairs=use_pairs,
+        use_rest=use_rest,
+        alpha=alpha,
+        scale=scale,
+    )
     if test == "paired":
         stable_acc = (paired.both_correct + paired.stable_only) / pairs
         canary_acc = (paired.both_correct + paired.canary_only) / pairs
