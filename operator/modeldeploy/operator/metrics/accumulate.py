@@ -15,7 +15,8 @@ time), to running totals. The state is therefore:
   counted twice) up to ``MAX_SOURCES`` in all, most recently seen first.
 
 It is written to the resource status on every tick, so it is compact: whole counts as
-ints, histograms as sparse per-bucket counts against a shared table of bucket edges.
+ints, histograms as per-bucket counts from the first to the last non-empty bucket against
+a shared table of bucket edges.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from modeldeploy.operator.metrics.snapshot import (
     observations_of,
 )
 
-MAX_SOURCES = 16  # raw snapshots kept per window (present sources are always kept)
+MAX_SOURCES = 8  # raw snapshots kept per window (present sources are always kept)
 FORMAT = 2  # the layout of the status dict; older baselines start a fresh window
 
 
@@ -227,13 +228,14 @@ def _encode(arm: ArmCounters | None, edges: list[list[str]]) -> dict[str, Any] |
         row = [_le_text(b) for b in bounds]
         if row not in edges:
             edges.append(row)
-        sparse, previous = [], 0.0
-        for i, bound in enumerate(bounds):
-            count = arm.buckets[bound]
-            if count != previous:
-                sparse.append([i, _num(count - previous)])
-            previous = count
-        data["h"] = [edges.index(row), sparse]
+        counts, previous = [], 0.0
+        for bound in bounds:
+            counts.append(_num(arm.buckets[bound] - previous))
+            previous = arm.buckets[bound]
+        nonzero = [i for i, c in enumerate(counts) if c]
+        first = nonzero[0] if nonzero else 0
+        last = nonzero[-1] + 1 if nonzero else 0
+        data["h"] = [edges.index(row), first, counts[first:last]]
     return data
 
 
@@ -242,11 +244,11 @@ def _decode(data: Mapping[str, Any] | None, edges: list[list[float]]) -> ArmCoun
         return None
     buckets: dict[float, float] = {}
     if data.get("h"):
-        row, sparse = data["h"]
-        increments = dict((int(i), float(c)) for i, c in sparse)
+        row, first, counts = data["h"]
         running = 0.0
         for i, bound in enumerate(edges[int(row)]):
-            running += increments.get(i, 0.0)
+            k = i - int(first)
+            running += float(counts[k]) if 0 <= k < len(counts) else 0.0
             buckets[bound] = running
     return ArmCounters(
         correct=float(data.get("c", 0.0)),
