@@ -1,18 +1,23 @@
-"""Read a rollout's observations from issue 5's metric providers, window by window.
+"""Read a rollout's observations from the metric providers, window by window.
 
-A window is one (canary version, step). Its baseline ``Snapshot`` is kept in the resource
-status (``status.metricsBaseline``), never in memory, so a restarted operator measures the
-same window. Observations are ``snapshot_now.since(baseline)``. Any failure (no series,
-provider down, no baseline yet) is "no data": the verdict is inconclusive, never a pass.
+A window is one canary version; within it, latency restarts with every traffic step
+(``metrics/accumulate.py`` explains why, and what is kept). Its state (running totals and
+the last raw snapshot per source) lives in the resource status (``status.metricsBaseline``),
+never in memory, so a restarted operator measures the same window, and a read whose
+status write is lost is simply read again from the same state (nothing counted twice).
+Any failure (no series, provider down, broken counts, no state yet) is "no data": the
+verdict is inconclusive, never a pass.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from modeldeploy.operator.api.status import Status
+from modeldeploy.operator.metrics.accumulate import WindowState
 from modeldeploy.operator.metrics.base import AnalysisTarget, MetricsError, MetricsProvider
 from modeldeploy.operator.metrics.snapshot import Snapshot
 from modeldeploy.operator.platforms.base import Target
@@ -22,7 +27,11 @@ BASELINE = "metricsBaseline"  # the status key (the status schema preserves unkn
 
 @dataclass(frozen=True)
 class Reading:
-    """One read: observations (None: no data), why not, and the snapshot taken (as a dict)."""
+    """One read: observations (None: no data), why not, and the window state after it.
+
+    ``snapshot`` is the state to keep (a dict for the status; ``baseline_after`` takes it
+    back), or None when nothing could be read.
+    """
 
     observations: Any = None
     problem: str = ""
@@ -34,15 +43,16 @@ def window_of(status: Status) -> dict[str, Any] | None:
     return None if canary is None else {"version": canary.version, "step": canary.step}
 
 
-def _same_window(baseline: Mapping[str, Any] | None, status: Status) -> bool:
-    window = window_of(status)
-    if not baseline or window is None:
-        return False
-    return all(baseline.get(k) == v for k, v in window.items())
+def _state(data: Mapping[str, Any] | None) -> WindowState | None:
+    """The kept state, or None when there is none (or it is unreadable: start again)."""
+    try:
+        return WindowState.from_dict(data or {})
+    except MetricsError:
+        return None
 
 
 class MetricsWindows:
-    """Observations for the current window, and the baseline to persist after a tick."""
+    """Observations for the current window, and the state to persist after a tick."""
 
     def __init__(self, provider_for: Callable[[Target], MetricsProvider]) -> None:
         self.provider_for = provider_for
@@ -57,14 +67,20 @@ class MetricsWindows:
             now = self._snapshot(target, status)
         except (MetricsError, ValueError) as exc:
             return Reading(problem=f"metrics unavailable: {exc}")
-        if not _same_window(baseline, status):
-            return Reading(problem="the metrics window starts now", snapshot=now.to_dict())
-        assert baseline is not None
+        assert status.canary is not None
+        version, step = status.canary.version, status.canary.step
+        state = _state(baseline)
+        if state is None or state.version != version:
+            fresh = WindowState.start(version, step, now)
+            return Reading(problem="the metrics window starts now", snapshot=fresh.to_dict())
         try:
-            base = Snapshot.from_dict(baseline.get("snapshot") or {})
-            return Reading(now.since(base).observations(), snapshot=now.to_dict())
+            state = state.next_step(step).advance(now)
         except MetricsError as exc:
-            return Reading(problem=f"no metrics for this window: {exc}", snapshot=now.to_dict())
+            return Reading(problem=f"no metrics for this window: {exc}")
+        try:
+            return Reading(state.observations(), snapshot=state.to_dict())
+        except MetricsError as exc:
+            return Reading(problem=f"no metrics for this window: {exc}", snapshot=state.to_dict())
 
     def baseline_after(
         self,
@@ -73,18 +89,25 @@ class MetricsWindows:
         old: Mapping[str, Any] | None,
         taken: dict[str, Any] | None,
     ) -> dict[str, Any] | None:
-        """The baseline to keep for ``after``'s window (None: no canary, or none readable)."""
-        window = window_of(after)
-        if window is None:
+        """The state to keep for ``after``'s window (None: no canary, or none readable).
+
+        ``taken`` is what this tick's ``read`` returned (None when it did not read).
+        """
+        if after.canary is None:
             return None
-        if _same_window(old, after):
-            return dict(old or {})
-        if taken is None:
-            try:
-                taken = self._snapshot(target, after).to_dict()
-            except (MetricsError, ValueError):
-                return None
-        return {**window, "snapshot": taken}
+        version, step = after.canary.version, after.canary.step
+        state = _state(taken) or _state(old)
+        if state is not None and state.version == version:
+            if taken is None and state.step != step:
+                # The step moved on a tick that did not read: end the old step's latency now.
+                with contextlib.suppress(MetricsError, ValueError):
+                    state = state.advance(self._snapshot(target, after))
+            return state.next_step(step).to_dict()
+        # A new canary version: its window starts with a snapshot of its own series.
+        try:
+            return WindowState.start(version, step, self._snapshot(target, after)).to_dict()
+        except (MetricsError, ValueError):
+            return None
 
 
 def default_provider_for(scrape_targets: Callable[[Target], list[str]]) -> Callable[..., Any]:

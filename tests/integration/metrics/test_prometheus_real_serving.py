@@ -94,7 +94,7 @@ def by_source(snapshot: Snapshot, prometheus: bool) -> dict[str, SourceCounters]
     """Sources keyed by ``host:port`` for either provider; empty sources dropped."""
     keyed = {}
     for name, counters in snapshot.sources.items():
-        if counters == SourceCounters():
+        if counters.is_empty:
             continue
         key = name.rsplit("/", 1)[-1] if prometheus else name.split("//", 1)[1].split("/", 1)[0]
         keyed[key] = counters

@@ -54,6 +54,8 @@ def test_scrape_reads_the_contract_series_from_a_real_exporter(exporter) -> None
     assert provider.is_online()
     baseline = provider.snapshot(TARGET)
     assert_one_batch(baseline.observations())
+    # prometheus_client's process collector: the start time that reveals a restart
+    assert [s.start is not None for s in baseline.sources.values()] == [True]
     exporter.bump()
     assert_one_batch(provider.snapshot(TARGET).since(baseline).observations())
 
@@ -67,8 +69,15 @@ def test_scrape_treats_a_restarted_process_as_a_counter_reset(start_exporter) ->
     assert not provider.is_online()
     with pytest.raises(ProviderUnavailable):
         provider.snapshot(TARGET)
-    start_exporter(first.port)  # same URL, counters start again: one batch
+    second = start_exporter(first.port)  # same URL, counters start again: one batch
     assert_one_batch(provider.snapshot(TARGET).since(baseline).observations())
+    # Even grown back past the old values, the new start time marks the restart.
+    second.bump()
+    second.bump()
+    wait_for(lambda: provider.snapshot(TARGET).observations().canary.labelled_total == 600)
+    restarted = provider.snapshot(TARGET)
+    assert restarted.sources[first.url].start != baseline.sources[first.url].start
+    assert_one_batch(restarted.since(baseline).observations(), batches=3)
 
 
 def test_prometheus_reports_the_known_values_and_window_deltas(exporter, prometheus) -> None:
@@ -85,6 +94,7 @@ def test_prometheus_reports_the_known_values_and_window_deltas(exporter, prometh
     wait_for(has_series)
     baseline = provider.snapshot(TARGET)
     assert_one_batch(baseline.observations())
+    assert [s.start is not None for s in baseline.sources.values()] == [True]
     restored = type(baseline).from_dict(baseline.to_dict())  # as kept in a resource status
     exporter.bump()
     wait_for(lambda: provider.snapshot(TARGET).observations().canary.labelled_total == 400)

@@ -89,3 +89,29 @@ def test_reason_never_prints_a_bound_equal_to_the_margin() -> None:
     assert distinct(-0.0304, -0.03) == ("-0.0304", "-0.0300")
     assert distinct(-0.0412, -0.01) == ("-0.041", "-0.010")
     assert distinct(0.0031, 0.01, signed=False) == ("0.003", "0.010")
+
+
+def test_counts_that_cannot_be_counts_are_refused_not_judged() -> None:
+    from modeldeploy.operator.analysis import ArmObservations
+    from modeldeploy.operator.analysis.verdict import judge
+
+    with pytest.raises(ValueError, match="paired outcomes"):
+        PairedCounts(both_correct=10, stable_only=-3, canary_only=0, both_wrong=0)
+    with pytest.raises(ValueError, match="request counts"):
+        ArmObservations(requests={"ok": float("nan")})
+    # an interval with a NaN end is neither pass nor fail, and never "no regression found"
+    assert judge(float("nan"), 0.1, 0.01) is CheckStatus.INCONCLUSIVE
+
+
+def test_auto_mode_uses_pairs_and_the_unpaired_rest_together() -> None:
+    # 400 pairs with a clear drop, plus 3,600 unpaired labels per arm showing the same
+    paired = PairedCounts(both_correct=330, stable_only=22, canary_only=2, both_wrong=46)
+    obs = both(arm(352 + 3060, 4000), arm(332 + 2880, 4000), paired)
+    result = check_accuracy(CONFIG, obs)
+    assert result.numbers["test"] == "combined"
+    assert result.status is CheckStatus.FAIL
+    assert "400 paired labels (24 discordant) + 3600 unpaired labels per arm" in result.reason
+    only_pairs = check_accuracy(AnalysisConfig(accuracy_margin=0.01, paired="paired"), obs)
+    width = result.numbers["difference_upper"] - result.numbers["difference_lower"]
+    paired_width = only_pairs.numbers["difference_upper"] - only_pairs.numbers["difference_lower"]
+    assert width < paired_width

@@ -6,7 +6,13 @@ import json
 
 import pytest
 
-from modeldeploy.operator.metrics import AnalysisTarget, NoDataError, ProviderUnavailable, Snapshot
+from modeldeploy.operator.metrics import (
+    AnalysisTarget,
+    InvalidMetrics,
+    NoDataError,
+    ProviderUnavailable,
+    Snapshot,
+)
 from modeldeploy.operator.metrics.prometheus import snapshot_query
 from modeldeploy.operator.metrics.scrape import ScrapeProvider
 
@@ -133,4 +139,35 @@ def test_unreachable_or_garbage_targets_are_unavailable() -> None:
 
 def test_promql_quotes_label_values() -> None:
     query = snapshot_query(AnalysisTarget('ns/na"me', "1", "2"))
-    assert 'deployment="ns/na\\"me"' in query and query.count(" or ") == 2
+    assert 'deployment="ns/na\\"me"' in query
+    assert "process_start_time_seconds and on (job, instance)" in query
+
+
+@pytest.mark.parametrize(
+    ("value", "words"), [("-4", "negative"), ("NaN", "NaN"), ("+Inf", "infinite")]
+)
+def test_broken_counts_are_refused_naming_the_arm(value: str, words: str) -> None:
+    page = exposition().replace(f'{SHADOW},outcome="ok"}} 50', f'{SHADOW},outcome="ok"}} {value}')
+    with pytest.raises(InvalidMetrics, match=f"metrics for canary contain an? {words} count"):
+        provider_for({"a": page}).snapshot(TARGET)
+
+
+def test_a_non_monotone_histogram_increase_is_a_restart_not_an_error() -> None:
+    """Every bucket grew, but by less at +Inf than below it: only a reset explains it."""
+    pages = {"a": exposition(1)}
+    provider = provider_for(pages)
+    baseline = provider.snapshot(TARGET)
+    pages["a"] = exposition(1).replace('le="0.01"} 60', 'le="0.01"} 65')
+    pages["a"] = pages["a"].replace('le="+Inf"} 70', 'le="+Inf"} 71')
+    obs = provider.snapshot(TARGET).since(baseline).observations()
+    assert obs.stable.latency is not None and obs.stable.latency.cumulative == (85, 102)
+
+
+def test_a_restart_is_seen_by_its_start_time_when_counters_grew_back() -> None:
+    pages = {"a": "process_start_time_seconds 100.0\n" + exposition(1)}
+    provider = provider_for(pages)
+    baseline = provider.snapshot(TARGET)
+    assert baseline.sources["a"].start == 100.0
+    pages["a"] = "process_start_time_seconds 900.0\n" + exposition(3)
+    obs = provider.snapshot(TARGET).since(baseline).observations()
+    assert dict(obs.stable.requests) == {"ok": 300, "error": 3}  # all new, not 300 - 100

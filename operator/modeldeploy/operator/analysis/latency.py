@@ -11,8 +11,15 @@ distinct value, so the same code is exact for them.
 The check then judges the log ratio of P99s, harm interval
 ``[log(L_canary / U_stable), log(U_canary / L_stable)]``, against ``log(1 + tolerance)``,
 and the canary's ``[L, U]`` against the cap, both through ``verdict.judge``. Each arm's
-bound uses half the check's alpha, so a false rollback needs one of two events of
-probability ``alpha / 2``.
+bound uses half the alpha of this step, so a false rollback needs one of two events of
+probability ``alpha_step / 2``. Latency depends on load, so its window restarts with every
+traffic step; ``sequential.step_alpha`` spends the check's alpha across the steps so the
+whole rollout keeps one level-alpha guarantee.
+
+Bucket edges are rounded (to the microsecond in the contract), so the ratio of two edges
+that are exactly ``(1 + tolerance)`` apart in theory can come out a hair below it. Limits
+are therefore lowered by ``EDGE_SLACK`` (relative): far below one bucket ratio (1.05), so
+it cannot turn a bucket's worth of doubt into a failure, but above any rounding.
 """
 
 from __future__ import annotations
@@ -24,10 +31,11 @@ import numpy.typing as npt
 
 from modeldeploy.operator.analysis.config import AnalysisConfig
 from modeldeploy.operator.analysis.observations import LatencyHistogram, Observations
-from modeldeploy.operator.analysis.sequential import binomial_count_bounds
+from modeldeploy.operator.analysis.sequential import binomial_count_bounds, step_alpha
 from modeldeploy.operator.analysis.verdict import CheckResult, CheckStatus, judge
 
 NAME = "latency"
+EDGE_SLACK = 1e-3  # relative: edge rounding (1 us at 1 ms), well under a bucket ratio
 
 
 def bounds_from_counts(
@@ -102,22 +110,24 @@ def check_latency(config: AnalysisConfig, observations: Observations) -> CheckRe
             f"before judging {q_name}",
             numbers,
         )
-    half_alpha = config.alpha / 2
+    half_alpha = step_alpha(config.alpha, observations.step) / 2
     q, w = config.latency_quantile, config.quantile_mixture_weight
     s_lower, s_upper = quantile_bounds(stable, q, half_alpha, w)
     c_lower, c_upper = quantile_bounds(canary, q, half_alpha, w)
     numbers.update(
+        alpha=2 * half_alpha,
+        step=observations.step,
         stable_lower_s=s_lower,
         stable_upper_s=s_upper,
         canary_lower_s=c_lower,
         canary_upper_s=c_upper,
     )
-    limit = math.log1p(config.p99_tolerance)
+    limit = math.log1p(config.p99_tolerance) - math.log1p(EDGE_SLACK)
     relative = judge(_log_ratio(c_lower, s_upper), _log_ratio(c_upper, s_lower), limit)
     statuses = [relative]
     cap = config.p99_cap_seconds
     if cap is not None:
-        statuses.append(judge(c_lower, c_upper, cap))
+        statuses.append(judge(c_lower, c_upper, cap * (1.0 - EDGE_SLACK)))
     amount = f"{n_c} canary / {n_s} stable requests"
     limit_text = (
         f"stable {q_name} x {1 + config.p99_tolerance:g}"

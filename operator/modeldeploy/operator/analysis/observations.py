@@ -15,6 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def _require_counts(what: str, values: Iterable[object]) -> None:
+    """Counts are finite, whole and non-negative: anything else is a broken exporter,
+    and a NaN would otherwise make a bound that is neither pass nor fail."""
+    for value in values:
+        number = float(value)  # type: ignore[arg-type]
+        if not math.isfinite(number) or number < 0 or not number.is_integer():
+            raise ValueError(f"{what} must be whole non-negative numbers, got {value!r}")
+
+
 @dataclass(frozen=True)
 class LatencyHistogram:
     """Cumulative counts ``cumulative[i]`` of requests that took at most ``bounds[i]`` seconds.
@@ -84,6 +93,9 @@ class PairedCounts:
     canary_only: int = 0  # canary right, stable wrong
     both_wrong: int = 0
 
+    def __post_init__(self) -> None:
+        _require_counts("paired outcomes", self.to_dict().values())
+
     @property
     def total(self) -> int:
         return self.both_correct + self.stable_only + self.canary_only + self.both_wrong
@@ -116,8 +128,10 @@ class ArmObservations:
     nan_outputs: int = 0
 
     def __post_init__(self) -> None:
+        _require_counts("arm counts", [self.labelled_correct, self.labelled_total])
         if not 0 <= self.labelled_correct <= self.labelled_total:
             raise ValueError("need 0 <= labelled_correct <= labelled_total")
+        _require_counts("request counts", [*self.requests.values(), self.nan_outputs])
 
     @property
     def errors(self) -> int:
@@ -145,10 +159,19 @@ class Observations:
     stable: ArmObservations
     canary: ArmObservations
     paired: PairedCounts | None = None
+    # Which traffic step (0-based) of this canary the latency histograms cover: accuracy
+    # and errors are one experiment per canary version, latency one per step, so the
+    # latency check spends its alpha across steps (``sequential.step_alpha``).
+    step: int = 0
+
+    def __post_init__(self) -> None:
+        if self.step < 0:
+            raise ValueError("step must be >= 0")
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "stable": self.stable.to_dict(),
             "canary": self.canary.to_dict(),
             "paired": self.paired.to_dict() if self.paired is not None else None,
+            "step": self.step,
         }

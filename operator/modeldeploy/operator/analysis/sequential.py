@@ -21,6 +21,7 @@ code the operator runs.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -84,11 +85,7 @@ def unpaired_difference(
     Variance of the estimate: ``p_a q_a / n_a + p_b q_b / n_b`` (smoothed plug-in).
     With no trials in an arm the estimate is NaN and the radius infinite.
     """
-    xa, na, xb, nb = (np.asarray(a, dtype=float) for a in (x_a, n_a, x_b, n_b))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        estimate = np.where((na > 0) & (nb > 0), xa / na - xb / nb, np.nan)
-        pa, pb = _smoothed(xa, na), _smoothed(xb, nb)
-        variance = np.where((na > 0) & (nb > 0), pa * (1 - pa) / na + pb * (1 - pb) / nb, np.inf)
+    estimate, variance = unpaired_variance(x_a, n_a, x_b, n_b)
     return estimate, mixture_radius(variance, scale, alpha)
 
 
@@ -106,13 +103,73 @@ def paired_difference(
     discordant pairs move the estimate. Variance per pair: ``pi_d - d^2`` where ``pi_d``
     is the (smoothed) discordance rate, McNemar's variance.
     """
+    estimate, variance = paired_variance(a_only, b_only, pairs)
+    return estimate, mixture_radius(variance, scale, alpha)
+
+
+def combined_difference(
+    parts: Sequence[tuple[npt.ArrayLike, npt.ArrayLike]], *, alpha: float, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """One estimate and radius from independent estimates ``(estimate, variance)`` of the
+    same difference: the inverse-variance weighted mean, variance ``1 / sum(1 / v_i)``.
+
+    Used for paired evidence on the pairs plus unpaired evidence on the disjoint rest of
+    the labels. The combined variance is below every part's, so adding a part (more data)
+    never widens the bound. Parts with infinite variance (no data) get weight 0.
+    """
+    estimates = [np.asarray(e, dtype=float) for e, _ in parts]
+    variances = [np.asarray(v, dtype=float) for _, v in parts]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weights = [np.where(np.isfinite(v) & (v > 0), 1.0 / v, 0.0) for v in variances]
+        total = sum(weights, np.zeros(()))
+        weighted = sum(
+            (
+                np.where(w > 0, w * np.nan_to_num(e), 0.0)
+                for w, e in zip(weights, estimates, strict=True)
+            ),
+            np.zeros(()),
+        )
+        estimate = np.where(total > 0, weighted / total, np.nan)
+        variance = np.where(total > 0, 1.0 / total, np.inf)
+    return estimate, mixture_radius(variance, scale, alpha)
+
+
+def unpaired_variance(
+    x_a: npt.ArrayLike, n_a: npt.ArrayLike, x_b: npt.ArrayLike, n_b: npt.ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(p_a - p_b, variance)`` of two independent proportions (smoothed plug-in)."""
+    xa, na, xb, nb = (np.asarray(a, dtype=float) for a in (x_a, n_a, x_b, n_b))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        estimate = np.where((na > 0) & (nb > 0), xa / na - xb / nb, np.nan)
+        pa, pb = _smoothed(xa, na), _smoothed(xb, nb)
+        variance = np.where((na > 0) & (nb > 0), pa * (1 - pa) / na + pb * (1 - pb) / nb, np.inf)
+    return estimate, variance
+
+
+def paired_variance(
+    a_only: npt.ArrayLike, b_only: npt.ArrayLike, pairs: npt.ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(p_a - p_b, variance)`` from McNemar's table (see ``paired_difference``)."""
     a, b, n = (np.asarray(v, dtype=float) for v in (a_only, b_only, pairs))
     with np.errstate(divide="ignore", invalid="ignore"):
         estimate = np.where(n > 0, (a - b) / n, np.nan)
         discordance = _smoothed(a + b, n)
         d = np.nan_to_num(estimate)
         variance = np.where(n > 0, np.maximum(discordance - d * d, 1.0 / (n + 2.0)) / n, np.inf)
-    return estimate, mixture_radius(variance, scale, alpha)
+    return estimate, variance
+
+
+def step_alpha(alpha: float, step: int) -> float:
+    """The share of ``alpha`` spent on traffic step ``step`` (0-based) of one rollout.
+
+    ``alpha * 6 / (pi^2 (step + 1)^2)``: 61% of alpha on the first step, 15% on the second,
+    6.8% on the third, ...; the sum over any number of steps is at most ``alpha``, so a
+    check that restarts its experiment each step still falsely fails at most once in
+    ``1 / alpha`` rollouts (union bound over steps).
+    """
+    if step < 0:
+        raise ValueError("step must be >= 0")
+    return alpha * 6.0 / (math.pi**2 * (step + 1) ** 2)
 
 
 def _log_one_sided_ratio(s: int, n: int, p: float, a: float, b: float, below: bool) -> float:

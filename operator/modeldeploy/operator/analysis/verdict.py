@@ -9,8 +9,8 @@ compares the two, so the three checks cannot drift apart:
 * ``pass`` when even the pessimistic end is below it (non-inferiority shown);
 * ``undecided`` otherwise: enough data to judge, not enough to be sure either way.
 
-A fourth status, ``inconclusive``, is for missing or too little data; checks set it
-themselves before judging.
+A fourth status, ``inconclusive``, is for missing or too little data (checks set it
+themselves before judging) and for an interval with a NaN end (``judge`` returns it).
 """
 
 from __future__ import annotations
@@ -76,7 +76,13 @@ def crossed(
 
 
 def judge(lower: float, upper: float, limit: float) -> CheckStatus:
-    """The threshold rule for one harm interval (see the module docstring)."""
+    """The threshold rule for one harm interval (see the module docstring).
+
+    An interval with a NaN end says nothing: inconclusive, so it can never count as
+    "no regression found" at a deadline.
+    """
+    if any(math.isnan(float(v)) for v in (lower, upper, limit)):
+        return CheckStatus.INCONCLUSIVE
     failed, passed = crossed(lower, upper, limit)
     if bool(failed):
         return CheckStatus.FAIL

@@ -2,6 +2,7 @@
 
 from modeldeploy.operator.metrics.base import (
     AnalysisTarget,
+    InvalidMetrics,
     MetricsError,
     MetricsProvider,
     NoDataError,
@@ -11,6 +12,7 @@ from modeldeploy.operator.metrics.snapshot import Snapshot
 
 __all__ = [
     "AnalysisTarget",
+    "InvalidMetrics",
     "MetricsError",
     "MetricsProvider",
     "NoDataError",

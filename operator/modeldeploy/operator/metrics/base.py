@@ -7,7 +7,8 @@ difference into ``Observations`` with ``snapshot.since(baseline).observations()`
 
 Errors are typed so the decision can tell them apart, and neither is ever a pass:
 ``NoDataError`` (the source answered, but the series for an arm are missing) and
-``ProviderUnavailable`` (the source could not be reached or answered garbage). Both make
+``ProviderUnavailable`` (the source could not be reached or answered garbage), and
+``InvalidMetrics`` (NaN, infinite or negative counts: a broken exporter). All make
 ``assess`` inconclusive.
 """
 
@@ -30,6 +31,10 @@ class NoDataError(MetricsError):
 
 class ProviderUnavailable(MetricsError):
     """The source could not be read (connection refused, timeout, bad response)."""
+
+
+class InvalidMetrics(MetricsError):
+    """The source answered with counts that cannot be counts (NaN, infinite, negative)."""
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,12 @@
 
 Series and label names are the contract's (:mod:`modeldeploy.serving.contract.names`).
 ``snapshot`` reads the current cumulative value of every contract series of the two arms
-in one instant query (kept per ``instance``, so the window delta handles restarts the same
-way as the direct scrape). ``window`` asks Prometheus itself for the increase of each
-counter and bucket over the last ``seconds`` by version and role, for callers that have no
-baseline; Prometheus extrapolates those increases, so they are rounded to whole counts.
+in one instant query, with each instance's ``process_start_time_seconds``, kept per
+``job/instance``. The observer then accumulates increases read by read exactly as for the
+direct scrape (``metrics/accumulate.py``): it does not rely on PromQL ``increase``.
+``window`` asks Prometheus itself for the increase of each counter and bucket over the
+last ``seconds`` by version and role, for callers that have no baseline; Prometheus
+extrapolates those increases, so they are rounded to whole counts.
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ import httpx
 
 from modeldeploy.operator.analysis.observations import Observations
 from modeldeploy.operator.metrics.base import AnalysisTarget, NoDataError, ProviderUnavailable
-from modeldeploy.operator.metrics.snapshot import Sample, Snapshot, SourceCounters, collect
-from modeldeploy.serving.contract import names as n
-
-ARM_METRICS = n.ANALYSIS_ARM_SERIES
-PAIRED = n.PAIRED_OUTCOMES_TOTAL
+from modeldeploy.operator.metrics.snapshot import (
+    ARM_METRICS,
+    PAIRED,
+    START_TIME,
+    Sample,
+    Snapshot,
+    SourceCounters,
+    collect,
+)
 
 
 def _quote(value: str) -> str:
@@ -48,14 +54,16 @@ def paired_selector(target: AnalysisTarget) -> str:
 
 
 def snapshot_query(target: AnalysisTarget) -> str:
-    """One instant query for both arms and the paired outcomes."""
-    return " or ".join(
-        [
-            arm_selector(target, target.stable_version),
-            arm_selector(target, target.canary_version),
-            paired_selector(target),
-        ]
-    )
+    """One instant query for both arms, the paired outcomes, and the start time of every
+    instance that exports them (so the observer sees a restart even when the counters
+    grew back past their old values before the next read)."""
+    series = [
+        arm_selector(target, target.stable_version),
+        arm_selector(target, target.canary_version),
+        paired_selector(target),
+    ]
+    ours = " or ".join(series)
+    return f"{ours} or ({START_TIME} and on (job, instance) ({ours}))"
 
 
 def window_queries(target: AnalysisTarget, seconds: int) -> dict[str, str]:

@@ -1,21 +1,29 @@
-"""Cumulative counters from the metrics contract, per source, and window deltas from them.
+"""Cumulative counters from the metrics contract, per source, and increases between them.
 
-Counters count since their process started. A window's observations are therefore
-``now - baseline``, computed per source (a serving process, or a Prometheus ``instance``)
-and per group of counters that reset together (one arm's counters, or the paired
-outcomes). A group whose counter went down restarted in between: like Prometheus'
-``increase``, its delta is then its current value. A source absent from the baseline
-started during the window, so all of its counts are new.
+Counters count since their process started. The increase of a source between two
+snapshots is ``now - before``, unless the process restarted in between: then it is
+``now`` (its counters started again from 0), as Prometheus' ``increase`` does. A restart
+is recognised per source (one serving process, or one Prometheus ``instance``) by any of:
+
+* its ``process_start_time_seconds`` changed (catches a restart whose counters already
+  grew back past the old values, which no comparison of counts can see);
+* any counter went down, or a series it had is gone;
+* the histogram increase is not monotone in ``le`` (impossible without a reset).
+
+The observer (``observer.py``) takes these increases snapshot by snapshot and adds them up
+(``metrics/accumulate.py``), so a window never subtracts one process's counts from another's.
 
 ``collect`` maps raw samples ``(name, labels, value)`` from any source onto this shape,
-so the scrape and Prometheus providers share every rule about names and labels.
+so the scrape and Prometheus providers share every rule about names and labels. It refuses
+NaN, infinite and negative counts (``InvalidMetrics``): a broken exporter is never data.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from modeldeploy.operator.analysis.observations import (
@@ -24,7 +32,7 @@ from modeldeploy.operator.analysis.observations import (
     Observations,
     PairedCounts,
 )
-from modeldeploy.operator.metrics.base import AnalysisTarget, NoDataError
+from modeldeploy.operator.metrics.base import AnalysisTarget, InvalidMetrics, NoDataError
 from modeldeploy.serving.contract import names as contract_names
 
 LABELLED = contract_names.LABELLED_PREDICTIONS
@@ -32,16 +40,25 @@ REQUESTS = contract_names.REQUESTS
 NAN_OUTPUTS = contract_names.NAN_OUTPUTS
 DURATION_BUCKET = contract_names.REQUEST_DURATION_BUCKET
 PAIRED = contract_names.PAIRED_OUTCOMES_TOTAL
+START_TIME = "process_start_time_seconds"  # prometheus_client's process collector
 ARM_METRICS = contract_names.ANALYSIS_ARM_SERIES
 PAIRED_OUTCOMES = contract_names.PAIRED_OUTCOMES
 CANARY_ROLES = contract_names.CANARY_ROLES
+# Two start times closer than this are the same process (the value is computed from
+# /proc and is stable to 10 ms; no serving process restarts within half a second).
+RESTART_SLACK_S = 0.5
 
 Sample = tuple[str, Mapping[str, str], float]
 
 
+def _num(value: float) -> float | int:
+    """Whole counts as ints: keeps the status compact and readable."""
+    return int(value) if float(value).is_integer() else float(value)
+
+
 @dataclass(frozen=True)
 class ArmCounters:
-    """One arm's cumulative counters in one source. ``buckets`` maps ``le`` -> count."""
+    """One arm's counters in one source. ``buckets`` maps ``le`` -> cumulative count."""
 
     correct: float = 0.0
     labelled: float = 0.0
@@ -49,17 +66,28 @@ class ArmCounters:
     nan_outputs: float = 0.0
     buckets: Mapping[float, float] = field(default_factory=dict)
 
-    def went_down_from(self, old: ArmCounters) -> bool:
-        """True when any counter is below its baseline value: the process restarted."""
+    def _pairs(self, old: ArmCounters) -> list[tuple[float, float]]:
+        """(now, before) for every counter either side has; a missing series counts 0."""
         pairs = [(self.correct, old.correct), (self.labelled, old.labelled)]
         pairs.append((self.nan_outputs, old.nan_outputs))
-        pairs += [(v, old.requests.get(k, 0.0)) for k, v in self.requests.items()]
-        pairs += [(v, old.buckets.get(k, 0.0)) for k, v in self.buckets.items()]
-        return any(now < before for now, before in pairs)
+        for outcome in set(self.requests) | set(old.requests):
+            pairs.append((self.requests.get(outcome, 0.0), old.requests.get(outcome, 0.0)))
+        for bound in set(self.buckets) | set(old.buckets):
+            pairs.append((self.buckets.get(bound, 0.0), old.buckets.get(bound, 0.0)))
+        return pairs
+
+    def went_down_from(self, old: ArmCounters) -> bool:
+        """True when a counter is below its earlier value (or gone), or the histogram
+        increase is not monotone: the process restarted in between."""
+        if any(now < before for now, before in self._pairs(old)):
+            return True
+        if set(self.buckets) != set(old.buckets) and old.buckets:
+            return True
+        deltas = [v - old.buckets.get(b, 0.0) for b, v in sorted(self.buckets.items())]
+        return any(d2 < d1 for d1, d2 in itertools.pairwise(deltas))
 
     def minus(self, old: ArmCounters) -> ArmCounters:
-        if self.went_down_from(old):
-            return self
+        """Plain difference (the caller has ruled out a restart)."""
         return ArmCounters(
             correct=self.correct - old.correct,
             labelled=self.labelled - old.labelled,
@@ -68,13 +96,38 @@ class ArmCounters:
             buckets={k: v - old.buckets.get(k, 0.0) for k, v in self.buckets.items()},
         )
 
+    def plus(self, other: ArmCounters) -> ArmCounters:
+        """Sum of two arms' counts; histograms must share their bucket edges."""
+        if self.buckets and other.buckets and set(self.buckets) != set(other.buckets):
+            raise NoDataError("latency histograms of one arm have different buckets")
+        requests = dict(self.requests)
+        for k, v in other.requests.items():
+            requests[k] = requests.get(k, 0.0) + v
+        buckets = dict(self.buckets)
+        for b, v in other.buckets.items():
+            buckets[b] = buckets.get(b, 0.0) + v
+        return ArmCounters(
+            self.correct + other.correct,
+            self.labelled + other.labelled,
+            requests,
+            self.nan_outputs + other.nan_outputs,
+            buckets,
+        )
+
+    def counts(self) -> ArmCounters:
+        """Everything but the histogram."""
+        return replace(self, buckets={})
+
+    def latency_only(self) -> ArmCounters:
+        return ArmCounters(buckets=dict(self.buckets))
+
     def to_dict(self) -> dict[str, Any]:
         return {
-            "c": self.correct,
-            "n": self.labelled,
-            "r": dict(self.requests),
-            "nan": self.nan_outputs,
-            "le": [[_le_text(b), v] for b, v in sorted(self.buckets.items())],
+            "c": _num(self.correct),
+            "n": _num(self.labelled),
+            "r": {k: _num(v) for k, v in self.requests.items()},
+            "nan": _num(self.nan_outputs),
+            "le": [[_le_text(b), _num(v)] for b, v in sorted(self.buckets.items())],
         }
 
     @classmethod
@@ -84,7 +137,7 @@ class ArmCounters:
             labelled=float(data.get("n", 0.0)),
             requests={str(k): float(v) for k, v in data.get("r", {}).items()},
             nan_outputs=float(data.get("nan", 0.0)),
-            buckets={float(b): float(v) for b, v in data.get("le", [])},
+            buckets={_parse_le(str(b)): float(v) for b, v in data.get("le", [])},
         )
 
 
@@ -92,17 +145,50 @@ def _le_text(bound: float) -> str:
     return "+Inf" if math.isinf(bound) else repr(bound)
 
 
+Paired = tuple[float, float, float, float]
+
+
 @dataclass(frozen=True)
 class SourceCounters:
-    """Everything one source exports for this rollout. ``None`` means no series at all."""
+    """Everything one source exports for this rollout. ``None`` means no series at all.
+
+    ``start`` is the source's ``process_start_time_seconds`` (None when it exports none,
+    e.g. a registry without the process collector: then only drops reveal a restart).
+    """
 
     stable: ArmCounters | None = None
     canary: ArmCounters | None = None
-    paired: tuple[float, float, float, float] | None = None
+    paired: Paired | None = None
+    start: float | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return self.stable is None and self.canary is None and self.paired is None
+
+    def restarted_since(self, old: SourceCounters) -> bool:
+        """Did this source's process restart after ``old`` was taken?"""
+        if (
+            self.start is not None
+            and old.start is not None
+            and abs(self.start - old.start) > RESTART_SLACK_S
+        ):
+            return True
+        for now, before in ((self.stable, old.stable), (self.canary, old.canary)):
+            if before is not None and now is None:
+                return True
+            if now is not None and before is not None and now.went_down_from(before):
+                return True
+        if old.paired is not None:
+            if self.paired is None:
+                return True
+            if any(n < b for n, b in zip(self.paired, old.paired, strict=True)):
+                return True
+        return False
 
     def minus(self, old: SourceCounters | None) -> SourceCounters:
-        if old is None:
-            return self
+        """The increase since ``old``: all of this source's counts after a restart."""
+        if old is None or self.restarted_since(old):
+            return replace(self, start=None)
 
         def arm(now: ArmCounters | None, before: ArmCounters | None) -> ArmCounters | None:
             if now is None or before is None:
@@ -110,11 +196,7 @@ class SourceCounters:
             return now.minus(before)
 
         paired = self.paired
-        if (
-            paired is not None
-            and old.paired is not None
-            and not any(n < b for n, b in zip(paired, old.paired, strict=True))
-        ):
+        if paired is not None and old.paired is not None:
             paired = (
                 paired[0] - old.paired[0],
                 paired[1] - old.paired[1],
@@ -124,47 +206,93 @@ class SourceCounters:
         return SourceCounters(arm(self.stable, old.stable), arm(self.canary, old.canary), paired)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "stable": self.stable.to_dict() if self.stable else None,
             "canary": self.canary.to_dict() if self.canary else None,
-            "paired": list(self.paired) if self.paired is not None else None,
+            "paired": [_num(v) for v in self.paired] if self.paired is not None else None,
         }
+        if self.start is not None:
+            data["start"] = self.start
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SourceCounters:
         paired = data.get("paired")
+        start = data.get("start")
         return cls(
             stable=ArmCounters.from_dict(data["stable"]) if data.get("stable") else None,
             canary=ArmCounters.from_dict(data["canary"]) if data.get("canary") else None,
-            paired=tuple(float(v) for v in paired) if paired is not None else None,  # type: ignore[arg-type]
+            paired=_paired(paired) if paired is not None else None,
+            start=float(start) if start is not None else None,
         )
 
 
-def _sum_arms(arms: list[ArmCounters]) -> ArmObservations:
-    requests: dict[str, float] = {}
-    buckets: dict[float, float] = {}
-    bound_sets = {tuple(sorted(a.buckets)) for a in arms if a.buckets}
-    if len(bound_sets) > 1:
-        raise NoDataError("latency histograms of one arm have different buckets across sources")
-    for a in arms:
-        for k, v in a.requests.items():
-            requests[k] = requests.get(k, 0.0) + v
-        for b, v in a.buckets.items():
-            buckets[b] = buckets.get(b, 0.0) + v
-    latency = (
-        LatencyHistogram.from_buckets(list(buckets), list(buckets.values()), cumulative=True)
-        if buckets
-        else None
-    )
-    labelled = round(sum(a.labelled for a in arms))
-    correct = min(round(sum(a.correct for a in arms)), labelled)
-    return ArmObservations(
-        labelled_correct=correct,
-        labelled_total=labelled,
-        latency=latency,
-        requests={k: round(v) for k, v in requests.items()},
-        nan_outputs=round(sum(a.nan_outputs for a in arms)),
-    )
+def _paired(values: Iterable[Any]) -> Paired:
+    a, b, c, d = (float(v) for v in values)
+    return a, b, c, d
+
+
+def add_arms(a: ArmCounters | None, b: ArmCounters | None) -> ArmCounters | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a.plus(b)
+
+
+def add_paired(a: Paired | None, b: Paired | None) -> Paired | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3])
+
+
+def arm_observations(counts: ArmCounters, latency: ArmCounters | None) -> ArmObservations:
+    """One arm's observations: counts from ``counts``, the histogram from ``latency``.
+
+    ``latency`` None (or without buckets) means the arm exported no histogram at all.
+    Counts that cannot be counts raise ``InvalidMetrics``.
+    """
+    buckets = dict(latency.buckets) if latency is not None else {}
+    try:
+        histogram = (
+            LatencyHistogram.from_buckets(list(buckets), list(buckets.values()), cumulative=True)
+            if buckets
+            else None
+        )
+        labelled = round(counts.labelled)
+        return ArmObservations(
+            labelled_correct=min(round(counts.correct), labelled),
+            labelled_total=labelled,
+            latency=histogram,
+            requests={k: round(v) for k, v in counts.requests.items()},
+            nan_outputs=round(counts.nan_outputs),
+        )
+    except (ValueError, OverflowError) as exc:
+        raise InvalidMetrics(f"counts are not valid: {exc}") from exc
+
+
+def observations_of(
+    stable: ArmCounters | None,
+    canary: ArmCounters | None,
+    paired: Paired | None,
+    latency: tuple[ArmCounters | None, ArmCounters | None] | None = None,
+    *,
+    sources: int = 1,
+) -> Observations:
+    """Observations from summed counters; ``latency`` (stable, canary) overrides histograms."""
+    if stable is None or canary is None:
+        missing = "stable" if stable is None else "canary"
+        raise NoDataError(f"no series for the {missing} arm in {sources} source(s)")
+    lat_s, lat_c = latency if latency is not None else (stable, canary)
+    pairs = None
+    if paired is not None:
+        try:
+            pairs = PairedCounts(*(round(v) for v in paired))
+        except (ValueError, OverflowError) as exc:
+            raise InvalidMetrics(f"paired counts are not valid: {exc}") from exc
+    return Observations(arm_observations(stable, lat_s), arm_observations(canary, lat_c), pairs)
 
 
 @dataclass(frozen=True)
@@ -175,7 +303,11 @@ class Snapshot:
     taken_at: float = 0.0
 
     def since(self, baseline: Snapshot | None) -> Snapshot:
-        """The counts accumulated after ``baseline`` (reset-aware, see module docs)."""
+        """The increase after ``baseline``, source by source (reset-aware, module docs).
+
+        One step only: a window spanning many reads should add up the increases of
+        consecutive snapshots (``accumulate.WindowState``), not call this on its first.
+        """
         if baseline is None:
             return self
         return Snapshot(
@@ -186,22 +318,24 @@ class Snapshot:
             self.taken_at,
         )
 
+    def totals(self) -> tuple[ArmCounters | None, ArmCounters | None, Paired | None]:
+        """Stable, canary and paired counts summed over the sources."""
+        stable: ArmCounters | None = None
+        canary: ArmCounters | None = None
+        paired: Paired | None = None
+        for counters in self.sources.values():
+            stable = add_arms(stable, counters.stable)
+            canary = add_arms(canary, counters.canary)
+            paired = add_paired(paired, counters.paired)
+        return stable, canary, paired
+
     def observations(self) -> Observations:
-        """Sum the sources into one window's observations; raises ``NoDataError``."""
-        stable = [s.stable for s in self.sources.values() if s.stable is not None]
-        canary = [s.canary for s in self.sources.values() if s.canary is not None]
-        if not stable or not canary:
-            missing = "stable" if not stable else "canary"
-            raise NoDataError(f"no series for the {missing} arm in {len(self.sources)} source(s)")
-        paired_rows = [s.paired for s in self.sources.values() if s.paired is not None]
-        paired = None
-        if paired_rows:
-            totals = [round(sum(row[i] for row in paired_rows)) for i in range(4)]
-            paired = PairedCounts(*totals)
-        return Observations(_sum_arms(stable), _sum_arms(canary), paired)
+        """Sum the sources into one window's observations; raises ``MetricsError``."""
+        stable, canary, paired = self.totals()
+        return observations_of(stable, canary, paired, sources=len(self.sources))
 
     def to_dict(self) -> dict[str, Any]:
-        """Compact, JSON-serialisable: fits in a resource status as the window baseline."""
+        """Compact, JSON-serialisable: fits in a resource status."""
         return {"t": self.taken_at, "sources": {k: v.to_dict() for k, v in self.sources.items()}}
 
     @classmethod
@@ -227,11 +361,27 @@ def _parse_le(text: str) -> float:
     return math.inf if text in ("+Inf", "Inf", "inf") else float(text)
 
 
+def _count(value: Any, arm: str) -> float:
+    """A counter value, or ``InvalidMetrics`` naming the arm (never passed on as data)."""
+    number = float(value)
+    if math.isnan(number):
+        raise InvalidMetrics(f"metrics for {arm} contain a NaN count")
+    if math.isinf(number):
+        raise InvalidMetrics(f"metrics for {arm} contain an infinite count")
+    if number < 0:
+        raise InvalidMetrics(f"metrics for {arm} contain a negative count")
+    return number
+
+
 def collect(samples: Iterable[Sample], target: AnalysisTarget) -> SourceCounters:
     """Map one source's samples onto this rollout's counters (other series are ignored)."""
     arms: dict[str, dict[str, Any]] = {}
     paired: list[float] | None = None
+    start: float | None = None
     for name, labels, value in samples:
+        if name == START_TIME:
+            start = float(value) if math.isfinite(float(value)) else None
+            continue
         if name == PAIRED:
             if (
                 labels.get("deployment") == target.deployment
@@ -240,7 +390,7 @@ def collect(samples: Iterable[Sample], target: AnalysisTarget) -> SourceCounters
                 and labels.get("outcome") in PAIRED_OUTCOMES
             ):
                 paired = paired or [0.0, 0.0, 0.0, 0.0]
-                paired[PAIRED_OUTCOMES.index(labels["outcome"])] += float(value)
+                paired[PAIRED_OUTCOMES.index(labels["outcome"])] += _count(value, "paired")
             continue
         if name not in ARM_METRICS:
             continue
@@ -250,7 +400,7 @@ def collect(samples: Iterable[Sample], target: AnalysisTarget) -> SourceCounters
         acc = arms.setdefault(
             arm, {"correct": 0.0, "labelled": 0.0, "requests": {}, "nan": 0.0, "buckets": {}}
         )
-        value = float(value)
+        value = _count(value, arm)
         if name == LABELLED:
             acc["labelled"] += value
             if labels.get("correct") == "true":
@@ -275,5 +425,6 @@ def collect(samples: Iterable[Sample], target: AnalysisTarget) -> SourceCounters
     return SourceCounters(
         build("stable"),
         build("canary"),
-        tuple(paired) if paired is not None else None,  # type: ignore[arg-type]
+        _paired(paired) if paired is not None else None,
+        start,
     )

@@ -1,0 +1,59 @@
+"""The window state kept in the resource status: exact round trip, bounded size."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from modeldeploy.operator.metrics.accumulate import MAX_SOURCES, WindowState
+from modeldeploy.operator.metrics.snapshot import ArmCounters, Snapshot, SourceCounters
+
+EDGES = [*np.round(0.001 * 1.05 ** np.arange(226), 6).tolist(), float("inf")]
+
+
+def busy_arm(rng: np.random.Generator) -> ArmCounters:
+    """100k requests through the contract-like buckets: a realistic histogram."""
+    latencies = np.sort(0.02 * np.exp(0.5 * rng.standard_normal(100_000)))
+    cumulative = np.searchsorted(latencies, EDGES, side="right").astype(float)
+    requests = {"ok": 100_000.0, "error": 12.0, "bad_input": 3.0}
+    return ArmCounters(85_000, 100_000, requests, 0, dict(zip(EDGES, cumulative, strict=True)))
+
+
+def snapshot(sources: int, at: float, seed: int = 0) -> Snapshot:
+    rng = np.random.default_rng(seed)
+    return Snapshot(
+        {
+            f"http://10.0.0.{i}:8080/metrics": SourceCounters(
+                busy_arm(rng), busy_arm(rng), (80.0, 12.0, 4.0, 4.0), 1.7e9 + i
+            )
+            for i in range(sources)
+        },
+        at,
+    )
+
+
+def test_the_state_survives_json_exactly() -> None:
+    state = WindowState.start("2", 1, snapshot(3, 1.7e9 + 100)).advance(
+        snapshot(3, 1.7e9 + 200, seed=0)
+    )
+    assert WindowState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+
+
+def test_the_state_stays_small_with_the_most_sources_it_keeps() -> None:
+    state = WindowState.start("2", 0, snapshot(MAX_SOURCES, 1.7e9 + 100))
+    state = state.advance(snapshot(MAX_SOURCES, 1.7e9 + 200))
+    size = len(json.dumps(state.to_dict()))
+    assert size < 2_000 * MAX_SOURCES, size  # about 1.5 kB per source with full histograms
+
+
+def test_sources_that_vanished_are_dropped_beyond_the_bound_but_present_ones_never() -> None:
+    many = snapshot(MAX_SOURCES + 4, 1.7e9 + 100)
+    state = WindowState.start("2", 0, many)
+    assert len(state.last.sources) == MAX_SOURCES + 4  # all present: all kept
+    one = Snapshot(dict(list(many.sources.items())[:1]), 1.7e9 + 200)
+    assert len(state.advance(one).last.sources) == MAX_SOURCES
+
+
+def test_an_older_or_unreadable_state_starts_again() -> None:
+    assert WindowState.from_dict({"version": "2", "step": 0, "snapshot": {}}) is None
