@@ -220,7 +220,7 @@ def test_negative_counts_from_a_broken_exporter_are_refused_by_name() -> None:
     serving.pod.broken = "NaN"
     reading = windows(serving).read(TARGET, STATUS, baseline)
     assert reading.observations is None and "NaN" in reading.problem
-    config = replace(analysis_config(SPEC), on_inconclusive="hold")
+    config = SPEC.rollout.analysis.replaced(on_inconclusive="hold")
     late = assess(config, None, at_deadline=True, final_step=True, unavailable=reading.problem)
     assert late.decision == "inconclusive"
 

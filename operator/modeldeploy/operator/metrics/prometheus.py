@@ -30,6 +30,7 @@ from modeldeploy.operator.metrics.snapshot import (
     SourceCounters,
     collect,
 )
+from modeldeploy.serving.contract import names as n
 
 
 def _quote(value: str) -> str:

@@ -10,7 +10,7 @@ Prometheus names a share; the router's HTTP API keeps percent.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
 
 from modeldeploy.serving.contract import names as n
 from modeldeploy.serving.metrics import paired_outcomes_counter
@@ -23,7 +23,12 @@ class RouterMetrics:
     """Everything ``/metrics`` on the router shows."""
 
     def __init__(self, deployment: str, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
+        if registry is None:
+            # Its own registry carries process_start_time_seconds, so the analysis can tell
+            # a restarted router (paired-outcome counters from zero) from a quiet one.
+            registry = CollectorRegistry()
+            ProcessCollector(registry=registry)
+        self.registry = registry
         self.deployment = deployment
         r = self.registry
         self.requests = Counter(
