@@ -335,7 +335,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
                     return Reply(200, copy.deepcopy(current))
                 new = merge_patch(current, {"metadata": {"deletionTimestamp": _now()}})
                 return Reply(200, self._save((*key, request.name), new, current))
-            return Reply(200, self._save((*key, request.name), None, current))
+            return Reply(200, self._save((*key, request.name), current, current, gone=True))
         return self._write(verb, key, request, info, version, mode, current)
 
     def _create(
@@ -424,9 +424,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         if new.get("spec") != current.get("spec"):
             new["metadata"]["generation"] = int(current["metadata"].get("generation") or 0) + 1
         gone = new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers")
-        return Reply(
-            200, self._save((*key, request.name), None if gone else new, current), warnings
-        )
+        return Reply(200, self._save((*key, request.name), new, current, gone=bool(gone)), warnings)
 
     def _admit(
         self,
@@ -462,12 +460,14 @@ class KubeEmulator(kmock.KubernetesEmulator):
             return Reply(422, invalid_status(kind, group, name, causes)), []
         return None, unknown if mode == "Warn" else []
 
-    def _save(self, full_key: tuple, new: dict | None, old: dict | None) -> dict[str, Any]:
+    def _save(
+        self, full_key: tuple, new: dict, old: dict | None, *, gone: bool = False
+    ) -> dict[str, Any]:
+        """Store ``new`` (or delete the object, ``gone``, in its ``new`` state) as a revision."""
         self.revision += 1
         revisions, events = self.history.setdefault(full_key[:2], ([], []))
-        if new is None:
-            assert old is not None
-            kept = copy.deepcopy(old)
+        if gone:
+            kept = copy.deepcopy(new)
             kept["metadata"]["resourceVersion"] = str(self.revision)
             del self.store[full_key]
             revisions.append(self.revision)

@@ -94,7 +94,8 @@ def _preserves(schema: dict[str, Any]) -> bool:
 
 
 def prune(schema: dict[str, Any], obj: Any, path: str = "", *, root: bool = True) -> list[str]:
-    """Drop undeclared fields and non-nullable nulls in place; returns the dropped paths."""
+    """Drop undeclared fields and non-nullable nulls in place; returns the dropped paths
+    (sorted at the top, as the API server lists them)."""
     dropped: list[str] = []
     if isinstance(obj, list):
         items = schema.get("items")
@@ -119,7 +120,7 @@ def prune(schema: dict[str, Any], obj: Any, path: str = "", *, root: bool = True
             del obj[key]  # pruned before defaulting, so a default can take its place
             continue
         dropped += prune(sub, obj[key], _child(path, key), root=False)
-    return dropped
+    return sorted(dropped) if root else dropped
 
 
 def default(schema: dict[str, Any], obj: Any, *, root: bool = True) -> None:
