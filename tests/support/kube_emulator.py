@@ -33,6 +33,7 @@ from typing import Any
 import aiohttp.web
 import attrs
 import kmock
+from multidict import CIMultiDict
 
 from tests.support import kube_openapi, kube_tables
 from tests.support.kube_patch import PatchError, json_patch, merge_patch
@@ -74,6 +75,11 @@ class Reply:
     code: int
     body: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+
+
+def _warning(text: str) -> str:
+    quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'299 - "{quoted}"'
 
 
 def _now() -> str:
@@ -288,11 +294,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
         accept = raw.headers.get("Accept", "")
         if reply.code == 200 and verb in ("get", "list") and kube_tables.is_table_request(accept):
             reply.body = self._table(key, res.version, reply.body)
-        headers = (
-            {"Warning": ", ".join(f'299 - "{w}"' for w in reply.warnings)}
-            if reply.warnings
-            else None
-        )
+        # One RFC 7234 Warning header per warning, text quoted: kubectl prints each one.
+        headers = CIMultiDict(("Warning", _warning(w)) for w in reply.warnings)
         return self._json(reply.body, reply.code, headers)
 
     def _table(self, key: tuple[str, str, str], version: str, body: dict[str, Any]) -> dict:
@@ -551,7 +554,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
 
     @staticmethod
     def _json(
-        body: dict[str, Any], code: int = 200, headers: dict[str, str] | None = None
+        body: dict[str, Any], code: int = 200, headers: CIMultiDict | None = None
     ) -> aiohttp.web.Response:
         return aiohttp.web.json_response(body, status=code, headers=headers)
 
