@@ -63,8 +63,8 @@ def load_manifest(path: str | Path) -> dict[str, Any]:
 def _apply(args: argparse.Namespace) -> int:
     from modeldeploy.cli import CommandError
     from modeldeploy.operator.api.types import SpecError
+    from modeldeploy.operator.local.platform import LocalOptions
     from modeldeploy.operator.local.runner import LocalOperator
-    from modeldeploy.operator.platforms.local import LocalOptions
 
     def out(line: str) -> None:
         print(line, flush=True)
@@ -144,7 +144,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    from modeldeploy.operator.platforms.local import LocalPlatform
+    from modeldeploy.operator.local.platform import LocalPlatform
 
     LocalPlatform(StateDir(args.state_dir)).stop_all()
     print(f"stopped the processes recorded in {args.state_dir}")

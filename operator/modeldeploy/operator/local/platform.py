@@ -1,5 +1,8 @@
 """The ``local`` platform: real predictor processes and the router, on one machine.
 
+It lives in the ``local`` package, beside the process helpers and the state directory it
+uses, so ``platforms`` (the protocol and the cluster platforms) never imports ``local``.
+
 The same contract as KServe (``platforms.base.Platform``), carried out with processes:
 
 - stable and canary are each one ``python -m modeldeploy.serving`` process that loads its
@@ -327,10 +330,9 @@ class LocalPlatform:
                     procs.stop(rec)
         self._save()
 
-    def metrics_urls(self, target: Target | str) -> list[str]:
-        """``/metrics`` of every serving process of ``target`` (the scrape provider's list)."""
-        name = target if isinstance(target, str) else target.name
-        arms = self.table.get(name, {})
+    def metrics_endpoints(self, target: Target) -> list[str]:
+        """``/metrics`` of every serving process of ``target``: predictors and router."""
+        arms = self.table.get(target.name, {})
         return [arms[r].url + "/metrics" for r in (STABLE, CANARY, ROUTER) if r in arms]
 
     def logs_dir(self) -> Path:
