@@ -12,6 +12,7 @@ from modeldeploy.operator.analysis.observations import (
     Observations,
 )
 from modeldeploy.operator.api.conditions import NOT_READY
+from modeldeploy.operator.observer import MetricsWindows, Reading
 from modeldeploy.operator.platforms.nop import NopPlatform
 from modeldeploy.operator.reconcile import Deps, tick
 from modeldeploy.registry.testing import InMemoryRegistry
@@ -42,16 +43,31 @@ class Platform(NopPlatform):
         return self.ready
 
 
+class CountingWindows(MetricsWindows):
+    """MetricsWindows whose reads return fixed observations and are counted."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda target: None)  # type: ignore[arg-type,return-value]
+        self.reads = 0
+
+    def read(self, target: Any, status: Any, baseline: Any) -> Reading:
+        self.reads += 1
+        return Reading(GOOD, snapshot={"t": float(self.reads), "sources": {}})
+
+    def baseline_after(self, target: Any, after: Any, old: Any, taken: Any) -> Any:
+        return None
+
+
 class World:
     def __init__(self, **rollout: Any) -> None:
         self.registry = InMemoryRegistry()
         self.platform = Platform()
-        self.observed = 0
+        self.windows = CountingWindows()
         self.events: list[tuple[str, str, str]] = []
         self.deps = Deps(
             platform=self.platform,
             registry_for=lambda spec: self.registry,
-            observe=self.observe,
+            windows=self.windows,
             emit=lambda kind, reason, msg: self.events.append((kind, reason, msg)),
         )
         policy = {"steps": [50, 100], "intervalSeconds": 5, "minLabelsPerStep": 100, **rollout}
@@ -61,9 +77,9 @@ class World:
         }
         self.now = T0
 
-    def observe(self, target: Any, status: Any, ctx: Any) -> Observations:
-        self.observed += 1
-        return GOOD
+    @property
+    def observed(self) -> int:
+        return self.windows.reads
 
     def run(self, seconds: float = 10) -> dict[str, Any]:
         self.now += timedelta(seconds=seconds)
@@ -90,7 +106,8 @@ def test_analysis_is_held_inconclusive_while_the_canary_is_not_ready() -> None:
     world.canary_started()
     status = world.run()
     assert world.observed == 0  # no metrics read for a revision that does not serve
-    assert status["lastAnalysis"]["decision"] == "inconclusive"
+    assert status["lastAnalysis"]["outcome"] == "pending"
+    assert status["lastAnalysis"]["decision"] == "continue"
     assert status["lastAnalysis"]["reason"] == NOT_READY
     assert status["phase"] == "Progressing" and status["canary"]["weight"] == 50
     progressing = condition(status, "Progressing")
@@ -110,7 +127,7 @@ def test_analysis_runs_once_the_platform_reports_the_canary_ready() -> None:
 
 
 def test_a_canary_never_ready_by_the_deadline_is_rolled_back() -> None:
-    world = World(deadlineSeconds=60)
+    world = World(deadlineSeconds=60)  # per step: stepDeadlineSeconds after the rename
     world.canary_started()
     for _ in range(8):
         status = world.run(seconds=10)
@@ -131,3 +148,30 @@ def test_a_failing_readiness_read_counts_as_not_ready() -> None:
     world.platform.is_ready = broken  # type: ignore[method-assign]
     assert world.run()["lastAnalysis"]["reason"] == NOT_READY
     assert world.observed == 0
+
+
+def test_an_invalid_spec_reports_registry_and_metrics_as_not_contacted() -> None:
+    world = World(steps=[50, 40])  # steps must increase: invalid
+    status = world.run()
+    assert status["phase"] == "Failed"
+    for kind in ("RegistryAvailable", "MetricsAvailable"):
+        cond = condition(status, kind)
+        assert cond["status"] == "Unknown", kind
+        assert cond["reason"] == "NotContacted"
+        assert cond["message"] == "not contacted: the spec is invalid"
+    assert world.observed == 0
+
+
+def test_the_expected_decision_time_reaches_the_status() -> None:
+    need = 100_000  # far more labels than the step's deadline allows at this rate
+    world = World(minLabelsPerStep=need, deadlineSeconds=60)
+    world.canary_started()
+    world.platform.ready = True
+    status = world.run(seconds=10)  # the window: 10 s into the step
+    last = status["lastAnalysis"]
+    assert last["decision"] == "continue"
+    have = GOOD.canary.labelled_total
+    assert last["expectedDecisionSeconds"] == round((need - have) / (have / 10))
+    assert last["secondsLeft"] == 50
+    underpowered = condition(status, "Underpowered")
+    assert underpowered["status"] == "True" and "50 s left" in underpowered["message"]
