@@ -12,10 +12,10 @@ from modeldeploy.operator.analysis.observations import (
     Observations,
 )
 from modeldeploy.operator.api.conditions import NOT_READY
-from modeldeploy.operator.observer import MetricsWindows, Reading
 from modeldeploy.operator.platforms.nop import NopPlatform
 from modeldeploy.operator.reconcile import Deps, tick
 from modeldeploy.registry.testing import InMemoryRegistry
+from tests.support.windows import FixedWindows
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -43,26 +43,11 @@ class Platform(NopPlatform):
         return self.ready
 
 
-class CountingWindows(MetricsWindows):
-    """MetricsWindows whose reads return fixed observations and are counted."""
-
-    def __init__(self) -> None:
-        super().__init__(lambda target: None)  # type: ignore[arg-type,return-value]
-        self.reads = 0
-
-    def read(self, target: Any, status: Any, baseline: Any) -> Reading:
-        self.reads += 1
-        return Reading(GOOD, snapshot={"t": float(self.reads), "sources": {}})
-
-    def baseline_after(self, target: Any, after: Any, old: Any, taken: Any) -> Any:
-        return None
-
-
 class World:
     def __init__(self, **rollout: Any) -> None:
         self.registry = InMemoryRegistry()
         self.platform = Platform()
-        self.windows = CountingWindows()
+        self.windows = FixedWindows(GOOD)
         self.events: list[tuple[str, str, str]] = []
         self.deps = Deps(
             platform=self.platform,
