@@ -1,4 +1,4 @@
-"""Map the resource's rollout policy onto issue 5's ``AnalysisConfig`` (one place)."""
+"""Map the resource's rollout policy onto the analysis's ``AnalysisConfig`` (one place)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Read a rollout's observations from issue 5's metric providers, window by window.
+"""Read a rollout's observations from the metric providers (``metrics``), window by window.
 
 A window is one (canary version, step). Its baseline ``Snapshot`` is kept in the resource
 status (``status.metricsBaseline``), never in memory, so a restarted operator measures the

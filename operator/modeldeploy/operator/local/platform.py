@@ -67,15 +67,15 @@ class LocalPlatform:
     def __init__(self, state: StateDir, options: LocalOptions | None = None) -> None:
         self.state = state
         self.options = options or LocalOptions()
-        self.table: dict[str, dict[str, Any]] = {
-            key: {role: ProcRecord.from_dict(rec) for role, rec in arms.items()}  # type: ignore[misc]
+        self.table: dict[str, dict[str, ProcRecord]] = {
+            key: {role: ProcRecord.from_dict(rec) for role, rec in arms.items()}
             for key, arms in state.load_processes().items()
         }
 
     # --- the process table ----------------------------------------------------------
 
     def _arms(self, target: Target) -> dict[str, ProcRecord]:
-        return self.table.setdefault(target.name, {})  # type: ignore[return-value]
+        return self.table.setdefault(target.name, {})
 
     def _save(self) -> None:
         self.state.save_processes(

@@ -181,7 +181,15 @@ def step(
 _Result = tuple[list[Action], Status]
 
 
-def _initializing(spec, status, registry, verdict, now, controls, numbers) -> _Result:  # type: ignore[no-untyped-def]
+def _initializing(
+    spec: ModelDeploymentSpec,
+    status: Status,
+    registry: RegistryState,
+    verdict: VerdictLike | None,
+    now: datetime,
+    controls: Controls,
+    numbers: Mapping[str, Any],
+) -> _Result:
     if not registry.available:
         return [], replace(status, message="waiting for the registry")
     if registry.stable is None:
@@ -193,20 +201,28 @@ def _initializing(spec, status, registry, verdict, now, controls, numbers) -> _R
     )
 
 
-def _stable(spec, status, registry, verdict, now, controls, numbers) -> _Result:  # type: ignore[no-untyped-def]
+def _stable(
+    spec: ModelDeploymentSpec,
+    status: Status,
+    registry: RegistryState,
+    verdict: VerdictLike | None,
+    now: datetime,
+    controls: Controls,
+    numbers: Mapping[str, Any],
+) -> _Result:
     if not registry.available or status.stable is None:
         return [], status
     actions: list[Action] = []
-    if registry.stable is not None and registry.stable.version != status.stable.version:
-        msg = (
-            f"{spec.model.stable_alias} moved to version {registry.stable.version} in the registry"
-        )
-        actions += [EnsureStable(registry.stable), EmitEvent("StableChanged", msg)]
-        status = replace(status, stable=registry.stable, message=msg)
+    serving = status.stable
+    if registry.stable is not None and registry.stable.version != serving.version:
+        serving = registry.stable
+        msg = f"{spec.model.stable_alias} moved to version {serving.version} in the registry"
+        actions += [EnsureStable(serving), EmitEvent("StableChanged", msg)]
+        status = replace(status, stable=serving, message=msg)
     cand = registry.candidate
     if (
         cand is None
-        or cand.version == status.stable.version
+        or cand.version == serving.version
         or status.decided(cand.version)
         or controls.abort == cand.version
     ):
@@ -247,7 +263,15 @@ def _decide(status: Status, phase: str, reason: str, outcome: str = "") -> _Resu
     )
 
 
-def _progressing(spec, status, registry, verdict, now, controls, numbers) -> _Result:  # type: ignore[no-untyped-def]
+def _progressing(
+    spec: ModelDeploymentSpec,
+    status: Status,
+    registry: RegistryState,
+    verdict: VerdictLike | None,
+    now: datetime,
+    controls: Controls,
+    numbers: Mapping[str, Any],
+) -> _Result:
     canary: CanaryState | None = status.canary
     if canary is None:
         return _stable(
@@ -343,7 +367,15 @@ def _judge(
     return [], held
 
 
-def _promoting(spec, status, registry, verdict, now, controls, numbers) -> _Result:  # type: ignore[no-untyped-def]
+def _promoting(
+    spec: ModelDeploymentSpec,
+    status: Status,
+    registry: RegistryState,
+    verdict: VerdictLike | None,
+    now: datetime,
+    controls: Controls,
+    numbers: Mapping[str, Any],
+) -> _Result:
     canary: CanaryState | None = status.canary
     if canary is None:
         return [], replace(status, phase="Stable")
@@ -360,7 +392,15 @@ def _promoting(spec, status, registry, verdict, now, controls, numbers) -> _Resu
     )
 
 
-def _rolling_back(spec, status, registry, verdict, now, controls, numbers) -> _Result:  # type: ignore[no-untyped-def]
+def _rolling_back(
+    spec: ModelDeploymentSpec,
+    status: Status,
+    registry: RegistryState,
+    verdict: VerdictLike | None,
+    now: datetime,
+    controls: Controls,
+    numbers: Mapping[str, Any],
+) -> _Result:
     canary: CanaryState | None = status.canary
     if canary is None:
         return [], replace(status, phase="RolledBack")
@@ -381,7 +421,15 @@ def _rolling_back(spec, status, registry, verdict, now, controls, numbers) -> _R
     )
 
 
-def _failed(spec, status, registry, verdict, now, controls, numbers) -> _Result:  # type: ignore[no-untyped-def]
+def _failed(
+    spec: ModelDeploymentSpec,
+    status: Status,
+    registry: RegistryState,
+    verdict: VerdictLike | None,
+    now: datetime,
+    controls: Controls,
+    numbers: Mapping[str, Any],
+) -> _Result:
     """A spec that is valid again resumes where the resource was before it failed."""
     if status.stable is None:
         return _initializing(spec, status, registry, verdict, now, controls, numbers)
