@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from modeldeploy.operator.local.state import DEFAULT_STATE_DIR, StateDir
+from modeldeploy.operator.report import step_timing
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -116,6 +117,9 @@ def format_status(data: dict[str, Any]) -> str:
     last = status.get("lastAnalysis") or {}
     if last:
         lines.append(f"ANALYSIS {last.get('decision')}: {last.get('reason')}")
+        timing = step_timing(last)
+        if timing:
+            lines.append(f"TIMING   {timing}")
     for entry in status.get("history") or []:
         lines.append(
             f"HISTORY  v{entry.get('version')} {entry.get('outcome')}: {entry.get('reason')}"
