@@ -86,7 +86,7 @@ def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
     return next(c for c in status["conditions"] if c["type"] == kind)
 
 
-def test_analysis_is_held_inconclusive_while_the_canary_is_not_ready() -> None:
+def test_analysis_is_pending_while_the_canary_is_not_ready() -> None:
     world = World()
     world.canary_started()
     status = world.run()

@@ -91,9 +91,6 @@ class AnalysisContext:
     step_start: datetime
     deadline: datetime
 
-    def seconds_left(self, now: datetime) -> float:
-        return max((self.deadline - now).total_seconds(), 0.0)
-
 
 def step_deadline(spec: ModelDeploymentSpec, canary: CanaryState, now: datetime) -> datetime:
     """When the current step's deadline falls: its start plus the per-step deadline."""
