@@ -28,9 +28,9 @@ from typing import Any
 from modeldeploy.demo import report
 from modeldeploy.demo.traffic import TrafficDriver
 from modeldeploy.operator.local import procs
+from modeldeploy.operator.local.platform import LocalOptions
 from modeldeploy.operator.local.runner import LocalOperator, TickRecord
 from modeldeploy.operator.local.state import StateDir
-from modeldeploy.operator.platforms.local import LocalOptions
 from modeldeploy.registry.base import TAG_DECIDED_AT, TAG_OUTCOME, TAG_REASON
 
 EXAMPLE = "examples/local-demo.yaml"
@@ -153,7 +153,7 @@ class Demo:
         status = tick.status
         canary = status.canary
         obs = tick.observations.to_dict() if tick.observations is not None else None
-        decision = str(getattr(tick.verdict, "decision", "") or "")
+        decision = tick.decision
         window = tick.before.canary if tick.before is not None else None
         window = window if window is not None and canary is not None else canary
         with self.lock:

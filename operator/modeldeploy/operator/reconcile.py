@@ -1,7 +1,11 @@
 """One reconcile tick of one ModelDeployment: read, decide (pure), act, and one status patch.
 
-kopf handlers call ``tick`` and only translate its outcome (a status patch, or a
-transient/permanent failure). Everything here is testable without kopf.
+kopf handlers and local mode (``local.runner``) both call ``tick`` with their ``Deps``;
+the only difference between them is which ``Platform`` and which registry they pass.
+Per tick: parse the spec, read the registry, read the metrics window
+(``observer.MetricsWindows``, baseline kept in ``status.metricsBaseline``), ``assess``
+the checks, let the pure state machine decide, carry out its actions (``executor``), and
+return one status patch. Everything here is testable without kopf.
 """
 
 from __future__ import annotations
@@ -13,32 +17,49 @@ from datetime import datetime
 from typing import Any
 
 from modeldeploy.operator import registry_port
+from modeldeploy.operator.analysis.assess import assess
+from modeldeploy.operator.analysis.observations import Observations
+from modeldeploy.operator.analysis.planning import plan
+from modeldeploy.operator.analysis.verdict import Outcome, Verdict
 from modeldeploy.operator.api.conditions import NOT_READY, derive
 from modeldeploy.operator.api.names import name_problems
 from modeldeploy.operator.api.status import Status
 from modeldeploy.operator.api.types import ModelDeploymentSpec, SpecError, parse_spec, spec_hash
 from modeldeploy.operator.control import controls_from
-from modeldeploy.operator.observer import BASELINE
+from modeldeploy.operator.executor import Executor
+from modeldeploy.operator.observer import BASELINE, MetricsWindows
 from modeldeploy.operator.platforms.base import Platform, Target
 from modeldeploy.operator.rollout import machine
 from modeldeploy.operator.rollout.actions import Action
-from modeldeploy.operator.rollout.executor import Executor
+from modeldeploy.registry.base import RegistryClient
 
-# observe(target, status, context) -> issue 5's Observations, or None when there is no data.
-Observer = Callable[[Target, Status, machine.AnalysisContext], Any]
+
+def _ignore_verdict(target: Target, verdict: Verdict) -> None:
+    """The default ``on_verdict``: nobody listens."""
 
 
 @dataclass
 class Deps:
+    """What a tick talks to. kopf and local mode differ only in the values."""
+
     platform: Platform
-    registry_for: Callable[[ModelDeploymentSpec], Any]  # spec -> RegistryClient
-    observe: Observer
-    emit: Callable[[str, str, str], None]
+    registry_for: Callable[[ModelDeploymentSpec], RegistryClient]
+    windows: MetricsWindows
+    emit: Callable[[str, str, str], None]  # (Normal|Warning, reason, message)
     default_registry_uri: str = ""
-    on_verdict: Callable[[Target, Any], None] = field(default=lambda target, verdict: None)
-    # When set, observations come from metric windows whose baseline lives in the status
-    # (``observer.MetricsWindows``) and ``observe`` is not used.
-    windows: Any = None
+    on_verdict: Callable[[Target, Verdict], None] = field(default=_ignore_verdict)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What this tick's analysis produced (all empty when none was due)."""
+
+    verdict: Verdict | None = None
+    observations: Observations | None = None
+    numbers: Mapping[str, Any] = field(default_factory=dict)
+    metrics_available: bool | None = None  # None: not looked at, keep the old value
+    snapshot: dict[str, Any] | None = None  # the snapshot taken, to seed a new window
+    expected_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +69,7 @@ class TickResult:
     actions: tuple[Action, ...] = ()
     invalid: str = ""  # the spec problems, when the spec is invalid
     seconds: float = 0.0
+    analysis: Analysis = field(default_factory=Analysis)
 
 
 def target_of(body: Mapping[str, Any], spec: ModelDeploymentSpec, default_uri: str) -> Target:
@@ -66,44 +88,51 @@ def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in new.items() if old.get(k) != v}
 
 
-def _analyse(
-    deps: Deps, target: Target, status: Status, now: datetime, baseline: Any
-) -> tuple[Any, dict[str, Any], bool, dict[str, Any] | None]:
-    """(verdict or None, numbers, metrics available?, the snapshot taken if any)"""
-    from modeldeploy.operator.analysis.assess import assess
+def _window_seconds(taken: Mapping[str, Any] | None, fallback: float) -> float:
+    """How long the window behind ``taken`` has counted, from its own clock, else ``fallback``.
 
+    The window state (``metrics/accumulate.py``) records when it started (``since``) and
+    when it last read (``last.t``); the rates the planning estimate uses are counts over that.
+    """
+    try:
+        start = float((taken or {})["since"])
+        end = float((taken or {})["last"]["t"])
+    except (KeyError, TypeError, ValueError):
+        return fallback
+    return end - start if end > start else fallback
+
+
+def _analyse(deps: Deps, target: Target, status: Status, now: datetime, baseline: Any) -> Analysis:
     ctx = machine.analysis_due(target.spec, status, now)
     if ctx is None:
-        return None, {}, status.metrics_available, None
+        return Analysis()
     if not _ready(deps.platform, target):
-        # Metrics of a revision that does not serve yet say nothing: hold, inconclusive.
-        from modeldeploy.operator.analysis.verdict import Decision, Verdict
-
-        held = Verdict(Decision.INCONCLUSIVE, NOT_READY)
+        # Metrics of a revision that does not serve yet say nothing: pending.
+        held = Verdict(Outcome.PENDING, NOT_READY)
         deps.on_verdict(target, held)
-        return held, {}, status.metrics_available, None
-    taken = None
+        return Analysis(held)
     try:
-        if deps.windows is not None:
-            reading = deps.windows.read(target, status, baseline)
-            observations, taken = reading.observations, reading.snapshot
-            unavailable = reading.problem or None
-        else:
-            observations = deps.observe(target, status, ctx)
-            unavailable = None if observations is not None else "no metrics for this step yet"
+        reading = deps.windows.read(target, status, baseline)
+        observations, taken = reading.observations, reading.snapshot
+        unavailable = reading.problem or None
     except Exception as exc:  # any provider failure is "no data", not a crash
-        observations, unavailable = None, f"metrics unavailable: {exc}"
-    verdict = assess(
-        target.spec.rollout.analysis,
-        observations,
-        at_deadline=ctx.at_deadline,
-        final_step=ctx.final_step,
-        unavailable=unavailable,
-    )
+        observations, taken, unavailable = None, None, f"metrics unavailable: {exc}"
+    config = target.spec.rollout.analysis
+    verdict = assess(config, observations, unavailable)
     deps.on_verdict(target, verdict)
-    numbers = dict(verdict.to_dict().get("numbers") or {})
-    available = observations is not None or taken is not None
-    return verdict, numbers, available, taken
+    expected = None
+    if observations is not None:
+        elapsed = (now - ctx.step_start).total_seconds()
+        seconds = _window_seconds(taken, elapsed)
+        expected = plan(config, observations, seconds).seconds
+    return Analysis(
+        verdict,
+        observations,
+        dict(verdict.to_dict().get("numbers") or {}),
+        observations is not None or taken is not None,
+        taken,
+        expected,
+    )
 
 
 def _ready(platform: Platform, target: Target) -> bool:
@@ -135,24 +164,35 @@ def tick(body: Mapping[str, Any], now: datetime, deps: Deps) -> TickResult:
     client = deps.registry_for(spec)
     registry = registry_port.read_state(client, spec)
     baseline = old_raw.get(BASELINE)
-    verdict, numbers, metrics_ok, taken = _analyse(deps, target, before, now, baseline)
+    analysis = _analyse(deps, target, before, now, baseline)
     todo, after = machine.step(
         spec,
         before,
         registry,
-        verdict,
+        analysis.verdict,
         now,
         controls=controls_from(meta.get("annotations")),
         generation=generation,
         spec_digest=digest,
-        numbers=numbers,
+        numbers=analysis.numbers,
+        expected_seconds=_finite(analysis.expected_seconds),
     )
-    after = replace(after, metrics_available=metrics_ok)
+    if analysis.metrics_available is not None:
+        after = replace(after, metrics_available=analysis.metrics_available)
+    elif after.metrics_available is None:  # not contacted while the spec was invalid
+        after = replace(after, metrics_available=True)
     Executor(deps.platform, client, deps.emit).run(target, before, after, todo)
-    extra: dict[str, Any] = {}
-    if deps.windows is not None:
-        extra[BASELINE] = deps.windows.baseline_after(target, after, baseline, taken)
-    return _finish(before, after, old_raw, now, generation, tuple(todo), "", started, extra)
+    extra = {BASELINE: deps.windows.baseline_after(target, after, baseline, analysis.snapshot)}
+    return _finish(
+        before, after, old_raw, now, generation, tuple(todo), "", started, extra, analysis
+    )
+
+
+def _finite(seconds: float | None) -> float | None:
+    """A finite estimate as is; "never at this rate" as a very large number of seconds."""
+    if seconds is None:
+        return None
+    return min(seconds, 10.0**9)
 
 
 def _finish(
@@ -165,9 +205,12 @@ def _finish(
     invalid: str,
     started: float,
     extra: Mapping[str, Any] | None = None,
+    analysis: Analysis | None = None,
 ) -> TickResult:
     after = replace(
         after, conditions=derive(after, before.conditions, machine.iso(now), generation)
     )
     patch = diff(old_raw, {**after.to_dict(), **(extra or {})})
-    return TickResult(after, patch or None, todo, invalid, time.monotonic() - started)
+    return TickResult(
+        after, patch or None, todo, invalid, time.monotonic() - started, analysis or Analysis()
+    )

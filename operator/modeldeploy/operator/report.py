@@ -31,6 +31,9 @@ def describe(body: Mapping[str, Any]) -> str:
         lines.append(
             f"analysis: {last.get('decision')} at {last.get('time')}: {last.get('reason')}"
         )
+        timing = step_timing(last)
+        if timing:
+            lines.append(f"  {timing}")
         for key, value in sorted((last.get("numbers") or {}).items()):
             lines.append(f"  {key} = {value}")
     for entry in status.get("history") or []:
@@ -41,3 +44,12 @@ def describe(body: Mapping[str, Any]) -> str:
     for cond in status.get("conditions") or []:
         lines.append(f"condition: {cond.get('type')}={cond.get('status')} ({cond.get('reason')})")
     return "\n".join(lines)
+
+
+def step_timing(last: Mapping[str, Any]) -> str:
+    """ "decision expected in ~N s, M s left in this step" (empty when not estimated)."""
+    expected, left = last.get("expectedDecisionSeconds"), last.get("secondsLeft")
+    if expected is None or left is None:
+        return ""
+    when = "never at the current rates" if expected >= 10**8 else f"in ~{expected} s"
+    return f"decision expected {when}; {left} s left before the step's deadline"

@@ -21,6 +21,7 @@ from modeldeploy.operator.reconcile import Deps, tick
 from modeldeploy.registry.base import TAG_OUTCOME
 from modeldeploy.registry.mlflow_client import MlflowRegistry
 from modeldeploy.registry.publish import publish_checkpoint
+from tests.support.windows import FixedWindows
 
 pytestmark = pytest.mark.slow
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -47,12 +48,12 @@ class World:
     def __init__(self, url: str) -> None:
         self.client = MlflowRegistry(url)
         self.platform = NopPlatform()
-        self.observations: Observations | None = None
+        self.windows = FixedWindows()
         self.events: list[tuple[str, str, str]] = []
         self.deps = Deps(
             platform=self.platform,
             registry_for=lambda spec: self.client,
-            observe=lambda target, status, ctx: self.observations,
+            windows=self.windows,
             emit=lambda kind, reason, msg: self.events.append((kind, reason, msg)),
         )
         self.body: dict = {}
@@ -97,7 +98,7 @@ def test_registry_driven_canary_is_promoted_then_next_is_rolled_back(world, tiny
     assert status["phase"] == "Progressing" and status["canary"]["version"] == v2.version
     assert status["canary"]["weight"] == 50
 
-    world.observations = GOOD
+    world.windows.observations = GOOD
     status = world.run()
     assert status["canary"]["weight"] == 100, status["lastAnalysis"]
     status = world.run(2)  # the verdict says promote, then the promotion is carried out
@@ -106,7 +107,7 @@ def test_registry_driven_canary_is_promoted_then_next_is_rolled_back(world, tiny
     assert [h["outcome"] for h in status["history"]] == ["Promoted"]
     assert ("promote", v2.version) in world.platform.calls
 
-    world.observations = BAD
+    world.windows.observations = BAD
     v3 = publish_checkpoint(world.client, tiny_checkpoint, world.model, alias="challenger")
     status = world.run(3)
     assert status["phase"] == "RolledBack", status

@@ -64,3 +64,18 @@ def test_status_text_names_phase_versions_and_history() -> None:
     )
     assert "PHASE    Progressing" in text and "CANARY   2  weight 50%" in text
     assert "v0 RolledBack: accuracy" in text
+
+
+def test_status_shows_the_outcome_the_decision_and_the_step_timing() -> None:
+    last = {
+        "decision": "continue",
+        "reason": "not yet proven: accuracy: 120 labels",
+        "expectedDecisionSeconds": 900,
+        "secondsLeft": 300,
+    }
+    status = {"phase": "Progressing", "lastAnalysis": last}
+    text = format_status({"metadata": {"name": "s"}, "spec": {}, "status": status})
+    assert "ANALYSIS continue: not yet proven" in text
+    assert "TIMING   decision expected in ~900 s; 300 s left before the step's deadline" in text
+    never = format_status({"status": {"lastAnalysis": {**last, "expectedDecisionSeconds": 10**9}}})
+    assert "never at the current rates" in never

@@ -61,3 +61,38 @@ def test_status_round_trips_through_its_dict() -> None:
         canary=CanaryState("2", weight=25, step=1, start_time="s", outcome=""),
     )
     assert Status.from_dict(status.to_dict()) == status
+
+
+def _progressing_with(**last: object) -> Status:
+    canary = CanaryState("2", weight=25, step=1)
+    record = {"version": "2", "step": 1, **last}
+    return Status(phase="Progressing", stable=VersionRef("1"), canary=canary, last_analysis=record)
+
+
+def test_underpowered_when_the_estimate_exceeds_the_time_left() -> None:
+    c = _by_type(derive(_progressing_with(expectedDecisionSeconds=7200, secondsLeft=600), [], "t"))
+    assert c["Underpowered"]["status"] == "True"
+    assert c["Underpowered"]["reason"] == "NotEnoughData"
+    assert "2.0 h" in c["Underpowered"]["message"] and "10 min" in c["Underpowered"]["message"]
+    ok = _by_type(derive(_progressing_with(expectedDecisionSeconds=60, secondsLeft=600), [], "t"))
+    assert ok["Underpowered"]["status"] == "False" and ok["Underpowered"]["reason"] == "EnoughData"
+
+
+def test_underpowered_ignores_an_analysis_of_another_step_or_none() -> None:
+    stale = _progressing_with(expectedDecisionSeconds=7200, secondsLeft=600)
+    stale = replace(stale, canary=replace(stale.canary, step=2, weight=50))
+    assert _by_type(derive(stale, [], "t"))["Underpowered"]["reason"] == "NoEstimate"
+    assert _by_type(derive(Status(), [], "t"))["Underpowered"]["status"] == "False"
+
+
+def test_a_held_step_says_so_in_progressing() -> None:
+    c = _by_type(derive(_progressing_with(decision="hold"), [], "t"))
+    assert c["Progressing"]["status"] == "True" and c["Progressing"]["reason"] == "HeldInconclusive"
+
+
+def test_not_contacted_availability_is_unknown() -> None:
+    status = Status(phase="Failed", registry_available=None, metrics_available=None)
+    c = _by_type(derive(status, [], "t"))
+    for kind in ("RegistryAvailable", "MetricsAvailable"):
+        assert c[kind]["status"] == "Unknown"
+        assert c[kind]["message"] == "not contacted: the spec is invalid"

@@ -6,11 +6,11 @@ import pytest
 
 from modeldeploy.operator.api.status import CanaryState, Status, VersionRef
 from modeldeploy.operator.api.types import parse_spec
+from modeldeploy.operator.executor import ExecutionFailed, Executor
 from modeldeploy.operator.platforms.base import PlatformError, Target
 from modeldeploy.operator.platforms.nop import NopPlatform
 from modeldeploy.operator.reconcile import diff
 from modeldeploy.operator.rollout import actions as a
-from modeldeploy.operator.rollout.executor import ExecutionFailed, Executor
 
 T = Target("s", "ml", parse_spec({"model": {"name": "m"}}))
 V1, V2 = VersionRef("1"), VersionRef("2")

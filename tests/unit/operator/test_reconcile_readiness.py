@@ -15,6 +15,7 @@ from modeldeploy.operator.api.conditions import NOT_READY
 from modeldeploy.operator.platforms.nop import NopPlatform
 from modeldeploy.operator.reconcile import Deps, tick
 from modeldeploy.registry.testing import InMemoryRegistry
+from tests.support.windows import FixedWindows
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -43,18 +44,18 @@ class Platform(NopPlatform):
 
 
 class World:
-    def __init__(self, **rollout: Any) -> None:
+    def __init__(self, min_labels: int = 100, **rollout: Any) -> None:
         self.registry = InMemoryRegistry()
         self.platform = Platform()
-        self.observed = 0
+        self.windows = FixedWindows(GOOD)
         self.events: list[tuple[str, str, str]] = []
         self.deps = Deps(
             platform=self.platform,
             registry_for=lambda spec: self.registry,
-            observe=self.observe,
+            windows=self.windows,
             emit=lambda kind, reason, msg: self.events.append((kind, reason, msg)),
         )
-        analysis = {"minLabels": 100, "accuracyMargin": 0.02}
+        analysis = {"minLabels": min_labels, "accuracyMargin": 0.02}
         policy = {"steps": [50, 100], "intervalSeconds": 5, "analysis": analysis, **rollout}
         self.body: dict[str, Any] = {
             "metadata": {"name": "s", "namespace": "ml", "generation": 1, "uid": "u"},
@@ -62,9 +63,9 @@ class World:
         }
         self.now = T0
 
-    def observe(self, target: Any, status: Any, ctx: Any) -> Observations:
-        self.observed += 1
-        return GOOD
+    @property
+    def observed(self) -> int:
+        return self.windows.reads
 
     def run(self, seconds: float = 10) -> dict[str, Any]:
         self.now += timedelta(seconds=seconds)
@@ -86,12 +87,13 @@ def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
     return next(c for c in status["conditions"] if c["type"] == kind)
 
 
-def test_analysis_is_held_inconclusive_while_the_canary_is_not_ready() -> None:
+def test_analysis_is_pending_while_the_canary_is_not_ready() -> None:
     world = World()
     world.canary_started()
     status = world.run()
     assert world.observed == 0  # no metrics read for a revision that does not serve
-    assert status["lastAnalysis"]["decision"] == "inconclusive"
+    assert status["lastAnalysis"]["outcome"] == "pending"
+    assert status["lastAnalysis"]["decision"] == "continue"
     assert status["lastAnalysis"]["reason"] == NOT_READY
     assert status["phase"] == "Progressing" and status["canary"]["weight"] == 50
     progressing = condition(status, "Progressing")
@@ -132,3 +134,30 @@ def test_a_failing_readiness_read_counts_as_not_ready() -> None:
     world.platform.is_ready = broken  # type: ignore[method-assign]
     assert world.run()["lastAnalysis"]["reason"] == NOT_READY
     assert world.observed == 0
+
+
+def test_an_invalid_spec_reports_registry_and_metrics_as_not_contacted() -> None:
+    world = World(steps=[50, 40])  # steps must increase: invalid
+    status = world.run()
+    assert status["phase"] == "Failed"
+    for kind in ("RegistryAvailable", "MetricsAvailable"):
+        cond = condition(status, kind)
+        assert cond["status"] == "Unknown", kind
+        assert cond["reason"] == "NotContacted"
+        assert cond["message"] == "not contacted: the spec is invalid"
+    assert world.observed == 0
+
+
+def test_the_expected_decision_time_reaches_the_status() -> None:
+    need = 100_000  # far more labels than the step's deadline allows at this rate
+    world = World(min_labels=need, stepDeadlineSeconds=60)
+    world.canary_started()
+    world.platform.ready = True
+    status = world.run(seconds=10)  # the window: 10 s into the step
+    last = status["lastAnalysis"]
+    assert last["decision"] == "continue"
+    have = GOOD.canary.labelled_total
+    assert last["expectedDecisionSeconds"] == round((need - have) / (have / 10))
+    assert last["secondsLeft"] == 50
+    underpowered = condition(status, "Underpowered")
+    assert underpowered["status"] == "True" and "50 s left" in underpowered["message"]

@@ -22,16 +22,21 @@ from modeldeploy.operator.rollout.machine import (
     iso,
     step,
 )
+from modeldeploy.operator.rollout.policy import step_deadline_seconds
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SPEC = parse_spec({"model": {"name": "m"}, "rollout": {"steps": [10, 50, 100]}})
 V1, V2, V3 = VersionRef("1", "h1", "u1"), VersionRef("2", "h2", "u2"), VersionRef("3", "h3", "u3")
 BOTH = RegistryState(stable=V1, candidate=V2)
+DEADLINE = step_deadline_seconds(SPEC)
+HOLD = parse_spec(
+    {"model": {"name": "m"}, "rollout": {"steps": [10, 50, 100], "analysis": {"onInconclusive": "hold"}}}
+)
 
 
 @dataclass(frozen=True)
 class V:
-    decision: str
+    outcome: str  # pass | fail | pending, as the analysis says
     reason: str = "because"
 
 
@@ -90,20 +95,20 @@ def test_stable_alias_moved_outside_a_rollout_is_followed() -> None:
 
 def test_continue_keeps_the_weight_and_records_the_analysis() -> None:
     acts, st = step(
-        SPEC, progressing(), BOTH, V("continue", "need more labels"), T0, numbers={"n": 3}
+        SPEC, progressing(), BOTH, V("pending", "need more labels"), T0, numbers={"n": 3}
     )
     assert acts == [] and st.canary.weight == 10
     assert st.last_analysis["decision"] == "continue" and st.last_analysis["numbers"] == {"n": 3}
 
 
 def test_advance_moves_to_the_next_weight() -> None:
-    acts, st = step(SPEC, progressing(), BOTH, V("advance"), T0 + timedelta(minutes=1))
+    acts, st = step(SPEC, progressing(), BOTH, V("pass"), T0 + timedelta(minutes=1))
     assert acts[0] == a.SetTraffic(50)
     assert st.canary.step == 1 and st.canary.step_start_time == iso(T0 + timedelta(minutes=1))
 
 
 def test_promote_at_the_last_step_decides_first_then_promotes() -> None:
-    acts, st = step(SPEC, progressing(2, 100), BOTH, V("promote", "better"), T0)
+    acts, st = step(SPEC, progressing(2, 100), BOTH, V("pass", "better"), T0)
     assert kinds(acts) == ["EmitEvent"] and st.phase == "Promoting"
     acts, st = step(SPEC, restart(st), BOTH, None, T0)
     assert kinds(acts) == ["PromoteOnPlatform", "PromoteInRegistry", "EmitEvent"]
@@ -112,12 +117,12 @@ def test_promote_at_the_last_step_decides_first_then_promotes() -> None:
 
 
 def test_advance_past_the_last_step_is_a_promotion() -> None:
-    _, st = step(SPEC, progressing(2, 100), BOTH, V("advance"), T0)
+    _, st = step(SPEC, progressing(2, 100), BOTH, V("pass"), T0)
     assert st.phase == "Promoting"
 
 
 def test_rollback_verdict_pins_traffic_and_rejects_in_registry() -> None:
-    acts, st = step(SPEC, progressing(1, 50), BOTH, V("rollback", "accuracy dropped"), T0)
+    acts, st = step(SPEC, progressing(1, 50), BOTH, V("fail", "accuracy dropped"), T0)
     assert st.phase == "RollingBack" and st.canary.outcome == "RolledBack"
     acts, st = step(SPEC, restart(st), BOTH, None, T0)
     assert kinds(acts) == ["SetTraffic", "RemoveCanary", "RejectInRegistry", "EmitEvent"]
@@ -141,24 +146,6 @@ def test_a_new_candidate_after_rollback_starts_again() -> None:
     assert st2.phase == "Progressing" and st2.canary.version == "3"
 
 
-def test_inconclusive_before_the_deadline_waits() -> None:
-    acts, st = step(SPEC, progressing(), BOTH, V("inconclusive"), T0 + timedelta(minutes=5))
-    assert acts == [] and st.phase == "Progressing"
-
-
-def test_inconclusive_at_the_deadline_rolls_back_by_default() -> None:
-    late = T0 + timedelta(seconds=SPEC.rollout.step_deadline_seconds)
-    _, st = step(SPEC, progressing(), BOTH, V("inconclusive"), late)
-    assert st.phase == "RollingBack" and "deadline" in st.message
-
-
-def test_inconclusive_at_the_deadline_holds_when_asked() -> None:
-    spec = parse_spec({"model": {"name": "m"}, "rollout": {"analysis": {"onInconclusive": "hold"}}})
-    late = T0 + timedelta(seconds=spec.rollout.step_deadline_seconds)
-    acts, st = step(spec, progressing(), BOTH, V("inconclusive"), late)
-    assert acts == [] and st.phase == "Progressing" and "held" in st.message
-
-
 def test_candidate_moved_mid_rollout_restarts_on_the_new_version() -> None:
     acts, st = step(SPEC, progressing(1, 50), RegistryState(stable=V1, candidate=V3), None, T0)
     assert acts[0] == a.SetCanary(V3, 10)
@@ -180,7 +167,7 @@ def test_stable_alias_moved_to_the_canary_counts_as_promotion() -> None:
 
 
 def test_registry_down_mid_rollout_keeps_going_on_verdicts() -> None:
-    acts, st = step(SPEC, progressing(), RegistryState(available=False), V("advance"), T0)
+    acts, st = step(SPEC, progressing(), RegistryState(available=False), V("pass"), T0)
     assert a.SetTraffic(50) in acts and not st.registry_available
 
 
@@ -211,15 +198,15 @@ def test_an_aborted_version_does_not_start_again() -> None:
 
 
 def test_pause_ignores_verdicts_and_resume_continues() -> None:
-    acts, st = step(SPEC, progressing(), BOTH, V("advance"), T0, controls=Controls(paused=True))
+    acts, st = step(SPEC, progressing(), BOTH, V("pass"), T0, controls=Controls(paused=True))
     assert acts == [] and st.paused and st.canary.weight == 10
-    acts, st = step(SPEC, st, BOTH, V("advance"), T0)
+    acts, st = step(SPEC, st, BOTH, V("pass"), T0)
     assert a.SetTraffic(50) in acts and not st.paused
 
 
 def test_pause_through_the_spec() -> None:
     spec = parse_spec({"model": {"name": "m"}, "rollout": {"paused": True}})
-    acts, _ = step(spec, progressing(), BOTH, V("rollback"), T0)
+    acts, _ = step(spec, progressing(), BOTH, V("fail"), T0)
     assert acts == []
 
 
@@ -237,7 +224,7 @@ def test_same_spec_hash_is_a_no_op() -> None:
 
 def test_failed_resumes_where_it_was_when_the_spec_is_fixed() -> None:
     st = replace(progressing(), phase="Failed")
-    acts, st2 = step(SPEC, st, BOTH, V("advance"), T0)
+    acts, st2 = step(SPEC, st, BOTH, V("pass"), T0)
     assert acts[0] == a.EnsureStable(V1) and st2.phase == "Progressing" and st2.canary.weight == 50
 
 
@@ -279,9 +266,7 @@ def test_never_promotes_twice() -> None:
 
 def test_promoting_cannot_turn_into_a_rollback() -> None:
     st = replace(progressing(2, 100), phase="Promoting")
-    acts, st = step(
-        SPEC, st, RegistryState(stable=V1), V("rollback"), T0, controls=Controls(abort="2")
-    )
+    acts, st = step(SPEC, st, RegistryState(stable=V1), V("fail"), T0, controls=Controls(abort="2"))
     assert "PromoteInRegistry" in kinds(acts) and "RejectInRegistry" not in kinds(acts)
 
 
@@ -292,7 +277,7 @@ def test_rolling_back_cannot_turn_into_a_promotion() -> None:
         canary=replace(progressing().canary, outcome="RolledBack"),
     )
     acts, st = step(
-        SPEC, st, RegistryState(stable=V2), V("promote"), T0, controls=Controls(promote="2")
+        SPEC, st, RegistryState(stable=V2), V("pass"), T0, controls=Controls(promote="2")
     )
     assert "PromoteInRegistry" not in kinds(acts) and st.phase == "RolledBack"
 
@@ -300,14 +285,14 @@ def test_rolling_back_cannot_turn_into_a_promotion() -> None:
 def test_analysis_is_due_once_per_interval() -> None:
     st = progressing()
     ctx = analysis_due(SPEC, st, T0)
-    assert ctx is not None and not ctx.final_step and not ctx.at_deadline
-    _, st = step(SPEC, st, BOTH, V("continue"), T0)
+    assert ctx is not None and ctx.deadline == T0 + timedelta(seconds=DEADLINE)
+    _, st = step(SPEC, st, BOTH, V("pending"), T0)
     assert analysis_due(SPEC, st, T0 + timedelta(seconds=5)) is None
     assert analysis_due(SPEC, st, T0 + timedelta(seconds=SPEC.rollout.interval_seconds)) is not None
 
 
 def test_analysis_is_due_at_once_after_a_step_change() -> None:
-    _, st = step(SPEC, progressing(), BOTH, V("advance"), T0)
+    _, st = step(SPEC, progressing(), BOTH, V("pass"), T0)
     ctx = analysis_due(SPEC, st, T0 + timedelta(seconds=1))
     assert ctx is not None and ctx.weight == 50
 
@@ -315,3 +300,91 @@ def test_analysis_is_due_at_once_after_a_step_change() -> None:
 def test_no_analysis_outside_progressing_or_when_paused() -> None:
     assert analysis_due(SPEC, Status(phase="Stable", stable=V1), T0) is None
     assert analysis_due(SPEC, replace(progressing(), paused=True), T0) is None
+
+
+# The machine owns progression: (outcome, step, time in the step, onInconclusive) ->
+# (phase, weight, recorded decision). The deadline counts from the step's start.
+@pytest.mark.parametrize(
+    ("outcome", "step_index", "seconds_in_step", "spec", "phase", "weight", "decision"),
+    [
+        ("fail", 0, 1, SPEC, "RollingBack", 10, "rollback"),
+        ("fail", 1, DEADLINE + 5, HOLD, "RollingBack", 50, "rollback"),
+        ("pass", 0, 1, SPEC, "Progressing", 50, "advance"),
+        ("pass", 1, 1, SPEC, "Progressing", 100, "advance"),
+        ("pass", 2, 1, SPEC, "Promoting", 100, "promote"),
+        ("pass", 1, DEADLINE + 5, HOLD, "Progressing", 100, "advance"),
+        ("pending", 0, 1, SPEC, "Progressing", 10, "continue"),
+        ("pending", 2, DEADLINE - 1, SPEC, "Progressing", 100, "continue"),
+        ("pending", 1, DEADLINE, SPEC, "RollingBack", 50, "rollback"),
+        ("pending", 2, DEADLINE, HOLD, "Progressing", 100, "hold"),
+        ("pending", 2, 10 * DEADLINE, HOLD, "Progressing", 100, "hold"),
+    ],
+)
+def test_judging_table(outcome, step_index, seconds_in_step, spec, phase, weight, decision) -> None:
+    weights = (10, 50, 100)
+    # the canary started long before this step: only the step's own start counts
+    canary = CanaryState(
+        "2",
+        "h2",
+        "u2",
+        weights[step_index],
+        step_index,
+        iso(T0 - timedelta(seconds=5 * DEADLINE)),
+        iso(T0),
+    )
+    status = Status(phase="Progressing", stable=V1, canary=canary)
+    now = T0 + timedelta(seconds=seconds_in_step)
+    _, st = step(spec, status, BOTH, V(outcome, "why"), now, numbers={"n": 1})
+    assert st.phase == phase
+    assert st.canary.weight == weight
+    assert st.last_analysis["decision"] == decision
+    assert st.last_analysis["outcome"] == outcome
+    assert st.last_analysis["numbers"] == {"n": 1}
+
+
+def test_a_late_step_gets_its_own_full_deadline() -> None:
+    # step 1 started just now, although the canary started two deadlines ago
+    canary = CanaryState(
+        "2",
+        weight=50,
+        step=1,
+        start_time=iso(T0),
+        step_start_time=iso(T0 + timedelta(seconds=2 * DEADLINE)),
+    )
+    status = Status(phase="Progressing", stable=V1, canary=canary)
+    now = T0 + timedelta(seconds=2 * DEADLINE + 10)
+    _, st = step(SPEC, status, BOTH, V("pending"), now)
+    assert st.phase == "Progressing" and st.last_analysis["decision"] == "continue"
+    assert st.last_analysis["secondsLeft"] == DEADLINE - 10
+
+
+def test_pending_at_the_deadline_is_never_promoted_even_on_the_last_step() -> None:
+    for spec in (SPEC, HOLD):
+        late = T0 + timedelta(seconds=DEADLINE)
+        acts, st = step(spec, progressing(2, 100), BOTH, V("pending", "undecided"), late)
+        assert st.phase != "Promoting"
+        assert "PromoteOnPlatform" not in kinds(acts) and "PromoteInRegistry" not in kinds(acts)
+
+
+def test_rollback_at_the_deadline_says_why() -> None:
+    late = T0 + timedelta(seconds=DEADLINE)
+    _, st = step(SPEC, progressing(), BOTH, V("pending", "accuracy: 12 labels"), late)
+    assert st.phase == "RollingBack"
+    assert st.message == "step at 10% still unproven at its deadline: accuracy: 12 labels"
+
+
+def test_hold_says_so_once_and_proof_later_still_advances() -> None:
+    late = T0 + timedelta(seconds=DEADLINE)
+    acts, st = step(HOLD, progressing(), BOTH, V("pending"), late)
+    assert kinds(acts) == ["EmitEvent"] and acts[0].reason == "Held"
+    assert st.message == "held at 10%: step at 10% still unproven at its deadline"
+    acts, st = step(HOLD, restart(st), BOTH, V("pending"), late + timedelta(minutes=1))
+    assert acts == [] and st.last_analysis["decision"] == "hold"
+    acts, st = step(HOLD, st, BOTH, V("pass"), late + timedelta(minutes=2))
+    assert a.SetTraffic(50) in acts and st.canary.step == 1
+
+
+def test_expected_decision_time_is_recorded_with_the_analysis() -> None:
+    _, st = step(SPEC, progressing(), BOTH, V("pending"), T0, expected_seconds=1234.4)
+    assert st.last_analysis["expectedDecisionSeconds"] == 1234
+    assert st.last_analysis["secondsLeft"] == DEADLINE

@@ -1,7 +1,8 @@
 """Canary analysis: pure, always-valid decisions on live accuracy, P99 latency and errors.
 
-``assess(config, observations, at_deadline=..., final_step=...) -> Verdict`` is the entry
-point; see docs/statistics.md for the statistics behind each check.
+``assess(config, observations, unavailable=None) -> Verdict`` is the entry point: an
+``Outcome`` (pass, fail or pending) with each check's result. The state machine decides
+what the rollout does with it. See docs/statistics.md for the statistics of each check.
 """
 
 from modeldeploy.operator.analysis.assess import assess
@@ -12,16 +13,16 @@ from modeldeploy.operator.analysis.observations import (
     Observations,
     PairedCounts,
 )
-from modeldeploy.operator.analysis.verdict import CheckResult, CheckStatus, Decision, Verdict
+from modeldeploy.operator.analysis.verdict import CheckResult, CheckStatus, Outcome, Verdict
 
 __all__ = [
     "AnalysisConfig",
     "ArmObservations",
     "CheckResult",
     "CheckStatus",
-    "Decision",
     "LatencyHistogram",
     "Observations",
+    "Outcome",
     "PairedCounts",
     "Verdict",
     "assess",

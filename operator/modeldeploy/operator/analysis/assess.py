@@ -1,16 +1,14 @@
-"""Aggregation: the checks' results to one decision. The only place that knows about
-deadlines, final steps and what inconclusive does.
+"""Aggregation: the checks' results to one outcome, ``FAIL``, ``PASS`` or ``PENDING``.
 
-Rules, in order:
+The analysis knows statistics, not rollouts: no deadlines, no steps, no promotion. Those
+belong to the state machine (``rollout.machine``), which turns the outcome into an action.
 
-1. Any check failed -> ``rollback`` (a failure is final: its bound is always valid).
-2. Before the deadline: every check passed (non-inferiority shown) -> ``advance``
-   (``promote`` on the final step); otherwise ``continue`` collecting.
-3. At the deadline: any check inconclusive (missing or too little data) -> the configured
-   ``on_inconclusive``: ``rollback``, or ``inconclusive`` (hold where it is and say so).
-   A check that met its minimum sample without finding a regression (``undecided``)
-   counts as passed, unless ``require_proof`` is set, in which case it too is
-   inconclusive. Otherwise -> ``advance`` / ``promote``.
+1. Any check failed -> ``FAIL`` (final: its bound is always valid, so it stays crossed).
+2. Every check passed (non-inferiority proven at the configured confidence) -> ``PASS``.
+3. Otherwise -> ``PENDING``: some check is inconclusive (too little data) or undecided
+   (enough data, bounds still straddle the limit). "No regression found" is not proof,
+   so it is never a pass; what a step that stays pending until its deadline does is the
+   machine's ``onInconclusive``.
 
 Unreadable metrics are ``observations=None``: every check is inconclusive, never a pass.
 """
@@ -24,7 +22,7 @@ from modeldeploy.operator.analysis.config import AnalysisConfig
 from modeldeploy.operator.analysis.errors import check_errors
 from modeldeploy.operator.analysis.latency import check_latency
 from modeldeploy.operator.analysis.observations import Observations
-from modeldeploy.operator.analysis.verdict import CheckResult, CheckStatus, Decision, Verdict
+from modeldeploy.operator.analysis.verdict import CheckResult, CheckStatus, Outcome, Verdict
 
 Check = Callable[[AnalysisConfig, Observations], CheckResult]
 CHECK_FUNCTIONS: dict[str, Check] = {
@@ -59,41 +57,15 @@ def _join(results: list[CheckResult]) -> str:
 def assess(
     config: AnalysisConfig,
     observations: Observations | None,
-    *,
-    at_deadline: bool,
-    final_step: bool,
     unavailable: str | None = None,
 ) -> Verdict:
-    """Decide what the rollout does after this analysis window (pure; see module docs)."""
+    """The checks' outcome for this window (pure; see the module docstring)."""
     checks = run_checks(config, observations, unavailable)
     numbers = _numbers(checks)
-    by_status: dict[CheckStatus, list[CheckResult]] = {s: [] for s in CheckStatus}
-    for result in checks:
-        by_status[result.status].append(result)
-    go = Decision.PROMOTE if final_step else Decision.ADVANCE
-
-    def verdict(decision: Decision, reason: str) -> Verdict:
-        return Verdict(decision, reason, checks, numbers)
-
-    failed = by_status[CheckStatus.FAIL]
+    failed = [r for r in checks if r.status is CheckStatus.FAIL]
     if failed:
-        return verdict(Decision.ROLLBACK, _join(failed))
-    passed = by_status[CheckStatus.PASS]
-    if len(passed) == len(checks):
-        return verdict(go, "all checks passed: " + _join(passed))
-    if not at_deadline:
-        waiting = by_status[CheckStatus.INCONCLUSIVE] + by_status[CheckStatus.UNDECIDED]
-        return verdict(Decision.CONTINUE, "collecting: " + _join(waiting))
-
-    unresolved = list(by_status[CheckStatus.INCONCLUSIVE])
-    if unresolved:
-        if config.on_inconclusive == "rollback":
-            return verdict(
-                Decision.ROLLBACK, "deadline reached, inconclusive: " + _join(unresolved)
-            )
-        return verdict(
-            Decision.INCONCLUSIVE, "deadline reached, holding (inconclusive): " + _join(unresolved)
-        )
-    undecided = by_status[CheckStatus.UNDECIDED]
-    reason = "deadline reached, no regression found: " + _join(undecided + passed)
-    return verdict(go, reason)
+        return Verdict(Outcome.FAIL, _join(failed), checks, numbers)
+    if all(r.status is CheckStatus.PASS for r in checks):
+        return Verdict(Outcome.PASS, "all checks passed: " + _join(list(checks)), checks, numbers)
+    waiting = [r for r in checks if r.status is not CheckStatus.PASS]
+    return Verdict(Outcome.PENDING, "not yet proven: " + _join(waiting), checks, numbers)

@@ -35,12 +35,12 @@ class CheckStatus(StrEnum):
     INCONCLUSIVE = "inconclusive"
 
 
-class Decision(StrEnum):
-    CONTINUE = "continue"
-    ADVANCE = "advance"
-    PROMOTE = "promote"
-    ROLLBACK = "rollback"
-    INCONCLUSIVE = "inconclusive"
+class Outcome(StrEnum):
+    """What the checks say together. What the rollout does about it is the machine's call."""
+
+    PASS = "pass"  # every check proved non-inferiority
+    FAIL = "fail"  # some check's always-valid bound crossed its limit
+    PENDING = "pending"  # not yet: more data may still decide either way
 
 
 def distinct(value: float, limit: float, *, signed: bool = True) -> tuple[str, str]:
@@ -131,9 +131,9 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class Verdict:
-    """What the rollout should do now, and why."""
+    """The checks' combined outcome, and why (no deadlines, no steps: see ``assess``)."""
 
-    decision: Decision
+    outcome: Outcome
     reason: str
     checks: tuple[CheckResult, ...] = ()
     numbers: dict[str, Any] = field(default_factory=dict)
@@ -147,7 +147,7 @@ class Verdict:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable mapping, for the resource status."""
         return {
-            "decision": self.decision.value,
+            "outcome": self.outcome.value,
             "reason": self.reason,
             "numbers": _jsonable(self.numbers),
             "checks": [c.to_dict() for c in self.checks],

@@ -1,8 +1,13 @@
 """Kubernetes-style conditions, derived from the status in one function.
 
-Conditions are never set piecemeal: ``derive`` computes all five from the phase and
-the availability flags, and keeps ``lastTransitionTime`` of a condition whose status
-did not change, so watchers see real transitions only.
+Conditions are never set piecemeal: ``derive`` computes all six from the phase, the
+availability flags and the last analysis, and keeps ``lastTransitionTime`` of a
+condition whose status did not change, so watchers see real transitions only.
+
+``Underpowered`` is True when the last analysis of the current step estimated that the
+checks need longer than the time left before the step's deadline (see
+``analysis.planning``): the step will most likely end in ``onInconclusive``.
+A step held at its deadline shows as ``Progressing`` with reason ``HeldInconclusive``.
 """
 
 from __future__ import annotations
@@ -15,28 +20,74 @@ from modeldeploy.operator.api.status import Status
 # The reason of the inconclusive verdict reconcile gives while the canary does not serve yet.
 NOT_READY = "canary revision not ready"
 
-CONDITION_TYPES = ("Ready", "Progressing", "Degraded", "RegistryAvailable", "MetricsAvailable")
+CONDITION_TYPES = (
+    "Ready",
+    "Progressing",
+    "Degraded",
+    "RegistryAvailable",
+    "MetricsAvailable",
+    "Underpowered",
+)
 _ACTIVE = ("Progressing", "Promoting", "RollingBack")
+_NOT_CONTACTED = "not contacted: the spec is invalid"
+
+# (type, status True/False/None for Unknown, reason, message)
+_Wanted = tuple[str, bool | None, str, str]
 
 
-def _held_not_ready(status: Status) -> bool:
-    """The last analysis of the current canary step was held: its revision was not ready."""
+def _current(status: Status) -> Mapping[str, Any]:
+    """The last analysis when it is of the current canary step, else empty."""
     last, canary = status.last_analysis, status.canary
-    return (
-        canary is not None
-        and last.get("reason") == NOT_READY
-        and (last.get("version"), last.get("step")) == (canary.version, canary.step)
-    )
+    if canary is None or status.phase != "Progressing":
+        return {}
+    if (last.get("version"), last.get("step")) != (canary.version, canary.step):
+        return {}
+    return last
 
 
-def _wanted(status: Status) -> list[tuple[str, bool, str, str]]:
+def _available(kind: str, flag: bool | None, down: str) -> _Wanted:
+    if flag is None:
+        return (kind, None, "NotContacted", _NOT_CONTACTED)
+    return (kind, flag, "Reachable" if flag else down, "")
+
+
+def _underpowered(status: Status) -> _Wanted:
+    last = _current(status)
+    expected, left = last.get("expectedDecisionSeconds"), last.get("secondsLeft")
+    if expected is None or left is None:
+        return ("Underpowered", False, "NoEstimate", "")
+    weight = status.canary.weight if status.canary else 0
+    if float(expected) > float(left):
+        message = (
+            f"at the current label and request rates the checks need about "
+            f"{_duration(float(expected))} more to decide, but the step at {weight}% has "
+            f"{_duration(float(left))} left before its deadline"
+        )
+        return ("Underpowered", True, "NotEnoughData", message)
+    message = f"a decision is expected in about {_duration(float(expected))}"
+    return ("Underpowered", False, "EnoughData", message)
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 10**8:
+        return "forever (no samples arrive)"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
+
+
+def _wanted(status: Status) -> list[_Wanted]:
     """(type, true?, reason, message) for each condition."""
     phase, msg = status.phase, status.message
     ready = status.stable is not None and phase not in ("Initializing", "Failed")
     if status.paused and phase in _ACTIVE:
         progressing = (True, "Paused", "the rollout is paused")
-    elif phase == "Progressing" and _held_not_ready(status):
+    elif _current(status).get("reason") == NOT_READY:
         progressing = (True, "CanaryNotReady", msg)
+    elif _current(status).get("decision") == "hold":
+        progressing = (True, "HeldInconclusive", msg)
     elif phase in _ACTIVE:
         progressing = (True, phase, msg)
     else:
@@ -51,18 +102,9 @@ def _wanted(status: Status) -> list[tuple[str, bool, str, str]]:
         ),
         ("Progressing", *progressing),
         ("Degraded", degraded, phase if degraded else "AsExpected", msg if degraded else ""),
-        (
-            "RegistryAvailable",
-            status.registry_available,
-            "Reachable" if status.registry_available else "Unreachable",
-            "",
-        ),
-        (
-            "MetricsAvailable",
-            status.metrics_available,
-            "Reachable" if status.metrics_available else "NoData",
-            "",
-        ),
+        _available("RegistryAvailable", status.registry_available, "Unreachable"),
+        _available("MetricsAvailable", status.metrics_available, "NoData"),
+        _underpowered(status),
     ]
 
 
@@ -73,7 +115,7 @@ def derive(
     before = {c.get("type"): c for c in previous}
     out = []
     for ctype, ok, reason, message in _wanted(status):
-        value = "True" if ok else "False"
+        value = "Unknown" if ok is None else "True" if ok else "False"
         old = before.get(ctype)
         since = old["lastTransitionTime"] if old and old.get("status") == value else now
         out.append(

@@ -60,8 +60,9 @@ class Status:
     last_analysis: Mapping[str, Any] = field(default_factory=dict)
     history: tuple[HistoryEntry, ...] = ()
     conditions: tuple[Mapping[str, Any], ...] = ()
-    registry_available: bool = True
-    metrics_available: bool = True
+    # None: not contacted (the spec is invalid, so there is nothing to ask them)
+    registry_available: bool | None = True
+    metrics_available: bool | None = True
     paused: bool = False
 
     def with_history(self, entry: HistoryEntry) -> Status:
@@ -109,10 +110,14 @@ class Status:
                 HistoryEntry(**_snake(h, HistoryEntry)) for h in raw.get("history") or []
             ),
             conditions=tuple(dict(c) for c in raw.get("conditions") or []),
-            registry_available=bool(raw.get("registryAvailable", True)),
-            metrics_available=bool(raw.get("metricsAvailable", True)),
+            registry_available=_flag(raw.get("registryAvailable", True)),
+            metrics_available=_flag(raw.get("metricsAvailable", True)),
             paused=bool(raw.get("paused", False)),
         )
+
+
+def _flag(value: Any) -> bool | None:
+    return None if value is None else bool(value)
 
 
 def _camel(d: Mapping[str, Any]) -> dict[str, Any]:

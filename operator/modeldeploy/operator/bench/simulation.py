@@ -5,7 +5,7 @@ with the product's own code: the bounds come from ``analysis.sequential`` and
 ``analysis.latency`` and the rule from ``analysis.verdict.crossed``, applied to arrays of
 thousands of rollouts at once. Nothing here re-implements a test.
 
-Scenarios (issue 5): A/A, 5- and 3-point accuracy drops (unpaired and paired), a 25% P99
+Scenarios: A/A, 5- and 3-point accuracy drops (unpaired and paired), a 25% P99
 regression, a Flagger-style fixed threshold and a Kayenta-style Mann-Whitney tuned to
 1% A/A false rollbacks in the same run, Wald's SPRT as the reference, and a replay of the
 real checkpoints' test predictions. ``run()`` returns one JSON-serialisable dict.

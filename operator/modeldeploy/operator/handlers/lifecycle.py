@@ -26,7 +26,7 @@ import kopf
 
 from modeldeploy.operator import reconcile, telemetry
 from modeldeploy.operator.api.schema import GROUP, PLURAL, VERSION
-from modeldeploy.operator.rollout.executor import ExecutionFailed
+from modeldeploy.operator.executor import ExecutionFailed
 from modeldeploy.operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -60,7 +59,6 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         start_http_server(ours.metrics_port)
     platform = make_platform(ours.rollout.platform, api=api)
     registry = _registry_for(ours.registry.default_uri)
-    scrape: Callable[[Any], list[str]] = getattr(platform, "scrape_targets", lambda target: [])
     events = None
     if ours.registry.watch_seconds > 0 and api is not None:
         loop = asyncio.get_running_loop()
@@ -68,10 +66,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     deps = reconcile.Deps(
         platform=platform,
         registry_for=lambda spec: registry(spec.model.registry_uri),
-        observe=lambda target, status, ctx: None,  # unused: ``windows`` reads the metrics
         emit=lambda kind, reason, message: None,
         default_registry_uri=ours.registry.default_uri,
-        windows=MetricsWindows(default_provider_for(scrape)),
+        windows=MetricsWindows(default_provider_for(platform.metrics_endpoints)),
     )
     configure(deps, ours, events)
     if ours.registry.webhook_port and events is not None:

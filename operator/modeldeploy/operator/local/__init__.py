@@ -2,5 +2,5 @@
 
 ``modeldeploy local apply -f FILE`` reads the same ModelDeployment YAML as the cluster
 operator, keeps the status in a JSON file in a state directory, and serves through
-``modeldeploy.operator.platforms.local`` (predictor processes plus the router).
+``modeldeploy.operator.local.platform`` (predictor processes plus the router).
 """

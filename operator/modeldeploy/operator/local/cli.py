@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from modeldeploy.operator.local.state import DEFAULT_STATE_DIR, StateDir
+from modeldeploy.operator.report import step_timing
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -63,8 +64,8 @@ def load_manifest(path: str | Path) -> dict[str, Any]:
 def _apply(args: argparse.Namespace) -> int:
     from modeldeploy.cli import CommandError
     from modeldeploy.operator.api.types import SpecError
+    from modeldeploy.operator.local.platform import LocalOptions
     from modeldeploy.operator.local.runner import LocalOperator
-    from modeldeploy.operator.platforms.local import LocalOptions
 
     def out(line: str) -> None:
         print(line, flush=True)
@@ -116,6 +117,9 @@ def format_status(data: dict[str, Any]) -> str:
     last = status.get("lastAnalysis") or {}
     if last:
         lines.append(f"ANALYSIS {last.get('decision')}: {last.get('reason')}")
+        timing = step_timing(last)
+        if timing:
+            lines.append(f"TIMING   {timing}")
     for entry in status.get("history") or []:
         lines.append(
             f"HISTORY  v{entry.get('version')} {entry.get('outcome')}: {entry.get('reason')}"
@@ -144,7 +148,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    from modeldeploy.operator.platforms.local import LocalPlatform
+    from modeldeploy.operator.local.platform import LocalPlatform
 
     LocalPlatform(StateDir(args.state_dir)).stop_all()
     print(f"stopped the processes recorded in {args.state_dir}")

@@ -1,11 +1,13 @@
 """The local reconcile loop: the cluster operator's ``reconcile.tick``, fed from a state file.
 
 Per tick: read ``state.json`` (metadata, spec, status), run the same ``tick`` the kopf
-handlers run (parse_spec, registry read, analysis, the pure state machine, the executor
-with the ``local`` platform), merge the status patch, and write the file atomically.
-The metrics provider is the scrape provider over the predictors' and the router's
-``/metrics``; the snapshot at the start of each analysis window is kept in the state file
-(``windows``), so a restart keeps counting the same window.
+handlers run (parse_spec, registry read, ``observer.MetricsWindows``, analysis, the pure
+state machine, the executor with the ``local`` platform), merge the status patch, and
+write the file atomically. Only the ``Deps`` differ from the cluster: the platform is
+``LocalPlatform``, whose ``metrics_endpoints`` are the predictors' and the router's
+``/metrics``, read by the same provider (``observer.default_provider_for``). The window
+baseline is ``status.metricsBaseline``, as in the cluster, so a restart keeps counting
+the same window.
 """
 
 from __future__ import annotations
@@ -17,15 +19,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modeldeploy.operator import reconcile
+from modeldeploy.operator.analysis.observations import Observations
+from modeldeploy.operator.analysis.verdict import Verdict
 from modeldeploy.operator.api.status import Status
 from modeldeploy.operator.api.types import ModelDeploymentSpec, SpecError, parse_spec
+from modeldeploy.operator.executor import ExecutionFailed
+from modeldeploy.operator.local.platform import LocalOptions, LocalPlatform
 from modeldeploy.operator.local.state import StateDir, merge_resource
+from modeldeploy.operator.observer import MetricsWindows, default_provider_for
 from modeldeploy.operator.platforms.base import Target
-from modeldeploy.operator.platforms.local import LocalOptions, LocalPlatform
 from modeldeploy.operator.rollout import machine
-from modeldeploy.operator.rollout.executor import ExecutionFailed
+from modeldeploy.registry.base import RegistryClient
 
 EVENTS_KEPT = 100
+
+
+def merge_patch(old: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """A top-level JSON merge patch, as the API server applies it: None removes a key."""
+    merged = {**old, **patch}
+    return {k: v for k, v in merged.items() if v is not None}
 
 
 @dataclass
@@ -35,10 +47,11 @@ class TickRecord:
     time: float
     status: Status
     changed: bool
-    observations: Any = None  # the window's Observations when an analysis ran
-    verdict: Any = None
+    observations: Observations | None = None  # the window's, when an analysis ran
+    verdict: Verdict | None = None  # the checks' outcome, when an analysis ran
     error: str = ""
     before: Status | None = None  # the status the tick started from (the analysed window's)
+    decision: str = ""  # what the machine made of the verdict (lastAnalysis.decision)
 
 
 @dataclass
@@ -54,16 +67,13 @@ class LocalOperator:
     def __post_init__(self) -> None:
         self.options.progress = self.out
         self.platform = LocalPlatform(self.state, self.options)
-        self._clients: dict[str, Any] = {}
-        self._observed: Any = None
-        self._verdict: Any = None
+        self._clients: dict[str, RegistryClient] = {}
         self.deps = reconcile.Deps(
             platform=self.platform,
             registry_for=self._registry_for,
-            observe=self._observe,
+            windows=MetricsWindows(default_provider_for(self.platform.metrics_endpoints)),
             emit=self._emit,
             default_registry_uri=self.registry_uri,
-            on_verdict=self._on_verdict,
         )
         self.data: dict[str, Any] = self.state.load()
 
@@ -103,7 +113,7 @@ class LocalOperator:
 
     # --- deps -----------------------------------------------------------------------
 
-    def _registry_for(self, spec: ModelDeploymentSpec) -> Any:
+    def _registry_for(self, spec: ModelDeploymentSpec) -> RegistryClient:
         from modeldeploy.registry.mlflow_client import MlflowRegistry
 
         uri = spec.model.registry_uri or self.registry_uri
@@ -118,58 +128,6 @@ class LocalOperator:
         self.data["events"] = events[-EVENTS_KEPT:]
         mark = "!" if kind == "Warning" else "*"
         self.out(f"{mark} {reason}: {message}")
-
-    def _on_verdict(self, target: Target, verdict: Any) -> None:
-        self._verdict = verdict
-
-    def _window_key(self, status: Status) -> str | None:
-        canary = status.canary
-        if canary is None or status.stable is None:
-            return None
-        return f"{status.stable.version}/{canary.version}/{canary.step}"
-
-    def _provider(self, target: Target) -> Any:
-        from modeldeploy.operator.metrics.scrape import ScrapeProvider
-
-        return ScrapeProvider(self.platform.metrics_urls(target))
-
-    def _analysis_target(self, target: Target, status: Status) -> Any:
-        from modeldeploy.operator.metrics.base import AnalysisTarget
-
-        assert status.stable is not None and status.canary is not None
-        return AnalysisTarget(target.name, status.stable.version, status.canary.version)
-
-    def _observe(self, target: Target, status: Status, ctx: machine.AnalysisContext) -> Any:
-        """The window's observations: now minus the snapshot at the start of the step."""
-        from modeldeploy.operator.metrics.snapshot import Snapshot
-
-        key = self._window_key(status)
-        if key is None:
-            return None
-        windows = self.data.setdefault("windows", {})
-        snap = self._provider(target).snapshot(self._analysis_target(target, status))
-        if key not in windows:
-            windows[key] = snap.to_dict()
-            return None
-        observations = snap.since(Snapshot.from_dict(windows[key])).observations()
-        self._observed = observations
-        return observations
-
-    def _open_window(self, status: Status) -> None:
-        """Take the baseline snapshot as soon as a step starts (and drop old windows)."""
-        key = self._window_key(status)
-        windows = self.data.setdefault("windows", {})
-        for old in [k for k in windows if k != key]:
-            del windows[old]
-        if key is None or key in windows:
-            return
-        try:
-            target = self.target()
-            snap = self._provider(target).snapshot(self._analysis_target(target, status))
-        except Exception as exc:  # retried on the next tick; the window then opens later
-            self.out(f"  (metrics not readable yet: {exc})")
-            return
-        windows[key] = snap.to_dict()
 
     # --- the loop -------------------------------------------------------------------
 
@@ -190,7 +148,6 @@ class LocalOperator:
             self.platform.ensure(target, status.stable)
 
     def tick(self, now: datetime | None = None) -> TickRecord:
-        self._observed, self._verdict = None, None
         before = self.status
         try:
             result = reconcile.tick(self.data, now or datetime.now(UTC), self.deps)
@@ -203,18 +160,21 @@ class LocalOperator:
         if result.invalid:
             self.out(f"! invalid spec: {result.invalid}")
         if result.patch:
-            self.data["status"] = {**(self.data.get("status") or {}), **result.patch}
-        self._open_window(result.status)
+            self.data["status"] = merge_patch(self.data.get("status") or {}, result.patch)
         self.state.save(self.data)
         if result.status.message != before.message and result.status.message:
             self.out(f"  [{result.status.phase}] {result.status.message}")
+        analysis = result.analysis
         record = TickRecord(
             time.time(),
             result.status,
             bool(result.patch),
-            self._observed,
-            self._verdict,
+            analysis.observations,
+            analysis.verdict,
             before=before,
+            decision=str(result.status.last_analysis.get("decision", ""))
+            if analysis.verdict is not None
+            else "",
         )
         self.on_tick(record)
         return record

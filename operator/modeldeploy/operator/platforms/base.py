@@ -1,8 +1,10 @@
 """The platform contract: what the executor needs from wherever models are served.
 
-Small on purpose (ensure, set traffic, read traffic, is ready, promote, clean up), so
-KServe, the local one-machine platform and the do-nothing ``nop`` are interchangeable
-and one contract suite can run against each.
+Small on purpose (ensure, set traffic, read traffic, is ready, promote, clean up, and
+where the metrics are), so KServe, the local one-machine platform
+(``modeldeploy.operator.local.platform``) and the do-nothing ``nop`` are interchangeable,
+feed the same ``observer.MetricsWindows``, and one contract suite runs against each
+(tests/contract).
 """
 
 from __future__ import annotations
@@ -66,4 +68,9 @@ class Platform(Protocol):
 
     def clean_up(self, target: Target) -> None:
         """Remove everything served for ``target``."""
+        ...
+
+    def metrics_endpoints(self, target: Target) -> list[str]:
+        """The ``/metrics`` URLs of the processes serving ``target`` (the scrape provider's
+        list when the spec names no Prometheus); empty when nothing is served."""
         ...

@@ -113,7 +113,7 @@ class KServePlatform:
     def is_ready(self, target: Target) -> bool:
         return m.is_ready(self._get(target))
 
-    def scrape_targets(self, target: Target) -> list[str]:
+    def metrics_endpoints(self, target: Target) -> list[str]:
         """The ``/metrics`` URLs of the served revisions, from the status' tagged traffic.
 
         Tag routing gives each revision its own URL; with one replica per revision this

@@ -50,6 +50,10 @@ class NopPlatform:
         self.ensure(target, ref)
         self.calls.pop()
 
+    def metrics_endpoints(self, target: Target) -> list[str]:
+        """Nothing is served, so there is nothing to scrape."""
+        return []
+
     def clean_up(self, target: Target) -> None:
         key = self._key(target)
         self.calls.append(("clean_up", key))

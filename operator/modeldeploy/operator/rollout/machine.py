@@ -1,6 +1,16 @@
 """The rollout state machine: (spec, status, registry, verdict, now) -> (actions, new status).
 
-Pure: no I/O and no clock, so every transition is a table test. Phases follow Flagger:
+Pure: no I/O and no clock, so every transition is a table test. The machine alone owns
+progression: the analysis says whether the checks FAIL, PASS or are still PENDING, and
+the machine decides what that means for the rollout:
+
+- FAIL -> roll back; PASS -> advance (promote after the last step);
+- PENDING before the step's deadline -> keep collecting at the same weight;
+- PENDING at the step's deadline (counted from ``canary.stepStartTime``) ->
+  ``onInconclusive``: roll back, or hold at the current weight and say so. Never promote
+  without proof; a held step keeps being analysed and advances if proof arrives.
+
+Phases follow Flagger:
 
     Initializing -> Stable -> Progressing -> Promoting -> Stable
                                           -> RollingBack -> RolledBack -> Progressing ...
@@ -15,11 +25,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any, Protocol
 
 from modeldeploy.operator.api.status import CanaryState, HistoryEntry, Status, VersionRef
 from modeldeploy.operator.api.types import ModelDeploymentSpec
-from modeldeploy.operator.rollout import schedule
+from modeldeploy.operator.rollout import policy, schedule
 from modeldeploy.operator.rollout.actions import (
     Action,
     EmitEvent,
@@ -52,24 +63,39 @@ class Controls:
 
 
 class VerdictLike(Protocol):
-    """What the machine reads from an analysis verdict (issue 5's ``Verdict``)."""
+    """What the machine reads from an analysis verdict (``analysis.verdict.Verdict``)."""
 
     @property
-    def decision(self) -> str: ...  # continue | advance | promote | rollback | inconclusive
+    def outcome(self) -> str: ...  # pass | fail | pending
 
     @property
     def reason(self) -> str: ...
 
 
+class Decision(StrEnum):
+    """What the machine made of one analysis (recorded in ``lastAnalysis.decision``)."""
+
+    CONTINUE = "continue"
+    ADVANCE = "advance"
+    PROMOTE = "promote"
+    ROLLBACK = "rollback"
+    HOLD = "hold"
+
+
 @dataclass(frozen=True)
 class AnalysisContext:
-    """What the analysis needs to know about the rollout to judge it."""
+    """The step being analysed, and when its deadline falls."""
 
     step: int
     weight: int
     step_start: datetime
-    at_deadline: bool
-    final_step: bool
+    deadline: datetime
+
+
+def step_deadline(spec: ModelDeploymentSpec, canary: CanaryState, now: datetime) -> datetime:
+    """When the current step's deadline falls: its start plus the per-step deadline."""
+    start = parse_time(canary.step_start_time) or parse_time(canary.start_time) or now
+    return start + timedelta(seconds=policy.step_deadline_seconds(spec))
 
 
 def iso(now: datetime) -> str:
@@ -97,13 +123,11 @@ def analysis_due(
         and now - last < timedelta(seconds=spec.rollout.interval_seconds)
     ):
         return None
-    started = parse_time(canary.start_time) or now
     return AnalysisContext(
         step=canary.step,
         weight=canary.weight,
         step_start=parse_time(canary.step_start_time) or now,
-        at_deadline=now - started >= timedelta(seconds=spec.rollout.step_deadline_seconds),
-        final_step=schedule.is_final(spec.rollout.steps, canary.step),
+        deadline=step_deadline(spec, canary, now),
     )
 
 
@@ -118,8 +142,13 @@ def step(
     generation: int = 0,
     spec_digest: str = "",
     numbers: Mapping[str, Any] | None = None,
+    expected_seconds: float | None = None,
 ) -> tuple[list[Action], Status]:
-    """One reconcile tick. ``verdict`` is None when no analysis ran this tick."""
+    """One reconcile tick. ``verdict`` is None when no analysis ran this tick.
+
+    ``numbers`` (the checks' figures) and ``expected_seconds`` (the estimated time the
+    step needs for a decision, None when unknown) are recorded with the analysis.
+    """
     actions: list[Action] = []
     spec_changed = bool(status.spec_hash) and spec_digest != status.spec_hash
     status = replace(
@@ -139,14 +168,25 @@ def step(
             actions.append(SetCanary(status.canary.ref, status.canary.weight))
         actions.append(EmitEvent("SpecChanged", "spec changed: serving resources re-applied"))
     handler = _PHASES.get(status.phase, _initializing)
-    more, status = handler(spec, status, registry, verdict, now, controls, numbers or {})
+    extra: dict[str, Any] = {"numbers": dict(numbers or {})}
+    if expected_seconds is not None:
+        extra["expectedDecisionSeconds"] = round(expected_seconds)
+    more, status = handler(spec, status, registry, verdict, now, controls, extra)
     return actions + more, status
 
 
 _Result = tuple[list[Action], Status]
 
 
-def _initializing(spec, status, registry, verdict, now, controls, numbers) -> _Result:  # type: ignore[no-untyped-def]
+def _initializing(
+    spec: ModelDeploymentSpec,
+    status: Status,
+    registry: RegistryState,
+    verdict: VerdictLike | None,
+    now: datetime,
+    controls: Controls,
+    numbers: Mapping[str, Any],
+) -> _Result:
     if not registry.available:
         return [], replace(status, message="waiting for the registry")
     if registry.stable is None:
@@ -158,20 +198,28 @@ def _initializing(spec, status, registry, verdict, now, controls, numbers) -> _R
     )
 
 
-def _stable(spec, status, registry, verdict, now, controls, numbers) -> _Result:  # type: ignore[no-untyped-def]
+def _stable(
+    spec: ModelDeploymentSpec,
+    status: Status,
+    registry: RegistryState,
+    verdict: VerdictLike | None,
+    now: datetime,
+    controls: Controls,
+    numbers: Mapping[str, Any],
+) -> _Result:
     if not registry.available or status.stable is None:
         return [], status
     actions: list[Action] = []
-    if registry.stable is not None and registry.stable.version != status.stable.version:
-        msg = (
-            f"{spec.model.stable_alias} moved to version {registry.stable.version} in the registry"
-        )
-        actions += [EnsureStable(registry.stable), EmitEvent("StableChanged", msg)]
-        status = replace(status, stable=registry.stable, message=msg)
+    serving = status.stable
+    if registry.stable is not None and registry.stable.version != serving.version:
+        serving = registry.stable
+        msg = f"{spec.model.stable_alias} moved to version {serving.version} in the registry"
+        actions += [EnsureStable(serving), EmitEvent("StableChanged", msg)]
+        status = replace(status, stable=serving, message=msg)
     cand = registry.candidate
     if (
         cand is None
-        or cand.version == status.stable.version
+        or cand.version == serving.version
         or status.decided(cand.version)
         or controls.abort == cand.version
     ):
@@ -212,7 +260,15 @@ def _decide(status: Status, phase: str, reason: str, outcome: str = "") -> _Resu
     )
 
 
-def _progressing(spec, status, registry, verdict, now, controls, numbers) -> _Result:  # type: ignore[no-untyped-def]
+def _progressing(
+    spec: ModelDeploymentSpec,
+    status: Status,
+    registry: RegistryState,
+    verdict: VerdictLike | None,
+    now: datetime,
+    controls: Controls,
+    numbers: Mapping[str, Any],
+) -> _Result:
     canary: CanaryState | None = status.canary
     if canary is None:
         return _stable(
@@ -253,49 +309,70 @@ def _judge(
     canary: CanaryState,
     verdict: VerdictLike,
     now: datetime,
-    numbers: Mapping[str, Any],
+    extra: Mapping[str, Any],
 ) -> _Result:
-    record = {
-        "time": iso(now),
-        "version": canary.version,
-        "step": canary.step,
-        "weight": canary.weight,
-        "decision": str(verdict.decision),
-        "reason": verdict.reason,
-        "numbers": dict(numbers),
-    }
-    status = replace(status, last_analysis=record)
+    """Turn the checks' outcome into progression (see the module docstring)."""
+    deadline = step_deadline(spec, canary, now)
+    left = max((deadline - now).total_seconds(), 0.0)
+    outcome, reason = str(verdict.outcome), verdict.reason
+
+    def record(decision: Decision, st: Status) -> Status:
+        entry = {
+            "time": iso(now),
+            "version": canary.version,
+            "step": canary.step,
+            "weight": canary.weight,
+            "outcome": outcome,
+            "decision": decision.value,
+            "reason": reason,
+            "stepDeadline": iso(deadline),
+            "secondsLeft": round(left),
+            **extra,
+        }
+        return replace(st, last_analysis=entry)
+
+    if outcome == "fail":
+        return _decide(record(Decision.ROLLBACK, status), "RollingBack", reason, "RolledBack")
     steps = spec.rollout.steps
-    started = parse_time(canary.start_time) or now
-    at_deadline = now - started >= timedelta(seconds=spec.rollout.step_deadline_seconds)
-    decision = verdict.decision
-    if decision == "rollback":
-        return _decide(status, "RollingBack", verdict.reason, "RolledBack")
-    if decision in ("advance", "promote"):
+    if outcome == "pass":
         nxt = schedule.next_step(steps, canary.step)
         if nxt is None:
-            return _decide(status, "Promoting", verdict.reason)
+            return _decide(record(Decision.PROMOTE, status), "Promoting", reason)
         weight = schedule.weight_at(steps, nxt)
-        msg = f"advanced to {weight}%: {verdict.reason}"
+        msg = f"advanced to {weight}%: {reason}"
         moved = replace(canary, step=nxt, weight=weight, step_start_time=iso(now))
         return [SetTraffic(weight), EmitEvent("Advanced", msg)], replace(
-            status, canary=moved, message=msg
+            record(Decision.ADVANCE, status), canary=moved, message=msg
         )
-    if decision == "inconclusive" and at_deadline:
-        if spec.rollout.analysis.on_inconclusive == "rollback":
-            return _decide(
-                status,
-                "RollingBack",
-                f"inconclusive at the deadline: {verdict.reason}",
-                "RolledBack",
-            )
+    if now < deadline:
         return [], replace(
-            status, message=f"held at {canary.weight}%: inconclusive at the deadline"
+            record(Decision.CONTINUE, status), message=f"at {canary.weight}%: {reason}"
         )
-    return [], replace(status, message=f"at {canary.weight}%: {verdict.reason}")
+    late = f"step at {canary.weight}% still unproven at its deadline"
+    if policy.on_inconclusive(spec) == "rollback":
+        return _decide(
+            record(Decision.ROLLBACK, status), "RollingBack", f"{late}: {reason}", "RolledBack"
+        )
+    held = replace(record(Decision.HOLD, status), message=f"held at {canary.weight}%: {late}")
+    first = status.last_analysis.get("decision") != Decision.HOLD.value or (
+        status.last_analysis.get("step"),
+        status.last_analysis.get("version"),
+    ) != (canary.step, canary.version)
+    if first:
+        event = EmitEvent("Held", f"version {canary.version} {late}: {reason}", "Warning")
+        return [event], held
+    return [], held
 
 
-def _promoting(spec, status, registry, verdict, now, controls, numbers) -> _Result:  # type: ignore[no-untyped-def]
+def _promoting(
+    spec: ModelDeploymentSpec,
+    status: Status,
+    registry: RegistryState,
+    verdict: VerdictLike | None,
+    now: datetime,
+    controls: Controls,
+    numbers: Mapping[str, Any],
+) -> _Result:
     canary: CanaryState | None = status.canary
     if canary is None:
         return [], replace(status, phase="Stable")
@@ -312,7 +389,15 @@ def _promoting(spec, status, registry, verdict, now, controls, numbers) -> _Resu
     )
 
 
-def _rolling_back(spec, status, registry, verdict, now, controls, numbers) -> _Result:  # type: ignore[no-untyped-def]
+def _rolling_back(
+    spec: ModelDeploymentSpec,
+    status: Status,
+    registry: RegistryState,
+    verdict: VerdictLike | None,
+    now: datetime,
+    controls: Controls,
+    numbers: Mapping[str, Any],
+) -> _Result:
     canary: CanaryState | None = status.canary
     if canary is None:
         return [], replace(status, phase="RolledBack")
@@ -333,7 +418,15 @@ def _rolling_back(spec, status, registry, verdict, now, controls, numbers) -> _R
     )
 
 
-def _failed(spec, status, registry, verdict, now, controls, numbers) -> _Result:  # type: ignore[no-untyped-def]
+def _failed(
+    spec: ModelDeploymentSpec,
+    status: Status,
+    registry: RegistryState,
+    verdict: VerdictLike | None,
+    now: datetime,
+    controls: Controls,
+    numbers: Mapping[str, Any],
+) -> _Result:
     """A spec that is valid again resumes where the resource was before it failed."""
     if status.stable is None:
         return _initializing(spec, status, registry, verdict, now, controls, numbers)
@@ -357,11 +450,16 @@ _PHASES = {
 
 
 def failed(status: Status, problems: str, *, generation: int, spec_digest: str) -> Status:
-    """The status of a resource whose spec is invalid: nothing is applied."""
+    """The status of a resource whose spec is invalid: nothing is applied or asked.
+
+    The registry and the metrics are not contacted, so their availability is unknown.
+    """
     return replace(
         status,
         phase="Failed",
         message=problems,
         observed_generation=generation,
         spec_hash=spec_digest,
+        registry_available=None,
+        metrics_available=None,
     )

@@ -1,5 +1,8 @@
 """The ``local`` platform: real predictor processes and the router, on one machine.
 
+It lives in the ``local`` package, beside the process helpers and the state directory it
+uses, so ``platforms`` (the protocol and the cluster platforms) never imports ``local``.
+
 The same contract as KServe (``platforms.base.Platform``), carried out with processes:
 
 - stable and canary are each one ``python -m modeldeploy.serving`` process that loads its
@@ -70,15 +73,15 @@ class LocalPlatform:
     def __init__(self, state: StateDir, options: LocalOptions | None = None) -> None:
         self.state = state
         self.options = options or LocalOptions()
-        self.table: dict[str, dict[str, Any]] = {
-            key: {role: ProcRecord.from_dict(rec) for role, rec in arms.items()}  # type: ignore[misc]
+        self.table: dict[str, dict[str, ProcRecord]] = {
+            key: {role: ProcRecord.from_dict(rec) for role, rec in arms.items()}
             for key, arms in state.load_processes().items()
         }
 
     # --- the process table ----------------------------------------------------------
 
     def _arms(self, target: Target) -> dict[str, ProcRecord]:
-        return self.table.setdefault(target.name, {})  # type: ignore[return-value]
+        return self.table.setdefault(target.name, {})
 
     def _save(self) -> None:
         self.state.save_processes(
@@ -323,10 +326,9 @@ class LocalPlatform:
                     procs.stop(rec)
         self._save()
 
-    def metrics_urls(self, target: Target | str) -> list[str]:
-        """``/metrics`` of every serving process of ``target`` (the scrape provider's list)."""
-        name = target if isinstance(target, str) else target.name
-        arms = self.table.get(name, {})
+    def metrics_endpoints(self, target: Target) -> list[str]:
+        """``/metrics`` of every serving process of ``target``: predictors and router."""
+        arms = self.table.get(target.name, {})
         return [arms[r].url + "/metrics" for r in (STABLE, CANARY, ROUTER) if r in arms]
 
     def logs_dir(self) -> Path:

@@ -1,20 +1,22 @@
 """Carry out the state machine's actions through a platform and the registry.
 
-The only I/O of a tick besides reading. Actions run in order and each is idempotent;
-the status is written only after all of them succeeded, so a failure part-way repeats
-the whole tick (safely) instead of recording something that did not happen.
+The only I/O of a tick besides reading. It lives outside the pure ``rollout`` package
+(which imports only ``api``), so the machine never depends on platforms or registries.
+Actions run in order and each is idempotent; the status is written only after all of
+them succeeded, so a failure part-way repeats the whole tick (safely) instead of
+recording something that did not happen.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from modeldeploy.operator import registry_port
 from modeldeploy.operator.api.status import Status
 from modeldeploy.operator.platforms.base import Platform, Target
 from modeldeploy.operator.rollout import actions as a
+from modeldeploy.registry.base import RegistryClient
 
 
 class ExecutionFailed(Exception):
@@ -28,7 +30,7 @@ class ExecutionFailed(Exception):
 @dataclass
 class Executor:
     platform: Platform
-    registry: Any  # a RegistryClient (issue 3)
+    registry: RegistryClient
     emit: Callable[[str, str, str], None]  # (type Normal|Warning, reason, message)
 
     def run(self, target: Target, before: Status, after: Status, todo: Sequence[a.Action]) -> None:
