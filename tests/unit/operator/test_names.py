@@ -14,6 +14,7 @@ from modeldeploy.operator.api.types import name_problems
 from modeldeploy.operator.platforms.nop import NopPlatform
 from modeldeploy.operator.reconcile import Deps, tick
 from modeldeploy.registry.testing import InMemoryRegistry
+from tests.support.windows import FixedWindows
 
 CRD = jsonschema.Draft7Validator(
     to_jsonschema(build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
@@ -47,7 +48,7 @@ def test_a_refused_name_takes_the_invalid_spec_path_and_applies_nothing() -> Non
     deps = Deps(
         platform=platform,
         registry_for=lambda spec: InMemoryRegistry(),
-        observe=lambda *args: None,
+        windows=FixedWindows(None),
         emit=lambda *event: events.append(event),
     )
     body: dict[str, Any] = {

@@ -30,7 +30,10 @@ V1, V2, V3 = VersionRef("1", "h1", "u1"), VersionRef("2", "h2", "u2"), VersionRe
 BOTH = RegistryState(stable=V1, candidate=V2)
 DEADLINE = step_deadline_seconds(SPEC)
 HOLD = parse_spec(
-    {"model": {"name": "m"}, "rollout": {"steps": [10, 50, 100], "analysis": {"onInconclusive": "hold"}}}
+    {
+        "model": {"name": "m"},
+        "rollout": {"steps": [10, 50, 100], "analysis": {"onInconclusive": "hold"}},
+    }
 )
 
 

@@ -138,15 +138,8 @@ def test_every_admitted_value_parses_and_the_analysis_runs(case: tuple[Path, Any
     spec = parse_spec(raw)
     config = spec.rollout.analysis
     for observations in OBSERVATIONS:
-        for at_deadline in (False, True):
-            verdict = assess(config, observations, at_deadline=at_deadline, final_step=True)
-            assert verdict.decision in (
-                "continue",
-                "advance",
-                "promote",
-                "rollback",
-                "inconclusive",
-            )
+        verdict = assess(config, observations)
+        assert verdict.outcome in ("pass", "fail", "pending")
 
 
 @pytest.mark.parametrize("case", OUTSIDE, ids=[_id(c) for c in OUTSIDE])
