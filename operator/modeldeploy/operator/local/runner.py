@@ -24,6 +24,7 @@ from modeldeploy.operator.platforms.base import Target
 from modeldeploy.operator.platforms.local import LocalOptions, LocalPlatform
 from modeldeploy.operator.rollout import machine
 from modeldeploy.operator.rollout.executor import ExecutionFailed
+from modeldeploy.operator.settings import bound_mlflow_client_env
 
 EVENTS_KEPT = 100
 
@@ -52,6 +53,7 @@ class LocalOperator:
     on_tick: Callable[[TickRecord], None] = field(default=lambda record: None)
 
     def __post_init__(self) -> None:
+        bound_mlflow_client_env()  # an unreachable MLflow fails a tick in seconds, not minutes
         self.options.progress = self.out
         self.platform = LocalPlatform(self.state, self.options)
         self._clients: dict[str, Any] = {}
