@@ -28,8 +28,11 @@ def replica_priority(given: int = 0) -> int:
     return given or 1 + secrets.randbelow(PRIORITY_RANGE)
 
 
-class DaemonThreads(concurrent.futures.Executor):
+class DaemonThreads(concurrent.futures.ThreadPoolExecutor):
     """The loop's default executor: one daemon thread per call, never joined at exit.
+
+    (A ThreadPoolExecutor only because asyncio accepts no other as the default; none of
+    its pooled, non-daemon workers is ever started.)
 
     A registry call blocked on an unreachable MLflow must not hold the process after
     SIGTERM: ``asyncio.run`` and the interpreter's exit both join the threads of a

@@ -41,9 +41,8 @@ class RolloutSettings:
 
 @dataclass(frozen=True)
 class PeeringSettings:
-    """kopf peering (leader election): each replica needs a priority of its own."""
+    """kopf peering (leader election); each replica's priority comes from ``runner.py``."""
 
-    priority: int = 0  # 0: a random priority chosen at start (runner.py)
     lifetime_seconds: int = 60  # how long a silent peer (a killed leader) still counts
 
 
@@ -74,7 +73,6 @@ class OperatorSettings:
                 tick_timeout_seconds=float(env.get("MODELDEPLOY_TICK_TIMEOUT_SECONDS", "60")),
             ),
             peering=PeeringSettings(
-                priority=int(env.get("MODELDEPLOY_PEERING_PRIORITY", "0")),
                 lifetime_seconds=int(env.get("MODELDEPLOY_PEERING_LIFETIME_SECONDS", "60")),
             ),
             metrics_port=int(env.get("MODELDEPLOY_OPERATOR_METRICS_PORT", "0")),
