@@ -112,7 +112,7 @@ def render(rules: Iterable[Rule] = RULES) -> str:
     peer = {(g, r) for g, r, _ in PEERING}
     always = [t for t in triples if t[:2] not in peer]
     peering = [t for t in triples if t[:2] in peer]
-    body = {
+    body: dict[str, object] = {
         "cluster": cluster_role_rules(t for t in always if t[:2] in CLUSTER_SCOPED),
         "namespaced": cluster_role_rules(t for t in always if t[:2] not in CLUSTER_SCOPED),
     }

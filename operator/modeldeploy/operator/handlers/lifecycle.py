@@ -129,7 +129,7 @@ def _written(memo: Any, outcome: Outcome) -> None:
     meta = body["metadata"]
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
     for kind, reason, message in outcome.events:
-        kopf.event(body, type=kind, reason=reason, message=message)
+        kopf.event(body, type=kind, reason=reason, message=message)  # type: ignore[arg-type]
     telemetry.record_tick(namespace, name, result, outcome.conflicts)
     if result.invalid:  # the InvalidSpec Event is posted once; the log repeats each tick
         log.error("%s/%s: %s", namespace, name, result.invalid)
