@@ -17,11 +17,13 @@ from typing import Any
 
 import pytest
 
+from modeldeploy.operator import rbac
 from modeldeploy.registry.mlflow_client import MlflowRegistry
 from modeldeploy.registry.publish import publish_checkpoint
 from tests.integration.operator.kopf_world import (
     MD_PATH,
     NS,
+    TEST_AGENT,
     Cluster,
     http,
     model_name,
@@ -87,6 +89,12 @@ def test_two_replicas_one_active_the_leader_killed_mid_canary_the_other_promotes
     assert reasons.count("Promoted") == 1 and reasons.count("RolloutStarted") == 1, told
     for proc in (first, second):
         assert PAUSED_ALL not in proc.log_tail(10**7), proc.log_tail(3000)
+    # RBAC: a peering run calls only what the rules grant, and every peering rule is used.
+    made = {(c.group, c.resource, c.verb) for c in cluster.emulator.calls if c.agent != TEST_AGENT}
+    granted = rbac.allowed(rbac.RULES)
+    assert made <= granted, made - granted
+    namespaced_peering = {t for t in rbac.allowed(rbac.PEERING) if t[1] == "kopfpeerings"}
+    assert namespaced_peering <= made, namespaced_peering - made
 
 
 class Silent:
