@@ -11,6 +11,8 @@ import json
 import sys
 from typing import Any
 
+KUBECONFIG_HELP = "Outside a cluster: the kubeconfig file (default: $KUBECONFIG, ~/.kube/config)"
+
 
 def register(subparsers: Any) -> None:
     op = subparsers.add_parser("operator", help="Run the operator, or print its CRD.")
@@ -27,6 +29,13 @@ def register(subparsers: Any) -> None:
     run.add_argument("--standalone", action="store_true", help="No peering / leader election")
     run.add_argument("--peering", default="modeldeploy", help="Peering object for leader election")
     run.add_argument("--liveness", default="", help="e.g. http://0.0.0.0:8080/healthz")
+    run.add_argument(
+        "--priority",
+        type=int,
+        default=0,
+        help="Peering priority of this replica (default: random, so replicas differ)",
+    )
+    run.add_argument("--kubeconfig", default="", help=KUBECONFIG_HELP)
     run.set_defaults(handler=_run)
 
     ro = subparsers.add_parser("rollout", help="See or steer a ModelDeployment's rollout.")
@@ -42,6 +51,7 @@ def register(subparsers: Any) -> None:
         cmd.add_argument("name", help="The ModelDeployment")
         cmd.add_argument("-n", "--namespace", default="default")
         cmd.add_argument("--json", action="store_true", help="Machine-readable output (status)")
+        cmd.add_argument("--kubeconfig", default="", help=KUBECONFIG_HELP)
         cmd.set_defaults(handler=_rollout, rollout_command=name)
 
 
@@ -68,6 +78,8 @@ def _run(args: argparse.Namespace) -> int:
         standalone=args.standalone,
         peering=args.peering,
         liveness=args.liveness,
+        priority=args.priority,
+        kubeconfig=args.kubeconfig,
     )
 
 
@@ -78,7 +90,7 @@ def _rollout(args: argparse.Namespace) -> int:
     from modeldeploy.operator.report import describe
 
     try:
-        api = kubeapi.custom_objects()
+        api = kubeapi.custom_objects(args.kubeconfig or None)
         body = kubeapi.get_md(api, args.namespace, args.name)
         if args.rollout_command == "status":
             if args.json:

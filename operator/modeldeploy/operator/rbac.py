@@ -6,16 +6,22 @@ Three groups, each derived from the code that makes the calls:
   against the emulator (which records every call; the test checks that each call is
   listed here, and that every rule here was used except ``NOT_EXERCISED``):
   - kopf watches ModelDeployments (list, then watch from the list's resourceVersion) and
-    merge-patches them (its finalizer and progress annotations) and their ``status``
-    subresource (``kopf/_cogs/clients/patching.py``);
-  - the registry watcher pokes ModelDeployments with a patch (``handlers/registry_events.py``);
-  - the KServe platform gets, creates, replaces (update) and deletes InferenceServices
-    (``platforms/kserve.py``);
+    merge-patches them (its finalizer and annotations; ``kopf/_cogs/clients/patching.py``);
+  - each tick gets its ModelDeployment and merge-patches its ``status`` subresource with
+    the resourceVersion it read (``handlers/lifecycle.py``); registry changes only wake the
+    daemon in memory, nothing is patched for them;
+  - the KServe platform gets, creates and replaces (update) InferenceServices
+    (``platforms/kserve.py``), each owned by its ModelDeployment with
+    ``blockOwnerDeletion``: where the OwnerReferencesPermissionEnforcement admission
+    plugin is on, that needs ``update`` on ``modeldeployments/finalizers`` (the emulator
+    does not check it, hence ``NOT_EXERCISED``). The garbage collector deletes an
+    InferenceService with its owner, so the operator never deletes one;
   - kopf posts Events (core v1) with ``create`` only; it never patches or aggregates them
     (``kopf/_cogs/clients/events.py``), so ``patch`` on events is not needed.
 
 ``PEERING``: leader election, on unless ``--standalone`` (``runner.py`` always passes a
-  peering name, which makes peering mandatory in kopf). kopf lists, watches and
+  peering name, which makes peering mandatory in kopf); the chart grants these rules only
+  with ``leaderElection.enabled`` (the ``peering`` part of the rules file). kopf lists, watches and
   merge-patches (keep-alives, cleaning dead peers) the peering object, never creates or
   gets it (``kopf/_core/engines/peering.py``): ``kopfpeerings`` in each namespace of a
   ``-n`` run, ``clusterkopfpeerings`` for an ``--all-namespaces`` run (the object itself
@@ -41,14 +47,16 @@ import yaml
 Rule = tuple[str, str, tuple[str, ...]]  # (apiGroup, resource, verbs)
 
 NAMESPACED_RUN: tuple[Rule, ...] = (
-    ("modeldeploy.io", "modeldeployments", ("list", "watch", "patch")),
+    ("modeldeploy.io", "modeldeployments", ("get", "list", "watch", "patch")),
     ("modeldeploy.io", "modeldeployments/status", ("patch",)),
-    ("serving.kserve.io", "inferenceservices", ("get", "create", "update", "delete")),
+    ("modeldeploy.io", "modeldeployments/finalizers", ("update",)),
+    ("serving.kserve.io", "inferenceservices", ("get", "create", "update")),
     ("", "events", ("create",)),
 )
-# In NAMESPACED_RUN but not called by the kopf integration run (no tick calls clean_up).
+# In NAMESPACED_RUN but never called as such: an authorisation check of the API server
+# (blockOwnerDeletion on the InferenceServices' owner reference), not a request.
 NOT_EXERCISED: frozenset[tuple[str, str, str]] = frozenset(
-    {("serving.kserve.io", "inferenceservices", "delete")}
+    {("modeldeploy.io", "modeldeployments/finalizers", "update")}
 )
 PEERING: tuple[Rule, ...] = (
     ("kopf.dev", "kopfpeerings", ("list", "watch", "patch")),
@@ -98,9 +106,19 @@ def cluster_role_rules(rules: Iterable[Rule] = RULES) -> list[dict[str, list[str
 
 
 def render(rules: Iterable[Rule] = RULES) -> str:
-    """The chart's ``files/rbac-rules.yaml``: cluster-scoped and namespaced rules apart."""
+    """The chart's ``files/rbac-rules.yaml``: cluster-scoped and namespaced rules apart, and
+    the peering rules apart again (``peering``), granted only with leader election on."""
     triples = merged(rules)
-    cluster = [t for t in triples if t[:2] in CLUSTER_SCOPED]
-    namespaced = [t for t in triples if t[:2] not in CLUSTER_SCOPED]
-    body = {"cluster": cluster_role_rules(cluster), "namespaced": cluster_role_rules(namespaced)}
+    peer = {(g, r) for g, r, _ in PEERING}
+    always = [t for t in triples if t[:2] not in peer]
+    peering = [t for t in triples if t[:2] in peer]
+    body: dict[str, object] = {
+        "cluster": cluster_role_rules(t for t in always if t[:2] in CLUSTER_SCOPED),
+        "namespaced": cluster_role_rules(t for t in always if t[:2] not in CLUSTER_SCOPED),
+    }
+    if peering:
+        body["peering"] = {
+            "cluster": cluster_role_rules(t for t in peering if t[:2] in CLUSTER_SCOPED),
+            "namespaced": cluster_role_rules(t for t in peering if t[:2] not in CLUSTER_SCOPED),
+        }
     return HEADER + yaml.safe_dump(body, sort_keys=False)

@@ -1,6 +1,9 @@
 """Operator settings: frozen dataclasses, one per concern, read from the environment once.
 
-Applied in the kopf startup hook; nothing else reads the environment.
+Parsed in the kopf startup hook (kept in kopf's ``memo``); nothing else reads the
+environment, and nothing reads it at import time. The one thing written *to* the
+environment is the MLflow client's retry policy (:func:`apply_mlflow_client_env`): the
+MLflow client only reads it from there.
 """
 
 from __future__ import annotations
@@ -8,6 +11,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+MLFLOW_MAX_RETRIES = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
+MLFLOW_TIMEOUT = "MLFLOW_HTTP_REQUEST_TIMEOUT"
 
 
 @dataclass(frozen=True)
@@ -17,18 +23,34 @@ class RegistrySettings:
     webhook_port: int = 0  # 0: no webhook receiver
     webhook_host: str = "0.0.0.0"
     webhook_secret: str = ""
+    # MLflow's client retries a failed request for minutes by default (7 retries with a
+    # doubling back-off, 120 s timeout): the operator would neither tick nor report
+    # RegistryAvailable=False for ~4.5 minutes, nor stop on SIGTERM. Bounded by default.
+    http_max_retries: int = 2
+    http_timeout_seconds: int = 10  # MLflow reads it as an integer
 
 
 @dataclass(frozen=True)
 class RolloutSettings:
     tick_seconds: float = 10.0
     platform: str = "kserve"  # kserve | nop
+    # A tick still running after this is reported (and the next one waits for it): the
+    # bound on one tick's registry and platform calls, off the event loop.
+    tick_timeout_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class PeeringSettings:
+    """kopf peering (leader election); each replica's priority comes from ``runner.py``."""
+
+    lifetime_seconds: int = 60  # how long a silent peer (a killed leader) still counts
 
 
 @dataclass(frozen=True)
 class OperatorSettings:
     registry: RegistrySettings = field(default_factory=RegistrySettings)
     rollout: RolloutSettings = field(default_factory=RolloutSettings)
+    peering: PeeringSettings = field(default_factory=PeeringSettings)
     metrics_port: int = 0  # 0: no operator /metrics endpoint
     kubeconfig: str = ""  # outside a cluster: the kubeconfig file (empty: ~/.kube/config)
 
@@ -42,10 +64,16 @@ class OperatorSettings:
                 webhook_port=int(env.get("MODELDEPLOY_WEBHOOK_PORT", "0")),
                 webhook_host=env.get("MODELDEPLOY_WEBHOOK_HOST", "0.0.0.0"),
                 webhook_secret=env.get("MODELDEPLOY_WEBHOOK_SECRET", ""),
+                http_max_retries=int(env.get(MLFLOW_MAX_RETRIES, "2")),
+                http_timeout_seconds=int(env.get(MLFLOW_TIMEOUT, "10")),
             ),
             rollout=RolloutSettings(
                 tick_seconds=float(env.get("MODELDEPLOY_TICK_SECONDS", "10")),
                 platform=env.get("MODELDEPLOY_PLATFORM", "kserve"),
+                tick_timeout_seconds=float(env.get("MODELDEPLOY_TICK_TIMEOUT_SECONDS", "60")),
+            ),
+            peering=PeeringSettings(
+                lifetime_seconds=int(env.get("MODELDEPLOY_PEERING_LIFETIME_SECONDS", "60")),
             ),
             metrics_port=int(env.get("MODELDEPLOY_OPERATOR_METRICS_PORT", "0")),
             kubeconfig=env.get("KUBECONFIG", ""),
@@ -107,3 +135,29 @@ class KServeSettings:
             knative_tolerations=_flag(env, "MODELDEPLOY_KNATIVE_PODSPEC_TOLERATIONS", False),
             knative_emptydir=_flag(env, "MODELDEPLOY_KNATIVE_PODSPEC_VOLUMES_EMPTYDIR", True),
         )
+
+
+def mlflow_client_env(registry: RegistrySettings) -> dict[str, str]:
+    """The MLflow client's retry policy as the environment variables MLflow reads."""
+    return {
+        MLFLOW_MAX_RETRIES: str(registry.http_max_retries),
+        MLFLOW_TIMEOUT: str(registry.http_timeout_seconds),
+    }
+
+
+def apply_mlflow_client_env(
+    registry: RegistrySettings, env: os._Environ[str] | dict[str, str] | None = None
+) -> None:
+    """Put the retry policy into the environment before any MLflow client call.
+
+    The settings read these same variables, so a value already set wins (overridable).
+    """
+    target = os.environ if env is None else env
+    target.update(mlflow_client_env(registry))
+
+
+def bound_mlflow_client_env() -> None:
+    """The operator's MLflow retry policy for a process without OperatorSettings (local mode):
+    each variable not already set gets the default."""
+    for key, value in mlflow_client_env(RegistrySettings()).items():
+        os.environ.setdefault(key, value)

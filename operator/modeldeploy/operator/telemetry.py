@@ -19,6 +19,16 @@ ANALYSIS_VALUE = Gauge(
     "The numbers of the last analysis (accuracy, P99, error rate, counts).",
     ["namespace", "name", "metric"],
 )
+TICKS = Counter(
+    "modeldeploy_operator_ticks",
+    "Reconcile ticks finished (status written when it changed); what tests and alerts wait on.",
+    ["namespace", "name"],
+)
+CONFLICTS = Counter(
+    "modeldeploy_operator_status_conflicts",
+    "Ticks re-run because the status changed under them (409 on the status patch).",
+    ["namespace", "name"],
+)
 RECONCILE_SECONDS = Histogram(
     "modeldeploy_operator_reconcile_duration_seconds",
     "Time one reconcile tick took.",
@@ -26,9 +36,12 @@ RECONCILE_SECONDS = Histogram(
 )
 
 
-def record_tick(namespace: str, name: str, result) -> None:  # type: ignore[no-untyped-def]
-    """Update the collectors from one tick's result."""
+def record_tick(namespace: str, name: str, result, conflicts: int = 0) -> None:  # type: ignore[no-untyped-def]
+    """Update the collectors from one tick's result (``conflicts``: 409s before it)."""
     status = result.status
+    TICKS.labels(namespace, name).inc()
+    if conflicts:
+        CONFLICTS.labels(namespace, name).inc(conflicts)
     RECONCILE_SECONDS.labels(namespace, name).observe(result.seconds)
     CANARY_WEIGHT.labels(namespace, name).set(status.canary.weight if status.canary else 0)
     for key, value in (status.last_analysis.get("numbers") or {}).items():

@@ -45,6 +45,8 @@ def cluster(
     mlflow_server, metrics_server, kserve_crds: Path, tmp_path: Path, monkeypatch
 ) -> Iterator[Cluster]:
     emulator = for_modeldeploy()
+    # kopf's leader election (peering): the object the chart ships, in the watched namespace.
+    emulator.declare("kopf.dev", "v1", "kopfpeerings", "KopfPeering")
     with serve_in_thread(emulator) as url:
         kubeconfig = tmp_path / "kubeconfig"
         kubeconfig.write_text(

@@ -22,6 +22,8 @@ import jsonschema
 import kopf
 import pytest
 from kopf.testing import KopfRunner
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.kube_emulator import KubeEmulator
 from tests.support.processes import ManagedProcess, free_port, http_ok
@@ -87,6 +89,7 @@ class Cluster:
         self.validated: set[str] = set()
         self.runner: KopfRunner | None = None
         self.process: ManagedProcess | None = None
+        self.processes: dict[str, ManagedProcess] = {}  # name -> operator process
 
     def md(self, name: str) -> dict[str, Any]:
         return http(f"{self.url}{MD_PATH}/{name}")
@@ -132,6 +135,8 @@ class Cluster:
                 raise AssertionError(f"the operator stopped:\n{self.runner.output[-3000:]}")
             if self.process is not None and not self.process.alive():
                 raise AssertionError(f"the operator exited:\n{self.process.log_tail(3000)}")
+            if self.processes and not any(p.alive() for p in self.processes.values()):
+                raise AssertionError("every operator process exited")
             self.play_kserve()
             self.metrics.grow()
             status = self.md(name).get("status") or {}
@@ -149,18 +154,68 @@ class Cluster:
         self.runner = KopfRunner(args, registry=registry, settings=settings, timeout=30)
         return self.runner
 
-    def operator_process(self, start: Callable[..., ManagedProcess], name: str) -> ManagedProcess:
+    def operator_process(
+        self,
+        start: Callable[..., ManagedProcess],
+        name: str,
+        *,
+        peering: str = "",
+        env: dict[str, str] | None = None,
+        watch: bool = True,
+    ) -> ManagedProcess:
         """``modeldeploy operator run`` as a process of its own, ready once its startup is done.
 
         ``start`` is the ``process_starter`` fixture (it stops what is left at teardown).
         kopf logs in through ``KUBECONFIG`` and the settings come from the environment, both
         set by the ``cluster`` fixture; the liveness endpoint answers after the startup hook.
+        Standalone unless ``peering`` names a peering object (leader election). Its
+        /metrics (the tick counter) is at ``process.extra["metrics"]``. ``watch``: the
+        test's ``wait`` fails when this process exits (off for one that is meant to).
         """
         liveness = f"http://127.0.0.1:{free_port()}/healthz"
+        metrics = free_port()
         argv = [str(Path(sys.executable).with_name("modeldeploy")), "operator", "run"]
-        argv += ["--standalone", "-n", NS, "--liveness", liveness]
-        self.process = start(name, argv, lambda: http_ok(liveness), timeout=60)
-        return self.process
+        argv += ["--peering", peering] if peering else ["--standalone"]
+        argv += ["-n", NS, "--liveness", liveness]
+        env = {"MODELDEPLOY_OPERATOR_METRICS_PORT": str(metrics), **(env or {})}
+        process = start(name, argv, lambda: http_ok(liveness), env=env, timeout=60)
+        process.extra["metrics"] = f"http://127.0.0.1:{metrics}/metrics"
+        if peering:
+            self.processes[name] = process
+        elif watch:
+            self.process = process
+        return process
+
+    def ticks(self, name: str, process: ManagedProcess | None = None) -> float:
+        """Ticks of ``name`` finished so far: the operator's own tick counter.
+
+        Read from the in-process registry for a ``KopfRunner``, else from the /metrics of
+        ``process`` (or of every operator process, summed).
+        """
+        labels = {"namespace": NS, "name": name}
+        if self.runner is not None and process is None:
+            value = REGISTRY.get_sample_value("modeldeploy_operator_ticks_total", labels)
+            return value or 0.0
+        chosen = [process] if process else [*self.processes.values(), self.process]
+        total = 0.0
+        for proc in chosen:
+            if proc is None or not proc.alive():
+                continue
+            with urllib.request.urlopen(str(proc.extra["metrics"]), timeout=5) as resp:
+                text = resp.read().decode()
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if sample.name == "modeldeploy_operator_ticks_total" and all(
+                        sample.labels.get(k) == v for k, v in labels.items()
+                    ):
+                        total += sample.value
+        return total
+
+    def wait_ticks(self, name: str, more: int, timeout: float = 45.0) -> dict:
+        """Wait until ``more`` further ticks of ``name`` have finished; the status then."""
+        start = self.ticks(name)
+        self.wait(name, lambda s: self.ticks(name) >= start + more, timeout=timeout)
+        return self.md(name).get("status") or {}
 
     def events(self, name: str) -> list[str]:
         return [e["reason"] for e in self.event_objects(name)]

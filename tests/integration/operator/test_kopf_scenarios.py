@@ -82,7 +82,7 @@ def test_invalid_spec_fails_with_a_degraded_condition_an_event_and_nothing_appli
             degraded = condition(status, "Degraded")
             assert degraded["status"] == "True" and field in degraded["message"]
             assert condition(status, "Ready")["status"] == "False"
-        time.sleep(3)  # a few more ticks: the Event is posted once, not on every tick
+        cluster.wait_ticks("bad-steps", 3)  # more ticks: the Event is posted once
         for name, field in (("bad-steps", "spec.rollout.steps"),):
             told = [e for e in cluster.event_objects(name) if e["reason"] == "InvalidSpec"]
             assert len(told) == 1 and told[0]["type"] == "Warning", told
@@ -184,7 +184,7 @@ def test_operator_killed_mid_canary_resumes_from_the_status_and_finishes_once(
     cluster.operator_process(process_starter, "operator-2")
     status = cluster.wait("sentiment", done, timeout=60)
     decided = client.get_version(model, v2.version).tags
-    time.sleep(3)  # more ticks (and late webhook deliveries) after the promotion
+    cluster.wait_ticks("sentiment", 3)  # more ticks (and late webhook deliveries) after it
     status = cluster.md("sentiment")["status"]
 
     canaries = [s["canary"] for s in seen if s.get("canary")]

@@ -361,8 +361,56 @@ def test_rbac_rules_equal_the_operators_own_list(chart: helm.Chart) -> None:
     assert (CHART / "files" / "rbac-rules.yaml").read_text() == render_rbac_file(code), (
         "regenerate: .venv/bin/python -m tests.unit.chart.chart_files"
     )
-    role = only(render(chart, {}), "ClusterRole")
-    assert _triples(role["rules"]) == code
+    # A cluster-wide install peers through a ClusterKopfPeering, never a KopfPeering.
+    role = only(render(chart, VALUE_SETS["ha-peering"]), "ClusterRole")
+    assert _triples(role["rules"]) == [t for t in code if t[1] != "kopfpeerings"]
+
+
+@pytest.mark.parametrize(
+    ("values", "kind", "peerings"),
+    [
+        ({}, "ClusterRole", set()),
+        (VALUE_SETS["ha-peering"], "ClusterRole", {"clusterkopfpeerings"}),
+        (VALUE_SETS["namespaced"], "Role", set()),
+        (
+            {**VALUE_SETS["namespaced"], "leaderElection": {"enabled": True}},
+            "Role",
+            {"kopfpeerings"},
+        ),
+    ],
+)
+def test_peering_rules_only_with_leader_election(
+    chart: helm.Chart, values: dict[str, Any], kind: str, peerings: set[str]
+) -> None:
+    for role in (d for d in render(chart, values) if d["kind"] == kind):
+        granted = {r for g, r, _ in _triples(role["rules"]) if g == "kopf.dev"}
+        assert granted == peerings
+
+
+def test_least_privilege_on_models_and_inference_services(chart: helm.Chart) -> None:
+    granted = {
+        (r, v)
+        for _, r, verbs in _triples(only(render(chart, {}), "ClusterRole")["rules"])
+        for v in verbs
+    }
+    # blockOwnerDeletion on the InferenceServices' owner reference needs this where the
+    # OwnerReferencesPermissionEnforcement admission plugin is on.
+    assert ("modeldeployments/finalizers", "update") in granted
+    # The garbage collector deletes an InferenceService with its ModelDeployment.
+    assert ("inferenceservices", "delete") not in granted
+
+
+def test_mlflow_client_retries_are_bounded_and_overridable(chart: helm.Chart) -> None:
+    env = env_of(render(chart, {}))
+    assert env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "2"
+    assert env["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "10"
+    extra = [{"name": "MLFLOW_HTTP_REQUEST_TIMEOUT", "value": "30"}]
+    names = [e["name"] for e in container(render(chart, {"operator": {"extraEnv": extra}}))["env"]]
+    assert names.count("MLFLOW_HTTP_REQUEST_TIMEOUT") == 1
+    assert (
+        env_of(render(chart, {"operator": {"extraEnv": extra}}))["MLFLOW_HTTP_REQUEST_TIMEOUT"]
+        == "30"
+    )
 
 
 # -- CRD ----------------------------------------------------------------------------------
@@ -508,7 +556,9 @@ def test_docs_name_only_metrics_and_alerts_that_exist(chart: helm.Chart, doc: st
 
 def test_checked_in_rbac_file_is_in_the_generators_format() -> None:
     generated = rules_in_chart()
-    triples = _triples(generated["cluster"] + generated["namespaced"])
+    peering = generated.get("peering") or {"cluster": [], "namespaced": []}
+    parts = generated["cluster"] + generated["namespaced"]
+    triples = _triples(parts + peering["cluster"] + peering["namespaced"])
     assert render_rbac_file(triples) == (CHART / "files" / "rbac-rules.yaml").read_text()
 
 
@@ -528,7 +578,8 @@ def test_rbac_generator_accepts_tuples_dicts_and_objects() -> None:
         ("serving.kserve.io", "inferenceservices", ("create", "delete", "get")),
     ]
     split = yaml.safe_load(render_rbac_file(triples))
-    assert [r["resources"] for r in split["cluster"]] == [["clusterkopfpeerings"]]
+    assert split["cluster"] == []
+    assert [r["resources"] for r in split["peering"]["cluster"]] == [["clusterkopfpeerings"]]
     assert [r["resources"] for r in split["namespaced"]] == [["events"], ["inferenceservices"]]
 
 

@@ -1,7 +1,8 @@
-"""handlers.registry_events.RegistryEvents: a registry change pokes the ModelDeployments.
+"""handlers.registry_events.RegistryEvents: a registry change wakes the ModelDeployments.
 
-Fakes at the I/O boundaries: the in-memory registry client, and a CustomObjectsApi that
-records its patches. The real ``RegistryWatcher`` polls in between.
+Fakes at the I/O boundaries: the in-memory registry client, and a wake function that
+records which objects it was asked to tick now. The real ``RegistryWatcher`` polls in
+between. Nothing is written to the resources.
 """
 
 from __future__ import annotations
@@ -10,29 +11,22 @@ import asyncio
 import time
 from typing import Any
 
-from modeldeploy.operator.api.schema import GROUP, PLURAL, VERSION
-from modeldeploy.operator.handlers.registry_events import CHANGED, RegistryEvents
+from modeldeploy.operator.handlers.registry_events import RegistryEvents
+from modeldeploy.operator.handlers.wakeup import Wakers
 from modeldeploy.registry.testing import InMemoryRegistry
 
 
-class Api:
-    """Records ``patch_namespaced_custom_object`` calls; ``refuse`` makes them fail."""
+class Woken:
+    """The wake function: records (namespace, name) of each wake-up."""
 
     def __init__(self) -> None:
-        self.patches: list[tuple[str, str, dict[str, Any]]] = []
-        self.refuse: set[str] = set()
+        self.calls: list[tuple[str, str]] = []
 
-    def patch_namespaced_custom_object(
-        self, group: str, version: str, namespace: str, plural: str, name: str, body: Any
-    ) -> dict[str, Any]:
-        assert (group, version, plural) == (GROUP, VERSION, PLURAL)
-        if name in self.refuse:
-            raise RuntimeError("403 Forbidden")
-        self.patches.append((namespace, name, body))
-        return {}
+    def __call__(self, namespace: str, name: str) -> None:
+        self.calls.append((namespace, name))
 
     def poked(self) -> set[tuple[str, str]]:
-        return {(ns, name) for ns, name, _ in self.patches}
+        return set(self.calls)
 
 
 async def until(check: Any, timeout: float = 5.0) -> None:
@@ -49,28 +43,25 @@ def registry() -> InMemoryRegistry:
     return reg
 
 
-async def settled(events: RegistryEvents, api: Api) -> None:
-    """Let the first polls (which see the existing versions) pass, then forget their pokes."""
+async def settled(events: RegistryEvents, woken: Woken) -> None:
+    """Let the first polls (which see the existing versions) pass, then forget their wakes."""
     await until(lambda: all(w.status.last_success for w in events.watchers.values()))
     await asyncio.sleep(0.1)
-    api.patches.clear()
+    woken.calls.clear()
 
 
-def test_a_registry_change_annotates_every_deployment_of_that_model_only() -> None:
+def test_a_registry_change_wakes_every_deployment_of_that_model_only() -> None:
     async def scenario() -> None:
-        reg, api = registry(), Api()
-        events = RegistryEvents(asyncio.get_running_loop(), lambda uri: reg, api, 0.05)
+        reg, woken = registry(), Woken()
+        events = RegistryEvents(asyncio.get_running_loop(), lambda uri: reg, woken, 0.05)
         events.seen("mlflow", "m", "ml", "a")
         events.seen("mlflow", "m", "team", "b")
         events.seen("mlflow", "other", "ml", "c")
-        await settled(events, api)
+        await settled(events, woken)
         reg.set_alias("m", "challenger", reg.add_version("m"))
-        await until(lambda: api.poked() == {("ml", "a"), ("team", "b")})
+        await until(lambda: woken.poked() == {("ml", "a"), ("team", "b")})
         await asyncio.sleep(0.2)
-        assert ("ml", "c") not in api.poked()
-        body = api.patches[0][2]
-        assert list(body["metadata"]["annotations"]) == [CHANGED]
-        assert body["metadata"]["annotations"][CHANGED].endswith("Z")
+        assert ("ml", "c") not in woken.poked()
         await events.close()
 
     asyncio.run(scenario())
@@ -78,33 +69,28 @@ def test_a_registry_change_annotates_every_deployment_of_that_model_only() -> No
 
 def test_a_webhook_nudge_polls_now_instead_of_at_the_next_interval() -> None:
     async def scenario() -> None:
-        reg, api = registry(), Api()
-        events = RegistryEvents(asyncio.get_running_loop(), lambda uri: reg, api, 3600)
+        reg, woken = registry(), Woken()
+        events = RegistryEvents(asyncio.get_running_loop(), lambda uri: reg, woken, 3600)
         events.seen("mlflow", "m", "ml", "a")
-        await settled(events, api)
+        await settled(events, woken)
         reg.set_alias("m", "challenger", reg.add_version("m"))
         await asyncio.sleep(0.2)
-        assert api.patches == []  # the next full poll is an hour away
+        assert woken.calls == []  # the next full poll is an hour away
         events.nudge("m")
-        await until(lambda: api.poked() == {("ml", "a")})
+        await until(lambda: woken.poked() == {("ml", "a")})
         await events.close()
 
     asyncio.run(scenario())
 
 
-def test_a_failed_poke_does_not_stop_the_others_or_the_watcher() -> None:
+def test_a_wake_sets_the_objects_event_from_any_thread() -> None:
     async def scenario() -> None:
-        reg, api = registry(), Api()
-        events = RegistryEvents(asyncio.get_running_loop(), lambda uri: reg, api, 0.05)
-        events.seen("mlflow", "m", "ml", "a")
-        events.seen("mlflow", "m", "ml", "b")
-        await settled(events, api)
-        api.refuse.add("a")
-        reg.set_alias("m", "challenger", reg.add_version("m"))
-        await until(lambda: ("ml", "b") in api.poked())
-        api.refuse.clear()
-        reg.delete_alias("m", "challenger")
-        await until(lambda: ("ml", "a") in api.poked())
-        await events.close()
+        wakers = Wakers(asyncio.get_running_loop())
+        a, b = wakers.event("ml", "a"), wakers.event("ml", "b")
+        await asyncio.to_thread(wakers.wake_threadsafe, "ml", "a")
+        await asyncio.wait_for(a.wait(), 1)
+        assert not b.is_set()
+        wakers.forget("ml", "a")
+        assert wakers.event("ml", "a") is not a  # a new daemon gets a fresh event
 
     asyncio.run(scenario())

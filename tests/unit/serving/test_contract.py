@@ -439,9 +439,9 @@ def _target():
 def test_cluster_and_local_mode_serve_the_model_under_the_same_name(monkeypatch, tmp_path) -> None:
     from modeldeploy.operator.api.status import VersionRef
     from modeldeploy.operator.local import procs
+    from modeldeploy.operator.local.platform import LocalOptions, LocalPlatform
     from modeldeploy.operator.local.state import StateDir
     from modeldeploy.operator.platforms import kserve_manifests
-    from modeldeploy.operator.local.platform import LocalOptions, LocalPlatform
 
     ref = VersionRef("3", "dd", "s3://b/3")
     container = kserve_manifests.predictor(_target(), ref, "canary")["containers"][0]

@@ -1,24 +1,24 @@
-"""kopf handlers: thin. They call ``reconcile.tick`` and translate its outcome.
+"""One kopf daemon per ModelDeployment runs its ticks; change handlers only wake it.
 
-create/resume/update and a timer all run the same tick (it is idempotent); a transient
-failure is a ``TemporaryError`` (kopf retries), an invalid spec is reported in the status
-and a ``PermanentError`` (nothing is applied until the spec changes).
+Why a daemon: ticks of one object are serialised by construction (one coroutine per
+object), so no lock or fence is needed, and kopf stops it when the object goes away or
+when this replica loses leader election. The daemon sleeps ``tick_seconds``, or less when
+its wake-up event is set (a spec or annotation change, a registry change: ``wakeup.py``).
 
-kopf runs the timer and the change handlers of one object concurrently, each with its own
-snapshot of the body, and applies a handler's status patch only after it returns. So ticks
-of one object are serialised, and a tick whose body does not yet show the status this
-process last wrote is skipped (``_Fence``): otherwise two ticks could both carry out the
-same persisted decision (two promotions). The fence is only a guard, never state: it
-expires, and a restarted operator starts without one and reads the status.
+Each tick reads the object fresh, runs ``reconcile.tick`` off the event loop (registry
+and platform calls block), and writes the status with a merge patch carrying the
+``metadata.resourceVersion`` it read. A 409 means someone wrote in between (a user, or a
+replica that lost leadership mid-tick): the tick is re-read and re-run, and its Events
+are posted only once its status is written, so a conflict never doubles an action the
+status records (the registry and platform actions themselves are idempotent).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-import json
 import logging
-import threading
-import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,130 +27,120 @@ import kopf
 from modeldeploy.operator import reconcile, telemetry
 from modeldeploy.operator.api.schema import GROUP, PLURAL, VERSION
 from modeldeploy.operator.executor import ExecutionFailed
-from modeldeploy.operator.settings import OperatorSettings
+from modeldeploy.operator.handlers.wakeup import sleep
 
 log = logging.getLogger(__name__)
-STATE: dict[str, Any] = {"deps": None, "settings": OperatorSettings(), "events": None}
-# kopf reads a timer's interval when the handler is registered, so it comes from here.
-TICK_SECONDS = OperatorSettings.from_env().rollout.tick_seconds
+CONFLICT_RETRIES = 3
+PERMANENT_BACKOFF_TICKS = 10  # a permanent failure waits for a change, or this many ticks
 
 
-def configure(deps: reconcile.Deps, settings: OperatorSettings, events: Any = None) -> None:
-    """Set what the handlers use (the startup hook does this; tests may too)."""
-    STATE["deps"], STATE["settings"], STATE["events"] = deps, settings, events
+class Conflict(Exception):
+    """The status kept changing under the tick (409 on every attempt)."""
 
 
-class _Fence:
-    """Per object: one tick at a time, and no tick on a body older than our last write."""
+@dataclass
+class Outcome:
+    """One written tick: the body it read, its result, and the Events it emitted."""
 
-    def __init__(self, expire_seconds: float = 60.0) -> None:
-        self.expire_seconds = expire_seconds
-        self.guard = threading.Lock()
-        self.locks: dict[str, threading.Lock] = {}
-        self.written: dict[str, tuple[float, dict[str, Any]]] = {}
-
-    def lock(self, key: str) -> threading.Lock:
-        with self.guard:
-            return self.locks.setdefault(key, threading.Lock())
-
-    def stale(self, key: str, status: dict[str, Any]) -> bool:
-        """True when ``status`` does not show the last patch written for ``key`` yet."""
-        at, patch = self.written.get(key, (0.0, {}))
-        if not patch or time.monotonic() - at > self.expire_seconds:
-            return False
-        if _merged(status, patch) != _normal(status):
-            return True
-        del self.written[key]
-        return False
-
-    def wrote(self, key: str, patch: dict[str, Any]) -> None:
-        self.written[key] = (time.monotonic(), _normal(patch))
+    body: dict[str, Any] | None  # None: the object is gone
+    result: reconcile.TickResult | None = None
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    conflicts: int = 0
 
 
-def _normal(value: Any) -> Any:
-    return json.loads(json.dumps(value))
+def tick_once(kube: Any, deps: reconcile.Deps, namespace: str, name: str) -> Outcome:
+    """Read, tick and write one object (blocking: runs in a thread)."""
+    from kubernetes.client.exceptions import ApiException
+
+    for attempt in range(CONFLICT_RETRIES):
+        try:
+            body = kube.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return Outcome(None)
+            raise
+        emitted: list[tuple[str, str, str]] = []
+        held = dataclasses.replace(deps, emit=lambda *event, into=emitted: into.append(event))
+        result = reconcile.tick(body, datetime.now(UTC), held)
+        if result.patch:
+            version = body["metadata"].get("resourceVersion")
+            patch = {"metadata": {"resourceVersion": version}, "status": result.patch}
+            try:
+                kube.patch_namespaced_custom_object_status(
+                    GROUP, VERSION, namespace, PLURAL, name, patch
+                )
+            except ApiException as exc:
+                if exc.status == 409:
+                    log.info("%s/%s changed during the tick: re-reading", namespace, name)
+                    continue
+                if exc.status == 404:
+                    return Outcome(None)
+                raise
+        return Outcome(body, result, emitted, attempt)
+    raise Conflict(f"the status changed during {CONFLICT_RETRIES} ticks in a row")
 
 
-def _merged(old: Any, patch: Any) -> Any:
-    """``old`` after the JSON merge patch ``patch`` (RFC 7386)."""
-    if not isinstance(patch, dict):
-        return _normal(patch)
-    out = dict(_normal(old)) if isinstance(old, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = _merged(out.get(key), value)
-    return out
-
-
-FENCE = _Fence()
-
-
-def _run(body: Any, patch: kopf.Patch, logger: Any) -> None:
-    meta = body.metadata
-    key = str(meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}")
-    with FENCE.lock(key):
-        status = _plain(dict(body.status))
-        if FENCE.stale(key, status):
-            logger.debug("skipping a tick on a body older than the last status written")
-            return
-        written = _tick(body, patch, logger)
-        if written:
-            FENCE.wrote(key, written)
-
-
-def _tick(body: Any, patch: kopf.Patch, logger: Any) -> dict[str, Any] | None:
-    deps: reconcile.Deps = STATE["deps"]
-
-    def emit(kind: str, reason: str, message: str) -> None:
-        kopf.event(body, type=kind, reason=reason, message=message)
-
-    deps = dataclasses.replace(deps, emit=emit)
-    plain = {"metadata": dict(body.metadata), "spec": dict(body.spec), "status": dict(body.status)}
-    plain = _plain(plain)
+@kopf.daemon(GROUP, VERSION, PLURAL, initial_delay=0.5, cancellation_timeout=1.0)
+async def rollout(meta: Any, memo: Any, logger: Any, stopped: Any, **_: Any) -> None:
+    """Tick this object every ``tick_seconds``, or at once when woken."""
+    namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+    settings = memo.settings.rollout
+    wake = memo.wakers.event(namespace, name)
+    running: asyncio.Future[Outcome] | None = None
     try:
-        result = reconcile.tick(plain, datetime.now(UTC), deps)
-    except ExecutionFailed as exc:
-        if exc.transient:
-            raise kopf.TemporaryError(str(exc), delay=10) from exc
-        raise kopf.PermanentError(str(exc)) from exc
-    _seen(plain)
-    telemetry.record_tick(body.metadata.get("namespace", ""), body.metadata.get("name", ""), result)
-    if result.patch:
-        patch.status.update(result.patch)
-    if result.invalid:  # the InvalidSpec Event is posted once; the log repeats each tick
-        log.error("%s: %s", body.metadata.get("name", ""), result.invalid)
-    return result.patch
+        while not stopped:
+            wake.clear()
+            if running is None:
+                running = asyncio.ensure_future(
+                    asyncio.to_thread(tick_once, memo.kube, memo.deps, namespace, name)
+                )
+            delay = settings.tick_seconds
+            try:
+                outcome = await asyncio.wait_for(
+                    asyncio.shield(running), settings.tick_timeout_seconds
+                )
+            except TimeoutError:
+                # The thread goes on; the next tick waits for it, so ticks never overlap.
+                logger.warning("tick still running after %.0f s", settings.tick_timeout_seconds)
+                await sleep(wake, stopped, settings.tick_seconds)
+                continue
+            except ExecutionFailed as exc:
+                running = None
+                logger.error("tick failed: %s", exc)
+                if not exc.transient:
+                    delay = settings.tick_seconds * PERMANENT_BACKOFF_TICKS
+            except Exception:
+                running = None
+                logger.exception("tick failed; the next one retries")
+            else:
+                running = None
+                if outcome.body is None:
+                    return  # deleted: kopf ends the daemon as well
+                _written(memo, outcome)
+            await sleep(wake, stopped, delay)
+    finally:
+        memo.wakers.forget(namespace, name)
 
 
-def _seen(body: dict[str, Any]) -> None:
-    """Tell the registry watcher which model this resource follows (a hint only)."""
-    events, deps = STATE["events"], STATE["deps"]
-    model = (body["spec"].get("model") or {}) if isinstance(body["spec"], dict) else {}
-    if events is None or not model.get("name"):
-        return
-    uri = model.get("registryUri") or deps.default_registry_uri
+def _written(memo: Any, outcome: Outcome) -> None:
+    """After a written tick: its Events, the metrics, the registry watcher's hint."""
+    body, result = outcome.body, outcome.result
+    assert body is not None and result is not None
     meta = body["metadata"]
-    events.seen(uri, str(model["name"]), meta.get("namespace", ""), meta.get("name", ""))
+    namespace, name = meta.get("namespace", ""), meta.get("name", "")
+    for kind, reason, message in outcome.events:
+        kopf.event(body, type=kind, reason=reason, message=message)  # type: ignore[arg-type]
+    telemetry.record_tick(namespace, name, result, outcome.conflicts)
+    if result.invalid:  # the InvalidSpec Event is posted once; the log repeats each tick
+        log.error("%s/%s: %s", namespace, name, result.invalid)
+    model = (body.get("spec") or {}).get("model") or {}
+    if memo.events is not None and isinstance(model, dict) and model.get("name"):
+        uri = model.get("registryUri") or memo.deps.default_registry_uri
+        memo.events.seen(uri, str(model["name"]), namespace, name)
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict) or hasattr(value, "items"):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 @kopf.on.update(GROUP, VERSION, PLURAL, field="metadata.annotations")
-def ensure(body: Any, patch: kopf.Patch, logger: Any, **_: Any) -> None:
-    _run(body, patch, logger)
-
-
-@kopf.timer(GROUP, VERSION, PLURAL, interval=TICK_SECONDS, initial_delay=1.0, sharp=True)
-def rollout_tick(body: Any, patch: kopf.Patch, logger: Any, **_: Any) -> None:
-    _run(body, patch, logger)
+async def changed(meta: Any, memo: Any, **_: Any) -> None:
+    """A spec or annotation (manual control) change: tick now rather than at the interval."""
+    memo.wakers.wake(str(meta.get("namespace", "")), str(meta.get("name", "")))

@@ -1,9 +1,9 @@
-"""Registry changes trigger an immediate reconcile; polling on each tick stays the truth.
+"""Registry changes wake the rollout daemons now; polling on each tick stays the truth.
 
 One ``RegistryWatcher`` per registry URI polls the models the ModelDeployments use (and
-is nudged by the webhook receiver). A change pokes each ModelDeployment of that model by
-setting the ``modeldeploy.io/registry-changed`` annotation, which kopf's annotation update
-handler turns into a tick. The model -> resources map is only a hint rebuilt by every tick.
+is nudged by the webhook receiver). A change wakes the daemon of each ModelDeployment of
+that model (an in-memory event, see ``wakeup.py``): nothing is written to the resource.
+The model -> resources map is only a hint rebuilt by every tick.
 """
 
 from __future__ import annotations
@@ -12,13 +12,11 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
-from modeldeploy.operator.api.schema import GROUP, PLURAL, VERSION
-
 log = logging.getLogger(__name__)
-CHANGED = "modeldeploy.io/registry-changed"
+
+Wake = Callable[[str, str], None]  # (namespace, name), called on the loop's thread
 
 
 class RegistryEvents:
@@ -26,10 +24,10 @@ class RegistryEvents:
         self,
         loop: asyncio.AbstractEventLoop,
         client_for: Callable[[str], Any],
-        api: Any,
+        wake: Wake,
         interval: float,
     ) -> None:
-        self.loop, self.client_for, self.api, self.interval = loop, client_for, api, interval
+        self.loop, self.client_for, self.wake, self.interval = loop, client_for, wake, interval
         self.watchers: dict[str, Any] = {}
         self.users: dict[tuple[str, str], set[tuple[str, str]]] = {}  # (uri, model) -> md keys
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -64,25 +62,11 @@ class RegistryEvents:
             if model in watcher.models:
                 watcher.nudge(model)
 
-    async def _changed(self, uri: str, changes: list[Any]) -> None:
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        body = {"metadata": {"annotations": {CHANGED: stamp}}}
-        keys = {k for c in changes for k in self.users.get((uri, c.model), set())}
+    def _changed(self, uri: str, changes: list[Any]) -> None:
+        with self._lock:
+            keys = {k for c in changes for k in self.users.get((uri, c.model), set())}
         for namespace, name in sorted(keys):
-            try:
-                await asyncio.to_thread(
-                    self.api.patch_namespaced_custom_object,
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    PLURAL,
-                    name,
-                    body,
-                )
-            except Exception as exc:  # a lost poke only delays the next tick
-                log.warning(
-                    "could not poke %s/%s after a registry change: %s", namespace, name, exc
-                )
+            self.wake(namespace, name)
 
     async def close(self) -> None:
         self.stop.set()

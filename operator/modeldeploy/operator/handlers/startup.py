@@ -1,21 +1,27 @@
-"""The kopf startup hook: settings, the platform, the registry, the metrics, the webhooks."""
+"""The kopf startup hook: settings, clients, the platform, the registry, metrics, webhooks.
+
+Everything the handlers use is built here once and kept in kopf's ``memo`` (copied into
+each object's daemon): ``settings``, ``kube`` (a CustomObjectsApi), ``deps``
+(``reconcile.Deps``), ``wakers`` and ``events`` (the registry watcher, or None).
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import kopf
 
-from modeldeploy.operator import reconcile
-from modeldeploy.operator.handlers.lifecycle import STATE, configure
+from modeldeploy.operator import kubeapi, reconcile
 from modeldeploy.operator.handlers.registry_events import RegistryEvents
+from modeldeploy.operator.handlers.wakeup import Wakers
 from modeldeploy.operator.observer import MetricsWindows, default_provider_for
 from modeldeploy.operator.platforms.factory import make_platform
-from modeldeploy.operator.settings import OperatorSettings
+from modeldeploy.operator.settings import OperatorSettings, apply_mlflow_client_env
 
 
-def _registry_for(default_uri: str) -> Any:
+def _registry_for(default_uri: str) -> Callable[[str], Any]:
     clients: dict[str, Any] = {}
 
     def get(uri: str) -> Any:
@@ -29,50 +35,55 @@ def _registry_for(default_uri: str) -> Any:
     return get
 
 
-def _kube_api(kubeconfig: str) -> Any:
-    """A CustomObjectsApi from the in-cluster config, else the kubeconfig (None: neither)."""
-    import kubernetes
+def _kubeconfig(memo: Any, ours: OperatorSettings) -> str | None:
+    """``--kubeconfig`` (handed over by runner.py in the memo), else the settings' one."""
+    return getattr(memo, "kubeconfig", "") or ours.kubeconfig or None
 
+
+@kopf.on.login()
+def login(memo: Any, **_: Any) -> kopf.ConnectionInfo | None:
+    """kopf logs in with the same configuration as our own client (``kubeapi``)."""
     try:
-        kubernetes.config.load_incluster_config()
-    except kubernetes.config.ConfigException:
-        try:
-            kubernetes.config.load_kube_config(config_file=kubeconfig or None)
-        except Exception:
-            return None
-    return kubernetes.client.CustomObjectsApi()
+        ours = getattr(memo, "settings", None) or OperatorSettings.from_env()
+        config = kubeapi.load_configuration(_kubeconfig(memo, ours))
+    except kubeapi.KubeError:
+        return None  # kopf reports that no login handler gave credentials
+    return kubeapi.connection_info(config)
 
 
 @kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     ours = OperatorSettings.from_env()
+    apply_mlflow_client_env(ours.registry)  # before any MLflow client call
     settings.persistence.finalizer = "modeldeploy.io/finalizer"
     settings.posting.level = 20  # INFO: our transition events go to the object
-    # Peering (name, mandatory, standalone) is left as ``operator run`` set it: overriding it
-    # here would ignore ``--peering NAME`` and let two replicas act when the CRD is missing.
-    api = await asyncio.to_thread(_kube_api, ours.kubeconfig)
-    if api is None and ours.rollout.platform == "kserve":
-        raise kopf.PermanentError("no Kubernetes configuration for the kserve platform")
+    settings.peering.lifetime = ours.peering.lifetime_seconds
+    # Peering (name, mandatory, standalone, priority) is left as ``operator run`` set it:
+    # overriding it here would ignore ``--peering NAME`` and let two replicas act when the
+    # CRD is missing.
+    kube = await asyncio.to_thread(kubeapi.custom_objects, _kubeconfig(memo, ours))
     if ours.metrics_port:
         from prometheus_client import start_http_server
 
         start_http_server(ours.metrics_port)
-    platform = make_platform(ours.rollout.platform, api=api)
+    platform = make_platform(ours.rollout.platform, api=kube)
     registry = _registry_for(ours.registry.default_uri)
+    loop = asyncio.get_running_loop()
+    wakers = Wakers(loop)
     events = None
-    if ours.registry.watch_seconds > 0 and api is not None:
-        loop = asyncio.get_running_loop()
-        events = RegistryEvents(loop, registry, api, ours.registry.watch_seconds)
-    deps = reconcile.Deps(
+    if ours.registry.watch_seconds > 0:
+        events = RegistryEvents(loop, registry, wakers.wake, ours.registry.watch_seconds)
+    memo.settings, memo.kube, memo.wakers, memo.events = ours, kube, wakers, events
+    memo.deps = reconcile.Deps(
         platform=platform,
         registry_for=lambda spec: registry(spec.model.registry_uri),
-        emit=lambda kind, reason, message: None,
-        default_registry_uri=ours.registry.default_uri,
         windows=MetricsWindows(default_provider_for(platform.metrics_endpoints)),
+        emit=lambda kind, reason, message: None,  # each tick collects its own
+        default_registry_uri=ours.registry.default_uri,
     )
-    configure(deps, ours, events)
+    memo.webhooks = None
     if ours.registry.webhook_port and events is not None:
-        STATE["webhooks"] = await _serve_webhooks(ours, events)
+        memo.webhooks = await _serve_webhooks(ours, events)
 
 
 async def _serve_webhooks(ours: OperatorSettings, events: RegistryEvents) -> Any:
@@ -90,8 +101,8 @@ async def _serve_webhooks(ours: OperatorSettings, events: RegistryEvents) -> Any
 
 
 @kopf.on.cleanup()
-async def cleanup(**_: Any) -> None:
-    events, runner = STATE.get("events"), STATE.pop("webhooks", None)
+async def cleanup(memo: Any, **_: Any) -> None:
+    events, runner = getattr(memo, "events", None), getattr(memo, "webhooks", None)
     if events is not None:
         await events.close()
     if runner is not None:

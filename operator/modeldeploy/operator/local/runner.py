@@ -29,6 +29,7 @@ from modeldeploy.operator.local.state import StateDir, merge_resource
 from modeldeploy.operator.observer import MetricsWindows, default_provider_for
 from modeldeploy.operator.platforms.base import Target
 from modeldeploy.operator.rollout import machine
+from modeldeploy.operator.settings import bound_mlflow_client_env
 from modeldeploy.registry.base import RegistryClient
 
 EVENTS_KEPT = 100
@@ -65,6 +66,7 @@ class LocalOperator:
     on_tick: Callable[[TickRecord], None] = field(default=lambda record: None)
 
     def __post_init__(self) -> None:
+        bound_mlflow_client_env()  # an unreachable MLflow fails a tick in seconds, not minutes
         self.options.progress = self.out
         self.platform = LocalPlatform(self.state, self.options)
         self._clients: dict[str, RegistryClient] = {}
