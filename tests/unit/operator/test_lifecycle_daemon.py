@@ -27,6 +27,7 @@ from modeldeploy.operator.handlers.wakeup import Wakers
 from modeldeploy.operator.platforms.nop import NopPlatform
 from modeldeploy.operator.settings import RolloutSettings
 from modeldeploy.registry.testing import InMemoryRegistry
+from tests.support.windows import FixedWindows
 
 
 class Kube:
@@ -84,7 +85,7 @@ def world() -> tuple[Kube, Any, InMemoryRegistry]:
     deps = reconcile.Deps(
         platform=NopPlatform(),
         registry_for=lambda spec: registry,
-        windows=None,
+        windows=FixedWindows(None),
         emit=lambda *event: None,
         default_registry_uri="",
     )
