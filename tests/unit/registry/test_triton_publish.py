@@ -96,6 +96,6 @@ def test_a_tampered_artifact_is_refused_on_fetch(tmp_path: Path, tiny_checkpoint
     publish_checkpoint(registry, tiny_checkpoint, "reviews", triton_base_uri="gs://b")
     stored = tmp_path / "store" / "artifacts" / "reviews" / "1" / "triton"
     (stored / "reviews" / "1" / "labels.json").write_text('{"0": "positive", "1": "negative"}')
-    with pytest.raises(IntegrityError, match="reviews/1/labels.json"):
+    with pytest.raises(IntegrityError, match=r"reviews/1/labels\.json"):
         fetch_triton(registry, "reviews", "1", tmp_path / "synced")
     assert not (tmp_path / "synced").exists()

@@ -53,7 +53,7 @@ def test_accepted_texts_are_the_same_texts() -> None:
 
 
 def test_default_character_limit_is_the_predictors() -> None:
-    assert backend_model.DEFAULT_MAX_CHARS == codecs.TruncationPolicy().max_chars
+    assert codecs.TruncationPolicy().max_chars == backend_model.DEFAULT_MAX_CHARS
     text = python_model_config("m", 2)
     assert (
         f'key: "max_chars" value: {{ string_value: "{codecs.TruncationPolicy().max_chars}" }}'

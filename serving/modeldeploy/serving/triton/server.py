@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-
 # Latency metrics Triton 2.51 can add (``tritonserver --help`` lists only ``counter_latencies``,
 # ``summary_latencies`` and ``summary_quantiles``; it has no per-request histogram option).
 # The summaries give queue and compute quantiles per model; the ``modeldeploy_*`` histogram
