@@ -241,6 +241,28 @@ class MlflowRegistry:
         with _mapped_errors(f"tag {name!r} version {version}"):
             self._client.set_model_version_tag(name, str(version), key, value)
 
+    # -- extra artifacts of a version (registry/triton.py) --------------------------------
+    def log_version_artifacts(
+        self, name: str, version: str, local_dir: Path, artifact_path: str
+    ) -> str:
+        """Add ``local_dir`` to the run ``version`` was published from; return its URI."""
+        with _mapped_errors(f"artifacts of {name!r} version {version}"):
+            run_id = self._client.get_model_version(name, str(version)).run_id
+            if not run_id:
+                raise RegistryError(f"{name!r} version {version} has no run to attach files to")
+            self._client.log_artifacts(run_id, str(local_dir), artifact_path)
+            return f"{self._client.get_run(run_id).info.artifact_uri.rstrip('/')}/{artifact_path}"
+
+    def download_artifacts(self, uri: str, dst_dir: Path) -> Path:
+        """Download the artifact directory at ``uri`` into ``dst_dir``; return its path."""
+        dst_dir.mkdir(parents=True, exist_ok=True)
+        with _mapped_errors(f"download {uri}"):
+            return Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=uri, dst_path=str(dst_dir), tracking_uri=self.uri
+                )
+            )
+
     # -- webhooks ----------------------------------------------------------------------
     def list_webhooks(self) -> list[WebhookInfo]:
         out: list[WebhookInfo] = []

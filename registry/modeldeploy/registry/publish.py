@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,6 +32,8 @@ from modeldeploy.registry.base import (
     PublishRefused,
     RegistryClient,
 )
+from modeldeploy.registry.triton import check_publishable as check_triton
+from modeldeploy.registry.triton import publish_triton
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 SAFE_WEIGHT_SUFFIX = ".safetensors"
@@ -164,27 +166,36 @@ def publish_checkpoint(
     alias: str | None = None,
     description: str = "",
     now: datetime | None = None,
+    triton_base_uri: str | None = None,
 ) -> ModelVersionInfo:
     """Validate, hash, upload and register ``checkpoint_dir`` as a new version of ``model``.
 
     With ``alias`` (typically ``challenger``) the alias is set on the new version, which
     is how a person or CI starts a rollout. Nothing is registered if validation fails.
+
+    With ``triton_base_uri`` (``s3://``, ``gs://``, ``https://`` or ``pvc://``) the version
+    also gets its Triton model repository as an artifact, with its manifest and the
+    ``storageUri`` KServe loads it from as tags (``registry/triton.py``). The base URI and the
+    checkpoint's Triton files are checked before anything is registered; the alias is set
+    only once the repository is attached, so a rollout never starts on half a version.
     """
     checkpoint_dir = Path(checkpoint_dir)
     info = inspect_checkpoint(checkpoint_dir)
+    if triton_base_uri is not None:
+        check_triton(checkpoint_dir, triton_base_uri, model)
     manifest = manifests.build_manifest(checkpoint_dir)
     tags = version_tags(info, manifest, now or datetime.now(UTC))
     created = client.create_version(model, checkpoint_dir, tags=tags, description=description)
+    if triton_base_uri is not None:
+        triton_tags = publish_triton(
+            client,  # type: ignore[arg-type]  # needs log_version_artifacts (MlflowRegistry)
+            model,
+            created.version,
+            checkpoint_dir,
+            triton_base_uri,
+        )
+        created = replace(created, tags={**created.tags, **triton_tags})
     if alias:
         client.set_alias(model, alias, created.version)
-        created = ModelVersionInfo(
-            name=created.name,
-            version=created.version,
-            tags=created.tags,
-            aliases=(*created.aliases, alias),
-            source=created.source,
-            run_id=created.run_id,
-            created_ms=created.created_ms,
-            description=created.description,
-        )
+        created = replace(created, aliases=(*created.aliases, alias))
     return created

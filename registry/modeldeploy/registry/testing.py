@@ -139,6 +139,24 @@ class InMemoryRegistry:
     def delete_version_tag(self, name: str, version: str, key: str) -> None:
         self._model(name).versions[str(version)].pop(key, None)
 
+    def log_version_artifacts(
+        self, name: str, version: str, local_dir: Path, artifact_path: str
+    ) -> str:
+        self._call("log_version_artifacts")
+        self._info(name, str(version))
+        if self.store_dir is None:
+            raise NotFound("InMemoryRegistry(store_dir=None) keeps no files")
+        copy = self.store_dir / "artifacts" / name / str(version) / artifact_path
+        shutil.copytree(local_dir, copy)
+        return copy.as_uri()
+
+    def download_artifacts(self, uri: str, dst_dir: Path) -> Path:
+        self._call("download_artifacts")
+        source = Path(uri.removeprefix("file://"))
+        target = dst_dir / source.name
+        shutil.copytree(source, target)
+        return target
+
     def list_webhooks(self) -> list[WebhookInfo]:
         self._call("list_webhooks")
         return list(self._webhooks.values())

@@ -30,7 +30,7 @@ def test_python_config_declares_text_io_dynamic_batching_and_all_versions() -> N
 
 def test_native_target_chains_tokenize_onnx_on_gpu_and_postprocess() -> None:
     configs = native_onnxruntime_configs(
-        "m", 2, ["input_ids", "attention_mask"], Batching(), tensorrt=True
+        "m", 2, ["input_ids", "attention_mask"], Batching(), version=1, tensorrt=True
     )
     assert set(configs) == {"m", "m_tokenize", "m_onnx", "m_postprocess"}
     ensemble, network = configs["m"], configs["m_onnx"]
@@ -107,6 +107,24 @@ def test_a_version_with_a_different_config_is_refused(
     with pytest.raises(ExportError, match="exists"):
         export_repository(tiny_checkpoint, tmp_path, "m", 1)
     export_repository(tiny_checkpoint, tmp_path, "m", 1, replace=True)
+
+
+@pytest.mark.slow
+def test_native_ensemble_refuses_a_second_version_under_its_name(
+    tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    export_repository(tiny_checkpoint, tmp_path, "m", 1, target="onnxruntime")
+    assert (tmp_path / "m" / "modeldeploy-manifest-1.json").is_file()
+    # Before pinning this was accepted, and ensemble version 1 ran version 2's network.
+    with pytest.raises(ExportError, match="already serves version 1") as refused:
+        export_repository(tiny_checkpoint, tmp_path, "m", 2, target="onnxruntime")
+    assert "another name" in str(refused.value)
+    assert not (tmp_path / "m_onnx" / "2").exists()
+    ensemble = (tmp_path / "m" / "config.pbtxt").read_text()
+    assert "model_version: -1" not in ensemble and "model_version: 1" in ensemble
+    # Under its own name (its own InferenceService) the second version is fine.
+    export_repository(tiny_checkpoint, tmp_path, "m_v2", 2, target="onnxruntime")
+    assert "model_version: 2" in (tmp_path / "m_v2" / "config.pbtxt").read_text()
 
 
 def test_a_directory_without_tokenizer_is_not_a_checkpoint(tmp_path: Path) -> None:

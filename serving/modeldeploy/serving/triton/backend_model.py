@@ -12,13 +12,25 @@ One file serves three stages, chosen by the ``stage`` parameter in ``config.pbtx
 - ``tokenize`` and ``postprocess``: the two Python ends of the native-backend ensemble, where
   Triton's own onnxruntime backend runs the network in between.
 
-The pure parts (``TextEncoder``, ``softmax``, ``decode_texts``, ``to_outputs``) are plain
-Python so the unit tests exercise them without a Triton stub.
+The pure parts (``TextEncoder``, ``softmax``, ``validate_texts``, ``to_outputs``,
+``verify_unit``) are plain Python so the unit tests exercise them without a Triton stub.
+
+Three contracts are copied here from ``modeldeploy`` because this file cannot import it;
+tests hold each copy equal to its source:
+
+- input checks and messages: ``modeldeploy.serving.codecs.validate_texts`` (a refused input
+  is ``INVALID_ARG``, which Triton answers as HTTP 400 / gRPC INVALID_ARGUMENT);
+- max-length resolution: ``modeldeploy.serving.loading._max_length``;
+- metric names, labels and latency buckets: ``modeldeploy.serving.metrics`` (the analysis
+  reads them from Triton's ``/metrics`` exactly as from the Python predictor's).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +40,43 @@ import numpy as np
 
 # Longest sequence a BERT-family position table allows; RoBERTa reserves two slots.
 _HARD_MAX_LENGTH = 512
+# The Python predictor's default ``--max-chars`` (codecs.TruncationPolicy.max_chars).
+DEFAULT_MAX_CHARS = 10_000
+# Written by export.py beside config.pbtxt: one SHA-256 manifest per exported version.
+MANIFEST_PREFIX = "modeldeploy-manifest-"
+_IGNORED_DIRS = ("__pycache__",)  # the Python backend may compile model.py in place
+
+# Metric contract (modeldeploy.serving.metrics; Triton's counters keep the _total suffix).
+METRIC_REQUESTS = "modeldeploy_requests_total"
+METRIC_NAN_OUTPUTS = "modeldeploy_nan_outputs_total"
+METRIC_PREDICTIONS = "modeldeploy_predictions_total"
+METRIC_DURATION = "modeldeploy_request_duration_seconds"
+METRIC_HELP = {
+    METRIC_REQUESTS: "Requests by outcome.",
+    METRIC_NAN_OUTPUTS: "Responses whose logits contained NaN.",
+    METRIC_PREDICTIONS: "Predictions by class.",
+    METRIC_DURATION: "End-to-end request time, tokenization included.",
+}
+OUTCOMES = ("ok", "bad_input", "error")
+# Both Triton endpoints (HTTP and gRPC) speak the v2 protocol; the model cannot tell them apart.
+TRITON_PROTOCOL = "v2"
+# Where deployment and role come from: the operator sets them on the Triton container.
+ENV_DEPLOYMENT = "MODELDEPLOY_DEPLOYMENT"
+ENV_ROLE = "MODELDEPLOY_ROLE"
+
+
+def latency_buckets() -> tuple[float, ...]:
+    """Same bounds as ``modeldeploy.serving.metrics.latency_buckets`` (5 ms x 1.1^i, then s)."""
+    bounds = [round(0.005 * 1.1**i, 6) for i in range(50)]
+    return (*bounds, 1.0, 2.5, 5.0, 10.0)
+
+
+class BadInput(ValueError):
+    """The client sent something the Python predictor would refuse with a 400 too."""
+
+
+class UnitIntegrityError(RuntimeError):
+    """The version's files do not match the manifest shipped with them; do not load."""
 
 
 @dataclass(frozen=True)
@@ -76,15 +125,24 @@ class TextEncoder:
 
 
 def read_max_length(directory: Path) -> int:
-    """The truncation length: the tokenizer's, else metrics.json's, capped by positions."""
-    settings = _read_json(directory / "tokenizer_config.json")
-    metrics = _read_json(directory / "metrics.json")
+    """The checkpoint's own limit: metrics.json, then the tokenizer's, capped by positions.
+
+    The same rule, in the same order, as the Python predictor (``loading._max_length``):
+    a candidate counts only when it is an int in 1..positions (Hugging Face writes 1e30 for
+    "no limit"), else the next one is tried, else ``min(positions, 512)``.
+    """
     config = _read_json(directory / "config.json")
-    limit = int(settings.get("model_max_length") or metrics.get("max_length") or _HARD_MAX_LENGTH)
-    positions = int(config.get("max_position_embeddings") or _HARD_MAX_LENGTH)
+    candidates = [
+        _read_json(directory / "metrics.json").get("max_length"),
+        _read_json(directory / "tokenizer_config.json").get("model_max_length"),
+    ]
+    positions = int(config.get("max_position_embeddings", _HARD_MAX_LENGTH))
     if config.get("model_type") == "roberta":
         positions -= 2  # RoBERTa position ids start after the padding index
-    return max(1, min(limit, positions, _HARD_MAX_LENGTH))
+    for value in candidates:
+        if isinstance(value, int) and 0 < value <= positions:
+            return value
+    return min(positions, _HARD_MAX_LENGTH)
 
 
 def read_labels(directory: Path) -> list[str]:
@@ -104,15 +162,87 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def decode_texts(raw: np.ndarray) -> list[str]:
-    """BYTES tensor (batch, 1) or (batch,) -> list of str; invalid UTF-8 raises ValueError."""
+def validate_texts(raw: np.ndarray, max_chars: int = DEFAULT_MAX_CHARS) -> list[str]:
+    """BYTES tensor (batch, 1) or (batch,) -> texts, refusing what the predictor refuses.
+
+    Mirrors ``codecs.validate_texts`` check for check and message for message: invalid
+    UTF-8, empty or whitespace-only text, and text over ``max_chars`` characters raise
+    :class:`BadInput`. The length is checked before tokenizing, so a 10M-character text
+    costs a decode and a length, not a tokenizer pass.
+    """
     texts = []
-    for item in raw.reshape(-1):
+    for i, item in enumerate(raw.reshape(-1)):
         if isinstance(item, bytes | bytearray):
-            texts.append(bytes(item).decode("utf-8"))  # strict: a bad byte is the caller's error
-        else:
-            texts.append(str(item))
+            try:
+                item = bytes(item).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise BadInput(f"instance {i} is not valid UTF-8 ({exc.reason})") from exc
+        text = str(item)
+        if not text.strip():
+            raise BadInput(f"instance {i} is empty or only whitespace")
+        if len(text) > max_chars:
+            raise BadInput(f"instance {i} has {len(text)} characters; the limit is {max_chars}")
+        texts.append(text)
     return texts
+
+
+def manifest_name(version: int | str) -> str:
+    """File name of the manifest of one exported version (beside the export's config)."""
+    return f"{MANIFEST_PREFIX}{version}.json"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_unit(repository: Path, export_name: str, model: str, version: str) -> dict[str, Any]:
+    """Check version ``version`` of ``model`` against its export's manifest; return it.
+
+    The manifest (``<repository>/<export_name>/modeldeploy-manifest-<version>.json``, the
+    format of ``modeldeploy.registry.manifest``, paths relative to the repository) must
+    exist, must cover ``<model>/<version>/`` (so files copied under another version number
+    are refused), and every file it lists must have its size and SHA-256. A file in a
+    covered version directory that it does not list is refused too.
+    """
+    path = repository / export_name / manifest_name(version)
+    if not path.is_file():
+        raise UnitIntegrityError(
+            f"{path} is missing: refusing to load {model} version {version} unverified "
+            "(export it with `modeldeploy triton export`, which writes the manifest)"
+        )
+    try:
+        data = json.loads(path.read_text())
+        files = {str(rel): (int(e["size"]), str(e["sha256"])) for rel, e in data["files"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UnitIntegrityError(f"{path}: unreadable manifest ({exc})") from None
+    own = f"{model}/{version}/"
+    if not any(rel.startswith(own) for rel in files):
+        raise UnitIntegrityError(
+            f"{path} does not list {own}: these files were exported as another version; "
+            f"refusing to serve them under version {version}"
+        )
+    for rel, (size, sha256) in sorted(files.items()):
+        file = repository / rel
+        if not file.is_file():
+            raise UnitIntegrityError(f"{rel}: listed in {path.name} but missing")
+        if file.stat().st_size != size or _sha256(file) != sha256:
+            raise UnitIntegrityError(
+                f"{rel}: size or SHA-256 differs from {path.name} (altered, truncated or "
+                "swapped); refusing to load"
+            )
+    covered = {
+        rel.split("/", 2)[0] + "/" + rel.split("/", 2)[1] for rel in files if rel.count("/") >= 2
+    }
+    for unit in sorted(covered):
+        for file in sorted((repository / unit).rglob("*")):
+            rel = file.relative_to(repository).as_posix()
+            if file.is_file() and rel not in files and not set(file.parts) & set(_IGNORED_DIRS):
+                raise UnitIntegrityError(f"{rel}: not in {path.name} (unexpected file)")
+    return data
 
 
 def to_outputs(probabilities: np.ndarray, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -195,21 +325,85 @@ def _parameters(model_config: dict[str, Any]) -> dict[str, str]:
     return {key: str(value.get("string_value", "")) for key, value in raw.items()}
 
 
+class ArmMetrics:
+    """The ``modeldeploy_*`` series of one served version, through Triton's custom metrics.
+
+    ``pb_utils.MetricFamily`` series appear on Triton's own ``/metrics`` (port 8002) beside
+    ``nv_*``, with the names, labels and buckets of ``modeldeploy.serving.metrics``, so the
+    analysis judges a Triton arm like a Python one. Every child exists from load (at 0).
+    """
+
+    def __init__(self, pb_utils: Any, base: dict[str, str], labels: Sequence[str]) -> None:
+        family = pb_utils.MetricFamily
+        self._families = {
+            name: family(name=name, description=METRIC_HELP[name], kind=kind)
+            for name, kind in (
+                (METRIC_REQUESTS, family.COUNTER),
+                (METRIC_NAN_OUTPUTS, family.COUNTER),
+                (METRIC_PREDICTIONS, family.COUNTER),
+                (METRIC_DURATION, family.HISTOGRAM),
+            )
+        }
+        requests = self._families[METRIC_REQUESTS]
+        self.requests = {o: requests.Metric(labels={**base, "outcome": o}) for o in OUTCOMES}
+        self.nan_outputs = self._families[METRIC_NAN_OUTPUTS].Metric(labels=dict(base))
+        predictions = self._families[METRIC_PREDICTIONS]
+        self.predictions = {n: predictions.Metric(labels={**base, "label": n}) for n in labels}
+        self.duration = self._families[METRIC_DURATION].Metric(
+            labels={**base, "protocol": TRITON_PROTOCOL}, buckets=list(latency_buckets())
+        )
+
+    def observe(self, outcome: str, seconds: float) -> None:
+        self.requests[outcome].increment(1)
+        self.duration.observe(seconds)
+
+    def close(self) -> None:
+        """Metrics before their families, as the Python backend requires."""
+        self.requests = {}
+        self.predictions = {}
+        self.nan_outputs = self.duration = None
+        self._families = {}
+
+
+def metric_labels(model_version: str, default_deployment: str) -> dict[str, str]:
+    """``deployment``, ``model_version``, ``role``: the labels every series carries.
+
+    Deployment and role come from the container's environment (``MODELDEPLOY_DEPLOYMENT``,
+    ``MODELDEPLOY_ROLE``), which the operator sets per arm; the version is Triton's, which
+    the export pins to the registry version.
+    """
+    return {
+        "deployment": os.environ.get(ENV_DEPLOYMENT) or default_deployment,
+        "model_version": str(model_version),
+        "role": os.environ.get(ENV_ROLE) or "stable",
+    }
+
+
 class TritonPythonModel:
     """The class Triton's Python backend instantiates; a thin adapter over the pure parts.
 
     Requests that Triton's dynamic batcher hands over together are concatenated into one
     forward pass and split again, so batching happens across clients, not per request.
+    A request with a refused text is answered INVALID_ARG on its own; the others in the
+    batch are still scored.
     """
 
     def initialize(self, args: dict[str, str]) -> None:
         model_config = json.loads(args["model_config"])
         params = _parameters(model_config)
-        directory = Path(args["model_repository"]) / args["model_version"]
+        model_dir = Path(args["model_repository"])
+        version = str(args["model_version"])
+        directory = model_dir / version
+        verify_unit(
+            model_dir.parent, params.get("export_name") or model_dir.name, model_dir.name, version
+        )
         self.stage = params.get("stage", "full")
+        self.max_chars = int(params.get("max_chars") or DEFAULT_MAX_CHARS)
         threads = int(params.get("threads") or 0)
+        labels: list[str] = []
         if self.stage == "full":
             self.classifier = Classifier(directory, params.get("runtime", "onnx"), threads)
+            labels = self.classifier.labels
         elif self.stage == "tokenize":
             self.encoder = TextEncoder(directory, pad_to_max_length=True)
             self.input_names = list(
@@ -219,27 +413,41 @@ class TritonPythonModel:
             self.labels = read_labels(directory)
         else:
             raise ValueError(f"unknown stage {self.stage!r}")
+        self.metrics: ArmMetrics | None = None
+        if self.stage == "full":  # the ensemble's parts cannot time a whole request
+            import triton_python_backend_utils as pb_utils
+
+            base = metric_labels(version, params.get("export_name") or model_dir.name)
+            self.metrics = ArmMetrics(pb_utils, base, labels)
+
+    def finalize(self) -> None:
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None
 
     def execute(self, requests: list[Any]) -> list[Any]:
         import triton_python_backend_utils as pb_utils
 
         if self.stage == "postprocess":
             return [self._postprocess(pb_utils, request) for request in requests]
+        started = time.perf_counter()
         responses: list[Any] = [None] * len(requests)
+        outcomes = ["ok"] * len(requests)
         texts: list[str] = []
         spans: list[tuple[int, int, int]] = []
         for index, request in enumerate(requests):
             raw = pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy()
             try:
-                batch = decode_texts(raw)
-            except UnicodeDecodeError as exc:
-                responses[index] = _error(pb_utils, f"TEXT is not valid UTF-8: {exc}")
+                batch = validate_texts(raw, self.max_chars)
+            except BadInput as exc:
+                responses[index] = _error(pb_utils, str(exc), pb_utils.TritonError.INVALID_ARG)
+                outcomes[index] = "bad_input"
                 continue
             spans.append((index, len(texts), len(texts) + len(batch)))
             texts.extend(batch)
-        if not texts:
-            return responses
         try:
+            if not texts:
+                return responses
             if self.stage == "tokenize":
                 arrays = self.encoder.encode(texts).arrays
                 for index, start, stop in spans:
@@ -249,19 +457,31 @@ class TritonPythonModel:
                     ]
                     responses[index] = pb_utils.InferenceResponse(output_tensors=tensors)
                 return responses
-            names, probabilities = self.classifier.classify(texts)
-        except Exception as exc:  # one bad batch must answer every request, not hang them
-            for index, _, _ in spans:
-                responses[index] = _error(pb_utils, f"{type(exc).__name__}: {exc}")
+            try:
+                names, probabilities = self.classifier.classify(texts)
+            except Exception as exc:  # one bad batch must answer every request, not hang them
+                if isinstance(exc, FloatingPointError) and self.metrics is not None:
+                    self.metrics.nan_outputs.increment(len(spans))
+                for index, _, _ in spans:
+                    responses[index] = _error(pb_utils, f"{type(exc).__name__}: {exc}")
+                    outcomes[index] = "error"
+                return responses
+            for index, start, stop in spans:
+                responses[index] = pb_utils.InferenceResponse(
+                    output_tensors=[
+                        pb_utils.Tensor("LABEL", names[start:stop]),
+                        pb_utils.Tensor("PROBABILITIES", probabilities[start:stop]),
+                    ]
+                )
+            if self.metrics is not None:
+                for name in names.reshape(-1):
+                    self.metrics.predictions[name.decode("utf-8")].increment(1)
             return responses
-        for index, start, stop in spans:
-            responses[index] = pb_utils.InferenceResponse(
-                output_tensors=[
-                    pb_utils.Tensor("LABEL", names[start:stop]),
-                    pb_utils.Tensor("PROBABILITIES", probabilities[start:stop]),
-                ]
-            )
-        return responses
+        finally:
+            if self.metrics is not None:
+                seconds = time.perf_counter() - started
+                for outcome in outcomes:
+                    self.metrics.observe(outcome, seconds)
 
     def _postprocess(self, pb_utils: Any, request: Any) -> Any:
         logits = pb_utils.get_input_tensor_by_name(request, "LOGITS").as_numpy()
@@ -276,5 +496,6 @@ class TritonPythonModel:
         )
 
 
-def _error(pb_utils: Any, message: str) -> Any:
-    return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(message))
+def _error(pb_utils: Any, message: str, code: Any = None) -> Any:
+    error = pb_utils.TritonError(message) if code is None else pb_utils.TritonError(message, code)
+    return pb_utils.InferenceResponse(output_tensors=[], error=error)

@@ -10,14 +10,21 @@ input ``TEXT`` (BYTES, one string per row), outputs ``LABEL`` (BYTES) and
   model chains ``<name>_tokenize`` (Python, CPU) -> ``<name>_onnx`` (native onnxruntime
   backend, GPU, optional TensorRT) -> ``<name>_postprocess`` (Python, CPU).
 
-Every model lists ``version_policy: { all { } }`` so a second exported version is served
-beside the first (Triton's default serves only the latest).
+The Python-backend models list ``version_policy: { all { } }`` so a second exported version
+is served beside the first (Triton's default serves only the latest). The ensemble instead
+pins one version, in its policy and in every step, so that its version N can only run
+version N of its parts (with ``-1`` it ran the latest part, another version's weights).
+
+Every Python-backend model carries ``export_name`` (where its version's manifest lies, see
+``export.py``) and ``max_chars`` (the Python predictor's character limit).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from modeldeploy.serving.triton.backend_model import DEFAULT_MAX_CHARS
 
 TARGETS = ("python", "onnxruntime")
 
@@ -75,14 +82,24 @@ def _instances(batching: Batching, kind: str) -> str:
     return f"instance_group [ {{ count: {batching.instances} kind: {kind} }} ]"
 
 
-def _header(name: str, batching: Batching, *, backend: str = "", platform: str = "") -> str:
+def _header(
+    name: str,
+    batching: Batching,
+    *,
+    backend: str = "",
+    platform: str = "",
+    pinned_version: int | None = None,
+) -> str:
     lines = [f'name: "{name}"']
     if backend:
         lines.append(f'backend: "{backend}"')
     if platform:
         lines.append(f'platform: "{platform}"')
     lines.append(f"max_batch_size: {batching.max_batch_size}")
-    lines.append("version_policy: { all { } }")
+    if pinned_version is None:
+        lines.append("version_policy: { all { } }")
+    else:
+        lines.append(f"version_policy: {{ specific {{ versions: [ {pinned_version} ] }} }}")
     return "\n".join(lines)
 
 
@@ -108,6 +125,7 @@ def python_model_config(
     *,
     runtime: str = "onnx",
     threads: int = 0,
+    max_chars: int = DEFAULT_MAX_CHARS,
 ) -> str:
     """The single-model CPU repository: Python backend, text in, label + probabilities out."""
     if runtime not in ("onnx", "torch"):
@@ -117,7 +135,15 @@ def python_model_config(
         _text_io(num_labels),
         _dynamic_batching(batching),
         _instances(batching, "KIND_CPU"),
-        _parameters({"stage": "full", "runtime": runtime, "threads": str(threads)}),
+        _parameters(
+            {
+                "stage": "full",
+                "runtime": runtime,
+                "threads": str(threads),
+                "export_name": name,
+                "max_chars": str(max_chars),
+            }
+        ),
     ]
     return "\n".join(parts) + "\n"
 
@@ -128,7 +154,9 @@ def native_onnxruntime_configs(
     input_names: Sequence[str],
     batching: Batching = DEFAULT_BATCHING,
     *,
+    version: int,
     tensorrt: bool = False,
+    max_chars: int = DEFAULT_MAX_CHARS,
 ) -> dict[str, str]:
     """Config text per model directory for the GPU ensemble (see the module docstring).
 
@@ -136,9 +164,10 @@ def native_onnxruntime_configs(
     lengths have equal shapes and Triton's batcher in front of the onnxruntime model can
     merge them; on a GPU that costs far less than unbatched execution.
 
-    An ensemble has one config for all its versions, so its steps use the latest version
-    of each part (``model_version: -1``). Serving two versions side by side on this target
-    means exporting them under two names (as KServe does: one InferenceService per arm).
+    An ensemble has one config for all its versions, so it serves exactly ``version`` and
+    each step names that version of its part. Serving two versions side by side on this
+    target means exporting them under two names (as KServe does: one InferenceService, one
+    repository, per arm); ``export_repository`` refuses a second version under one name.
     """
     tokenize, network, post = f"{name}_tokenize", f"{name}_onnx", f"{name}_postprocess"
     ids = [(n, n.upper()) for n in input_names]
@@ -149,7 +178,14 @@ def native_onnxruntime_configs(
             _tensors("output", [_tensor(upper, "TYPE_INT64", [-1]) for _, upper in ids]),
             _dynamic_batching(batching),
             _instances(batching, "KIND_CPU"),
-            _parameters({"stage": "tokenize", "input_names": ",".join(input_names)}),
+            _parameters(
+                {
+                    "stage": "tokenize",
+                    "input_names": ",".join(input_names),
+                    "export_name": name,
+                    "max_chars": str(max_chars),
+                }
+            ),
         ]
     )
     onnx_lines = [
@@ -176,7 +212,7 @@ def native_onnxruntime_configs(
                 ],
             ),
             _instances(batching, "KIND_CPU"),
-            _parameters({"stage": "postprocess"}),
+            _parameters({"stage": "postprocess", "export_name": name}),
         ]
     )
 
@@ -184,7 +220,9 @@ def native_onnxruntime_configs(
         maps = [f'      input_map {{ key: "{k}" value: "{v}" }}' for k, v in inputs.items()]
         maps += [f'      output_map {{ key: "{k}" value: "{v}" }}' for k, v in outputs.items()]
         body = "\n".join(maps)
-        return f'    {{\n      model_name: "{model}"\n      model_version: -1\n{body}\n    }}'
+        return (
+            f'    {{\n      model_name: "{model}"\n      model_version: {version}\n{body}\n    }}'
+        )
 
     steps = [
         step(tokenize, {"TEXT": "TEXT"}, {upper: f"_{n}" for n, upper in ids}),
@@ -193,7 +231,7 @@ def native_onnxruntime_configs(
     ]
     ensemble_config = "\n".join(
         [
-            _header(name, batching, platform="ensemble"),
+            _header(name, batching, platform="ensemble", pinned_version=version),
             _text_io(num_labels),
             "ensemble_scheduling {\n  step [\n" + ",\n".join(steps) + "\n  ]\n}",
         ]

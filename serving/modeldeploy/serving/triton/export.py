@@ -6,11 +6,17 @@ Layout written (``target="python"``)::
     <repo>/<name>/<version>/model.py    # backend_model.py, verbatim
     <repo>/<name>/<version>/model.onnx  # runtime "onnx" (or model.safetensors for "torch")
     <repo>/<name>/<version>/{tokenizer.json,tokenizer_config.json,config.json,labels.json,metrics.json}
+    <repo>/<name>/modeldeploy-manifest-<version>.json   # SHA-256 of every file above
 
 Tokenizer, weights and label names are copied into the same version directory, so a
 version is one self-contained unit; nothing is read from the source afterwards. The
 source is a directory as the registry's hash-verified fetch returns it, or any local
 Hugging Face directory with labels.json.
+
+The manifest (``modeldeploy.registry.manifest`` format, paths relative to the repository)
+lists the configs and version directories of every model the export wrote; ``model.py``
+checks it before loading and refuses a version whose files differ, or that sits under a
+version number it was not exported as.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from modeldeploy.registry import manifest as manifests
 from modeldeploy.serving.triton import backend_model
 from modeldeploy.serving.triton.config import (
     DEFAULT_BATCHING,
@@ -47,6 +54,7 @@ class ExportResult:
     version: int
     model_dirs: tuple[Path, ...]
     input_names: tuple[str, ...]
+    manifest: Path  # <repo>/<name>/modeldeploy-manifest-<version>.json
 
 
 def export_repository(
@@ -74,9 +82,10 @@ def export_repository(
         raise ExportError(f"unknown target {target!r}: use one of {', '.join(TARGETS)}")
     if version < 1:
         raise ExportError("Triton versions are positive integers")
-    missing = [f for f in UNIT_FILES if not (checkpoint / f).is_file()]
-    if missing:
-        raise ExportError(f"{checkpoint} is not a checkpoint directory: missing {missing}")
+    check_checkpoint(checkpoint)
+    repository = Path(repository)
+    if target == "onnxruntime":
+        _refuse_second_ensemble_version(repository, name, version)
     labels = backend_model.read_labels(checkpoint)
     if target == "python":
         configs = {
@@ -86,9 +95,8 @@ def export_repository(
     else:
         input_names = tokenizer_input_names(checkpoint)
         configs = native_onnxruntime_configs(
-            name, len(labels), input_names, batching, tensorrt=tensorrt
+            name, len(labels), input_names, batching, version=version, tensorrt=tensorrt
         )
-    repository = Path(repository)
     _check_conflicts(repository, configs, version, replace)
 
     model_dirs = []
@@ -116,7 +124,50 @@ def export_repository(
             shutil.copyfile(backend_model.__file__, unit / "model.py")
         export_onnx(checkpoint, repository / f"{name}_onnx" / str(version) / "model.onnx")
         # The ensemble's own version directory stays empty, as Triton requires.
-    return ExportResult(repository, name, version, tuple(model_dirs), tuple(input_names))
+    manifest = write_manifest(repository, name, version, list(configs))
+    return ExportResult(repository, name, version, tuple(model_dirs), tuple(input_names), manifest)
+
+
+def check_checkpoint(checkpoint: Path) -> None:
+    """Raise :class:`ExportError` unless ``checkpoint`` has what a version unit needs."""
+    missing = [f for f in UNIT_FILES if not (checkpoint / f).is_file()]
+    if missing:
+        raise ExportError(f"{checkpoint} is not a checkpoint directory: missing {missing}")
+
+
+def write_manifest(repository: Path, name: str, version: int, models: list[str]) -> Path:
+    """Hash each model's config.pbtxt and ``<version>/`` files into the version's manifest."""
+    files: dict[str, manifests.FileDigest] = {}
+    for model in models:
+        unit = sorted(p for p in (repository / model / str(version)).rglob("*") if p.is_file())
+        for path in [repository / model / "config.pbtxt", *unit]:
+            rel = path.relative_to(repository).as_posix()
+            files[rel] = manifests.FileDigest(path.stat().st_size, manifests.sha256_file(path))
+    target = repository / name / backend_model.manifest_name(version)
+    target.write_text(manifests.to_json(files))
+    return target
+
+
+def _refuse_second_ensemble_version(repository: Path, name: str, version: int) -> None:
+    """An ensemble serves one version (config.py); a second one under its name is refused.
+
+    Before pinning, a second export here was accepted and the ensemble's version 1 ran
+    the latest parts: version 2's weights answered under version 1's number.
+    """
+    ensemble = repository / name
+    others = (
+        sorted(p.name for p in ensemble.iterdir() if p.is_dir() and p.name.isdigit())
+        if ensemble.is_dir()
+        else []
+    )
+    others = [v for v in others if v != str(version)]
+    if others:
+        raise ExportError(
+            f"{ensemble} already serves version {', '.join(others)}; exporting version "
+            f"{version} under the same ensemble name would serve one version's weights under "
+            "the other's number. Export it under another name or into its own repository "
+            "(one repository per InferenceService)"
+        )
 
 
 def _check_conflicts(

@@ -38,6 +38,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+# Latency metrics Triton 2.51 can add (``tritonserver --help`` lists only ``counter_latencies``,
+# ``summary_latencies`` and ``summary_quantiles``; it has no per-request histogram option).
+# The summaries give queue and compute quantiles per model; the ``modeldeploy_*`` histogram
+# the analysis reads comes from model.py. A KServe ServingRuntime for Triton takes the same.
+METRICS_ARGS = (
+    "--metrics-config=summary_latencies=true",
+    "--metrics-config=summary_quantiles=0.5:0.05,0.9:0.01,0.95:0.005,0.99:0.001",
+)
+
 
 class TritonError(Exception):
     """The server did not start, did not become ready, or refused a model operation."""
@@ -124,6 +133,7 @@ def server_argv(
         "--metrics-address=127.0.0.1",
         f"--metrics-port={ports.metrics}",
         "--log-verbose=0",
+        *METRICS_ARGS,
         *extra,
     ]
 
@@ -143,8 +153,10 @@ class TritonServer:
         extra_args: Sequence[str] = (),
         startup_timeout: float = 60.0,
         stop_timeout: float = 15.0,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.repository = Path(repository).resolve()
+        self.env = dict(env or {})  # added to this process's environment (model.py sees it)
         self.log_path = log_path
         self.extra_args = tuple(extra_args)
         self.startup_timeout = startup_timeout
@@ -177,7 +189,10 @@ class TritonServer:
         self._install = tempfile.TemporaryDirectory(prefix="modeldeploy-triton-")
         install = prepare_install(dist, Path(self._install.name))
         env = server_env(
-            os.environ, dist, Path(sys.prefix) / "bin", sysconfig.get_config_var("LIBDIR")
+            {**os.environ, **self.env},
+            dist,
+            Path(sys.prefix) / "bin",
+            sysconfig.get_config_var("LIBDIR"),
         )
         self._log = self.log_path or install / "tritonserver.log"
         self._log.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,140 @@
+"""A version's Triton model repository: published beside its checkpoint, loaded by KServe.
+
+KServe's storage initializer fetches ``s3://``, ``gs://``, ``https://`` and ``pvc://`` URIs,
+not MLflow's ``mlflow-artifacts:/`` or ``models:/``, and Triton needs a model repository,
+not a Hugging Face checkpoint (pointed at one it reports ready with no models). So
+publishing with a Triton base URI also:
+
+1. exports the checkpoint with ``modeldeploy.serving.triton.export_repository`` (tokenizer
+   and weights in one version directory, Triton model version = registry version, its own
+   SHA-256 manifest inside, which ``model.py`` checks before loading);
+2. logs that repository as the ``triton/`` artifact of the version's publish run;
+3. tags the version with the artifact's location, the repository's manifest (the registry
+   format, every file) and :func:`triton_uri`, the URI KServe loads it from:
+   ``<base>/<model>/<version>/triton``.
+
+Copying the artifact to that URI is the storage's side (``fetch_triton`` downloads and
+verifies it; then ``aws s3 sync``, ``gsutil rsync`` or a copy into the PVC). The operator
+writes ``triton_uri(base, model, version)`` as the InferenceService's ``storageUri``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol
+
+from modeldeploy.registry import manifest as manifests
+from modeldeploy.registry.base import TAG_PREFIX, IntegrityError, NotFound, RegistryClient
+
+TAG_TRITON_URI = TAG_PREFIX + "triton_uri"
+TAG_TRITON_ARTIFACT = TAG_PREFIX + "triton_artifact"
+TAG_TRITON_MANIFEST = TAG_PREFIX + "triton_manifest"
+TAG_TRITON_MANIFEST_SHA256 = TAG_PREFIX + "triton_manifest_sha256"
+ARTIFACT_PATH = "triton"
+URI_SCHEMES = ("s3", "gs", "https", "pvc")  # what KServe's storage initializer fetches
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class TritonUriError(ValueError):
+    """The base URI or the model name cannot make a storageUri KServe would fetch."""
+
+
+class ArtifactStore(Protocol):
+    """The two calls beyond :class:`RegistryClient` that extra version artifacts need."""
+
+    def log_version_artifacts(
+        self, name: str, version: str, local_dir: Path, artifact_path: str
+    ) -> str: ...
+
+    def download_artifacts(self, uri: str, dst_dir: Path) -> Path: ...
+
+
+class TritonRegistry(RegistryClient, ArtifactStore, Protocol):
+    """A registry client that can also attach and fetch extra artifacts (MlflowRegistry)."""
+
+
+def triton_uri(base_uri: str, model: str, version: str | int) -> str:
+    """``<base>/<model>/<version>/triton``: where KServe loads this version's repository.
+
+    Pure. ``base_uri`` is the operator's setting, under one of :data:`URI_SCHEMES`;
+    ``model`` must be usable as a path segment and a Triton model name.
+    """
+    scheme, sep, rest = base_uri.partition("://")
+    if not sep or scheme not in URI_SCHEMES or not rest.strip("/"):
+        raise TritonUriError(
+            f"Triton base URI {base_uri!r}: use {', '.join(s + '://…' for s in URI_SCHEMES)} "
+            "(what KServe's storage initializer can fetch)"
+        )
+    if not _NAME.match(model):
+        raise TritonUriError(
+            f"model name {model!r}: a Triton repository needs letters, digits, '.', '_' or "
+            "'-' (it is both a path segment and the Triton model name)"
+        )
+    version = str(version)
+    if not version.isdigit() or int(version) < 1:
+        raise TritonUriError(f"version {version!r}: registry versions are positive integers")
+    return f"{base_uri.rstrip('/')}/{model}/{int(version)}/triton"
+
+
+def build_repository(checkpoint: Path, target: Path, model: str, version: str) -> Path:
+    """Export ``checkpoint`` as version ``version`` of Triton model ``model`` under ``target``."""
+    from modeldeploy.serving.triton.export import export_repository
+
+    export_repository(checkpoint, target, model, int(version))
+    return target
+
+
+def check_publishable(checkpoint: Path, base_uri: str, model: str) -> None:
+    """Everything that can be refused before a version is registered (raises)."""
+    from modeldeploy.serving.triton.export import check_checkpoint
+
+    triton_uri(base_uri, model, 1)
+    check_checkpoint(checkpoint)
+
+
+def publish_triton(
+    client: TritonRegistry, model: str, version: str, checkpoint: Path, base_uri: str
+) -> dict[str, str]:
+    """Export, attach and tag the Triton repository of a registered version; return the tags."""
+    uri = triton_uri(base_uri, model, version)
+    with tempfile.TemporaryDirectory(prefix="modeldeploy-triton-") as tmp:
+        repository = build_repository(Path(checkpoint), Path(tmp) / "repository", model, version)
+        manifest = manifests.build_manifest(repository)
+        artifact = client.log_version_artifacts(model, str(version), repository, ARTIFACT_PATH)
+    tags = {
+        TAG_TRITON_ARTIFACT: artifact,
+        TAG_TRITON_MANIFEST: manifests.to_json(manifest),
+        TAG_TRITON_MANIFEST_SHA256: manifests.manifest_sha256(manifest),
+        TAG_TRITON_URI: uri,  # last: a version with this tag has everything above
+    }
+    for key, value in tags.items():
+        client.set_version_tag(model, str(version), key, value)
+    return tags
+
+
+def triton_tags(tags: Mapping[str, str]) -> tuple[str, manifests.Manifest]:
+    """(artifact URI, manifest) from a version's tags; NotFound when it has no repository."""
+    artifact, text = tags.get(TAG_TRITON_ARTIFACT), tags.get(TAG_TRITON_MANIFEST)
+    if not artifact or not text:
+        raise NotFound("this version was published without a Triton repository")
+    return artifact, manifests.from_json(text)
+
+
+def fetch_triton(client: TritonRegistry, model: str, version: str, target: Path) -> Path:
+    """Download a version's Triton repository to ``target``, verified file by file.
+
+    ``target`` then holds exactly what belongs at :func:`triton_uri` (sync it there);
+    a file that differs from the tagged manifest raises :class:`IntegrityError`.
+    """
+    artifact, manifest = triton_tags(client.get_version(model, str(version)).tags)
+    with tempfile.TemporaryDirectory(prefix="modeldeploy-triton-") as tmp:
+        downloaded = client.download_artifacts(artifact, Path(tmp))
+        manifests.verify(downloaded, manifest)
+        if target.exists():
+            raise IntegrityError(str(target), "exists already; fetch into a new directory")
+        shutil.copytree(downloaded, target)
+    return target

@@ -1,0 +1,39 @@
+"""A version's Triton repository through a real MLflow server into a real tritonserver."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from modeldeploy.registry import manifest as manifests
+from modeldeploy.registry.mlflow_client import MlflowRegistry
+from modeldeploy.registry.publish import publish_checkpoint
+from modeldeploy.registry.triton import (
+    TAG_TRITON_ARTIFACT,
+    TAG_TRITON_MANIFEST,
+    TAG_TRITON_URI,
+    fetch_triton,
+    triton_uri,
+)
+from modeldeploy.serving.triton import TritonServer, classify
+
+pytestmark = pytest.mark.slow
+
+
+def test_published_repository_is_what_triton_serves_under_the_registry_version(
+    registry: MlflowRegistry, tiny_checkpoint: Path, model_name: str, tmp_path: Path
+) -> None:
+    base = "pvc://models/triton"
+    info = publish_checkpoint(registry, tiny_checkpoint, model_name, triton_base_uri=base)
+    tags = registry.get_version(model_name, info.version).tags
+    assert tags[TAG_TRITON_URI] == triton_uri(base, model_name, info.version)
+    assert tags[TAG_TRITON_ARTIFACT].endswith("/triton")
+
+    repository = fetch_triton(registry, model_name, info.version, tmp_path / "synced")
+    manifests.verify(repository, manifests.from_json(tags[TAG_TRITON_MANIFEST]))
+    with TritonServer(repository) as triton:
+        triton.load(model_name)
+        result = classify(triton.http_url, model_name, ["a fine film", "dull"])
+    assert result.model_version == info.version
+    assert len(result.labels) == 2
