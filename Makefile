@@ -53,12 +53,12 @@ bench: setup ## Benchmarks; figures go to bench/results.json (quoted in README).
 
 lint: setup ## ruff and mypy.
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check operator serving registry tests
-	$(VENV)/bin/mypy operator/modeldeploy serving/modeldeploy registry/modeldeploy
+	$(VENV)/bin/ruff format --check operator serving registry tools tests
+	$(VENV)/bin/mypy operator/modeldeploy serving/modeldeploy registry/modeldeploy tools/modeldeploy
 
 format: setup ## Apply ruff's fixes and formatting.
 	$(VENV)/bin/ruff check --fix .
-	$(VENV)/bin/ruff format operator serving registry tests
+	$(VENV)/bin/ruff format operator serving registry tools tests
 
 lock: ## Re-resolve requirements/base.in into requirements/lock.txt (needs network).
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

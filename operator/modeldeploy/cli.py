@@ -16,14 +16,14 @@ from collections.abc import Sequence
 # Modules that contribute subcommands. A part that is not importable (for example
 # while a dependency is missing) is reported when its command is used, not at start.
 COMMAND_MODULES: tuple[str, ...] = (
-    "modeldeploy.registry.checkpoints.cli",
+    "modeldeploy.tools.checkpoints.cli",
     "modeldeploy.registry.cli",
     "modeldeploy.serving.cli",
     "modeldeploy.serving.triton.cli",
     "modeldeploy.operator.cli",
     "modeldeploy.operator.local.cli",
-    "modeldeploy.demo.cli",
-    "modeldeploy.benchmarks",
+    "modeldeploy.tools.demo.cli",
+    "modeldeploy.tools.bench.cli",
 )
 
 

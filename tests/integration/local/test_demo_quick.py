@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from modeldeploy.demo.scenario import run_demo
+from modeldeploy.tools.demo.scenario import run_demo
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[3]

@@ -12,7 +12,7 @@ from typing import Any
 
 from modeldeploy.operator.api.schema import GROUP, PLURAL, VERSION
 from modeldeploy.operator.handlers.registry_events import CHANGED, RegistryEvents
-from modeldeploy.registry.testing import InMemoryRegistry
+from tests.support.in_memory_registry import InMemoryRegistry
 
 
 class Api:

@@ -1,7 +1,7 @@
 """What the canary analysis may tolerate, and how sure it must be: one frozen dataclass.
 
 Every knob is explained in docs/statistics.md. The defaults are the ones the simulation
-benchmark (``modeldeploy.operator.bench.simulation``) measures, so the figures quoted in the
+benchmark (``modeldeploy.tools.bench.simulation``) measures, so the figures quoted in the
 docs are the behaviour a user gets without tuning anything.
 """
 

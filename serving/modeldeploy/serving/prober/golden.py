@@ -46,7 +46,7 @@ def load_golden(path: Path | None = None) -> GoldenSet:
     """The JSONL file at ``path``, or by default the held-out test split."""
     if path is not None:
         return parse_jsonl(Path(path).read_text(), str(path))
-    from modeldeploy.registry.checkpoints import load_split
+    from modeldeploy.tools.checkpoints import load_split
 
     split = load_split("test")
     return GoldenSet(tuple(split.texts), tuple(int(label) for label in split.labels))

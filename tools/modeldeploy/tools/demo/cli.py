@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from modeldeploy.demo.scenario import run_demo
+    from modeldeploy.tools.demo.scenario import run_demo
 
     profile = "quick" if args.quick or args.profile in ("quick", "ci") else "full"
     result = run_demo(profile, args.output_dir, args.filename)

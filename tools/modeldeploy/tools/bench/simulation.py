@@ -393,9 +393,9 @@ def _latency_scenarios(
 
 def load_real_outcomes(names: tuple[str, ...] = REAL_RECIPES) -> dict[str, np.ndarray]:
     """Per-row correctness of the real checkpoints on the held-out test reviews."""
-    from modeldeploy.registry.checkpoints import build
-    from modeldeploy.registry.checkpoints.factory import predictions_path
-    from modeldeploy.registry.checkpoints.recipes import get_recipe
+    from modeldeploy.tools.checkpoints import build
+    from modeldeploy.tools.checkpoints.factory import predictions_path
+    from modeldeploy.tools.checkpoints.recipes import get_recipe
 
     outcomes: dict[str, np.ndarray] = {}
     for name in names:

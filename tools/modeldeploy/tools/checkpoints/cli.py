@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from modeldeploy.registry.checkpoints.recipes import RECIPES, get_recipe
+from modeldeploy.tools.checkpoints.recipes import RECIPES, get_recipe
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _build(args: argparse.Namespace) -> int:
     from modeldeploy.cli import CommandError
-    from modeldeploy.registry.checkpoints.factory import build
+    from modeldeploy.tools.checkpoints.factory import build
 
     names = sorted(RECIPES) if args.all else args.recipes
     if not names:
@@ -41,7 +41,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from modeldeploy.registry.checkpoints.factory import cache_root, checkpoint_dir
+    from modeldeploy.tools.checkpoints.factory import cache_root, checkpoint_dir
 
     rows = []
     for name, recipe in sorted(RECIPES.items()):
