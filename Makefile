@@ -40,16 +40,16 @@ system-deps: ## Install the Debian packages the tests use (prometheus), if missi
 	fi
 
 checkpoints: setup ## Build (or reuse) the cached checkpoints the demo and tests use.
-	$(VENV)/bin/modeldeploy checkpoints build --all
+	$(VENV)/bin/modeldeploy-dev checkpoints build --all
 
 test: setup ## Run the whole test suite (builds the small checkpoints on first run).
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 demo: setup ## The main job: a real MLflow, the operator in local mode, a promotion and a rollback.
-	$(VENV)/bin/modeldeploy demo
+	$(VENV)/bin/modeldeploy-dev demo
 
 bench: setup ## Benchmarks; figures go to bench/results.json (quoted in README).
-	$(VENV)/bin/modeldeploy bench --output bench/results.json
+	$(VENV)/bin/modeldeploy-dev bench --output bench/results.json
 
 lint: setup ## ruff and mypy.
 	$(VENV)/bin/ruff check .

@@ -1,4 +1,4 @@
-"""`modeldeploy demo --quick`: the demo's scenario end to end, in CI size.
+"""`modeldeploy-dev demo --quick`: the demo's scenario end to end, in CI size.
 
 Real MLflow, the operator in local mode on examples/local-demo.yaml, real predictor
 processes and the router, review sentences with delayed labels: the good candidate must

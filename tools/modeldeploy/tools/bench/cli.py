@@ -1,4 +1,4 @@
-"""``modeldeploy bench``: run the benchmark suites and write one results file.
+"""``modeldeploy-dev bench``: run the benchmark suites and write one results file.
 
 Each suite is a function returning a JSON-serialisable dict; results are merged
 into ``bench/results.json`` under the suite's name, with the machine and the time of

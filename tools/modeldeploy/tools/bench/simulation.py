@@ -499,7 +499,7 @@ def run_benchmark(progress: Progress | None = None) -> dict[str, Any]:
 
 
 def run_suite(output_dir: Path, progress: Progress | None = None) -> dict[str, Any]:
-    """The ``modeldeploy bench`` suite entry: results go into bench/results.json by the caller."""
+    """The ``modeldeploy-dev bench`` suite entry: the caller writes bench/results.json."""
     del output_dir  # the simulation writes no files of its own
     return run_benchmark(progress)
 

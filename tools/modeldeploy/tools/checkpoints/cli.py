@@ -1,4 +1,4 @@
-"""``modeldeploy checkpoints build|list``: the offline checkpoint factory from the shell."""
+"""``modeldeploy-dev checkpoints build|list``: the offline checkpoint factory from the shell."""
 
 from __future__ import annotations
 
@@ -20,6 +20,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     list_cmd = sub.add_parser("list", help="list recipes and what is cached")
     list_cmd.add_argument("--json", action="store_true", help="machine-readable output")
     list_cmd.set_defaults(handler=_list)
+
+    heldout_cmd = sub.add_parser(
+        "export-heldout",
+        help="write the held-out sentences that modeldeploy.serving ships (parity, golden set)",
+    )
+    heldout_cmd.add_argument(
+        "--check", action="store_true", help="only compare; exit 1 if a shipped file is stale"
+    )
+    heldout_cmd.set_defaults(handler=_export_heldout)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -68,4 +77,19 @@ def _list(args: argparse.Namespace) -> int:
     for row in rows:
         acc = f"{row['test_accuracy']:.3f}" if row["cached"] else "-"
         print(f"{row['name']:<18} {row['family']:<11} {acc:<9} {row['description']}")
+    return 0
+
+
+def _export_heldout(args: argparse.Namespace) -> int:
+    from modeldeploy.cli import CommandError
+    from modeldeploy.tools.checkpoints import heldout
+
+    if args.check:
+        stale = heldout.stale()
+        if stale:
+            raise CommandError(f"stale in {heldout.data_dir()}: {', '.join(stale)}")
+        print(f"up to date: {heldout.data_dir()}")
+        return 0
+    for path in heldout.export():
+        print(f"wrote {path}")
     return 0

@@ -1,4 +1,4 @@
-"""``modeldeploy demo``: the main job on one machine (what ``make demo`` runs).
+"""``modeldeploy-dev demo``: the main job on one machine (what ``make demo`` runs).
 
 A real MLflow, the operator in local mode on ``examples/local-demo.yaml``, real predictor
 processes and the router, review sentences with delayed labels, one promotion and one
