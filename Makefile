@@ -51,10 +51,11 @@ demo: setup ## The main job: a real MLflow, the operator in local mode, a promot
 bench: setup ## Benchmarks; figures go to bench/results.json (quoted in README).
 	$(VENV)/bin/modeldeploy-dev bench --output bench/results.json
 
-lint: setup ## ruff and mypy.
+lint: setup ## ruff, mypy and the import contracts (lint-imports, see pyproject.toml).
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check operator serving registry tools tests
 	$(VENV)/bin/mypy operator/modeldeploy serving/modeldeploy registry/modeldeploy tools/modeldeploy
+	$(VENV)/bin/lint-imports
 
 format: setup ## Apply ruff's fixes and formatting.
 	$(VENV)/bin/ruff check --fix .
