@@ -1,1 +1,1 @@
-"""Benchmarks of the control plane: the canary analysis simulation."""
+"""Benchmarks: the analysis simulation and the serving load test (`modeldeploy-dev bench`)."""
