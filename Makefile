@@ -50,25 +50,26 @@ system-deps: ## Install the Debian packages the tests use (prometheus), if missi
 	fi
 
 checkpoints: setup ## Build (or reuse) the cached checkpoints the demo and tests use.
-	$(VENV)/bin/modeldeploy checkpoints build --all
+	$(VENV)/bin/modeldeploy-dev checkpoints build --all
 
 test: setup ## Run the whole test suite (builds the small checkpoints on first run).
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 demo: setup ## The main job: a real MLflow, the operator in local mode, a promotion and a rollback.
-	$(VENV)/bin/modeldeploy demo
+	$(VENV)/bin/modeldeploy-dev demo
 
 bench: setup ## Benchmarks; figures go to bench/results.json (quoted in README).
-	$(VENV)/bin/modeldeploy bench --output bench/results.json
+	$(VENV)/bin/modeldeploy-dev bench --output bench/results.json
 
-lint: setup ## ruff and mypy.
+lint: setup ## ruff, mypy and the import contracts (lint-imports, see pyproject.toml).
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check operator serving registry tests
-	$(VENV)/bin/mypy operator/modeldeploy serving/modeldeploy registry/modeldeploy
+	$(VENV)/bin/ruff format --check operator serving registry tools tests
+	$(VENV)/bin/mypy operator/modeldeploy serving/modeldeploy registry/modeldeploy tools/modeldeploy
+	$(VENV)/bin/lint-imports
 
 format: setup ## Apply ruff's fixes and formatting.
 	$(VENV)/bin/ruff check --fix .
-	$(VENV)/bin/ruff format operator serving registry tests
+	$(VENV)/bin/ruff format operator serving registry tools tests
 
 lock: ## Re-resolve requirements/base.in into requirements/lock.txt (needs network).
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

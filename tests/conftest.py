@@ -12,7 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from modeldeploy.registry.checkpoints import build
+from modeldeploy.tools.checkpoints import build
 from tests.support.mlflow_server import MlflowServer, start_mlflow
 from tests.support.processes import ManagedProcess, free_port, start_process
 

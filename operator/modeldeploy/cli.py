@@ -1,9 +1,14 @@
-"""The ``modeldeploy`` command line.
+"""The ``modeldeploy`` command line (the product's; the development commands live apart).
 
 Each part of the project contributes its own subcommands through a
 ``register(subparsers)`` function in ``modeldeploy.<part>.cli``; this module only
 assembles them, so argv is parsed here and nowhere at import time. Exit codes:
 0 success, 1 a failed operation (the message says why), 2 bad usage.
+
+The checkpoint factory, the demo and the benchmarks are not product commands: they
+are ``modeldeploy-dev`` (``modeldeploy.tools.cli``), which reuses :func:`build_parser`
+and :func:`dispatch` with its own modules. The product never imports the tools, so an
+operator or serving image works without the ``dev`` extra.
 """
 
 from __future__ import annotations
@@ -13,43 +18,52 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-# Modules that contribute subcommands. A part that is not importable (for example
-# while a dependency is missing) is reported when its command is used, not at start.
+# Modules that contribute subcommands. A part whose third-party dependencies are not
+# installed (an image with only the `operator` or only the `serving` extra) is left out
+# and named in the help text; the other parts' commands still work.
 COMMAND_MODULES: tuple[str, ...] = (
-    "modeldeploy.registry.checkpoints.cli",
     "modeldeploy.registry.cli",
     "modeldeploy.serving.cli",
     "modeldeploy.serving.triton.cli",
     "modeldeploy.operator.cli",
     "modeldeploy.operator.local.cli",
-    "modeldeploy.demo.cli",
-    "modeldeploy.benchmarks",
 )
+DESCRIPTION = "Canary rollouts for BERT-family classifiers, gated on live accuracy and P99."
 
 
 class CommandError(Exception):
     """A user-facing failure: printed without a traceback, exit code 1."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="modeldeploy",
-        description="Canary rollouts for BERT-family classifiers, gated on live accuracy and P99.",
-    )
+def build_parser(
+    modules: Sequence[str] = COMMAND_MODULES,
+    prog: str = "modeldeploy",
+    description: str = DESCRIPTION,
+) -> argparse.ArgumentParser:
+    """One parser with the subcommands that ``modules`` register."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    missing: list[str] = []
+    for name in modules:
         try:
-            module = importlib.import_module(name)
+            importlib.import_module(name).register(subparsers)
         except ModuleNotFoundError as exc:
             if exc.name and name.startswith(exc.name):
                 continue  # that part has no CLI (yet)
-            raise
-        module.register(subparsers)
+            if not exc.name or exc.name.split(".")[0] == "modeldeploy":
+                raise  # a broken import inside the project is a bug, not a missing extra
+            missing.append(f"{name} (needs {exc.name.split('.')[0]})")
+    if missing:
+        parser.epilog = "Not available in this installation: " + ", ".join(missing) + "."
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    return dispatch(build_parser(), argv)
+
+
+def dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen handler; map failures to the exit codes above."""
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:

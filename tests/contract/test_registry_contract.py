@@ -17,7 +17,7 @@ from modeldeploy.operator.api.types import parse_spec
 from modeldeploy.registry.base import TAG_OUTCOME, NotFound, RegistryClient
 
 # The fake's import, in one line (it moves to tests/support at the merge).
-from modeldeploy.registry.testing import InMemoryRegistry
+from tests.support.in_memory_registry import InMemoryRegistry
 
 NewVersion = Callable[[str], str]  # model name -> the new version's number
 

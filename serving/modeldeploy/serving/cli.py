@@ -1,4 +1,4 @@
-"""``modeldeploy serve``: the predictor from the main CLI (benchmarks: ``modeldeploy bench``)."""
+"""``modeldeploy serve``: the predictor (benchmarks are ``modeldeploy-dev bench``)."""
 
 from __future__ import annotations
 

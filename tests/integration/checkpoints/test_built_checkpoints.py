@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from transformers import pipeline
 
-from modeldeploy.registry.checkpoints import build, load_split
+from modeldeploy.tools.checkpoints import build, load_split
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""`modeldeploy demo --quick`: the demo's scenario end to end, in CI size.
+"""`modeldeploy-dev demo --quick`: the demo's scenario end to end, in CI size.
 
 Real MLflow, the operator in local mode on examples/local-demo.yaml, real predictor
 processes and the router, review sentences with delayed labels: the good candidate must
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from modeldeploy.demo.scenario import run_demo
+from modeldeploy.tools.demo.scenario import run_demo
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[3]

@@ -18,9 +18,9 @@ from modeldeploy.operator.local.cli import load_manifest
 from modeldeploy.operator.local.procs import pid_alive
 from modeldeploy.operator.local.runner import LocalOperator
 from modeldeploy.operator.local.state import StateDir
-from modeldeploy.registry.checkpoints import build
 from modeldeploy.registry.mlflow_client import MlflowRegistry
 from modeldeploy.registry.publish import publish_checkpoint
+from modeldeploy.tools.checkpoints import build
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[3]

@@ -32,9 +32,9 @@ from modeldeploy.operator.metrics import AnalysisTarget, MetricsError, Snapshot
 from modeldeploy.operator.metrics.prometheus import PrometheusProvider
 from modeldeploy.operator.metrics.scrape import ScrapeProvider
 from modeldeploy.operator.metrics.snapshot import SourceCounters
-from modeldeploy.registry.checkpoints import build, load_split
 from modeldeploy.serving.contract.latency import latency_bucket_edges
 from modeldeploy.serving.router.pairing import paired_outcome
+from modeldeploy.tools.checkpoints import build, load_split
 from tests.support.processes import free_port, http_ok
 
 pytestmark = pytest.mark.slow

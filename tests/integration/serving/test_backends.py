@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modeldeploy.registry.checkpoints import load_split
-from modeldeploy.registry.checkpoints.evaluate import predict_directory
 from modeldeploy.serving.backends.base import ParityFailed
 from modeldeploy.serving.backends.onnx_backend import optimized_path
 from modeldeploy.serving.config import ModelSource, ServeConfig
 from modeldeploy.serving.server import build
+from modeldeploy.tools.checkpoints import load_split
+from modeldeploy.tools.checkpoints.evaluate import predict_directory
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tritonclient.http as tritonhttp
 
-from modeldeploy.registry.checkpoints.evaluate import predict_directory
+from modeldeploy.tools.checkpoints.evaluate import predict_directory
 
 pytestmark = pytest.mark.slow
 

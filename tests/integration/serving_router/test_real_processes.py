@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from modeldeploy.registry.checkpoints import build, load_split
-from modeldeploy.registry.checkpoints.evaluate import predict_directory
 from modeldeploy.serving.router.pairing import paired_outcome
+from modeldeploy.tools.checkpoints import build, load_split
+from modeldeploy.tools.checkpoints.evaluate import predict_directory
 from tests.support.processes import free_port, http_ok
 
 pytestmark = pytest.mark.slow

@@ -19,10 +19,10 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from modeldeploy.registry.checkpoints import build
 from modeldeploy.serving import codecs, metrics
 from modeldeploy.serving.errors import BadInput
 from modeldeploy.serving.triton import TritonError, TritonServer, classify, export_repository
+from modeldeploy.tools.checkpoints import build
 
 pytestmark = pytest.mark.slow
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modeldeploy.registry.checkpoints import build, load_split
-from modeldeploy.registry.checkpoints.evaluate import predict_directory
 from modeldeploy.serving.triton import TritonServer, classify, export_repository
+from modeldeploy.tools.checkpoints import build, load_split
+from modeldeploy.tools.checkpoints.evaluate import predict_directory
 
 pytestmark = pytest.mark.slow
 

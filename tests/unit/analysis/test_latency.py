@@ -8,7 +8,7 @@ import numpy as np
 
 from modeldeploy.operator.analysis import AnalysisConfig, CheckStatus, LatencyHistogram
 from modeldeploy.operator.analysis.latency import check_latency, quantile_bounds
-from modeldeploy.operator.bench.simulation import contract_buckets
+from modeldeploy.tools.bench.simulation import contract_buckets
 from tests.unit.analysis.helpers import arm, both, lognormal_latency
 
 CONFIG = AnalysisConfig(min_requests=1000)

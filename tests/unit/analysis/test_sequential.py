@@ -12,7 +12,7 @@ from scipy.stats import norm
 
 from modeldeploy.operator.analysis import AnalysisConfig
 from modeldeploy.operator.analysis.sequential import binomial_count_bounds, mixture_radius
-from modeldeploy.operator.bench import simulation
+from modeldeploy.tools.bench import simulation
 
 
 def test_a_a_false_rollbacks_stay_under_one_percent_when_checked_every_interval() -> None:

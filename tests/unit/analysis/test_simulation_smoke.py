@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from modeldeploy.operator.bench import simulation
+from modeldeploy.tools.bench import simulation
 
 
 @pytest.mark.slow

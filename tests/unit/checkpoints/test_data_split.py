@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from modeldeploy.registry.checkpoints.data import load_split
+from modeldeploy.tools.checkpoints.data import load_split
 
 
 def test_split_sizes_are_80_10_10_of_the_rotten_tomatoes_rows() -> None:

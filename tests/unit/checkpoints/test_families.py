@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from modeldeploy.registry.checkpoints.families import convert, to_distilbert, to_roberta
-from modeldeploy.registry.checkpoints.train import append_passthrough_layers
+from modeldeploy.tools.checkpoints.families import convert, to_distilbert, to_roberta
+from modeldeploy.tools.checkpoints.train import append_passthrough_layers
 
 
 def _small_bert() -> BertForSequenceClassification:

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from modeldeploy.registry.checkpoints.recipes import FAMILIES, RECIPES, get_recipe
+from modeldeploy.tools.checkpoints.recipes import FAMILIES, RECIPES, get_recipe
 
 
 def test_recipe_key_is_stable_for_equal_recipes() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modeldeploy.registry.checkpoints.factory import TINY_SPECIALS, tiny_vocabulary
+from modeldeploy.tools.checkpoints.factory import TINY_SPECIALS, tiny_vocabulary
 
 
 def test_vocabulary_starts_with_the_special_tokens_in_order() -> None:

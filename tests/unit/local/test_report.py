@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from modeldeploy.demo.report import Rollout, Sample, markdown, p99_ms, plot, step_table, wilson
+from modeldeploy.tools.demo.report import (
+    Rollout,
+    Sample,
+    markdown,
+    p99_ms,
+    plot,
+    step_table,
+    wilson,
+)
 
 
 def test_wilson_band_contains_the_estimate_and_narrows_with_more_labels() -> None:

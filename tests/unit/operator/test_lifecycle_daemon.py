@@ -26,7 +26,7 @@ from modeldeploy.operator.handlers import lifecycle
 from modeldeploy.operator.handlers.wakeup import Wakers
 from modeldeploy.operator.platforms.nop import NopPlatform
 from modeldeploy.operator.settings import RolloutSettings
-from modeldeploy.registry.testing import InMemoryRegistry
+from tests.support.in_memory_registry import InMemoryRegistry
 from tests.support.windows import FixedWindows
 
 

@@ -13,7 +13,7 @@ from modeldeploy.operator.api.openapi import to_jsonschema
 from modeldeploy.operator.api.types import name_problems
 from modeldeploy.operator.platforms.nop import NopPlatform
 from modeldeploy.operator.reconcile import Deps, tick
-from modeldeploy.registry.testing import InMemoryRegistry
+from tests.support.in_memory_registry import InMemoryRegistry
 from tests.support.windows import FixedWindows
 
 CRD = jsonschema.Draft7Validator(

@@ -14,7 +14,7 @@ from modeldeploy.operator.analysis.observations import (
 from modeldeploy.operator.api.conditions import NOT_READY
 from modeldeploy.operator.platforms.nop import NopPlatform
 from modeldeploy.operator.reconcile import Deps, tick
-from modeldeploy.registry.testing import InMemoryRegistry
+from tests.support.in_memory_registry import InMemoryRegistry
 from tests.support.windows import FixedWindows
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

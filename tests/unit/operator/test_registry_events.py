@@ -13,7 +13,7 @@ from typing import Any
 
 from modeldeploy.operator.handlers.registry_events import RegistryEvents
 from modeldeploy.operator.handlers.wakeup import Wakers
-from modeldeploy.registry.testing import InMemoryRegistry
+from tests.support.in_memory_registry import InMemoryRegistry
 
 
 class Woken:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from modeldeploy.registry.testing import InMemoryRegistry
+from tests.support.in_memory_registry import InMemoryRegistry
 
 
 def make_checkpoint(root: Path) -> Path:

@@ -19,7 +19,7 @@ from modeldeploy.registry.decisions import (
     promote,
     reject,
 )
-from modeldeploy.registry.testing import InMemoryRegistry
+from tests.support.in_memory_registry import InMemoryRegistry
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

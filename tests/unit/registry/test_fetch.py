@@ -9,7 +9,7 @@ import pytest
 from modeldeploy.registry.base import IntegrityError, NotFound, RegistryUnavailable
 from modeldeploy.registry.fetch import fetch_version, resolve_version
 from modeldeploy.registry.publish import publish_checkpoint
-from modeldeploy.registry.testing import InMemoryRegistry
+from tests.support.in_memory_registry import InMemoryRegistry
 
 
 @pytest.fixture

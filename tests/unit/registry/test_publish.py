@@ -20,7 +20,7 @@ from modeldeploy.registry.base import (
     PublishRefused,
 )
 from modeldeploy.registry.publish import inspect_checkpoint, publish_checkpoint, version_tags
-from modeldeploy.registry.testing import InMemoryRegistry
+from tests.support.in_memory_registry import InMemoryRegistry
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ import pytest
 from modeldeploy.registry import manifest as manifests
 from modeldeploy.registry.base import IntegrityError, NotFound
 from modeldeploy.registry.publish import publish_checkpoint
-from modeldeploy.registry.testing import InMemoryRegistry
 from modeldeploy.registry.triton import (
     TAG_TRITON_MANIFEST,
     TAG_TRITON_MANIFEST_SHA256,
@@ -19,6 +18,7 @@ from modeldeploy.registry.triton import (
     triton_uri,
 )
 from modeldeploy.serving.triton.backend_model import verify_unit
+from tests.support.in_memory_registry import InMemoryRegistry
 
 
 @pytest.mark.parametrize(

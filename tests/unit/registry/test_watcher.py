@@ -8,7 +8,6 @@ import asyncio
 import pytest
 
 from modeldeploy.registry.base import ChangeKind
-from modeldeploy.registry.testing import InMemoryRegistry
 from modeldeploy.registry.watcher import (
     ModelState,
     RegistryWatcher,
@@ -18,6 +17,7 @@ from modeldeploy.registry.watcher import (
     backoff_delay,
     diff_model,
 )
+from tests.support.in_memory_registry import InMemoryRegistry
 
 
 def _kinds(changes):

@@ -129,8 +129,8 @@ def test_every_quantile_from_1_ms_to_30_s_is_resolved_within_one_bucket(q, shape
 
 
 def test_serving_and_the_simulation_use_the_contract_buckets() -> None:
-    from modeldeploy.operator.bench.simulation import contract_buckets
     from modeldeploy.serving.metrics import latency_buckets
+    from modeldeploy.tools.bench.simulation import contract_buckets
 
     assert latency_buckets() == latency.latency_bucket_edges()
     assert tuple(contract_buckets()[:-1]) == latency.latency_bucket_edges()

@@ -15,13 +15,13 @@ import pytest
 from modeldeploy.registry.base import TAG_MANIFEST_SHA256
 from modeldeploy.registry.fetch import fetch_version
 from modeldeploy.registry.publish import publish_checkpoint
-from modeldeploy.registry.testing import InMemoryRegistry
 from modeldeploy.serving.loading import (
     EXPECTED_DIGEST_ENV,
     LoadError,
     checkpoint_digest,
     verify_digest,
 )
+from tests.support.in_memory_registry import InMemoryRegistry
 
 
 def _checkpoint(root: Path, weights: bytes = b"weights") -> Path:

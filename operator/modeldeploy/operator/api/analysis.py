@@ -3,7 +3,7 @@
 This model *is* the analysis configuration (``modeldeploy.operator.analysis.config``
 re-exports it as ``AnalysisConfig``), so the CRD, the parser and the statistics share one
 set of names, bounds and defaults. The defaults are the ones the simulation benchmark
-(``modeldeploy.operator.bench.simulation``) measures, so the figures in docs/statistics.md
+(``modeldeploy.tools.bench.simulation``) measures, so the figures in docs/statistics.md
 are what a user gets without tuning. The bounds are what the statistics accept: every value
 the schema admits builds a working configuration (``tests/unit/operator/test_spec_bounds.py``
 walks them).

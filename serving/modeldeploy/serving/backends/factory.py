@@ -14,10 +14,9 @@ Progress = Callable[[str], None]
 
 def _validation_split() -> tuple[list[str], list[int]]:
     """The held-out validation split (never the test split, which reports accuracy)."""
-    from modeldeploy.registry.checkpoints.data import load_split
+    from modeldeploy.serving.data import VALIDATION, held_out
 
-    split = load_split("validation")
-    return list(split.texts), [int(x) for x in split.labels]
+    return held_out(VALIDATION)
 
 
 def load_backend(

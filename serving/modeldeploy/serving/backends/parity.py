@@ -96,8 +96,8 @@ def check(
 ) -> ParityReport:
     """Return the (cached or fresh) report; raise ParityFailed when the drop is too big.
 
-    ``held_out`` is called only when no verdict is cached: loading the split imports
-    the checkpoint package (torch), which a cached start must not pay for.
+    ``held_out`` is called only when no verdict is cached: a cached start pays neither
+    for reading the held-out sentences nor for loading the torch reference.
     """
     report: ParityReport | None = None
     if cache_file is not None and cache_file.exists():

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from modeldeploy.serving import data
+
 
 @dataclass(frozen=True)
 class GoldenSet:
@@ -43,10 +45,11 @@ def parse_jsonl(text: str, source: str = "<jsonl>") -> GoldenSet:
 
 
 def load_golden(path: Path | None = None) -> GoldenSet:
-    """The JSONL file at ``path``, or by default the held-out test split."""
+    """The JSONL file at ``path``, or by default the held-out test split.
+
+    The default ships with the package (``modeldeploy.serving.data``), so the prober
+    needs no training code or corpus at run time.
+    """
     if path is not None:
         return parse_jsonl(Path(path).read_text(), str(path))
-    from modeldeploy.registry.checkpoints import load_split
-
-    split = load_split("test")
-    return GoldenSet(tuple(split.texts), tuple(int(label) for label in split.labels))
+    return parse_jsonl(data.read_text(data.TEST), f"{data.__name__}/{data.TEST}")

@@ -19,8 +19,8 @@ from torch import nn
 from torch.nn import functional as F
 from transformers import BertForSequenceClassification
 
-from modeldeploy.registry.checkpoints.families import bert_pooler, head_modules
-from modeldeploy.registry.checkpoints.recipes import Recipe
+from modeldeploy.tools.checkpoints.families import bert_pooler, head_modules
+from modeldeploy.tools.checkpoints.recipes import Recipe
 
 Progress = Callable[[str], None]
 

@@ -1,4 +1,4 @@
-"""``modeldeploy bench``: run the benchmark suites and write one results file.
+"""``modeldeploy-dev bench``: run the benchmark suites and write one results file.
 
 Each suite is a function returning a JSON-serialisable dict; results are merged
 into ``bench/results.json`` under the suite's name, with the machine and the time of
@@ -21,8 +21,8 @@ from typing import Any
 
 # suite name -> "module:function"; each function takes (output_dir, progress).
 SUITES: dict[str, str] = {
-    "analysis": "modeldeploy.operator.bench.simulation:run_suite",
-    "serving": "modeldeploy.serving.bench.run:run",
+    "analysis": "modeldeploy.tools.bench.simulation:run_suite",
+    "serving": "modeldeploy.tools.bench.serving.run:run",
 }
 
 
@@ -42,7 +42,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m modeldeploy.benchmarks", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m modeldeploy.tools.bench.cli", description=__doc__
+    )
     _add_arguments(parser)
     return _run(parser.parse_args(argv))
 

@@ -9,11 +9,11 @@ deterministic, and cached by a hash of everything that goes into them.
 
 from typing import TYPE_CHECKING, Any
 
-from modeldeploy.registry.checkpoints.data import Split, load_split
-from modeldeploy.registry.checkpoints.recipes import RECIPES, Recipe, get_recipe
+from modeldeploy.tools.checkpoints.data import Split, load_split
+from modeldeploy.tools.checkpoints.recipes import RECIPES, Recipe, get_recipe
 
 if TYPE_CHECKING:
-    from modeldeploy.registry.checkpoints.factory import build, cache_root, checkpoint_dir
+    from modeldeploy.tools.checkpoints.factory import build, cache_root, checkpoint_dir
 
 _LAZY = {"build", "cache_root", "checkpoint_dir"}
 
@@ -22,7 +22,7 @@ def __getattr__(name: str) -> Any:
     # The factory imports torch and transformers (seconds); load it only when used,
     # so the CLI and light consumers of the split and recipes start fast.
     if name in _LAZY:
-        from modeldeploy.registry.checkpoints import factory
+        from modeldeploy.tools.checkpoints import factory
 
         return getattr(factory, name)
     raise AttributeError(name)

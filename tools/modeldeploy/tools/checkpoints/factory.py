@@ -34,11 +34,11 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-from modeldeploy.registry.checkpoints import train
-from modeldeploy.registry.checkpoints.data import LABEL_NAMES, load_split
-from modeldeploy.registry.checkpoints.evaluate import accuracy, predict_directory
-from modeldeploy.registry.checkpoints.families import convert
-from modeldeploy.registry.checkpoints.recipes import Recipe, get_recipe
+from modeldeploy.tools.checkpoints import train
+from modeldeploy.tools.checkpoints.data import LABEL_NAMES, load_split
+from modeldeploy.tools.checkpoints.evaluate import accuracy, predict_directory
+from modeldeploy.tools.checkpoints.families import convert
+from modeldeploy.tools.checkpoints.recipes import Recipe, get_recipe
 
 Progress = Callable[[str], None]
 NUM_THREADS = 2

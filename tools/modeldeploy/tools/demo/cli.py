@@ -1,4 +1,4 @@
-"""``modeldeploy demo``: the main job on one machine (what ``make demo`` runs).
+"""``modeldeploy-dev demo``: the main job on one machine (what ``make demo`` runs).
 
 A real MLflow, the operator in local mode on ``examples/local-demo.yaml``, real predictor
 processes and the router, review sentences with delayed labels, one promotion and one
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from modeldeploy.demo.scenario import run_demo
+    from modeldeploy.tools.demo.scenario import run_demo
 
     profile = "quick" if args.quick or args.profile in ("quick", "ci") else "full"
     result = run_demo(profile, args.output_dir, args.filename)

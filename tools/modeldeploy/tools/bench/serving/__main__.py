@@ -1,4 +1,4 @@
-"""``python -m modeldeploy.serving.bench --output FILE`` (logs beside it, in serving-logs/)."""
+"""``python -m modeldeploy.tools.bench.serving --output FILE`` (logs go to serving-logs/)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m modeldeploy.serving.bench")
+    parser = argparse.ArgumentParser(prog="python -m modeldeploy.tools.bench.serving")
     parser.add_argument("--output", type=Path, default=Path("bench/serving.json"))
     args = parser.parse_args(argv)
-    from modeldeploy.serving.bench.run import run
+    from modeldeploy.tools.bench.serving.run import run
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
     results = run(args.output.parent)

@@ -1,11 +1,11 @@
-"""``modeldeploy checkpoints build|list``: the offline checkpoint factory from the shell."""
+"""``modeldeploy-dev checkpoints build|list``: the offline checkpoint factory from the shell."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from modeldeploy.registry.checkpoints.recipes import RECIPES, get_recipe
+from modeldeploy.tools.checkpoints.recipes import RECIPES, get_recipe
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,10 +21,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     list_cmd.add_argument("--json", action="store_true", help="machine-readable output")
     list_cmd.set_defaults(handler=_list)
 
+    heldout_cmd = sub.add_parser(
+        "export-heldout",
+        help="write the held-out sentences that modeldeploy.serving ships (parity, golden set)",
+    )
+    heldout_cmd.add_argument(
+        "--check", action="store_true", help="only compare; exit 1 if a shipped file is stale"
+    )
+    heldout_cmd.set_defaults(handler=_export_heldout)
+
 
 def _build(args: argparse.Namespace) -> int:
     from modeldeploy.cli import CommandError
-    from modeldeploy.registry.checkpoints.factory import build
+    from modeldeploy.tools.checkpoints.factory import build
 
     names = sorted(RECIPES) if args.all else args.recipes
     if not names:
@@ -41,7 +50,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from modeldeploy.registry.checkpoints.factory import cache_root, checkpoint_dir
+    from modeldeploy.tools.checkpoints.factory import cache_root, checkpoint_dir
 
     rows = []
     for name, recipe in sorted(RECIPES.items()):
@@ -68,4 +77,19 @@ def _list(args: argparse.Namespace) -> int:
     for row in rows:
         acc = f"{row['test_accuracy']:.3f}" if row["cached"] else "-"
         print(f"{row['name']:<18} {row['family']:<11} {acc:<9} {row['description']}")
+    return 0
+
+
+def _export_heldout(args: argparse.Namespace) -> int:
+    from modeldeploy.cli import CommandError
+    from modeldeploy.tools.checkpoints import heldout
+
+    if args.check:
+        stale = heldout.stale()
+        if stale:
+            raise CommandError(f"stale in {heldout.data_dir()}: {', '.join(stale)}")
+        print(f"up to date: {heldout.data_dir()}")
+        return 0
+    for path in heldout.export():
+        print(f"wrote {path}")
     return 0

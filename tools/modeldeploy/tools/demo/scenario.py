@@ -25,13 +25,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from modeldeploy.demo import report
-from modeldeploy.demo.traffic import TrafficDriver
 from modeldeploy.operator.local import procs
 from modeldeploy.operator.local.platform import LocalOptions
 from modeldeploy.operator.local.runner import LocalOperator, TickRecord
 from modeldeploy.operator.local.state import StateDir
 from modeldeploy.registry.base import TAG_DECIDED_AT, TAG_OUTCOME, TAG_REASON
+from modeldeploy.tools.demo import report
+from modeldeploy.tools.demo.traffic import TrafficDriver
 
 EXAMPLE = "examples/local-demo.yaml"
 
@@ -194,9 +194,9 @@ class Demo:
         return manifest
 
     def run(self) -> DemoResult:
-        from modeldeploy.registry.checkpoints import build, load_split
         from modeldeploy.registry.mlflow_client import MlflowRegistry
         from modeldeploy.registry.publish import publish_checkpoint
+        from modeldeploy.tools.checkpoints import build, load_split
 
         p = self.profile
         for sub in ("mlflow", "state"):

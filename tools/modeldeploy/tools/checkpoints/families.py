@@ -22,7 +22,7 @@ from transformers import (
     RobertaForSequenceClassification,
 )
 
-from modeldeploy.registry.checkpoints.recipes import Family
+from modeldeploy.tools.checkpoints.recipes import Family
 
 
 def bert_pooler(model: BertForSequenceClassification) -> Any:

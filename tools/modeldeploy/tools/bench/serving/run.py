@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from modeldeploy.serving.bench.load import Body, measure, v1_body, v2_text_body
+from modeldeploy.tools.bench.serving.load import Body, measure, v1_body, v2_text_body
 
 CONCURRENCY = (1, 16, 64)
 # Enough requests that each P99 rests on at least 5 tail samples (and >= 30 batches).
@@ -101,7 +101,7 @@ def _predictor(model_dir: Path, runtime: str) -> Spec:
 def _baseline(model_dir: Path) -> Spec:
     port = _free_port()
     argv = [
-        sys.executable, "-m", "modeldeploy.serving.bench.baseline",
+        sys.executable, "-m", "modeldeploy.tools.bench.serving.baseline",
         "--model-dir", str(model_dir), "--port", str(port),
     ]  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -223,7 +223,7 @@ def run(output_dir: Path, progress: Progress | None = None) -> dict[str, Any]:
     ``<output_dir>/serving-logs/results.json``; the same dict is returned.
     """
     say = progress or (lambda m: print(f"[bench] {m}", file=sys.stderr, flush=True))
-    from modeldeploy.registry.checkpoints import build, load_split
+    from modeldeploy.tools.checkpoints import build, load_split
 
     log_dir = Path(output_dir) / "serving-logs"
     log_dir.mkdir(parents=True, exist_ok=True)

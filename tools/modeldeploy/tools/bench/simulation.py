@@ -392,9 +392,9 @@ def _latency_scenarios(
 
 def load_real_outcomes(names: tuple[str, ...] = REAL_RECIPES) -> dict[str, np.ndarray]:
     """Per-row correctness of the real checkpoints on the held-out test reviews."""
-    from modeldeploy.registry.checkpoints import build
-    from modeldeploy.registry.checkpoints.factory import predictions_path
-    from modeldeploy.registry.checkpoints.recipes import get_recipe
+    from modeldeploy.tools.checkpoints import build
+    from modeldeploy.tools.checkpoints.factory import predictions_path
+    from modeldeploy.tools.checkpoints.recipes import get_recipe
 
     outcomes: dict[str, np.ndarray] = {}
     for name in names:
@@ -498,7 +498,7 @@ def run_benchmark(progress: Progress | None = None) -> dict[str, Any]:
 
 
 def run_suite(output_dir: Path, progress: Progress | None = None) -> dict[str, Any]:
-    """The ``modeldeploy bench`` suite entry: results go into bench/results.json by the caller."""
+    """The ``modeldeploy-dev bench`` suite entry: the caller writes bench/results.json."""
     del output_dir  # the simulation writes no files of its own
     return run_benchmark(progress)
 

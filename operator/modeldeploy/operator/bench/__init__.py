@@ -1,1 +1,0 @@
-"""Benchmarks of the control plane: the canary analysis simulation."""

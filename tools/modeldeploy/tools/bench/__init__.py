@@ -1,0 +1,1 @@
+"""Benchmarks: the analysis simulation and the serving load test (`modeldeploy-dev bench`)."""
