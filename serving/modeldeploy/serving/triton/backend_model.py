@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -66,9 +67,14 @@ ENV_ROLE = "MODELDEPLOY_ROLE"
 
 
 def latency_buckets() -> tuple[float, ...]:
-    """Same bounds as ``modeldeploy.serving.metrics.latency_buckets`` (5 ms x 1.1^i, then s)."""
-    bounds = [round(0.005 * 1.1**i, 6) for i in range(50)]
-    return (*bounds, 1.0, 2.5, 5.0, 10.0)
+    """The contract's bounds (``modeldeploy.serving.contract.latency``: 1 ms x 1.05^k up to
+    30 s), computed the same way here because Triton's ``model.py`` cannot import the package;
+    a unit test keeps the two equal."""
+    base, ratio, top = 0.001, 1.05, 30.0
+    edges = [base * ratio**k for k in range(math.ceil(math.log(top / base) / math.log(ratio)) + 1)]
+    while edges[-1] < top:
+        edges.append(base * ratio ** len(edges))
+    return tuple(edges)
 
 
 class BadInput(ValueError):
