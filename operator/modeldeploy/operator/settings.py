@@ -112,6 +112,9 @@ class KServeSettings:
     predictor_image: str = PREDICTOR_IMAGE  # kserve-python runtime, CPU
     predictor_gpu_image: str = PREDICTOR_CUDA_IMAGE  # kserve-python runtime with gpu > 0
     triton_image: str = TRITON_IMAGE  # triton runtime (NVIDIA's image + tokenizers, onnxruntime)
+    # Where published Triton repositories live (s3://, gs://, https:// or pvc://): a triton
+    # ModelDeployment loads <base>/<model>/<version>/triton (modeldeploy.registry.triton).
+    triton_base_uri: str = ""
     credentials_secret: str = ""  # Secret whose keys become the predictor's environment
     service_account: str = ""  # predictor pods' serviceAccountName (e.g. IRSA / workload id)
     knative_security_context: bool = False  # kubernetes.podspec-securitycontext
@@ -126,6 +129,7 @@ class KServeSettings:
             predictor_image=env.get("MODELDEPLOY_PREDICTOR_IMAGE") or PREDICTOR_IMAGE,
             predictor_gpu_image=env.get("MODELDEPLOY_PREDICTOR_GPU_IMAGE") or PREDICTOR_CUDA_IMAGE,
             triton_image=env.get("MODELDEPLOY_TRITON_IMAGE") or TRITON_IMAGE,
+            triton_base_uri=env.get("MODELDEPLOY_TRITON_BASE_URI", ""),
             credentials_secret=env.get("MODELDEPLOY_PREDICTOR_CREDENTIALS_SECRET", ""),
             service_account=env.get("MODELDEPLOY_PREDICTOR_SERVICE_ACCOUNT", ""),
             knative_security_context=_flag(

@@ -57,6 +57,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--alias", help=f"set this alias on the new version (e.g. {DEFAULT_CANDIDATE_ALIAS})"
     )
     publish.add_argument("--description", default="")
+    publish.add_argument(
+        "--triton-base-uri",
+        default=None,
+        help="also publish the version's Triton repository, to be copied to"
+        " <base>/<model>/<version>/triton (s3://, gs://, https:// or pvc://; the operator's"
+        " MODELDEPLOY_TRITON_BASE_URI)",
+    )
 
     fetch = add("fetch", "download and verify a version into the local cache", _fetch)
     fetch.add_argument("model")
@@ -188,7 +195,12 @@ def _publish(args: argparse.Namespace) -> int:
     client = _client(args)
     info = _run(
         lambda: publish_checkpoint(
-            client, args.directory, args.model, alias=args.alias, description=args.description
+            client,
+            args.directory,
+            args.model,
+            alias=args.alias,
+            description=args.description,
+            triton_base_uri=args.triton_base_uri,
         )
     )
     alias = f" with alias {args.alias}" if args.alias else ""

@@ -16,6 +16,8 @@ from modeldeploy.operator.platforms.base import Target
 from modeldeploy.operator.settings import KServeSettings
 from tests.support import admission as adm
 
+TRITON_BASE = "s3://models/triton"  # where published Triton repositories live
+
 STABLE, CANARY = VersionRef("1", "aa", "s3://b/1"), VersionRef("2", "bb", "s3://b/2")
 GPU = {
     "gpu": 1,
@@ -37,9 +39,12 @@ def isvc_validator(kserve_crds: Path) -> jsonschema.Draft7Validator:
     return jsonschema.Draft7Validator(to_jsonschema(version["schema"]["openAPIV3Schema"]))
 
 
-KNATIVE_DEFAULTS = KServeSettings()
+KNATIVE_DEFAULTS = KServeSettings(triton_base_uri=TRITON_BASE)
 KNATIVE_ON = KServeSettings(
-    knative_security_context=True, knative_node_selector=True, knative_tolerations=True
+    triton_base_uri=TRITON_BASE,
+    knative_security_context=True,
+    knative_node_selector=True,
+    knative_tolerations=True,
 )
 FEATURES = {"features-off": (KNATIVE_DEFAULTS, adm.DEFAULT_FEATURES)}
 FEATURES["features-on"] = (KNATIVE_ON, adm.PLACEMENT_FEATURES)
@@ -94,7 +99,7 @@ def test_serverless_gpu_placement_without_the_knative_features_is_refused_clearl
 
 
 def test_the_refusal_names_the_tolerations_feature_when_only_it_is_missing() -> None:
-    cfg = KServeSettings(knative_node_selector=True)
+    cfg = KServeSettings(triton_base_uri=TRITON_BASE, knative_node_selector=True)
     with pytest.raises(m.ManifestError, match=r"kubernetes\.podspec-tolerations"):
         m.inference_service(target(resources=GPU), STABLE, cfg=cfg)
 
@@ -113,7 +118,7 @@ def test_what_the_operator_would_have_written_before_is_refused() -> None:
     assert any("predictor.name is required" in e for e in adm.admit(raw))
     raw["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] = "RawDeployment"
     assert any("only supported in Standard" in e for e in adm.admit(raw))
-    triton = m.inference_service(target(runtime="triton"), STABLE)
+    triton = m.inference_service(target(runtime="triton"), STABLE, cfg=KNATIVE_DEFAULTS)
     triton["spec"]["predictor"]["model"]["name"] = "kserve-container"
     assert adm.admit(triton)
 
@@ -128,7 +133,9 @@ def test_raw_deployment_canary_needs_a_fetchable_stable_uri() -> None:
 
 
 def test_registry_credentials_reach_the_predictor_by_reference() -> None:
-    cfg = KServeSettings(credentials_secret="mlflow-creds", service_account="predictor")
+    cfg = KServeSettings(
+        triton_base_uri=TRITON_BASE, credentials_secret="mlflow-creds", service_account="predictor"
+    )
     for runtime in ("kserve-python", "triton"):
         for mode in ("Serverless", "RawDeployment"):
             body = m.inference_service(
@@ -147,7 +154,10 @@ def test_registry_credentials_reach_the_predictor_by_reference() -> None:
 
 def test_default_images_come_from_the_settings() -> None:
     cfg = KServeSettings(
-        predictor_image="r/p:1", predictor_gpu_image="r/p-cuda:1", triton_image="r/t:1"
+        triton_base_uri=TRITON_BASE,
+        predictor_image="r/p:1",
+        predictor_gpu_image="r/p-cuda:1",
+        triton_image="r/t:1",
     )
     py = m.inference_service(target(), STABLE, cfg=cfg)["spec"]["predictor"]
     assert py["containers"][0]["image"] == "r/p:1"
@@ -220,11 +230,29 @@ def test_no_gpu_limit_without_gpus() -> None:
     assert "nvidia.com/gpu" not in pred["containers"][0]["resources"]["limits"]
 
 
+def test_triton_loads_the_published_repository_and_labels_its_metrics() -> None:
+    pred = m.inference_service(
+        target(runtime="triton", deploymentMode="RawDeployment"), STABLE, cfg=KNATIVE_DEFAULTS
+    )["spec"]["predictor"]
+    model = pred["model"]
+    assert (
+        model["storageUri"] == f"{TRITON_BASE}/{target().spec.model.name}/{STABLE.version}/triton"
+    )
+    env = {e["name"]: e["value"] for e in model["env"]}
+    assert env["MODELDEPLOY_ROLE"] == "stable" and env["MODELDEPLOY_DEPLOYMENT"]
+    assert any(a.startswith("--metrics-config=summary_latencies") for a in model["args"])
+
+
+def test_triton_without_a_published_repository_location_is_refused_clearly() -> None:
+    with pytest.raises(m.ManifestError, match=r"predictor\.tritonBaseUri"):
+        m.inference_service(target(runtime="triton"), STABLE, cfg=KServeSettings())
+
+
 def test_triton_runtime_uses_the_model_format() -> None:
     t = target(runtime="triton", deploymentMode="RawDeployment", resources=GPU)
-    pred = m.inference_service(t, STABLE)["spec"]["predictor"]
+    pred = m.inference_service(t, STABLE, cfg=KNATIVE_DEFAULTS)["spec"]["predictor"]
     assert pred["model"]["modelFormat"] == {"name": "triton"}
-    assert pred["model"]["storageUri"] == "s3://b/1"
+    assert pred["model"]["storageUri"] == f"{TRITON_BASE}/sentiment/1/triton"
     assert pred["model"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert "containers" not in pred and "name" not in pred["model"]
 

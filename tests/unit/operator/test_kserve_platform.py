@@ -15,6 +15,8 @@ from modeldeploy.operator.platforms.base import PlatformError, Target
 from modeldeploy.operator.platforms.kserve import KServePlatform, same_isvc
 from modeldeploy.operator.settings import KServeSettings
 
+TRITON_BASE = "s3://models/triton"  # where published Triton repositories live
+
 STABLE, CANARY = VersionRef("1", "aa", "s3://b/1"), VersionRef("2", "bb", "s3://b/2")
 GPU = {
     "gpu": 1,
@@ -64,7 +66,9 @@ def as_kserve_returns_it(body: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("mode", ["Serverless", "RawDeployment"])
 @pytest.mark.parametrize("runtime", ["kserve-python", "triton"])
 def test_an_isvc_as_kserve_returns_it_is_the_same(mode: str, runtime: str) -> None:
-    cfg = KServeSettings(knative_node_selector=True, knative_tolerations=True)
+    cfg = KServeSettings(
+        triton_base_uri=TRITON_BASE, knative_node_selector=True, knative_tolerations=True
+    )
     t = target(deploymentMode=mode, runtime=runtime, resources=GPU)
     wanted = m.inference_service(t, STABLE, CANARY, 25, cfg=cfg)
     stored = as_kserve_returns_it(wanted)
@@ -132,7 +136,7 @@ class FakeApi:
 
 def test_the_platform_writes_once_per_change_not_once_per_tick() -> None:
     api = FakeApi()
-    platform = KServePlatform(api, KServeSettings())
+    platform = KServePlatform(api, KServeSettings(triton_base_uri=TRITON_BASE))
     t = target()
     for _ in range(3):
         platform.set_canary(t, STABLE, CANARY, 10)
@@ -146,7 +150,7 @@ def test_the_platform_writes_once_per_change_not_once_per_tick() -> None:
 
 def test_a_spec_the_cluster_would_refuse_is_a_permanent_error_and_writes_nothing() -> None:
     api = FakeApi()
-    platform = KServePlatform(api, KServeSettings())
+    platform = KServePlatform(api, KServeSettings(triton_base_uri=TRITON_BASE))
     with pytest.raises(PlatformError) as err:
         platform.ensure(target(resources=GPU), STABLE)
     assert err.value.transient is False

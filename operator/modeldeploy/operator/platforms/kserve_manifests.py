@@ -28,7 +28,9 @@ from typing import Any
 from modeldeploy.operator.api.status import VersionRef
 from modeldeploy.operator.platforms.base import Target
 from modeldeploy.operator.settings import KServeSettings
+from modeldeploy.registry.triton import TritonUriError, triton_uri
 from modeldeploy.serving.contract.args import DEFAULT_HTTP_PORT, PredictorOptions, predictor_args
+from modeldeploy.serving.contract.triton import ENV_DEPLOYMENT, ENV_ROLE, TRITON_METRICS_ARGS
 
 API_VERSION = "serving.kserve.io/v1beta1"
 DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
@@ -212,8 +214,13 @@ def predictor(
         model: dict[str, Any] = {
             "modelFormat": {"name": "triton"},
             "protocolVersion": "v2",
-            "storageUri": ref.uri,
+            "storageUri": _triton_storage_uri(target, ref, cfg),
             "image": spec.image or cfg.triton_image,
+            "args": list(TRITON_METRICS_ARGS),
+            "env": [
+                {"name": ENV_DEPLOYMENT, "value": target.name},
+                {"name": ENV_ROLE, "value": role},
+            ],
             "resources": _resources(target),
             "securityContext": dict(CONTAINER_SECURITY),
             "volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}],
@@ -229,6 +236,25 @@ def predictor(
     else:
         out["containers"] = [_python_container(target, ref, role, cfg)]
     return out
+
+
+def _triton_storage_uri(target: Target, ref: VersionRef, cfg: KServeSettings) -> str:
+    """Where KServe's storage initializer fetches this version's Triton repository.
+
+    The registry version's own source is an MLflow URI holding a Hugging Face checkpoint,
+    which the storage initializer cannot fetch and Triton cannot load (it would report ready
+    with an empty model index), so a triton runtime needs the published repository's base.
+    """
+    if not cfg.triton_base_uri:
+        raise ManifestError(
+            "runtime triton needs the published Triton repositories' location: set the chart "
+            "value predictor.tritonBaseUri (MODELDEPLOY_TRITON_BASE_URI, s3://, gs://, https:// "
+            "or pvc://) and publish versions with it (docs/serving-router-triton.md)"
+        )
+    try:
+        return triton_uri(cfg.triton_base_uri, target.spec.model.name, ref.version)
+    except TritonUriError as exc:
+        raise ManifestError(str(exc)) from exc
 
 
 def _has_storage(pred: Mapping[str, Any]) -> bool:

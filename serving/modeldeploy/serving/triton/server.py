@@ -38,14 +38,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from modeldeploy.serving.contract.triton import TRITON_METRICS_ARGS
+
 # Latency metrics Triton 2.51 can add (``tritonserver --help`` lists only ``counter_latencies``,
 # ``summary_latencies`` and ``summary_quantiles``; it has no per-request histogram option).
 # The summaries give queue and compute quantiles per model; the ``modeldeploy_*`` histogram
 # the analysis reads comes from model.py. A KServe ServingRuntime for Triton takes the same.
-METRICS_ARGS = (
-    "--metrics-config=summary_latencies=true",
-    "--metrics-config=summary_quantiles=0.5:0.05,0.9:0.01,0.95:0.005,0.99:0.001",
-)
+METRICS_ARGS = TRITON_METRICS_ARGS
 
 
 class TritonError(Exception):
