@@ -7,6 +7,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    from modeldeploy.serving.auth import AuthConfigError
     from modeldeploy.serving.backends.base import ParityFailed
     from modeldeploy.serving.config import ConfigError, add_arguments, from_args
     from modeldeploy.serving.loading import LoadError
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return run(config)
-    except (ParityFailed, LoadError) as exc:
+    except (ParityFailed, LoadError, AuthConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

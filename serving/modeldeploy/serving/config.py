@@ -54,6 +54,8 @@ class ServeConfig:
     feedback_ttl_s: float = 3600.0
     latency_warmup_requests: int = DEFAULT_LATENCY_WARMUP_REQUESTS
     access_log: bool = False
+    label_token_file: Path | None = None  # both token files, or neither: labels are open
+    control_token_file: Path | None = None
 
     def resolved_threads(self) -> int:
         return self.threads or max(1, len(os.sched_getaffinity(0)))
@@ -87,6 +89,8 @@ def from_args(args: argparse.Namespace, default_max_length: int = 64) -> ServeCo
     for option in ("threads", "latency_warmup_requests", "http_port", "grpc_port"):
         if getattr(o, option) < 0:
             raise ConfigError(f"--{option.replace('_', '-')} must not be negative")
+    if bool(o.label_token_file) != bool(o.control_token_file):
+        raise ConfigError("give both --label-token-file and --control-token-file, or neither")
     if not o.feedback_ttl_s > 0:
         raise ConfigError("--feedback-ttl-s must be positive")
     return ServeConfig(
@@ -120,4 +124,6 @@ def from_args(args: argparse.Namespace, default_max_length: int = 64) -> ServeCo
         feedback_ttl_s=o.feedback_ttl_s,
         latency_warmup_requests=o.latency_warmup_requests,
         access_log=o.access_log,
+        label_token_file=o.label_token_file,
+        control_token_file=o.control_token_file,
     )

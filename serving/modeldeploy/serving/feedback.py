@@ -12,17 +12,34 @@ late label gets a 404 that says "expired" rather than "unknown"). Feedback for a
 that already got some is acknowledged but not counted again, so retries are safe; a
 new prediction under an id that was already labelled does not reopen it either.
 Request ids and label values follow :mod:`modeldeploy.serving.contract.ids`.
+
+With authentication (:class:`~modeldeploy.serving.auth.Auth`, both token files given) a
+label needs ``Authorization: Bearer <label token>`` (401 without, 403 wrong, 429 over the
+rate), and the predictor chooses the id a prediction is stored under
+(:meth:`PredictionStore.assign_id`): the router's signed id when it is fresh and new here
+(so labels posted to the router reach this arm), else one it issues itself, stamped with
+its role. A label must then name an id the platform signed (else 404 ``not_issued``) and,
+if a predictor issued it, this predictor's role (else 409 ``wrong_arm``). The feedback
+answer then says only whether the label counted, not what was predicted.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from modeldeploy.serving.auth import Auth
 from modeldeploy.serving.contract import names as contract_names
-from modeldeploy.serving.contract.ids import RequestIdError, label_index, parse_item_id
+from modeldeploy.serving.contract.ids import (
+    REQUEST_ID_HEADER,
+    ROUTER_ORIGIN,
+    IdIssuer,
+    RequestIdError,
+    label_index,
+    parse_item_id,
+)
 from modeldeploy.serving.contract.store import (
     DEFAULT_STORE_CAPACITY,
     DEFAULT_STORE_TTL_S,
@@ -32,6 +49,9 @@ from modeldeploy.serving.metrics import ArmMetrics
 
 Lookup = Literal["found", "unknown", "expired", "duplicate"]
 SOURCES = contract_names.LABEL_SOURCES
+ROUTER_ID_WINDOW_S = 120.0
+"""How old a router-issued id may be when its request reaches a predictor (above the
+router's per-call timeout); an older one is a replay, and the predictor issues its own."""
 
 
 @dataclass
@@ -52,6 +72,34 @@ class PredictionStore:
         self._store: BoundedStore[StoredPrediction] = BoundedStore(capacity, ttl_s, clock)
         self.capacity = capacity
         self.ttl_s = ttl_s
+        self.ids: IdIssuer | None = None
+
+    def issue_ids(self, issuer: IdIssuer) -> None:
+        """From now on this store's predictor issues the ids (see :meth:`assign_id`)."""
+        self.ids = issuer
+
+    def assign_id(self, supplied: str, headers: Mapping[str, str] | None) -> str:
+        """The id a new prediction is stored and answered under.
+
+        Without an issuer: the request's own id, as before. With one: the router's
+        ``x-request-id`` if this platform signed it as the router, recently, and this
+        store never held it (so a replayed id is never a key twice); else a fresh id of
+        this predictor's own. A client's id is never used.
+        """
+        if self.ids is None:
+            return supplied
+        offered = (headers or {}).get(REQUEST_ID_HEADER, "")
+        check = self.ids.check(offered) if offered else None
+        if (
+            check is not None
+            and check.verdict == "ok"
+            and check.origin == ROUTER_ORIGIN
+            and "/" not in offered
+            and 0 <= self.ids.age_s(check) <= ROUTER_ID_WINDOW_S
+            and all(self._store.lookup(k)[0] == "unknown" for k in (offered, offered + "/0"))
+        ):
+            return offered
+        return self.ids.issue()
 
     def __len__(self) -> int:
         return len(self._store)
@@ -97,6 +145,26 @@ def resolve_label(value: object, labels: Sequence[str]) -> int:
     return index
 
 
+def refuse_unissued(request_id: str, store: PredictionStore) -> None:
+    """With issued ids: refuse an id nobody here signed, another arm's, or a too old one."""
+    if store.ids is None:
+        return
+    check = store.ids.check(request_id)
+    if check.verdict != "ok":
+        raise FeedbackError(404, "not_issued", f"the platform issued no request id {request_id!r}")
+    if check.origin not in (ROUTER_ORIGIN, store.ids.origin):
+        raise FeedbackError(
+            409,
+            "wrong_arm",
+            f"request id {request_id!r} was served by the {check.origin} arm; post its label "
+            "there (or to the router)",
+        )
+    if store.ids.age_s(check) >= store.ttl_s:
+        raise FeedbackError(
+            404, "expired", f"request id {request_id!r} is older than {store.ttl_s:g}s"
+        )
+
+
 def apply_feedback(
     body: object, store: PredictionStore, labels: Sequence[str], metrics: ArmMetrics
 ) -> dict[str, Any]:
@@ -108,6 +176,7 @@ def apply_feedback(
             request_id = parse_item_id(body.get("request_id"))
         except RequestIdError as exc:
             raise FeedbackError(400, "bad_input", str(exc)) from exc
+        refuse_unissued(request_id, store)
         source = body.get("source", "feedback")
         if source not in SOURCES:
             raise FeedbackError(400, "bad_input", f'"source" must be one of {list(SOURCES)}')
@@ -134,6 +203,8 @@ def apply_feedback(
         metrics.observe_labelled(source, correct)
     else:
         metrics.reject_feedback("duplicate")
+    if store.ids is not None:  # what was predicted, and by whom, is not the labeller's business
+        return {"request_id": request_id, "counted": counted, "source": source}
     return {
         "request_id": request_id,
         "predicted": labels[entry.label_index],
@@ -145,7 +216,12 @@ def apply_feedback(
     }
 
 
-def feedback_router(store: PredictionStore, labels: Sequence[str], metrics: ArmMetrics) -> Any:
+def feedback_router(
+    store: PredictionStore,
+    labels: Sequence[str],
+    metrics: ArmMetrics,
+    auth: Auth | None = None,
+) -> Any:
     """A FastAPI router with ``POST /v1/feedback``, mounted on the kserve app."""
     import orjson
     from fastapi import APIRouter, Request, Response
@@ -154,6 +230,15 @@ def feedback_router(store: PredictionStore, labels: Sequence[str], metrics: ArmM
         return Response(orjson.dumps(content), status_code=status, media_type="application/json")
 
     async def post_feedback(request: Request) -> Response:
+        denied = auth.admit_label(request.headers) if auth is not None else None
+        if denied is not None:  # before the body is read: an anonymous post costs nothing
+            metrics.reject_feedback(denied.reason)
+            return Response(
+                orjson.dumps({"error": denied.message, "code": denied.reason}),
+                status_code=denied.status,
+                media_type="application/json",
+                headers=denied.headers(),
+            )
         try:
             body = orjson.loads(await request.body())
         except orjson.JSONDecodeError:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kserve import Model
@@ -107,6 +107,8 @@ class TextClassifier(Model):
             request = codecs.parse_v2(payload, headers, *limits)
         else:
             request = codecs.parse_v1(payload, headers, *limits)
+        # With authentication the platform, not the client, names the prediction.
+        request = replace(request, request_id=self.store.assign_id(request.request_id, headers))
         try:
             encoded = self.encoder.encode(request.texts)
         except TokenizationFailed:

@@ -98,8 +98,18 @@ def build(config: ServeConfig, say: Callable[[str], None] | None = None) -> Any:
         latency_warmup_requests=config.latency_warmup_requests,
     )
     store = PredictionStore(config.feedback_capacity, config.feedback_ttl_s)
+    auth = None
+    if config.label_token_file and config.control_token_file:
+        from modeldeploy.serving.auth import Auth
+        from modeldeploy.serving.contract.ids import IdIssuer
+
+        auth = Auth.from_files(config.label_token_file, config.control_token_file)
+        store.issue_ids(IdIssuer(auth.id_key, config.role))
+    else:
+        log.warning("no token files: anyone who reaches this predictor can post labels")
     model = TextClassifier(config, checkpoint, encoder, backend, metrics, labels, store, version)
     model.parity_report = report
+    model.auth = auth
     phase("model")
     timings = ", ".join(f"{k} {v:.2f}s" for k, v in phases.items())
     say(
@@ -115,7 +125,7 @@ def install_routes(app: Any, model: Any, config: ServeConfig) -> None:
     from modeldeploy.serving.feedback import feedback_router
     from modeldeploy.serving.middleware import InferenceGuard
 
-    app.include_router(feedback_router(model.store, model.labels, model.metrics))
+    app.include_router(feedback_router(model.store, model.labels, model.metrics, model.auth))
     errors.install(app)
     app.add_middleware(InferenceGuard, metrics=model.metrics, max_body_bytes=config.max_body_bytes)
 

@@ -177,6 +177,7 @@ def test_defaults_render_a_cluster_wide_standalone_operator(chart: helm.Chart) -
         "ClusterRole",
         "ClusterRoleBinding",
         "Deployment",
+        "Secret",  # the label and control tokens (predictor.labelAuth)
         "Service",
         "ServiceAccount",
     ]

@@ -281,6 +281,20 @@ class LocalPlatform:
             return None
         return round(float(weights["canary"]))
 
+    def reassert_traffic(self, target: Target, weight: int) -> int | None:
+        """Put the router back on ``weight`` if something else moved it; the weight found then.
+
+        The executor calls this on every tick, so a weight changed by hand lasts at most one
+        tick; a non-None answer is a drift to record (a counter and an Event "router weight
+        was N%, set back to M%"). None: no router with a canary, or nothing to correct.
+        """
+        found = self.read_traffic(target)
+        router = self._arms(target).get(ROUTER)
+        if found is None or found == weight or router is None:
+            return None
+        self._put_weight(router, weight)
+        return found
+
     def is_ready(self, target: Target) -> bool:
         arms = self._arms(target)
         if STABLE not in arms or ROUTER not in arms:

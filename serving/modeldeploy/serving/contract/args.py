@@ -114,6 +114,16 @@ class PredictorOptions:
         ),
     )
     access_log: bool = field(default=False, metadata=_meta(bool, "log every request"))
+    label_token_file: Path | None = field(
+        default=None,
+        metadata=_meta(
+            Path, "tokens that may post labels, one per line (with --control-token-file)"
+        ),
+    )
+    control_token_file: Path | None = field(
+        default=None,
+        metadata=_meta(Path, "the platform's control token: request-id signing key, router hop"),
+    )
 
     @classmethod
     def from_registry(

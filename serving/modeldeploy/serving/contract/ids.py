@@ -12,11 +12,22 @@ An *item* is one text of a request: its id is the request id for a single text, 
 A label names a class either by index (an ``int``, or a string of ASCII digits) or by one
 of the declared class names. ``str.isdigit`` is not the rule: it accepts ``"²"`` (which
 ``int`` rejects) and ``"١"`` (Arabic-Indic one, which ``int`` reads as 1).
+
+With authentication on, the platform issues request ids itself (:class:`IdIssuer`):
+a client's own id is never a storage key, so nobody can label a prediction they were
+not served, or guess someone else's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 REQUEST_ID_HEADER = "x-request-id"
 MAX_REQUEST_ID_CHARS = 128
@@ -126,3 +137,85 @@ def label_matches(value: object, name: str, index: int) -> bool:
     if isinstance(value, str):
         return value == name or _digit_index(value) == index
     return False
+
+
+# --- server-issued ids ----------------------------------------------------------------
+
+SIGNED_ID_PREFIX = "m1"
+"""First field of every id the platform issues (the format's version)."""
+ROUTER_ORIGIN = "router"
+"""Origin of ids the router issues (a predictor's own ids carry its role)."""
+ID_KEY_CONTEXT = b"modeldeploy request-id signing key v1"
+_MAC_CHARS = 22  # 132 bits of HMAC-SHA256, base64url
+
+
+@dataclass(frozen=True)
+class IdCheck:
+    """What a signature check says about an id: ``ok``, or why it is refused."""
+
+    verdict: Literal["ok", "not_issued"]
+    origin: str = ""
+    issued_at: float = 0.0
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+class IdIssuer:
+    """Issues request ids the platform can later recognise as its own, without a lookup.
+
+    An id is ``m1.<origin>.<issued, base36 seconds>.<16 random chars>.<MAC>``, the MAC an
+    HMAC-SHA256 over the rest under a key only platform components hold (derived from the
+    control token, which applications never get). So a label can be refused for an id
+    nobody issued before any store is consulted, an id's age is known even after the store
+    forgot it, and a predictor can tell the router's ids (which it must store its
+    prediction under, so labels posted to the router reach it) from a client's invention.
+    """
+
+    def __init__(self, key: bytes, origin: str, clock: Callable[[], float] = time.time) -> None:
+        if not key:
+            raise ValueError("the id signing key is empty")
+        if not origin or not _visible_ascii(origin) or "." in origin or "/" in origin:
+            raise ValueError(f"bad id origin {origin!r}")
+        self._key = hmac.new(key, ID_KEY_CONTEXT, hashlib.sha256).digest()
+        self.origin = origin
+        self._clock = clock
+
+    def _mac(self, body: str) -> str:
+        return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())[:_MAC_CHARS]
+
+    def issue(self) -> str:
+        """A fresh id: unguessable, signed, stamped with this issuer's origin and the time."""
+        stamp = _base36(int(self._clock()))
+        body = f"{SIGNED_ID_PREFIX}.{self.origin}.{stamp}.{_b64(secrets.token_bytes(12))}"
+        return f"{body}.{self._mac(body)}"
+
+    def check(self, item_or_request_id: str) -> IdCheck:
+        """Whether the id (or an item id ``<id>/<n>``) was issued under this key, and by whom."""
+        request_id = request_of(item_or_request_id)
+        fields = request_id.split(".")
+        if len(fields) != 5 or fields[0] != SIGNED_ID_PREFIX:
+            return IdCheck("not_issued")
+        body, mac = request_id.rsplit(".", 1)
+        if not hmac.compare_digest(self._mac(body), mac):
+            return IdCheck("not_issued")
+        try:
+            issued_at = float(int(fields[2], 36))
+        except ValueError:
+            return IdCheck("not_issued")
+        return IdCheck("ok", fields[1], issued_at)
+
+    def age_s(self, check: IdCheck) -> float:
+        """Seconds since ``check``'s id was issued (by this clock)."""
+        return self._clock() - check.issued_at
+
+
+def _base36(value: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        value, rest = divmod(value, 36)
+        out = digits[rest] + out
+        if not value:
+            return out

@@ -38,7 +38,10 @@ CANARY_ROLES = (CANARY, SHADOW)
 PROTOCOLS = ("v1", "v2", "grpc")
 REQUEST_OUTCOMES = ("ok", "bad_input", "error")
 LABEL_SOURCES = ("feedback", "probe")
-FEEDBACK_REJECT_REASONS = ("unknown_id", "expired", "duplicate", "bad_input")
+AUTH_REJECT_REASONS = ("unauthenticated", "forbidden", "rate_limited", "not_issued", "wrong_arm")
+"""Label refusals of authentication: no credential, a wrong one, over the credential's rate,
+an id the platform never issued, an id another arm issued. None of them touches a count."""
+FEEDBACK_REJECT_REASONS = ("unknown_id", "expired", "duplicate", "bad_input", *AUTH_REJECT_REASONS)
 PAIRED_OUTCOMES = ("both_correct", "stable_only", "canary_only", "both_wrong")
 """Order matters: the analysis keeps paired counts as a tuple in this order."""
 BOOLEAN_VALUES = ("true", "false")
@@ -80,6 +83,7 @@ ROUTER_FEEDBACK_OUTCOMES = (
     "duplicate",
     "bad_input",
     "upstream_error",
+    *AUTH_REJECT_REASONS,
 )
 
 # --- what the analysis reads ----------------------------------------------------------

@@ -15,6 +15,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from modeldeploy.serving.auth import DEFAULT_LABEL_BURST, DEFAULT_LABEL_RATE_PER_S, Auth
 from modeldeploy.serving.router.app import RouterConfig, serve
 from modeldeploy.serving.router.split import Split
 
@@ -41,7 +42,37 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout-s", type=float, default=30.0, help="per upstream call")
     parser.add_argument("--max-connections", type=int, default=128, help="keep-alive pool size")
     parser.add_argument("--seed", type=int, help="seed the traffic split (reproducible runs)")
+    auth = parser.add_argument_group(
+        "authentication (both token files, or neither: then labels and weights are open)"
+    )
+    auth.add_argument("--label-token-file", help="tokens that may post labels, one per line")
+    auth.add_argument(
+        "--control-token-file", help="token for /router/* (and the request-id signing key)"
+    )
+    auth.add_argument(
+        "--label-rate", type=float, default=DEFAULT_LABEL_RATE_PER_S, help="labels/s per token"
+    )
+    auth.add_argument(
+        "--label-burst", type=float, default=DEFAULT_LABEL_BURST, help="label burst per token"
+    )
+    auth.add_argument(
+        "--expose-arm",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show clients the serving arm (default: only without authentication)",
+    )
     return parser
+
+
+def auth_from(args: argparse.Namespace) -> Auth | None:
+    """The router's credentials, or None when neither token file is given."""
+    if not args.label_token_file and not args.control_token_file:
+        return None
+    if not (args.label_token_file and args.control_token_file):
+        raise ValueError("give both --label-token-file and --control-token-file, or neither")
+    return Auth.from_files(
+        args.label_token_file, args.control_token_file, args.label_rate, args.label_burst
+    )
 
 
 def config_from(args: argparse.Namespace) -> RouterConfig:
@@ -56,12 +87,21 @@ def config_from(args: argparse.Namespace) -> RouterConfig:
         timeout_s=args.timeout_s,
         max_connections=args.max_connections,
         seed=args.seed,
+        auth=auth_from(args),
+        expose_arm=args.expose_arm,
     )
 
 
 async def _run(config: RouterConfig, host: str, port: int) -> None:
     runner = await serve(config, host, port)
     print(f"router for {config.deployment} listening on http://{host}:{port}", flush=True)
+    if config.auth is None:
+        print(
+            "warning: no token files: anyone who reaches this router can post labels "
+            "and change its weights",
+            file=sys.stderr,
+            flush=True,
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -15,6 +15,13 @@ Per request (v1 ``:predict`` or v2 ``/infer``):
 time an item scored by stable and a candidate is labelled, counts
 ``modeldeploy_paired_outcomes_total``. ``GET/PUT /router/weights`` read and change the split.
 An unreachable arm gives a 502 (504 on timeout) that names it; the router stays up.
+
+With ``RouterConfig.auth`` (:mod:`modeldeploy.serving.auth`) the router issues every
+request id itself (signed; a client's ``id`` is ignored), feedback needs a label token and
+an id this router issued, everything under ``/router/`` needs the control token, and
+neither the serving arm (``x-modeldeploy-arm``) nor the arms' feedback answers are shown
+unless ``expose_arm`` says so. Refusals are 401/403/404/429 and change no count but
+``modeldeploy_router_feedback_total{outcome=<reason>}``.
 """
 
 from __future__ import annotations
@@ -31,8 +38,11 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from modeldeploy.serving.auth import Auth, Denied
 from modeldeploy.serving.contract.ids import (
     REQUEST_ID_HEADER,
+    ROUTER_ORIGIN,
+    IdIssuer,
     RequestIdError,
     item_ids,
     parse_item_id,
@@ -76,6 +86,9 @@ class RouterConfig:
     book_capacity: int = 100_000
     book_ttl_s: float = 3600.0
     seed: int | None = None
+    auth: Auth | None = None
+    expose_arm: bool | None = None
+    """Show clients the serving arm and the arms' feedback answers; None: only without auth."""
 
     def urls(self) -> dict[str, str]:
         arms = {STABLE: self.stable, CANARY: self.canary, SHADOW: self.shadow}
@@ -108,13 +121,16 @@ class Router:
         self.metrics.set_split(self.split.canary, self.split.paired_share)
         self.book = ScoreBook(config.book_capacity, config.book_ttl_s)
         self.rng = random.Random(config.seed)
+        self.auth = config.auth
+        self.ids = IdIssuer(config.auth.id_key, ROUTER_ORIGIN) if config.auth else None
+        self.expose_arm = config.expose_arm if config.expose_arm is not None else not config.auth
         self._session: aiohttp.ClientSession | None = None
         self._pending: dict[str, set[asyncio.Task[Upstream]]] = {}
 
     # --- application ----------------------------------------------------------------
 
     def application(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._guard])
         app[ROUTER_KEY] = self
         app.router.add_post(r"/v1/models/{name:[^/:]+}:predict", self._v1)
         app.router.add_post("/v2/models/{name}/infer", self._v2)
@@ -144,6 +160,48 @@ class Router:
         if self._session is not None:
             await self._session.close()
 
+    # --- authentication -------------------------------------------------------------
+
+    @web.middleware
+    async def _guard(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Credentials before any handler runs: labels on feedback, control on ``/router/``.
+
+        A middleware, so every control endpoint under ``/router/`` (present or added later)
+        is covered without its handler knowing.
+        """
+        denied: Denied | None = None
+        if self.auth is not None:
+            if request.path.startswith("/router/"):
+                denied = self.auth.admit_control(request.headers)
+            elif request.path == "/v1/feedback":
+                denied = self.auth.admit_label(request.headers)
+                if denied is not None:
+                    self.metrics.feedback_outcome(denied.reason)
+        if denied is not None:
+            return web.json_response(
+                {"error": denied.message, "code": denied.reason},
+                status=denied.status,
+                headers=denied.headers(),
+            )
+        return await handler(request)
+
+    def _refuse_id(self, item_id: str) -> web.Response | None:
+        """With auth, a label must name an id this router issued and has not outlived."""
+        if self.ids is None:
+            return None
+        check = self.ids.check(item_id)
+        if check.verdict != "ok" or check.origin != ROUTER_ORIGIN:
+            return self._feedback_reply(
+                404, "not_issued", f"this router issued no request id {item_id!r}"
+            )
+        if self.ids.age_s(check) >= self.book.ttl_s:
+            return self._feedback_reply(
+                404, "expired", f"request id {item_id!r} is older than {self.book.ttl_s:g}s"
+            )
+        return None
+
     # --- inference ------------------------------------------------------------------
 
     async def _v1(self, request: web.Request) -> web.Response:
@@ -159,7 +217,8 @@ class Router:
             supplied = parse_request_id(request_id_in(body, request.headers))
         except RequestIdError as exc:
             return web.json_response({"error": str(exc), "code": "bad_input"}, status=400)
-        request_id = supplied or str(uuid.uuid4())
+        # With auth the id is always the router's own, never the client's (module docstring).
+        request_id = self.ids.issue() if self.ids else supplied or str(uuid.uuid4())
         headers[REQUEST_ID_HEADER] = request_id
         role = choose_role(self.split, self.rng) if CANARY in self.urls else STABLE
         call = self._caller(request.path_qs, body, headers, protocol, request_id)
@@ -172,7 +231,9 @@ class Router:
             if stable is not None:
                 self._spawn(self._compare_shadow(stable, shadow), request_id)
         answer = await primary
-        reply_headers = {ARM_HEADER: role, REQUEST_ID_HEADER: request_id, **answer.headers}
+        reply_headers = {REQUEST_ID_HEADER: request_id, **answer.headers}
+        if self.expose_arm:
+            reply_headers[ARM_HEADER] = role
         return web.Response(status=answer.status, body=answer.body, headers=reply_headers)
 
     def _caller(
@@ -254,6 +315,9 @@ class Router:
             item_id = parse_item_id(body.get("request_id"))
         except RequestIdError as exc:
             return self._feedback_reply(400, "bad_input", str(exc))
+        refused = self._refuse_id(item_id)
+        if refused is not None:
+            return refused
         source = body.get("source", "feedback")
         if source not in LABEL_SOURCES:
             return self._feedback_reply(
@@ -279,9 +343,10 @@ class Router:
         arms = dict(zip(roles, answers, strict=True))
         if any(status == 400 for status, _ in answers):
             self.metrics.feedback_outcome("bad_input")
-            return web.json_response(
-                {"error": "an arm rejected the feedback", "arms": arms}, status=400
-            )
+            refusal: dict[str, Any] = {"error": "an arm rejected the feedback", "code": "bad_input"}
+            if self.expose_arm:
+                refusal["arms"] = arms
+            return web.json_response(refusal, status=400)
         paired = []
         counted = not item.labelled
         if counted:
@@ -302,20 +367,19 @@ class Router:
         self.metrics.feedback_outcome(
             "upstream_error" if failed else ("forwarded" if counted else "duplicate")
         )
-        return web.json_response(
-            {
-                "request_id": item_id,
-                "counted": counted,
-                "paired": paired,
-                "arms": {r: {"status": s, "response": b} for r, (s, b) in arms.items()},
-            },
-            status=502 if failed else 200,
-        )
+        reply: dict[str, Any] = {"request_id": item_id, "counted": counted}
+        if self.expose_arm:  # which arm was right is what an attacker wants to know
+            reply["paired"] = paired
+            reply["arms"] = {r: {"status": s, "response": b} for r, (s, b) in arms.items()}
+        return web.json_response(reply, status=502 if failed else 200)
 
     async def _post_feedback(self, role: str, body: dict[str, Any]) -> tuple[int, Any]:
         assert self._session is not None
+        # The arms get the router's own credential; the client's never leaves the router.
+        headers = self.auth.control_header() if self.auth is not None else None
+        url = self.urls[role] + "/v1/feedback"
         try:
-            async with self._session.post(self.urls[role] + "/v1/feedback", json=body) as response:
+            async with self._session.post(url, json=body, headers=headers) as response:
                 text = await response.text()
                 try:
                     return response.status, json.loads(text)
@@ -356,7 +420,9 @@ class Router:
         )
 
     async def health(self, _: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "arms": self.urls})
+        return web.json_response(
+            {"status": "ok", **({"arms": self.urls} if self.expose_arm else {})}
+        )
 
     async def passthrough(self, request: web.Request) -> web.Response:
         assert self._session is not None

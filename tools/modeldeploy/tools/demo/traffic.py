@@ -1,11 +1,14 @@
 """Demo traffic: real review sentences through the router, true labels fed back later.
 
 ``TrafficDriver`` runs a few worker threads that send held-out Rotten Tomatoes sentences to
-the router (v1 ``:predict``, one sentence per request, a request id of our own), at most
-``rate`` requests per second in all. Each answered request's true label is posted to the
-router's ``/v1/feedback`` ``label_delay_s`` seconds later by a feedback thread, as a
-user's correction or a reviewer's label would arrive. Everything is bounded: a stop
-event, a request cap, and per-call timeouts; only 127.0.0.1 is ever contacted.
+the router (v1 ``:predict``, one sentence per request), at most ``rate`` requests per
+second in all. Each answered request's true label is posted to the router's
+``/v1/feedback`` ``label_delay_s`` seconds later by a feedback thread, as a user's
+correction or a reviewer's label would arrive, under the request id the router answered
+with (``x-request-id``: with authentication on, the router issues ids and ignores ours)
+and with the label token (``label_token_file``; local mode writes it as
+``<state dir>/auth/label-token``). Everything is bounded: a stop event, a request cap,
+and per-call timeouts; only 127.0.0.1 is ever contacted.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
+
+from modeldeploy.serving.auth import read_tokens
 
 
 @dataclass
@@ -54,6 +60,7 @@ class TrafficDriver:
         label_delay_s: float = 3.0,
         max_requests: int = 1_000_000,
         seed: int = 0,
+        label_token_file: Path | None = None,
     ) -> None:
         if not router_url.startswith("http://127.0.0.1:"):
             raise ValueError("the demo only sends traffic to 127.0.0.1")
@@ -65,6 +72,11 @@ class TrafficDriver:
         self.label_delay_s = label_delay_s
         self.max_requests = max_requests
         self.stats = TrafficStats()
+        self._label_headers = (
+            {"Authorization": "Bearer " + read_tokens(label_token_file)[0].decode()}
+            if label_token_file
+            else {}
+        )
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._due: list[tuple[float, str, int]] = []
@@ -108,8 +120,7 @@ class TrafficDriver:
                 self._send(client, index)
 
     def _send(self, client: httpx.Client, index: int) -> None:
-        request_id = f"demo-{uuid.uuid4().hex[:16]}"
-        body = {"instances": [self.texts[index]], "id": request_id}
+        body = {"instances": [self.texts[index]], "id": f"demo-{uuid.uuid4().hex[:16]}"}
         try:
             response = client.post(f"{self.url}/v1/models/{self.model}:predict", json=body)
         except httpx.HTTPError:
@@ -121,7 +132,8 @@ class TrafficDriver:
             if response.status_code != 200:
                 self.stats.failed += 1
                 return
-            self.stats.answered[response.headers.get("x-modeldeploy-arm", "?")] += 1
+            self.stats.answered[response.headers.get("x-modeldeploy-arm", "served")] += 1
+            request_id = response.headers.get("x-request-id", body["id"])  # the router's id
             due = time.monotonic() + self.label_delay_s
             heapq.heappush(self._due, (due, request_id, self.labels[index]))
 
@@ -143,7 +155,9 @@ class TrafficDriver:
     def _label(self, client: httpx.Client, request_id: str, label: int) -> None:
         try:
             response = client.post(
-                f"{self.url}/v1/feedback", json={"request_id": request_id, "label": label}
+                f"{self.url}/v1/feedback",
+                json={"request_id": request_id, "label": label},
+                headers=self._label_headers,
             )
             ok = response.status_code == 200
         except httpx.HTTPError:
