@@ -250,9 +250,7 @@ def warmup_split(seen: int, n: int, slow_requests: int) -> tuple[int, int, int]:
     return skipped, slow, n - skipped - slow
 
 
-def sample_latency(
-    rng: np.random.Generator, n: int, probs: np.ndarray
-) -> tuple[np.ndarray, float]:
+def sample_latency(rng: np.random.Generator, n: int, probs: np.ndarray) -> tuple[np.ndarray, float]:
     """Bucket counts of ``n`` requests drawn from ``probs``, and their mean (bucket edges)."""
     if n <= 0:
         return np.zeros(len(EDGES) + 1, dtype=np.int64), 0.0
