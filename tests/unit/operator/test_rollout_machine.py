@@ -25,7 +25,13 @@ from modeldeploy.operator.rollout.machine import (
 from modeldeploy.operator.rollout.policy import step_deadline_seconds
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-SPEC = parse_spec({"model": {"name": "m"}, "rollout": {"steps": [10, 50, 100]}})
+# Rollback at the deadline is set explicitly here (the default is hold; HOLD below).
+SPEC = parse_spec(
+    {
+        "model": {"name": "m"},
+        "rollout": {"steps": [10, 50, 100], "analysis": {"onInconclusive": "rollback"}},
+    }
+)
 V1, V2, V3 = VersionRef("1", "h1", "u1"), VersionRef("2", "h2", "u2"), VersionRef("3", "h3", "u3")
 BOTH = RegistryState(stable=V1, candidate=V2)
 DEADLINE = step_deadline_seconds(SPEC)

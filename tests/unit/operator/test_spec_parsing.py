@@ -20,8 +20,8 @@ def test_defaults_come_from_the_models() -> None:
     assert spec.resources.gpu == 0
     # The analysis section is the analysis configuration, with its (benchmarked) defaults.
     assert spec.rollout.analysis == AnalysisConfig()
-    assert spec.rollout.analysis.on_inconclusive == "rollback"
-    assert spec.rollout.analysis.p99_tolerance == 0.1
+    assert spec.rollout.analysis.on_inconclusive == "hold"
+    assert spec.rollout.analysis.p99_tolerance == 0.16
 
 
 def test_camel_case_yaml_becomes_snake_case_python() -> None:

@@ -37,7 +37,7 @@ class AnalysisConfig(SpecModel):
     """
 
     accuracy_margin: float = Field(
-        default=0.005,
+        default=0.01,
         ge=0.0,
         le=1.0,
         description="How much lower the canary's accuracy may be than stable's, absolute"
@@ -76,7 +76,7 @@ class AnalysisConfig(SpecModel):
         description="The latency quantile compared (0.99 = P99).",
     )
     p99_tolerance: float = Field(
-        default=0.1,
+        default=0.16,
         ge=MIN_P99_TOLERANCE,
         le=10.0,
         description="How much slower the canary's latency quantile may be, relative (0.1 ="
@@ -118,7 +118,7 @@ class AnalysisConfig(SpecModel):
         description="Requests per arm before the error check may pass.",
     )
     on_inconclusive: OnInconclusive = Field(
-        default="rollback",
+        default="hold",
         description="What a step that is still inconclusive at its deadline does: roll back,"
         " or hold at its weight and say so.",
     )

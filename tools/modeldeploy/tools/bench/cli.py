@@ -23,7 +23,10 @@ from typing import Any
 SUITES: dict[str, str] = {
     "analysis": "modeldeploy.tools.bench.simulation:run_suite",
     "serving": "modeldeploy.tools.bench.serving.run:run",
+    "rollouts": "modeldeploy.tools.bench.rollouts:run_suite",
 }
+# Suites whose figures sit at the top of their key (``rollouts``: {"cells", "summary", ...}).
+FLAT = {"rollouts"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -79,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
         started = time.monotonic()
         figures = run(output.parent, _progress(suite))
         results[suite] = {
-            "figures": figures,
+            **(figures if suite in FLAT else {"figures": figures}),
             "seconds": round(time.monotonic() - started, 1),
             "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": {
