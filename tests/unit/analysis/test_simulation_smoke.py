@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from modeldeploy.operator.analysis.config import AnalysisConfig
 from modeldeploy.tools.bench import simulation
 
 
@@ -16,7 +17,13 @@ def test_a_small_run_reports_every_scenario_and_renders_a_table() -> None:
     good = rng.random(800) < 0.8
     real = {"good": good, "close": good ^ (rng.random(800) < 0.05), "bad": rng.random(800) < 0.55}
     messages: list[str] = []
-    results = simulation.run(seed=1, rollouts=40, progress=messages.append, real=real)
+    # Tolerance 0.1, not the default 0.16: the default is set so two equal arms can be
+    # proven equal within three 5% buckets (docs/statistics.md); at 0.16 a +25% tail
+    # regression is held, not caught, which the rollout benchmark reports.
+    config = AnalysisConfig(p99_tolerance=0.1)
+    results = simulation.run(
+        seed=1, rollouts=40, progress=messages.append, real=real, config=config
+    )
     json.dumps(results, allow_nan=False)
     acc = results["accuracy"]
     assert acc["a_a"]["false_rollback_unpaired"] <= 0.05

@@ -44,7 +44,9 @@ class Platform(NopPlatform):
 
 
 class World:
-    def __init__(self, min_labels: int = 100, **rollout: Any) -> None:
+    def __init__(
+        self, min_labels: int = 100, on_inconclusive: str = "hold", **rollout: Any
+    ) -> None:
         self.registry = InMemoryRegistry()
         self.platform = Platform()
         self.windows = FixedWindows(GOOD)
@@ -55,7 +57,11 @@ class World:
             windows=self.windows,
             emit=lambda kind, reason, msg: self.events.append((kind, reason, msg)),
         )
-        analysis = {"minLabels": min_labels, "accuracyMargin": 0.02}
+        analysis = {
+            "minLabels": min_labels,
+            "accuracyMargin": 0.02,
+            "onInconclusive": on_inconclusive,
+        }
         policy = {"steps": [50, 100], "intervalSeconds": 5, "analysis": analysis, **rollout}
         self.body: dict[str, Any] = {
             "metadata": {"name": "s", "namespace": "ml", "generation": 1, "uid": "u"},
@@ -113,7 +119,7 @@ def test_analysis_runs_once_the_platform_reports_the_canary_ready() -> None:
 
 
 def test_a_canary_never_ready_by_the_deadline_is_rolled_back() -> None:
-    world = World(stepDeadlineSeconds=60)
+    world = World(stepDeadlineSeconds=60, on_inconclusive="rollback")
     world.canary_started()
     for _ in range(8):
         status = world.run(seconds=10)
