@@ -7,11 +7,15 @@ import pytest
 from modeldeploy.serving.codecs import item_ids as predictor_item_ids
 from modeldeploy.serving.router.pairing import (
     ArmPrediction,
+    InputBook,
+    RescoreBudget,
     ScoreBook,
+    StoredInput,
     item_ids,
     paired_outcome,
     pairs,
     request_of,
+    rescore_role,
     shadow_agrees,
 )
 
@@ -76,3 +80,51 @@ def test_score_book_merges_arms_and_forgets_after_ttl_and_capacity() -> None:
     assert book.get("a") is None
     book.record(["b", "c", "d", "e"], "stable", [NEG, NEG, NEG, NEG])
     assert book.get("b") is None and book.get("e") is not None and len(book) == 3
+
+
+@pytest.mark.parametrize(
+    ("scored", "arms", "role"),
+    [
+        ({"stable": NEG}, ("stable", "canary"), "canary"),
+        ({"canary": POS}, ("stable", "canary"), "stable"),
+        ({"canary": POS, "shadow": NEG}, ("stable", "canary", "shadow"), "stable"),
+        ({"stable": NEG, "canary": POS}, ("stable", "canary"), None),  # already paired
+        ({"stable": NEG}, ("stable",), None),  # no canary to pair with
+        ({"stable": NEG, "shadow": POS}, ("stable", "shadow"), None),  # the shadow pairs already
+    ],
+)
+def test_the_missing_one_of_stable_and_canary_rescores(
+    scored: dict[str, ArmPrediction], arms: tuple[str, ...], role: str | None
+) -> None:
+    assert rescore_role(scored, arms) == role
+
+
+def stored(size: int) -> StoredInput:
+    return StoredInput("/p", b"x" * (size - 2), {}, "v1")
+
+
+def test_input_book_is_bounded_by_count_bytes_and_age() -> None:
+    now = [0.0]
+    book = InputBook(capacity=3, max_bytes=100, ttl_s=10, clock=lambda: now[0])
+    for name in "abcd":
+        assert book.put(name, stored(20))
+    assert book.get("a") is None and book.get("d") is not None and len(book) == 3
+    assert book.put("big", stored(70))  # 60 + 70 > 100: the oldest go until it fits
+    assert book.get("b") is None and book.get("c") is None and book.get("d") is not None
+    assert book.bytes == 90
+    assert not book.put("huge", stored(101)) and book.get("huge") is None
+    now[0] = 10.0
+    assert book.get("d") is None and len(book) == 0 and book.bytes == 0
+    assert book.put("e", stored(10)) and book.pop("e") is not None and book.bytes == 0
+
+
+def test_rescore_budget_is_a_token_bucket_and_zero_turns_it_off() -> None:
+    now = [0.0]
+    budget = RescoreBudget(5, clock=lambda: now[0])
+    assert [budget.take() for _ in range(7)] == [True] * 5 + [False] * 2
+    now[0] = 0.4  # 0.4 s at 5/s: two more
+    assert [budget.take() for _ in range(3)] == [True, True, False]
+    off = RescoreBudget(0)
+    assert not off.enabled and not off.take()
+    with pytest.raises(ValueError):
+        RescoreBudget(-1)

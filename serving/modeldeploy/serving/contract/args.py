@@ -26,12 +26,16 @@ TRUNCATION_MODES = ("truncate", "reject")
 DEFAULT_MODEL_NAME = "classifier"
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_GRPC_PORT = 8081
-DEFAULT_PAIRED_SHARE = 1.0
-"""Fraction of canary requests that stable also scores (the router's option is in percent).
+DEFAULT_PAIRED_SHARE = 0.0
+"""Fraction of canary requests that stable also scores as they are served (the router's
+option is in percent).
 
-All of them by default: every labelled canary prediction then has a stable twin, and the
-paired test needs about five times fewer labels than the unpaired one. The cost is stable
-compute equal to the canary's share of traffic."""
+None by default: the router pairs on label arrival instead (``--pair-on-label-rate``),
+which pairs stable-served labels too and costs one extra inference per *labelled* request
+(bounded by a rate), where a share costs one per canary request whether or not a label
+ever comes. Labels are usually a small part of traffic, so the share buys the same pairs
+at many times the compute; raise it only when nearly every request is labelled and the
+extra latency of a label post (one inference) matters."""
 
 SOURCE_GROUP = "model source (one of)"
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from modeldeploy.serving.auth import DEFAULT_LABEL_BURST, DEFAULT_LABEL_RATE_PER_S, Auth
 from modeldeploy.serving.router.app import RouterConfig, serve
+from modeldeploy.serving.router.pairing import DEFAULT_RESCORES_PER_S
 from modeldeploy.serving.router.split import Split
 
 
@@ -35,6 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="percent of canary requests that stable also scores (paired labels)",
+    )
+    parser.add_argument(
+        "--pair-on-label-rate",
+        type=float,
+        default=DEFAULT_RESCORES_PER_S,
+        help="re-scores/s: a label for a request one arm scored has the other arm score it "
+        "too, up to this rate (over it the label stays unpaired); 0 turns it off",
     )
     parser.add_argument("--deployment", required=True, help="deployment label on every metric")
     parser.add_argument("--host", default="127.0.0.1")
@@ -78,12 +86,15 @@ def auth_from(args: argparse.Namespace) -> Auth | None:
 def config_from(args: argparse.Namespace) -> RouterConfig:
     if args.weight > 0 and not args.canary:
         raise ValueError("--weight needs --canary")
+    if args.pair_on_label_rate < 0:
+        raise ValueError("--pair-on-label-rate must be >= 0")
     return RouterConfig(
         stable=args.stable,
         canary=args.canary,
         shadow=args.shadow,
         deployment=args.deployment,
         split=Split(canary=args.weight, paired_share=args.paired_share),
+        rescores_per_s=args.pair_on_label_rate,
         timeout_s=args.timeout_s,
         max_connections=args.max_connections,
         seed=args.seed,

@@ -13,7 +13,11 @@ Per request (v1 ``:predict`` or v2 ``/infer``):
 
 ``POST /v1/feedback`` forwards the label to every arm that scored the item and, the first
 time an item scored by stable and a candidate is labelled, counts
-``modeldeploy_paired_outcomes_total``. ``GET/PUT /router/weights`` read and change the split.
+``modeldeploy_paired_outcomes_total``. When the first label arrives for an item only one of
+stable and canary scored, the router first has the other arm score the request's stored
+input (pairing on label, within ``rescores_per_s``; see :mod:`.pairing`), so that label
+is paired too; over the budget it stays an unpaired label. ``GET/PUT /router/weights``
+read and change the split.
 An unreachable arm gives a 502 (504 on timeout) that names it; the router stays up.
 
 With ``RouterConfig.auth`` (:mod:`modeldeploy.serving.auth`) the router issues every
@@ -51,7 +55,19 @@ from modeldeploy.serving.contract.ids import (
 )
 from modeldeploy.serving.contract.names import LABEL_SOURCES, paired_outcome
 from modeldeploy.serving.router.metrics import RouterMetrics
-from modeldeploy.serving.router.pairing import ArmPrediction, ScoreBook, pairs, shadow_agrees
+from modeldeploy.serving.router.pairing import (
+    DEFAULT_INPUT_BYTES,
+    DEFAULT_RESCORES_PER_S,
+    ArmPrediction,
+    InputBook,
+    RescoreBudget,
+    ScoreBook,
+    ScoredItem,
+    StoredInput,
+    pairs,
+    rescore_role,
+    shadow_agrees,
+)
 from modeldeploy.serving.router.responses import (
     BINARY_HEADER,
     json_part,
@@ -85,6 +101,10 @@ class RouterConfig:
     max_connections: int = 128
     book_capacity: int = 100_000
     book_ttl_s: float = 3600.0
+    rescores_per_s: float = DEFAULT_RESCORES_PER_S
+    """Budget of re-scores for pairing on label arrival; 0 turns it off."""
+    input_bytes: int = DEFAULT_INPUT_BYTES
+    """Memory for the inputs kept for pairing on label (oldest out first)."""
     seed: int | None = None
     auth: Auth | None = None
     expose_arm: bool | None = None
@@ -104,6 +124,7 @@ class Upstream:
     body: bytes
     headers: dict[str, str]
     predictions: list[ArmPrediction] = field(default_factory=list)
+    answered_id: str | None = None
 
 
 def _error_body(message: str, code: str) -> bytes:
@@ -120,6 +141,9 @@ class Router:
         self.metrics = metrics or RouterMetrics(config.deployment)
         self.metrics.set_split(self.split.canary, self.split.paired_share)
         self.book = ScoreBook(config.book_capacity, config.book_ttl_s)
+        self.inputs = InputBook(config.book_capacity, config.input_bytes, config.book_ttl_s)
+        self.budget = RescoreBudget(config.rescores_per_s)
+        self._rescoring: dict[str, asyncio.Task[None]] = {}
         self.rng = random.Random(config.seed)
         self.auth = config.auth
         self.ids = IdIssuer(config.auth.id_key, ROUTER_ORIGIN) if config.auth else None
@@ -230,6 +254,10 @@ class Router:
             shadow = call(SHADOW, "mirror")
             if stable is not None:
                 self._spawn(self._compare_shadow(stable, shadow), request_id)
+        if self.budget.enabled and CANARY in self.urls and (role == STABLE or stable is None):
+            # One arm scores it: keep the input in case its label asks for the other.
+            kept = {h: v for h, v in headers.items() if h != REQUEST_ID_HEADER}
+            self.inputs.put(request_id, StoredInput(request.path_qs, body, kept, protocol))
         answer = await primary
         reply_headers = {REQUEST_ID_HEADER: request_id, **answer.headers}
         if self.expose_arm:
@@ -261,7 +289,13 @@ class Router:
         return task
 
     async def _forward(
-        self, role: str, path: str, body: bytes, headers: dict[str, str], request_id: str
+        self,
+        role: str,
+        path: str,
+        body: bytes,
+        headers: dict[str, str],
+        request_id: str,
+        record: bool = True,
     ) -> Upstream:
         url = self.urls[role] + path
         assert self._session is not None, "the router's application is not running"
@@ -283,13 +317,14 @@ class Router:
         if status >= 500:
             self.metrics.upstream_error(role, "status_5xx")
         predictions: list[ArmPrediction] = []
+        answered_id = None
         if status == 200:
             parsed = json_part(data, keep) if BINARY_HEADER not in keep else None
             predictions, answered_id = predictions_in(parsed or {})
-            if predictions:
+            if predictions and record:
                 ids = item_ids(answered_id or request_id, len(predictions))
                 self.book.record(ids, role, predictions)
-        return Upstream(role, status, data, keep, predictions)
+        return Upstream(role, status, data, keep, predictions, answered_id)
 
     async def _compare_shadow(
         self, stable: asyncio.Task[Upstream], shadow: asyncio.Task[Upstream]
@@ -338,8 +373,15 @@ class Router:
             return self._feedback_reply(
                 404, "unknown_id", f"the router routed no request with id {item_id!r}"
             )
+        if not item.labelled:
+            await self._pair_on_label(item_id, item)
         roles = sorted(item.predictions)
-        answers = await asyncio.gather(*(self._post_feedback(r, body) for r in roles))
+        answers = await asyncio.gather(
+            *(
+                self._post_feedback(r, {**body, "request_id": item.arm_ids.get(r, item_id)})
+                for r in roles
+            )
+        )
         arms = dict(zip(roles, answers, strict=True))
         if any(status == 400 for status, _ in answers):
             self.metrics.feedback_outcome("bad_input")
@@ -372,6 +414,44 @@ class Router:
             reply["paired"] = paired
             reply["arms"] = {r: {"status": s, "response": b} for r, (s, b) in arms.items()}
         return web.json_response(reply, status=502 if failed else 200)
+
+    async def _pair_on_label(self, item_id: str, item: ScoredItem) -> None:
+        """Have the arm that did not score ``item`` score its stored input, within budget.
+
+        One re-score per request (it pairs every item of the request): a label that
+        arrives while one is running waits for it rather than starting another, and a
+        label over the budget, or for an input no longer kept, stays unpaired.
+        """
+        request_id = request_of(item_id)
+        running = self._rescoring.get(request_id)
+        if running is None:
+            role = rescore_role(item.predictions, list(self.urls))
+            stored = self.inputs.get(request_id) if role is not None else None
+            if role is None or stored is None or not self.budget.take():
+                return
+            running = self._spawn(self._rescore(role, request_id, stored), request_id)
+            self._rescoring[request_id] = running
+            running.add_done_callback(lambda _: self._rescoring.pop(request_id, None))
+        # Shielded: a client that hangs up must not cancel a re-score other labels wait on.
+        await asyncio.wait([asyncio.shield(running)], timeout=self.config.feedback_wait_s)
+
+    async def _rescore(self, role: str, request_id: str, stored: StoredInput) -> None:
+        """Send a stored input to ``role`` (as the paired path does) and book its answers
+        under the router's ids, noting the arm's own id where it chose another."""
+        self.metrics.routed(role, "label", stored.protocol)
+        headers = {**stored.headers, REQUEST_ID_HEADER: request_id}
+        answer = await self._forward(role, stored.path, stored.body, headers, request_id, False)
+        if not answer.predictions:
+            return  # the arm failed (counted by _forward): the labels stay unpaired
+        self.inputs.pop(request_id)
+        ours = item_ids(request_id, len(answer.predictions))
+        self.book.record(ours, role, answer.predictions)
+        if answer.answered_id and answer.answered_id != request_id:
+            theirs = item_ids(answer.answered_id, len(answer.predictions))
+            for mine, arm_id in zip(ours, theirs, strict=True):
+                scored = self.book.get(mine)
+                if scored is not None:
+                    scored.arm_ids[role] = arm_id
 
     async def _post_feedback(self, role: str, body: dict[str, Any]) -> tuple[int, Any]:
         assert self._session is not None

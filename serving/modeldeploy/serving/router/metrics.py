@@ -33,7 +33,7 @@ class RouterMetrics:
         r = self.registry
         self.requests = Counter(
             n.ROUTER_REQUESTS,
-            "Requests sent upstream, by arm and purpose (primary, paired, mirror).",
+            "Requests sent upstream, by arm and purpose (primary, paired, mirror, label).",
             (n.DEPLOYMENT, n.ROLE, n.PURPOSE, n.PROTOCOL),
             registry=r,
         )

@@ -91,7 +91,8 @@ class TrafficDriver:
         self.started = time.monotonic()
         for i in range(self.workers):
             self._threads.append(threading.Thread(target=self._worker, name=f"traffic-{i}"))
-        self._threads.append(threading.Thread(target=self._feedback, name="feedback"))
+        for i in range(self.workers):
+            self._threads.append(threading.Thread(target=self._feedback, name=f"feedback-{i}"))
         for thread in self._threads:
             thread.daemon = True
             thread.start()
@@ -138,19 +139,18 @@ class TrafficDriver:
             heapq.heappush(self._due, (due, request_id, self.labels[index]))
 
     def _feedback(self) -> None:
+        """One of ``workers`` label posters: a label post can wait for the router to pair it
+        (one inference on the other arm), so one poster alone falls behind the traffic."""
         with httpx.Client(timeout=30.0) as client:
             while not self._stop.is_set():
                 with self._lock:
-                    ready = []
-                    while self._due and self._due[0][0] <= time.monotonic():
-                        ready.append(heapq.heappop(self._due))
-                if not ready:
+                    ready = self._due[0][0] <= time.monotonic() if self._due else False
+                    item = heapq.heappop(self._due) if ready else None
+                if item is None:
                     self._stop.wait(0.2)
                     continue
-                for _, request_id, label in ready:
-                    if self._stop.is_set():
-                        return
-                    self._label(client, request_id, label)
+                _, request_id, label = item
+                self._label(client, request_id, label)
 
     def _label(self, client: httpx.Client, request_id: str, label: int) -> None:
         try:
