@@ -71,8 +71,9 @@ def build(config: ServeConfig, say: Callable[[str], None] | None = None) -> Any:
     checkpoint = loading.inspect(path, registry_version)
     phase("resolve checkpoint")
     expected = os.environ.get(loading.EXPECTED_DIGEST_ENV)
-    if loading.verify_digest(path, expected, from_registry=registry_version is not None):
-        phase("verify digest")
+    # Before anything reads the files: never serve what no manifest vouches for.
+    digest = loading.verify_checkpoint(path, expected, from_registry=registry_version is not None)
+    phase("verify manifest")
     if not config.policy.max_length:
         config = replace(config, policy=replace(config.policy, max_length=checkpoint.max_length))
     encoder = codecs.TextEncoder.from_directory(
@@ -89,6 +90,11 @@ def build(config: ServeConfig, say: Callable[[str], None] | None = None) -> Any:
         progress=say,
     )
     phase(f"backend {config.runtime}")
+    from modeldeploy.serving.backends.parity import FINITE_CHECK_TEXTS, check_finite
+    from modeldeploy.serving.data import VALIDATION, held_out
+
+    check_finite(backend, encoder, held_out(VALIDATION)[0][:FINITE_CHECK_TEXTS])
+    phase("finite outputs")
     version = config.model_version or checkpoint.version or "local"
     metrics = ArmMetrics(
         config.deployment,
@@ -104,7 +110,8 @@ def build(config: ServeConfig, say: Callable[[str], None] | None = None) -> Any:
     timings = ", ".join(f"{k} {v:.2f}s" for k, v in phases.items())
     say(
         f"loaded {config.name} ({checkpoint.family}, {len(labels)} labels, max_length "
-        f"{config.policy.max_length}) from {checkpoint.path}; start-up phases: {timings}"
+        f"{config.policy.max_length}) from {checkpoint.path} (manifest digest {digest[:12]}); "
+        f"start-up phases: {timings}"
     )
     return model
 
