@@ -28,6 +28,7 @@ from typing import Any
 from modeldeploy.operator.api.status import VersionRef
 from modeldeploy.operator.platforms.base import Target
 from modeldeploy.operator.settings import KServeSettings
+from modeldeploy.registry.uris import redact_uri
 from modeldeploy.serving.contract.args import DEFAULT_HTTP_PORT, PredictorOptions, predictor_args
 
 API_VERSION = "serving.kserve.io/v1beta1"
@@ -111,7 +112,7 @@ def _python_container(
 ) -> dict[str, Any]:
     spec = target.spec
     options = PredictorOptions.from_registry(
-        spec.model.registry_uri or target.registry_uri,
+        redact_uri(spec.model.registry_uri or target.registry_uri),
         spec.model.name,
         ref.version,
         target.name,
