@@ -127,6 +127,25 @@ def install_routes(app: Any, model: Any, config: ServeConfig) -> None:
     app.add_middleware(InferenceGuard, metrics=model.metrics, max_body_bytes=config.max_body_bytes)
 
 
+def disable_grpc_repository() -> None:
+    """Answer UNIMPLEMENTED to gRPC RepositoryModelLoad/Unload, as REST answers 404.
+
+    kserve's servicer would otherwise let any client unload the one model a predictor
+    exists to serve. Patched on the class before the gRPC server builds its servicer.
+    """
+    import grpc
+    from kserve.protocol.grpc.servicer import InferenceServicer
+
+    async def refuse(_self: Any, _request: Any, context: Any) -> None:
+        await context.abort(
+            grpc.StatusCode.UNIMPLEMENTED,
+            "the model repository API is disabled on this predictor",
+        )
+
+    InferenceServicer.RepositoryModelLoad = refuse  # type: ignore[method-assign]
+    InferenceServicer.RepositoryModelUnload = refuse  # type: ignore[method-assign]
+
+
 def run(config: ServeConfig) -> int:
     """Load the model and serve until SIGTERM/SIGINT. Returns the exit code."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -138,6 +157,7 @@ def run(config: ServeConfig) -> int:
     from kserve.model_server import app
 
     install_routes(app, model, config)
+    disable_grpc_repository()
     if not config.access_log:
         # One log line per request costs measurable CPU at high request rates.
         logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
