@@ -63,7 +63,7 @@ def build(config: ServeConfig, say: Callable[[str], None] | None = None) -> Any:
     phase("import kserve")
     from modeldeploy.serving import codecs, loading
     from modeldeploy.serving.backends.factory import load_backend
-    from modeldeploy.serving.feedback import PredictionStore
+    from modeldeploy.serving.feedback import PredictionStore, export_store_size
     from modeldeploy.serving.metrics import ArmMetrics
     from modeldeploy.serving.model import TextClassifier
 
@@ -104,6 +104,7 @@ def build(config: ServeConfig, say: Callable[[str], None] | None = None) -> Any:
         latency_warmup_requests=config.latency_warmup_requests,
     )
     store = PredictionStore(config.feedback_capacity, config.feedback_ttl_s)
+    export_store_size(store, config.deployment)
     model = TextClassifier(config, checkpoint, encoder, backend, metrics, labels, store, version)
     model.parity_report = report
     phase("model")

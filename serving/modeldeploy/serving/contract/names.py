@@ -67,6 +67,10 @@ SERVER_ERROR_LABELS = (DEPLOYMENT, COMPONENT, STATUS)
 """5xx answers a process produced itself (an upstream's 5xx passed on by the router is not
 one: that is ``modeldeploy_router_upstream_errors_total``)."""
 COMPONENTS = ("predictor", "router")
+STORE_ENTRIES = "modeldeploy_store_entries"
+STORE_BYTES = "modeldeploy_store_estimated_bytes"
+STORE_LABELS = (DEPLOYMENT, COMPONENT)
+"""Size of a process's bounded id store (the predictor's feedback store), read at scrape."""
 
 # --- per-pair series (router and prober) ----------------------------------------------
 
