@@ -23,6 +23,7 @@ from typing import Any
 SUITES: dict[str, str] = {
     "analysis": "modeldeploy.tools.bench.simulation:run_suite",
     "serving": "modeldeploy.tools.bench.serving.run:run",
+    "soak": "modeldeploy.tools.bench.soak:run",
 }
 
 
