@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any
 
 EXIT_CODES = {
     "integrity": 3,
@@ -74,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         config = from_args(args)
     except ConfigError as exc:
         parser.error(str(exc))
+    return serve(config)
+
+
+def serve(config: Any) -> int:
+    """Run the predictor; a start failure becomes its one line and its exit code."""
     from modeldeploy.serving.server import run
 
     try:
