@@ -92,3 +92,21 @@ def test_own_5xx_are_exported_from_zero(tiny_predictor):
     name = "modeldeploy_server_errors_total"
     assert any(n == name and ("component", "predictor") in labels for n, labels in samples)
     assert value(samples, name, component="predictor") == 0
+
+
+def test_the_grpc_repository_calls_are_unimplemented(tiny_predictor):
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
+
+    with grpc.insecure_channel(f"127.0.0.1:{tiny_predictor.grpc_port}") as channel:
+        stub = GRPCInferenceServiceStub(channel)
+        for call, request in (
+            (stub.RepositoryModelUnload, pb.RepositoryModelUnloadRequest(model_name="classifier")),
+            (stub.RepositoryModelLoad, pb.RepositoryModelLoadRequest(model_name="classifier")),
+        ):
+            with pytest.raises(grpc.RpcError) as caught:
+                call(request, timeout=10)
+            assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        ready = stub.ModelReady(pb.ModelReadyRequest(name="classifier"), timeout=10)
+        assert ready.ready
