@@ -1,9 +1,10 @@
-"""``modeldeploy registry list|show|publish|fetch|promote|reject|subscribe``.
+"""``modeldeploy registry list|show|publish|fetch|seal|promote|reject|subscribe``.
 
 Thin: each handler parses nothing itself, calls one function of this package and
 prints a table. Exit codes: 0 done, 1 failed (the message says why, via CommandError),
 2 usage (argparse). The registry URI comes from ``--registry-uri`` or
-``$MLFLOW_TRACKING_URI``; nothing falls back to a local ./mlruns.
+``$MLFLOW_TRACKING_URI``; nothing falls back to a local ./mlruns. A ``user:pass@`` in
+it is moved into ``MLFLOW_TRACKING_USERNAME/PASSWORD`` and never printed.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from modeldeploy.registry.base import (
     TAG_TEST_ACCURACY,
     RegistryError,
 )
+from modeldeploy.registry.uris import redact_text
 
 SECRET_ENV = "MODELDEPLOY_WEBHOOK_SECRET"
 
@@ -70,6 +72,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fetch.add_argument("ref", help="version number or alias")
     fetch.add_argument("--cache-dir", type=Path, default=_default_cache())
 
+    seal = sub.add_parser(
+        "seal",
+        help="write the SHA-256 manifest into a checkpoint directory (served with --model-dir)",
+    )
+    seal.add_argument("directory", type=Path)
+    seal.set_defaults(handler=_seal)
+
     for name, help_text, handler in (
         ("promote", "record a successful rollout: champion moves to VERSION", _promote),
         ("reject", "record a rollback: challenger removed, VERSION tagged rejected", _reject),
@@ -104,7 +113,7 @@ def _client(args: argparse.Namespace):
         raise CommandError("no registry: pass --registry-uri or set MLFLOW_TRACKING_URI")
     client = MlflowRegistry(args.registry_uri)
     if not client.is_online():
-        raise CommandError(f"registry unavailable: {args.registry_uri} is not answering")
+        raise CommandError(f"registry unavailable: {client.uri} is not answering")
     return client
 
 
@@ -115,7 +124,7 @@ def _run(fn):
     try:
         return fn()
     except (RegistryError, ValueError) as exc:
-        raise CommandError(str(exc)) from None
+        raise CommandError(redact_text(str(exc))) from None
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -215,6 +224,15 @@ def _fetch(args: argparse.Namespace) -> int:
     version = _run(lambda: resolve_version(client, args.model, args.ref))
     path = _run(lambda: fetch_version(client, args.model, version, args.cache_dir))
     print(f"{args.model} version {version} verified at {path}")
+    return 0
+
+
+def _seal(args: argparse.Namespace) -> int:
+    from modeldeploy.registry import manifest
+
+    path = _run(lambda: manifest.seal(args.directory))
+    digest = manifest.manifest_sha256(manifest.from_json(path.read_text()))
+    print(f"sealed {args.directory}: {path.name} written, manifest digest {digest}")
     return 0
 
 

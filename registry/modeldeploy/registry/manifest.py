@@ -18,6 +18,9 @@ from modeldeploy.registry.base import IntegrityError
 
 MANIFEST_VERSION = 1
 _CHUNK = 1 << 20
+# A checkpoint directory served with ``--model-dir`` carries its own manifest in this file
+# (``seal``); it is never part of the manifest, so sealing does not change the digest.
+SEAL_FILE = ".modeldeploy-seal.json"
 
 
 @dataclass(frozen=True)
@@ -38,8 +41,12 @@ def sha256_file(path: Path) -> str:
 
 
 def list_files(root: Path) -> list[str]:
-    """Every regular file under ``root`` as sorted relative POSIX paths."""
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    """Every regular file under ``root`` as sorted relative POSIX paths (not the seal)."""
+    return sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and p.relative_to(root).as_posix() != SEAL_FILE
+    )
 
 
 def build_manifest(root: Path) -> dict[str, FileDigest]:
@@ -103,3 +110,26 @@ def verify(root: Path, manifest: Manifest) -> None:
     extra = sorted(set(list_files(root)) - set(manifest))
     if extra:
         raise IntegrityError(extra[0], "not in the manifest (unexpected file)")
+
+
+def seal(root: Path) -> Path:
+    """Write ``root``'s manifest into ``root/SEAL_FILE`` (atomically) and return that path.
+
+    A sealed directory can be served with ``--model-dir``: the predictor verifies every
+    file against the seal before it loads anything, as fetch does for a registry version.
+    """
+    if not root.is_dir():
+        raise IntegrityError(str(root), "is not a directory")
+    target = root / SEAL_FILE
+    staging = root / f"{SEAL_FILE}.tmp"
+    staging.write_text(to_json(build_manifest(root)))
+    staging.replace(target)
+    return target
+
+
+def read_seal(root: Path) -> dict[str, FileDigest] | None:
+    """The manifest sealed into ``root``, or None when it carries none."""
+    path = root / SEAL_FILE
+    if not path.is_file():
+        return None
+    return from_json(path.read_text())

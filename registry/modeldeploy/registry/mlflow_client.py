@@ -12,11 +12,18 @@ no model loading, and the registry alone says where the files are
 mlflow retries a refused connection for minutes (MLFLOW_HTTP_REQUEST_MAX_RETRIES);
 callers that must stay responsive (the watcher) ask :meth:`is_online` first, which is
 one short HTTP GET of ``/health``.
+
+Credentials never stay in the URI: a ``user:pass@`` part is taken out (``uris``), put
+into ``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` of this process, which MLflow reads on
+every request and any predictor this process starts inherits, and sent as basic auth
+by the health check. ``self.uri``, ``repr`` and every error show the clean URI.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import os
 import shutil
 import urllib.error
 import urllib.request
@@ -38,6 +45,7 @@ from modeldeploy.registry.base import (
     RegistryUnavailable,
     WebhookInfo,
 )
+from modeldeploy.registry.uris import credentials_from_env, redact_text, split_credentials
 
 DEFAULT_EXPERIMENT = "modeldeploy-publish"
 ARTIFACT_PATH = "checkpoint"
@@ -52,17 +60,19 @@ def _mapped_errors(what: str) -> Iterator[None]:
         code = exc.error_code
         status = exc.get_http_status_code()
         if code == "RESOURCE_DOES_NOT_EXIST" or status == 404:
-            raise NotFound(f"{what}: {exc.message}") from None
+            raise NotFound(redact_text(f"{what}: {exc.message}")) from None
         if status >= 500 or code in ("TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"):
-            raise RegistryUnavailable(f"{what}: {exc.message}") from None
-        raise RegistryError(f"{what}: {exc.message}") from None
+            raise RegistryUnavailable(redact_text(f"{what}: {exc.message}")) from None
+        raise RegistryError(redact_text(f"{what}: {exc.message}")) from None
     except MlflowException as exc:
         # Transport failures come back as a plain MlflowException "API request to ... failed".
         if str(exc.message).startswith("API request to"):
-            raise RegistryUnavailable(f"{what}: registry unreachable ({exc.message})") from None
-        raise RegistryError(f"{what}: {exc.message}") from None
+            raise RegistryUnavailable(
+                redact_text(f"{what}: registry unreachable ({exc.message})")
+            ) from None
+        raise RegistryError(redact_text(f"{what}: {exc.message}")) from None
     except requests.exceptions.RequestException as exc:
-        raise RegistryUnavailable(f"{what}: registry unreachable ({exc})") from None
+        raise RegistryUnavailable(redact_text(f"{what}: registry unreachable ({exc})")) from None
 
 
 def _version(mv) -> ModelVersionInfo:  # mv: mlflow ModelVersion
@@ -117,7 +127,10 @@ class MlflowRegistry:
     ) -> None:
         if not uri:
             raise RegistryError("no registry URI given")
-        self.uri = uri.rstrip("/")
+        clean, credentials = split_credentials(uri)
+        if credentials is not None:
+            os.environ.update(credentials.environ())
+        self.uri = clean.rstrip("/")
         self.experiment = experiment
         self.health_timeout = health_timeout
         self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
@@ -129,10 +142,13 @@ class MlflowRegistry:
     def is_online(self) -> bool:
         if not self.uri.startswith(("http://", "https://")):
             return True  # a local store (sqlite/file) is as available as the disk
+        request = urllib.request.Request(f"{self.uri}/health")
+        credentials = credentials_from_env()
+        if credentials is not None:
+            token = f"{credentials.username}:{credentials.password}".encode()
+            request.add_header("Authorization", "Basic " + base64.b64encode(token).decode())
         try:
-            with urllib.request.urlopen(
-                f"{self.uri}/health", timeout=self.health_timeout
-            ) as response:
+            with urllib.request.urlopen(request, timeout=self.health_timeout) as response:
                 return 200 <= response.status < 300
         except (urllib.error.URLError, OSError, ValueError):
             return False

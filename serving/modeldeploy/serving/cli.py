@@ -17,12 +17,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from modeldeploy.cli import CommandError
-    from modeldeploy.serving.backends.base import ParityFailed
+    from modeldeploy.serving.__main__ import serve
     from modeldeploy.serving.config import ConfigError, from_args
-    from modeldeploy.serving.loading import LoadError
-    from modeldeploy.serving.server import run
 
     try:
-        return run(from_args(args))
-    except (ConfigError, ParityFailed, LoadError) as exc:
+        config = from_args(args)
+    except ConfigError as exc:
         raise CommandError(str(exc)) from exc
+    return serve(config)  # start failures: the same one line and exit codes

@@ -14,6 +14,7 @@ before tokenization, so one request cannot buy unbounded tokenizer CPU.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -97,6 +98,14 @@ def request_id_from(supplied: object, headers: Mapping[str, str] | None) -> str:
 # --- parsing --------------------------------------------------------------------------
 
 
+# Anything but whitespace, C0/C1 controls and the invisible format characters (zero-width
+# space/joiners, direction marks, word joiner, BOM): a text with none of it has no content
+# the model could read, and is refused rather than scored.
+_VISIBLE = re.compile(
+    r"[^\s\x00-\x1f\x7f-\x9f\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]"
+)
+
+
 def validate_texts(
     items: Sequence[object], max_instances: int, policy: TruncationPolicy
 ) -> list[str]:
@@ -116,8 +125,11 @@ def validate_texts(
                 raise InvalidUtf8(f"instance {i} is not valid UTF-8 ({exc.reason})") from exc
         if not isinstance(item, str):
             raise WrongType(f"instance {i} is {type(item).__name__}; expected a string of text")
-        if not item.strip():
-            raise EmptyText(f"instance {i} is empty or only whitespace")
+        if not _VISIBLE.search(item):
+            raise EmptyText(
+                f"instance {i} has no visible text "
+                "(empty, or only whitespace, control and zero-width characters)"
+            )
         if len(item) > policy.max_chars:
             raise TextTooLong(
                 f"instance {i} has {len(item)} characters; the limit is {policy.max_chars}"

@@ -57,6 +57,20 @@ class TokenizationFailed(BadInput):
     code = "tokenization_failed"
 
 
+class RouteDisabled(BadInput):
+    """A route kserve serves that a predictor must not (the model repository API)."""
+
+    http_status = 404
+    code = "route_disabled"
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(
+            reason
+            or "the model repository API (/v2/repository/...) is disabled on this predictor: "
+            "models are loaded at start and never unloaded"
+        )
+
+
 class ServingFailure(InferenceError):
     """Our side failed; answered with a 5xx and counted as ``error``."""
 

@@ -104,6 +104,15 @@ class PredictionStore:
     def __len__(self) -> int:
         return len(self._store)
 
+    @property
+    def estimated_bytes(self) -> int:
+        """Memory of entries and tombstones by the store's cost model (bounded)."""
+        return self._store.estimated_bytes
+
+    @property
+    def max_bytes(self) -> int:
+        return self._store.max_bytes
+
     def put(self, key: str, label_index: int) -> None:
         """Remember a prediction. An id that was already labelled stays labelled (and is
         not re-timed): predicting it again must not let the same id be counted twice."""
@@ -255,3 +264,27 @@ def feedback_router(
     router = APIRouter()
     router.add_api_route("/v1/feedback", post_feedback, methods=["POST"], response_model=None)
     return router
+
+
+_STORE_GAUGES: dict[int, tuple[Any, Any]] = {}
+
+
+def export_store_size(store: PredictionStore, deployment: str, registry: Any = None) -> None:
+    """Gauges of the store's entries and estimated bytes, read at scrape time (no cost per
+    request), so a soak can show the store stays flat. Registered once per registry; a
+    later store (a second build in one process) takes the series over."""
+    from prometheus_client import REGISTRY, Gauge
+
+    from modeldeploy.serving.contract import names as n
+
+    registry = registry or REGISTRY
+    if id(registry) not in _STORE_GAUGES:
+        _STORE_GAUGES[id(registry)] = (
+            Gauge(n.STORE_ENTRIES, "Entries in the bounded id store.", n.STORE_LABELS,
+                  registry=registry),
+            Gauge(n.STORE_BYTES, "Estimated bytes of the bounded id store (entries and "
+                  "tombstones).", n.STORE_LABELS, registry=registry),
+        )  # fmt: skip
+    entries, size = _STORE_GAUGES[id(registry)]
+    entries.labels(deployment, "predictor").set_function(lambda: len(store))
+    size.labels(deployment, "predictor").set_function(lambda: store.estimated_bytes)

@@ -1,10 +1,18 @@
-"""ASGI middleware on the inference routes: body limits, UTF-8, latency and outcome.
+"""ASGI middleware of the predictor: body limits, UTF-8, JSON depth, latency and outcome.
 
 It wraps the whole REST request, so ``modeldeploy_request_duration_seconds`` is the
 time from the request reaching the server to the response being sent (JSON decoding,
 tokenization, queueing and encoding included), and ``modeldeploy_requests_total``
 counts failures that never reach the model (a body that is too large, invalid UTF-8
 or invalid JSON) as ``bad_input`` too. gRPC is timed in the model instead.
+
+On every route it also counts the process's own 5xx answers
+(``modeldeploy_server_errors_total``), and it answers 404 on KServe's model repository
+routes (``/v2/repository/...``): one anonymous ``unload`` there would otherwise take the
+model away (every request a 404, ``/load`` unable to bring it back, readiness still 200).
+
+A body over the limit is read to its end (up to ``DRAIN_MAX_BYTES``) before
+the 413 goes out, so the client reads the answer instead of a connection reset.
 """
 
 from __future__ import annotations
@@ -15,16 +23,23 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from modeldeploy.serving.errors import (
     BadInput,
     BodyTooLarge,
     InvalidUtf8,
     MalformedRequest,
+    RouteDisabled,
     error_body,
     outcome_for_status,
 )
 from modeldeploy.serving.metrics import ArmMetrics
+from modeldeploy.serving.router.responses import (
+    MAX_JSON_DEPTH,
+    json_too_deep,
+    server_errors_counter,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -35,6 +50,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _V1 = re.compile(r"^/v1/models/[^/]+:predict$")
 _V2 = re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$")
 BINARY_HEADER = b"inference-header-content-length"
+DISABLED_PREFIX = "/v2/repository"
+DRAIN_MAX_BYTES = 64 * 1024 * 1024
+"""A body up to this size is read (and dropped) before the 413 goes out; beyond it the
+connection is closed under the client (nobody honest sends that much)."""
 
 
 def protocol_of(path: str) -> str | None:
@@ -64,6 +83,8 @@ def check_body(body: bytes, headers: dict[bytes, bytes]) -> None:
         raise InvalidUtf8(
             f"request body is not valid UTF-8 (byte {exc.start}: {exc.reason})"
         ) from exc
+    if json_too_deep(json_part):
+        raise MalformedRequest(f"request JSON is nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         orjson.loads(json_part)
     except orjson.JSONDecodeError as exc:
@@ -73,24 +94,43 @@ def check_body(body: bytes, headers: dict[bytes, bytes]) -> None:
 class InferenceGuard:
     """Pure ASGI middleware (no Starlette BaseHTTPMiddleware: it would buffer twice)."""
 
-    def __init__(self, app: ASGIApp, metrics: ArmMetrics, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: ArmMetrics,
+        max_body_bytes: int,
+        registry: CollectorRegistry = REGISTRY,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        deployment = metrics.base_labels["deployment"]
+        counter = server_errors_counter(registry)
+        self._own_5xx = lambda status: counter.labels(deployment, "predictor", str(status)).inc()
+        counter.labels(deployment, "predictor", "500")  # exported as 0 from the start
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        protocol = protocol_of(scope.get("path", "")) if scope["type"] == "http" else None
-        if protocol is None or scope.get("method") != "POST":
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
+        path = scope.get("path", "")
+        if path == DISABLED_PREFIX or path.startswith(DISABLED_PREFIX + "/"):
+            await self._reply(send, RouteDisabled())
+            return
         status = {"code": 500}
 
         async def send_and_record(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = int(message["status"])
+                if status["code"] >= 500:
+                    self._own_5xx(status["code"])
             await send(message)
 
+        protocol = protocol_of(path)
+        if protocol is None or scope.get("method") != "POST":
+            await self.app(scope, receive, send_and_record)
+            return
+        started = time.perf_counter()
         try:
             headers = dict(scope.get("headers") or [])
             body = await self._read_body(headers, receive)
@@ -117,6 +157,7 @@ class InferenceGuard:
         limit = self.max_body_bytes
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._drain(receive, 0)
             raise BodyTooLarge(f"request body of {int(declared)} bytes exceeds the {limit} limit")
         chunks: list[bytes] = []
         size = 0
@@ -127,14 +168,29 @@ class InferenceGuard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
+                if message.get("more_body", False):
+                    await self._drain(receive, size)
                 raise BodyTooLarge(f"request body exceeds the {limit} byte limit")
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         return b"".join(chunks)
 
+    async def _drain(self, receive: Receive, already: int) -> None:
+        """Read and drop the rest of the body (up to ``DRAIN_MAX_BYTES``), so the
+        server does not close the socket under a client that is still sending."""
+        budget = max(DRAIN_MAX_BYTES, self.max_body_bytes)
+        size = already
+        while size <= budget:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            size += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
+
     @staticmethod
-    async def _reply(send: Send, exc: BadInput) -> None:
+    async def _reply(send: Send, exc: BadInput | RouteDisabled) -> None:
         payload = orjson.dumps(error_body(exc))
         await send(
             {

@@ -63,7 +63,7 @@ def build(config: ServeConfig, say: Callable[[str], None] | None = None) -> Any:
     phase("import kserve")
     from modeldeploy.serving import codecs, loading
     from modeldeploy.serving.backends.factory import load_backend
-    from modeldeploy.serving.feedback import PredictionStore
+    from modeldeploy.serving.feedback import PredictionStore, export_store_size
     from modeldeploy.serving.metrics import ArmMetrics
     from modeldeploy.serving.model import TextClassifier
 
@@ -71,8 +71,9 @@ def build(config: ServeConfig, say: Callable[[str], None] | None = None) -> Any:
     checkpoint = loading.inspect(path, registry_version)
     phase("resolve checkpoint")
     expected = os.environ.get(loading.EXPECTED_DIGEST_ENV)
-    if loading.verify_digest(path, expected, from_registry=registry_version is not None):
-        phase("verify digest")
+    # Before anything reads the files: never serve what no manifest vouches for.
+    digest = loading.verify_checkpoint(path, expected, from_registry=registry_version is not None)
+    phase("verify manifest")
     if not config.policy.max_length:
         config = replace(config, policy=replace(config.policy, max_length=checkpoint.max_length))
     encoder = codecs.TextEncoder.from_directory(
@@ -89,6 +90,11 @@ def build(config: ServeConfig, say: Callable[[str], None] | None = None) -> Any:
         progress=say,
     )
     phase(f"backend {config.runtime}")
+    from modeldeploy.serving.backends.parity import FINITE_CHECK_TEXTS, check_finite
+    from modeldeploy.serving.data import VALIDATION, held_out
+
+    check_finite(backend, encoder, held_out(VALIDATION)[0][:FINITE_CHECK_TEXTS])
+    phase("finite outputs")
     version = config.model_version or checkpoint.version or "local"
     metrics = ArmMetrics(
         config.deployment,
@@ -107,6 +113,7 @@ def build(config: ServeConfig, say: Callable[[str], None] | None = None) -> Any:
         store.issue_ids(IdIssuer(auth.id_key, config.role))
     else:
         log.warning("no token files: anyone who reaches this predictor can post labels")
+    export_store_size(store, config.deployment)
     model = TextClassifier(config, checkpoint, encoder, backend, metrics, labels, store, version)
     model.parity_report = report
     model.auth = auth
@@ -114,7 +121,8 @@ def build(config: ServeConfig, say: Callable[[str], None] | None = None) -> Any:
     timings = ", ".join(f"{k} {v:.2f}s" for k, v in phases.items())
     say(
         f"loaded {config.name} ({checkpoint.family}, {len(labels)} labels, max_length "
-        f"{config.policy.max_length}) from {checkpoint.path}; start-up phases: {timings}"
+        f"{config.policy.max_length}) from {checkpoint.path} (manifest digest {digest[:12]}); "
+        f"start-up phases: {timings}"
     )
     return model
 
@@ -130,6 +138,25 @@ def install_routes(app: Any, model: Any, config: ServeConfig) -> None:
     app.add_middleware(InferenceGuard, metrics=model.metrics, max_body_bytes=config.max_body_bytes)
 
 
+def disable_grpc_repository() -> None:
+    """Answer UNIMPLEMENTED to gRPC RepositoryModelLoad/Unload, as REST answers 404.
+
+    kserve's servicer would otherwise let any client unload the one model a predictor
+    exists to serve. Patched on the class before the gRPC server builds its servicer.
+    """
+    import grpc
+    from kserve.protocol.grpc.servicer import InferenceServicer
+
+    async def refuse(_self: Any, _request: Any, context: Any) -> None:
+        await context.abort(
+            grpc.StatusCode.UNIMPLEMENTED,
+            "the model repository API is disabled on this predictor",
+        )
+
+    InferenceServicer.RepositoryModelLoad = refuse  # type: ignore[method-assign]
+    InferenceServicer.RepositoryModelUnload = refuse  # type: ignore[method-assign]
+
+
 def run(config: ServeConfig) -> int:
     """Load the model and serve until SIGTERM/SIGINT. Returns the exit code."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -141,6 +168,7 @@ def run(config: ServeConfig) -> int:
     from kserve.model_server import app
 
     install_routes(app, model, config)
+    disable_grpc_repository()
     if not config.access_log:
         # One log line per request costs measurable CPU at high request rates.
         logging.getLogger("uvicorn.access").setLevel(logging.WARNING)

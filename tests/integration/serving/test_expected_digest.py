@@ -18,7 +18,7 @@ from tests.support.processes import free_port
 pytestmark = pytest.mark.slow
 
 
-def test_wrong_digest_exits_1_with_a_clear_message_and_opens_no_port(tiny_checkpoint: Path):
+def test_wrong_digest_exits_3_with_a_clear_message_and_opens_no_port(tiny_checkpoint: Path):
     port = free_port()
     env = {**os.environ, EXPECTED_DIGEST_ENV: "0" * 64}
     argv = [
@@ -26,8 +26,8 @@ def test_wrong_digest_exits_1_with_a_clear_message_and_opens_no_port(tiny_checkp
         "--http-port", str(port), "--grpc-port", "0", "--threads", "1",
     ]  # fmt: skip
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 1
-    assert "error: wrong checkpoint" in done.stderr
+    assert done.returncode == 3
+    assert done.stderr.strip().splitlines()[-1].startswith("error: integrity: wrong checkpoint")
     assert "0" * 64 in done.stderr and EXPECTED_DIGEST_ENV in done.stderr
 
 

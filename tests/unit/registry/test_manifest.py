@@ -66,3 +66,20 @@ def test_unreadable_manifest_tag_is_an_integrity_error(text: str) -> None:
 def test_empty_manifest_verifies_nothing_so_it_is_refused(tmp_path: Path) -> None:
     with pytest.raises(IntegrityError, match="no files"):
         manifest.verify(tmp_path, {})
+
+
+def test_seal_writes_the_manifest_into_the_directory_and_the_cli_reports_its_digest(
+    tmp_path, capsys
+):
+    from modeldeploy.cli import main
+    from modeldeploy.registry import manifest as m
+
+    root = tmp_path / "ckpt"
+    root.mkdir()
+    (root / "config.json").write_text("{}")
+    (root / "model.safetensors").write_bytes(b"w" * 10)
+    digest = m.manifest_sha256(m.build_manifest(root))
+    assert main(["registry", "seal", str(root)]) == 0
+    assert m.read_seal(root) == m.build_manifest(root)
+    assert digest in capsys.readouterr().out
+    assert main(["registry", "seal", str(tmp_path / "missing")]) == 1

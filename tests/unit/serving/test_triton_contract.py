@@ -30,11 +30,14 @@ REFUSED = [
     b"\xff\xfe not utf-8",
     b"",
     b" \t\n ",
+    "\x00\u200b\ufeff\u200d".encode(),
     b"x" * (codecs.TruncationPolicy().max_chars + 1),
 ]
 
 
-@pytest.mark.parametrize("raw", REFUSED, ids=["invalid_utf8", "empty", "whitespace", "too_long"])
+@pytest.mark.parametrize(
+    "raw", REFUSED, ids=["invalid_utf8", "empty", "whitespace", "invisible", "too_long"]
+)
 def test_triton_refuses_what_the_predictor_refuses_with_the_same_message(raw: bytes) -> None:
     policy = codecs.TruncationPolicy()
     with pytest.raises(PredictorBadInput) as predictor:
@@ -43,6 +46,10 @@ def test_triton_refuses_what_the_predictor_refuses_with_the_same_message(raw: by
         validate_texts(np.array([[raw]], dtype=np.object_), policy.max_chars)
     assert predictor.value.http_status == 400
     assert str(triton.value) == predictor.value.reason
+
+
+def test_the_visible_character_rule_is_the_same_rule() -> None:
+    assert backend_model._VISIBLE.pattern == codecs._VISIBLE.pattern
 
 
 def test_accepted_texts_are_the_same_texts() -> None:

@@ -36,6 +36,7 @@ from modeldeploy.operator.local import procs
 from modeldeploy.operator.local.procs import ProcRecord
 from modeldeploy.operator.local.state import StateDir
 from modeldeploy.operator.platforms.base import PlatformError, Target
+from modeldeploy.registry.uris import redact_uri
 from modeldeploy.serving.contract.args import (
     DEFAULT_PAIRED_SHARE,
     PREDICTOR_MODULE,
@@ -122,7 +123,7 @@ class LocalPlatform:
         port = procs.free_port()
         model = target.spec.model.name
         options = PredictorOptions.from_registry(
-            target.registry_uri,
+            redact_uri(target.registry_uri),
             model,
             ref.version,
             target.name,
@@ -149,6 +150,7 @@ class LocalPlatform:
                 ready=lambda: procs.http_ok(f"http://127.0.0.1:{port}/v2/health/ready"),
                 timeout=self.options.start_timeout_s,
                 labels={"role": role, "version": ref.version, "digest": ref.digest},
+                env={"MODELDEPLOY_EXPECTED_DIGEST": ref.digest} if ref.digest else None,
                 progress=self.options.progress,
             )
         except procs.StartFailed as exc:

@@ -66,6 +66,9 @@ class LocalOperator:
     on_tick: Callable[[TickRecord], None] = field(default=lambda record: None)
 
     def __post_init__(self) -> None:
+        # Credentials in the URI move to MLFLOW_TRACKING_USERNAME/PASSWORD (predictors inherit
+        # them); only the clean URI reaches state.json, logs and predictor arguments.
+        self.registry_uri = _without_credentials(self.registry_uri)
         bound_mlflow_client_env()  # an unreachable MLflow fails a tick in seconds, not minutes
         self.options.progress = self.out
         self.platform = LocalPlatform(self.state, self.options)
@@ -88,6 +91,10 @@ class LocalOperator:
         if not (manifest.get("metadata") or {}).get("name"):
             raise SpecError(["metadata.name: required"])
         manifest = dict(manifest)
+        model = dict((manifest.get("spec") or {}).get("model") or {})
+        if model.get("registryUri"):
+            model["registryUri"] = _without_credentials(str(model["registryUri"]))
+            manifest["spec"] = {**dict(manifest.get("spec") or {}), "model": model}
         if self.registry_uri:
             spec = dict(manifest.get("spec") or {})
             spec["model"] = {**dict(spec.get("model") or {}), "registryUri": self.registry_uri}
@@ -208,3 +215,15 @@ class LocalOperator:
     def shutdown(self) -> None:
         """Stop this deployment's processes (the state file keeps the status)."""
         self.platform.stop_all(self.name or None)
+
+
+def _without_credentials(uri: str) -> str:
+    """``uri`` minus ``user:pass@``; the credentials go into this process's environment."""
+    import os
+
+    from modeldeploy.registry.uris import split_credentials
+
+    clean, credentials = split_credentials(uri)
+    if credentials is not None:
+        os.environ.update(credentials.environ())
+    return clean

@@ -29,6 +29,7 @@ from modeldeploy.operator.api.status import VersionRef
 from modeldeploy.operator.platforms.base import Target
 from modeldeploy.operator.settings import KServeSettings
 from modeldeploy.registry.triton import TritonUriError, triton_uri
+from modeldeploy.registry.uris import redact_uri
 from modeldeploy.serving.contract.args import DEFAULT_HTTP_PORT, PredictorOptions, predictor_args
 from modeldeploy.serving.contract.triton import ENV_DEPLOYMENT, ENV_ROLE, TRITON_METRICS_ARGS
 
@@ -113,7 +114,7 @@ def _python_container(
 ) -> dict[str, Any]:
     spec = target.spec
     options = PredictorOptions.from_registry(
-        spec.model.registry_uri or target.registry_uri,
+        redact_uri(spec.model.registry_uri or target.registry_uri),
         spec.model.name,
         ref.version,
         target.name,

@@ -18,6 +18,13 @@ import numpy as np
 from modeldeploy.serving.backends.base import Backend, ParityFailed
 from modeldeploy.serving.codecs import TextEncoder, pad_batch
 
+FINITE_CHECK_TEXTS = 32
+"""How many parity sentences every predictor scores before it may become ready."""
+
+
+class NonFiniteOutputs(RuntimeError):
+    """The model gives NaN or infinite logits on known-good sentences: never ready."""
+
 
 @dataclass(frozen=True)
 class ParityReport:
@@ -122,3 +129,29 @@ def check(
     if not report.passed:
         raise ParityFailed(f"refusing to serve: {report.message()}")
     return report
+
+
+def check_finite(
+    backend: Backend, encoder: TextEncoder, texts: Sequence[str], batch_size: int = 16
+) -> int:
+    """Score ``texts`` (the first parity sentences) and raise if any logit is NaN or ±inf.
+
+    Every runtime (torch included) runs this before the predictor reports ready: a NaN
+    checkpoint otherwise loads, reports ready, and fails every user request until the
+    analysis rolls it back. Returns how many sentences were scored.
+    """
+    encoded = encoder.encode(texts)
+    for start in range(0, len(encoded), batch_size):
+        chunk = encoded[start : start + batch_size]
+        ids, mask = pad_batch([e.ids for e in chunk], encoder.pad_id)
+        logits = np.asarray(backend.logits(ids, mask))
+        bad = ~np.isfinite(logits).all(axis=1)
+        if bad.any():
+            first = start + int(np.argmax(bad))
+            kind = "NaN" if np.isnan(logits[bad]).any() else "infinite"
+            raise NonFiniteOutputs(
+                f"refusing to serve: {backend.runtime} gives {kind} logits on "
+                f"{int(bad.sum())} of {len(chunk)} parity sentences (first: #{first}); "
+                "the weights are broken"
+            )
+    return len(encoded)

@@ -24,6 +24,8 @@ CANARY_VERSION = "canary_version"
 SHADOW_VERSION = "shadow_version"
 PURPOSE = "purpose"
 AGREE = "agree"
+COMPONENT = "component"
+STATUS = "status"
 LE = "le"
 
 COMMON_LABELS = (DEPLOYMENT, MODEL_VERSION, ROLE)
@@ -60,6 +62,18 @@ PREDICTIONS = "modeldeploy_predictions_total"
 PREDICTION_CONFIDENCE = "modeldeploy_prediction_confidence"
 LABELLED_PREDICTIONS = "modeldeploy_labelled_predictions_total"
 FEEDBACK_REJECTED = "modeldeploy_feedback_rejected_total"
+
+# --- errors of the process itself (predictor and router) -----------------------------
+
+SERVER_ERRORS = "modeldeploy_server_errors_total"
+SERVER_ERROR_LABELS = (DEPLOYMENT, COMPONENT, STATUS)
+"""5xx answers a process produced itself (an upstream's 5xx passed on by the router is not
+one: that is ``modeldeploy_router_upstream_errors_total``)."""
+COMPONENTS = ("predictor", "router")
+STORE_ENTRIES = "modeldeploy_store_entries"
+STORE_BYTES = "modeldeploy_store_estimated_bytes"
+STORE_LABELS = (DEPLOYMENT, COMPONENT)
+"""Size of a process's bounded id store (the predictor's feedback store), read at scrape."""
 
 # --- per-pair series (router and prober) ----------------------------------------------
 

@@ -73,6 +73,8 @@ from modeldeploy.serving.router.responses import (
     json_part,
     predictions_in,
     request_id_in,
+    router_guard,
+    server_errors_counter,
 )
 from modeldeploy.serving.router.split import (
     CANARY,
@@ -154,7 +156,8 @@ class Router:
     # --- application ----------------------------------------------------------------
 
     def application(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._guard])
+        guard = router_guard(server_errors_counter(self.metrics.registry), self.config.deployment)
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[guard, self._guard])
         app[ROUTER_KEY] = self
         app.router.add_post(r"/v1/models/{name:[^/:]+}:predict", self._v1)
         app.router.add_post("/v2/models/{name}/infer", self._v2)

@@ -31,6 +31,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -168,6 +169,12 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
+# A copy of codecs._VISIBLE (this file cannot import the package).
+_VISIBLE = re.compile(
+    r"[^\s\x00-\x1f\x7f-\x9f\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]"
+)
+
+
 def validate_texts(raw: np.ndarray, max_chars: int = DEFAULT_MAX_CHARS) -> list[str]:
     """BYTES tensor (batch, 1) or (batch,) -> texts, refusing what the predictor refuses.
 
@@ -184,8 +191,11 @@ def validate_texts(raw: np.ndarray, max_chars: int = DEFAULT_MAX_CHARS) -> list[
             except UnicodeDecodeError as exc:
                 raise BadInput(f"instance {i} is not valid UTF-8 ({exc.reason})") from exc
         text = str(item)
-        if not text.strip():
-            raise BadInput(f"instance {i} is empty or only whitespace")
+        if not _VISIBLE.search(text):
+            raise BadInput(
+                f"instance {i} has no visible text "
+                "(empty, or only whitespace, control and zero-width characters)"
+            )
         if len(text) > max_chars:
             raise BadInput(f"instance {i} has {len(text)} characters; the limit is {max_chars}")
         texts.append(text)

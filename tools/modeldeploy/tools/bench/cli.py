@@ -24,6 +24,7 @@ SUITES: dict[str, str] = {
     "analysis": "modeldeploy.tools.bench.simulation:run_suite",
     "serving": "modeldeploy.tools.bench.serving.run:run",
     "rollouts": "modeldeploy.tools.bench.rollouts:run_suite",
+    "soak": "modeldeploy.tools.bench.soak:run",
 }
 # Suites whose figures sit at the top of their key (``rollouts``: {"cells", "summary", ...}).
 FLAT = {"rollouts"}

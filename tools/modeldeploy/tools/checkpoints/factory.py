@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
+from modeldeploy.registry.manifest import SEAL_FILE, seal
 from modeldeploy.tools.checkpoints import train
 from modeldeploy.tools.checkpoints.data import LABEL_NAMES, load_split
 from modeldeploy.tools.checkpoints.evaluate import accuracy, predict_directory
@@ -90,10 +91,12 @@ def build(name_or_recipe: str | Recipe, progress: Progress | None = None) -> Pat
     recipe = get_recipe(name_or_recipe) if isinstance(name_or_recipe, str) else name_or_recipe
     say = progress or _stderr_progress
     target = checkpoint_dir(recipe)
-    if (target / "metrics.json").exists():
+    if (target / SEAL_FILE).exists():
         return target
     with _locked(cache_root() / "locks" / f"{recipe.name}.lock"):
         if (target / "metrics.json").exists():
+            if not (target / SEAL_FILE).exists():  # built before checkpoints were sealed
+                seal(target)
             return target
         torch.set_num_threads(NUM_THREADS)
         started = time.monotonic()
@@ -107,6 +110,7 @@ def build(name_or_recipe: str | Recipe, progress: Progress | None = None) -> Pat
                 model, tokenizer = _build_tiny(recipe, say)
             _save(model, tokenizer, recipe, work)
             _write_metrics(recipe, work, time.monotonic() - started, say)
+            seal(work)  # predictors serve a --model-dir only against its manifest
             if target.exists():
                 shutil.rmtree(target)
             work.rename(target)
