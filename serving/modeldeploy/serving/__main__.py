@@ -30,7 +30,7 @@ EXIT_CODES = {
     "nan": 5,
     "load": 6,
     "registry": 7,
-    "config": 2,
+    "config": 8,
     "internal": 1,
 }
 
