@@ -117,7 +117,7 @@ class FakeProcesses:
     def http_ok(self, url: str, timeout: float = 2.0) -> bool:
         return int(url.split(":")[2].split("/")[0]) in self.running
 
-    def http_json(self, method: str, url: str, body: Any = None) -> Any:
+    def http_json(self, method: str, url: str, body: Any = None, headers: Any = None) -> Any:
         port = int(url.split(":")[2].split("/")[0])
         if port not in self.running:
             raise OSError("connection refused")

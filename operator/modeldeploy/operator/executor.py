@@ -5,6 +5,11 @@ The only I/O of a tick besides reading. It lives outside the pure ``rollout`` pa
 Actions run in order and each is idempotent; the status is written only after all of
 them succeeded, so a failure part-way repeats the whole tick (safely) instead of
 recording something that did not happen.
+
+After the actions, a tick with a canary re-asserts the weight the status wants
+(``Platform.reassert_traffic``): the status is the only state, so a weight changed by
+hand on the router lasts at most one tick, and each correction is counted
+(``modeldeploy_operator_traffic_drift_corrections_total``) and reported as a Warning Event.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from modeldeploy.operator import registry_port
+from modeldeploy.operator import registry_port, telemetry
 from modeldeploy.operator.api.status import Status
 from modeldeploy.operator.platforms.base import Platform, Target
 from modeldeploy.operator.rollout import actions as a
@@ -43,6 +48,25 @@ class Executor:
                 transient = bool(getattr(exc, "transient", True))
                 name = type(action).__name__
                 raise ExecutionFailed(f"{name} failed: {exc}", transient=transient) from exc
+        try:
+            self._reassert(target, after)
+        except Exception as exc:
+            transient = bool(getattr(exc, "transient", True))
+            raise ExecutionFailed(f"ReassertTraffic failed: {exc}", transient=transient) from exc
+
+    def _reassert(self, target: Target, after: Status) -> None:
+        """Set the canary's weight back to the status' if something else moved it.
+
+        Only while a canary serves (``Failed`` waits for a valid spec and touches nothing).
+        """
+        if after.canary is None or after.phase in ("Failed", "Initializing"):
+            return
+        wanted = after.canary.weight
+        found = self.platform.reassert_traffic(target, wanted)
+        if found is None:
+            return
+        telemetry.TRAFFIC_DRIFT.labels(target.namespace, target.name).inc()
+        self.emit("Warning", "TrafficDrift", f"router weight was {found}%, set back to {wanted}%")
 
     def _one(self, target: Target, before: Status, after: Status, action: a.Action) -> None:
         stable = before.stable or after.stable

@@ -87,6 +87,9 @@ IMAGE_TAG = "0.1.0"
 PREDICTOR_IMAGE = f"{IMAGE_REPO}/predictor:{IMAGE_TAG}"
 PREDICTOR_CUDA_IMAGE = f"{IMAGE_REPO}/predictor-cuda:{IMAGE_TAG}"
 TRITON_IMAGE = f"{IMAGE_REPO}/predictor-triton:{IMAGE_TAG}"
+# The chart's predictor.labelAuth defaults (secretName, mountPath): on unless turned off.
+LABEL_AUTH_SECRET = "modeldeploy-label-auth"
+LABEL_AUTH_MOUNT_PATH = "/var/run/modeldeploy/auth"
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -121,6 +124,18 @@ class KServeSettings:
     knative_node_selector: bool = False  # kubernetes.podspec-nodeselector
     knative_tolerations: bool = False  # kubernetes.podspec-tolerations
     knative_emptydir: bool = True  # kubernetes.podspec-volumes-emptydir
+    # The Secret (keys label-token, control-token) mounted into kserve-python predictors,
+    # which then refuse anonymous labels; "" runs them open (they warn). It must exist in
+    # each ModelDeployment's namespace.
+    label_auth_secret: str = LABEL_AUTH_SECRET
+    label_auth_mount_path: str = LABEL_AUTH_MOUNT_PATH
+
+    def __post_init__(self) -> None:
+        path = self.label_auth_mount_path
+        if not path.startswith("/") or path.rstrip("/") in ("", "/tmp", "/dev"):
+            raise ValueError(
+                f"label auth mountPath {path!r}: expected an absolute path other than / /tmp /dev"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> KServeSettings:
@@ -138,6 +153,10 @@ class KServeSettings:
             knative_node_selector=_flag(env, "MODELDEPLOY_KNATIVE_PODSPEC_NODESELECTOR", False),
             knative_tolerations=_flag(env, "MODELDEPLOY_KNATIVE_PODSPEC_TOLERATIONS", False),
             knative_emptydir=_flag(env, "MODELDEPLOY_KNATIVE_PODSPEC_VOLUMES_EMPTYDIR", True),
+            # Set but empty turns authentication off; unset keeps the default Secret.
+            label_auth_secret=env.get("MODELDEPLOY_PREDICTOR_LABEL_AUTH_SECRET", LABEL_AUTH_SECRET),
+            label_auth_mount_path=env.get("MODELDEPLOY_PREDICTOR_LABEL_AUTH_MOUNT_PATH")
+            or LABEL_AUTH_MOUNT_PATH,
         )
 
 

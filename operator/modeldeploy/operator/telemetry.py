@@ -29,6 +29,11 @@ CONFLICTS = Counter(
     "Ticks re-run because the status changed under them (409 on the status patch).",
     ["namespace", "name"],
 )
+TRAFFIC_DRIFT = Counter(
+    "modeldeploy_operator_traffic_drift_corrections",
+    "Ticks that found the served canary weight moved from the status' and set it back.",
+    ["namespace", "name"],
+)
 RECONCILE_SECONDS = Histogram(
     "modeldeploy_operator_reconcile_duration_seconds",
     "Time one reconcile tick took.",

@@ -48,3 +48,56 @@ def test_a_permanent_platform_failure_is_not_retried() -> None:
 def test_status_diff_skips_unchanged_keys() -> None:
     assert diff({"phase": "Stable", "x": 1}, {"phase": "Stable", "x": 2}) == {"x": 2}
     assert diff({"phase": "Stable"}, {"phase": "Stable"}) == {}
+
+
+class Drifting(NopPlatform):
+    """Nop whose router weight someone moved by hand to ``moved_to``."""
+
+    moved_to: int | None = None
+
+    def reassert_traffic(self, target, weight):  # type: ignore[no-untyped-def]
+        found = self.moved_to
+        if found is None or found == weight:
+            return None
+        self.calls.append(("reassert", f"{found}->{weight}"))
+        self.moved_to = weight
+        return found
+
+
+def _drift_count(target: Target) -> float:
+    from modeldeploy.operator import telemetry
+
+    return telemetry.TRAFFIC_DRIFT.labels(target.namespace, target.name)._value.get()
+
+
+def test_a_drifted_weight_is_set_back_counted_and_reported() -> None:
+    target = Target("drift", "ml", T.spec)
+    platform, events = Drifting(), []
+    platform.moved_to = 70
+    counted = _drift_count(target)
+    Executor(platform, None, lambda *e: events.append(e)).run(target, BEFORE, BEFORE, [])
+    assert platform.calls == [("reassert", "70->10")]
+    assert events == [("Warning", "TrafficDrift", "router weight was 70%, set back to 10%")]
+    assert _drift_count(target) == counted + 1
+    Executor(platform, None, lambda *e: events.append(e)).run(target, BEFORE, BEFORE, [])
+    assert len(events) == 1 and _drift_count(target) == counted + 1  # nothing more to correct
+
+
+def test_no_reassert_without_a_canary_or_with_a_failed_spec() -> None:
+    platform, events = Drifting(), []
+    platform.moved_to = 70
+    ex = Executor(platform, None, lambda *e: events.append(e))
+    ex.run(T, BEFORE, Status(phase="Stable", stable=V1), [])
+    ex.run(T, BEFORE, Status(phase="Failed", stable=V1, canary=CanaryState("2", weight=10)), [])
+    assert platform.calls == [] and events == []
+
+
+class BrokenRouter(NopPlatform):
+    def reassert_traffic(self, target, weight):  # type: ignore[no-untyped-def]
+        raise PlatformError("router unreachable")
+
+
+def test_a_failed_reassert_fails_the_tick_for_a_retry() -> None:
+    with pytest.raises(ExecutionFailed) as info:
+        Executor(BrokenRouter(), None, lambda *e: None).run(T, BEFORE, BEFORE, [])
+    assert info.value.transient and "ReassertTraffic" in str(info.value)

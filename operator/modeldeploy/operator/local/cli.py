@@ -81,6 +81,7 @@ def _apply(args: argparse.Namespace) -> int:
     except (SpecError, ValueError, OSError) as exc:
         raise CommandError(str(exc)) from exc
     out(f"applied {op.name} (state in {args.state_dir})")
+    _print_label_token(args.state_dir)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -133,6 +134,17 @@ def _print_status(data: dict[str, Any]) -> None:
     print(format_status(data))
 
 
+def _print_label_token(state_dir: str) -> None:
+    """Where a labelling application reads its token (never the token itself)."""
+    from modeldeploy.operator.local.platform import token_files
+
+    label_file = token_files(StateDir(state_dir))[0]
+    if label_file.exists():
+        print(f"LABELS   token in {label_file} (send 'Authorization: Bearer <token>')")
+    else:
+        print(f"LABELS   open: no {label_file} (labels and weights need no credential)")
+
+
 def _status(args: argparse.Namespace) -> int:
     from modeldeploy.cli import CommandError
 
@@ -144,6 +156,7 @@ def _status(args: argparse.Namespace) -> int:
         print()
     else:
         _print_status(data)
+        _print_label_token(args.state_dir)
     return 0
 
 

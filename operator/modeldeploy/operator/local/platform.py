@@ -16,6 +16,11 @@ The same contract as KServe (``platforms.base.Platform``), carried out with proc
   metrics must say ``role="stable"``), the router moves to it, then the old stable and
   the canary stop. Rollback stops the canary.
 
+Labels and weights need credentials: ``local apply`` writes ``<state>/auth/label-token``
+and ``<state>/auth/control-token`` (mode 0600, see ``token_files``); when both exist, every
+predictor and the router get them (``--label-token-file``/``--control-token-file``) and the
+platform's own ``/router/*`` calls carry the control token.
+
 Every method is idempotent and compares the wanted state with the process table, which
 is kept in the state directory: a restarted ``local apply`` adopts processes that are
 alive, healthy and serving the wanted version, and replaces the others.
@@ -37,6 +42,7 @@ from modeldeploy.operator.local.procs import ProcRecord
 from modeldeploy.operator.local.state import StateDir
 from modeldeploy.operator.platforms.base import PlatformError, Target
 from modeldeploy.registry.uris import redact_uri
+from modeldeploy.serving.auth import CONTROL_TOKEN_FILE, LABEL_TOKEN_FILE, read_tokens
 from modeldeploy.serving.contract.args import (
     DEFAULT_PAIRED_SHARE,
     PREDICTOR_MODULE,
@@ -59,10 +65,24 @@ class LocalOptions:
     progress: Callable[[str], None] = field(default=lambda line: None)
 
 
-def _http_json(method: str, url: str, body: Mapping[str, Any] | None = None) -> Any:
+def token_files(state: StateDir) -> tuple[Path, Path]:
+    """Local mode's label and control token files: ``<state>/auth/{label,control}-token``."""
+    root = state.root / "auth"
+    return root / LABEL_TOKEN_FILE, root / CONTROL_TOKEN_FILE
+
+
+def _http_json(
+    method: str,
+    url: str,
+    body: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Any:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
+        url,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", **(headers or {})},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read() or b"null")
@@ -103,6 +123,28 @@ class LocalPlatform:
             return rec.port
         return self.options.router_port or procs.free_port()
 
+    # --- credentials ----------------------------------------------------------------
+
+    def _auth_files(self) -> tuple[Path, Path] | tuple[None, None]:
+        """The (label, control) token files when ``local apply`` wrote both, else Nones.
+
+        Without them the processes run open (they warn): only a state directory made by
+        hand, or by an older version, lacks them.
+        """
+        files = token_files(self.state)
+        return files if all(path.exists() for path in files) else (None, None)
+
+    def _control_headers(self) -> dict[str, str]:
+        """``Authorization: Bearer <control token>`` for ``/router/*`` (empty when open)."""
+        control_file = self._auth_files()[1]
+        if control_file is None:
+            return {}
+        try:
+            token = read_tokens(control_file)[0].decode()
+        except ValueError as exc:  # AuthConfigError: a damaged file is a clear refusal
+            raise PlatformError(str(exc), transient=False) from exc
+        return {"Authorization": "Bearer " + token}
+
     # --- processes ------------------------------------------------------------------
 
     def _healthy(self, rec: ProcRecord | None, path: str) -> bool:
@@ -122,6 +164,7 @@ class LocalPlatform:
             raise PlatformError("no registry URI: set spec.model.registryUri or --registry-uri")
         port = procs.free_port()
         model = target.spec.model.name
+        label_file, control_file = self._auth_files()
         options = PredictorOptions.from_registry(
             redact_uri(target.registry_uri),
             model,
@@ -132,6 +175,8 @@ class LocalPlatform:
             http_port=port,
             grpc_port=0,
             threads=self.options.threads,
+            label_token_file=label_file,
+            control_token_file=control_file,
         )
         argv = [
             self.options.python,
@@ -194,6 +239,14 @@ class LocalPlatform:
         ]
         if canary is not None:
             argv += ["--canary", canary.url, "--weight", str(weight), "--paired-share", str(share)]
+        label_file, control_file = self._auth_files()
+        if label_file is not None and control_file is not None:
+            argv += [
+                "--label-token-file",
+                str(label_file),
+                "--control-token-file",
+                str(control_file),
+            ]
         try:
             new = procs.start(
                 f"{target.name}-router",
@@ -216,7 +269,7 @@ class LocalPlatform:
         if share is not None:
             body["paired_share"] = share
         try:
-            _http_json("PUT", router.url + "/router/weights", body)
+            _http_json("PUT", router.url + "/router/weights", body, self._control_headers())
         except OSError as exc:
             raise PlatformError(f"cannot set the router weight: {exc}") from exc
 
@@ -278,7 +331,9 @@ class LocalPlatform:
         if router is None or self._arms(target).get(CANARY) is None:
             return None
         try:
-            weights = _http_json("GET", router.url + "/router/weights")
+            weights = _http_json(
+                "GET", router.url + "/router/weights", None, self._control_headers()
+            )
         except OSError:
             return None
         return round(float(weights["canary"]))

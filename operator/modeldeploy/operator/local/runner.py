@@ -8,6 +8,10 @@ write the file atomically. Only the ``Deps`` differ from the cluster: the platfo
 ``/metrics``, read by the same provider (``observer.default_provider_for``). The window
 baseline is ``status.metricsBaseline``, as in the cluster, so a restart keeps counting
 the same window.
+
+Labels and weights need a credential here too: the operator writes the state directory's
+label and control token files once (``auth.write_token_file``, mode 0600, kept on later
+runs), and the platform gives them to every process it starts.
 """
 
 from __future__ import annotations
@@ -24,13 +28,14 @@ from modeldeploy.operator.analysis.verdict import Verdict
 from modeldeploy.operator.api.status import Status
 from modeldeploy.operator.api.types import ModelDeploymentSpec, SpecError, parse_spec
 from modeldeploy.operator.executor import ExecutionFailed
-from modeldeploy.operator.local.platform import LocalOptions, LocalPlatform
+from modeldeploy.operator.local.platform import LocalOptions, LocalPlatform, token_files
 from modeldeploy.operator.local.state import StateDir, merge_resource
 from modeldeploy.operator.observer import MetricsWindows, default_provider_for
 from modeldeploy.operator.platforms.base import Target
 from modeldeploy.operator.rollout import machine
 from modeldeploy.operator.settings import bound_mlflow_client_env
 from modeldeploy.registry.base import RegistryClient
+from modeldeploy.serving.auth import write_token_file
 
 EVENTS_KEPT = 100
 
@@ -102,6 +107,8 @@ class LocalOperator:
         parse_spec(manifest.get("spec"))  # refuse an invalid spec before anything runs
         self.data = merge_resource(self.data, manifest)
         self.state.save(self.data)
+        for path in token_files(self.state):  # before any process starts; kept when present
+            write_token_file(path)
 
     @property
     def name(self) -> str:

@@ -58,6 +58,13 @@ class Platform(Protocol):
         """The canary's share the platform reports now (None: no canary or not known yet)."""
         ...
 
+    def reassert_traffic(self, target: Target, weight: int) -> int | None:
+        """Put the canary back on ``weight`` if something else moved it; the weight found then.
+
+        None: nothing to correct (no canary, or the platform's own controller owns the split).
+        """
+        ...
+
     def is_ready(self, target: Target) -> bool:
         """True when the latest wanted revisions (stable and canary) serve."""
         ...

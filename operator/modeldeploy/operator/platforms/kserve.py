@@ -110,6 +110,13 @@ class KServePlatform:
     def read_traffic(self, target: Target) -> int | None:
         return m.canary_traffic(self._get(target))
 
+    def reassert_traffic(self, target: Target, weight: int) -> int | None:
+        """Always None: the split lives in the InferenceService, which KServe's controller
+        carries out. A hand edit there is overwritten (``same_isvc`` sees the difference)
+        the next time the operator applies the object, at the next step change, not per tick.
+        """
+        return None
+
     def is_ready(self, target: Target) -> bool:
         return m.is_ready(self._get(target))
 

@@ -17,12 +17,18 @@ in Serverless mode, Knative's (pod fields behind feature flags). The rules are e
 spec asks for something the cluster would refuse (GPU placement on Serverless with the
 Knative features off), ``ManifestError`` says which feature to turn on instead of writing
 an object the webhook rejects.
+
+kserve-python predictors authenticate labels (docs/serving.md, "Label contract"): the
+``label_auth_secret`` is a read-only Secret volume at ``label_auth_mount_path`` and the
+container gets ``--label-token-file``/``--control-token-file`` there. Triton predictors have
+no feedback endpoint, so they get neither.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from modeldeploy.operator.api.status import VersionRef
@@ -30,6 +36,7 @@ from modeldeploy.operator.platforms.base import Target
 from modeldeploy.operator.settings import KServeSettings
 from modeldeploy.registry.triton import TritonUriError, triton_uri
 from modeldeploy.registry.uris import redact_uri
+from modeldeploy.serving.auth import CONTROL_TOKEN_FILE, LABEL_TOKEN_FILE
 from modeldeploy.serving.contract.args import DEFAULT_HTTP_PORT, PredictorOptions, predictor_args
 from modeldeploy.serving.contract.triton import ENV_DEPLOYMENT, ENV_ROLE, TRITON_METRICS_ARGS
 
@@ -52,6 +59,7 @@ FETCHABLE = ("s3://", "gs://", "https://", "http://", "pvc://", "hf://", "hdfs:/
 # A custom predictor's storage URI is this variable on kserve-container (KServe's
 # CustomPredictor.GetStorageUri; constants.CustomSpecStorageUriEnvVarKey).
 STORAGE_URI_ENV = "STORAGE_URI"
+LABEL_AUTH_VOLUME = "label-auth"
 
 CONTAINER_SECURITY: dict[str, Any] = {
     "allowPrivilegeEscalation": False,
@@ -100,6 +108,22 @@ def _env_from(cfg: KServeSettings) -> list[dict[str, Any]]:
     return [{"secretRef": {"name": cfg.credentials_secret}}] if cfg.credentials_secret else []
 
 
+def _label_auth_volume(target: Target, cfg: KServeSettings) -> dict[str, Any] | None:
+    """The token Secret as a volume, for kserve-python predictors when auth is on.
+
+    Owner-only (0400) where the pod securityContext gives the files the pod's fsGroup
+    (the kubelet then adds group read for the non-root UID). Without it (Serverless with
+    Knative's ``podspec-securitycontext`` off) the files would stay root's and 0400 would be
+    unreadable to UID 65532, so they are 0444 inside the single-container pod instead.
+    """
+    if not cfg.label_auth_secret or target.spec.runtime == "triton":
+        return None
+    fs_group = target.spec.deployment_mode != "Serverless" or cfg.knative_security_context
+    mode = 0o400 if fs_group else 0o444
+    secret = {"secretName": cfg.label_auth_secret, "defaultMode": mode}
+    return {"name": LABEL_AUTH_VOLUME, "secret": secret}
+
+
 def _storage_uri(target: Target, ref: VersionRef) -> str:
     """STORAGE_URI for a custom predictor: only in RawDeployment, where KServe's canary rule
     needs the stable predictor to name its model files, and only for a URI KServe can fetch
@@ -113,6 +137,15 @@ def _python_container(
     target: Target, ref: VersionRef, role: str, cfg: KServeSettings = DEFAULT_SETTINGS
 ) -> dict[str, Any]:
     spec = target.spec
+    mounts: list[dict[str, Any]] = [{"name": "scratch", "mountPath": "/tmp"}]
+    auth: dict[str, Any] = {}
+    if _label_auth_volume(target, cfg) is not None:
+        root = Path(cfg.label_auth_mount_path)
+        auth = {
+            "label_token_file": root / LABEL_TOKEN_FILE,
+            "control_token_file": root / CONTROL_TOKEN_FILE,
+        }
+        mounts.append({"name": LABEL_AUTH_VOLUME, "mountPath": str(root), "readOnly": True})
     options = PredictorOptions.from_registry(
         redact_uri(spec.model.registry_uri or target.registry_uri),
         spec.model.name,
@@ -120,6 +153,7 @@ def _python_container(
         target.name,
         role,
         http_port=HTTP_PORT,
+        **auth,
     )
     args = predictor_args(options)
     env = [{"name": "MODELDEPLOY_EXPECTED_DIGEST", "value": ref.digest}]
@@ -134,7 +168,7 @@ def _python_container(
         "ports": [{"containerPort": HTTP_PORT, "protocol": "TCP"}],
         "resources": _resources(target),
         "securityContext": dict(CONTAINER_SECURITY),
-        "volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}],
+        "volumeMounts": mounts,
     }
     if env_from := _env_from(cfg):
         out["envFrom"] = env_from
@@ -169,6 +203,8 @@ def _pod_fields(target: Target, cfg: KServeSettings) -> dict[str, Any]:
             "knative.features.podspecVolumesEmptydir=true"
         )
     out["volumes"] = [{"name": "scratch", "emptyDir": {}}]
+    if (auth := _label_auth_volume(target, cfg)) is not None:
+        out["volumes"].append(auth)
     if res.node_selector:
         if serverless and not cfg.knative_node_selector:
             raise _knative_refusal(

@@ -42,6 +42,10 @@ class NopPlatform:
         key = self._key(target)
         return self.weight.get(key) if self.canary.get(key) else None
 
+    def reassert_traffic(self, target: Target, weight: int) -> int | None:
+        """Nothing serves, so nothing can drift."""
+        return None
+
     def is_ready(self, target: Target) -> bool:
         return True
 

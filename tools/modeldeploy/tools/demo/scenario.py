@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from modeldeploy.operator.local import procs
-from modeldeploy.operator.local.platform import LocalOptions
+from modeldeploy.operator.local.platform import LocalOptions, token_files
 from modeldeploy.operator.local.runner import LocalOperator, TickRecord
 from modeldeploy.operator.local.state import StateDir
 from modeldeploy.registry.base import TAG_DECIDED_AT, TAG_OUTCOME, TAG_REASON
@@ -273,6 +273,7 @@ class Demo:
                 workers=p.workers,
                 label_delay_s=p.label_delay_s,
                 max_requests=int(p.rate * 3 * p.rollout_timeout_s) + 10_000,
+                label_token_file=token_files(operator.state)[0],
             ).start()
             self.out(
                 f"  {p.rate:g} requests/s offered to {router}, labels {p.label_delay_s:g}s later"
