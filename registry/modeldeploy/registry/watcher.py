@@ -189,6 +189,9 @@ class PollResult:
     changes: tuple[RegistryChange, ...]
     states: Mapping[str, ModelState]  # only the models polled successfully
     status: WatcherStatus
+    # model -> version -> what this poll read of each aliased version (source included):
+    # what a cache of alias state needs, kept out of the snapshot.
+    aliased: Mapping[str, Mapping[str, ModelVersionInfo]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -200,6 +203,7 @@ class WatchSettings:
 
 
 OnChanges = Callable[[list[RegistryChange]], Awaitable[object] | object]
+OnPoll = Callable[[PollResult], object]
 
 
 class RegistryWatcher:
@@ -266,12 +270,15 @@ class RegistryWatcher:
             loop.call_soon_threadsafe(wake.set)
 
     # -- one poll ---------------------------------------------------------------------
-    def _poll_model(self, model: str, old: ModelState | None) -> ModelState:
+    def _poll_model(
+        self, model: str, old: ModelState | None
+    ) -> tuple[ModelState, dict[str, ModelVersionInfo]]:
+        """The model's state, and what was read of its aliased versions."""
         old = old or ModelState()
         try:
             aliases = dict(self.client.get_model(model).aliases)
         except NotFound:
-            return ModelState(exists=False, max_version=old.max_version)
+            return ModelState(exists=False, max_version=old.max_version), {}
         window = max(1, self.settings.window)
         seen: dict[str, ModelVersionInfo] = {}
         token: str | None = None
@@ -284,21 +291,23 @@ class RegistryWatcher:
             caught_up = old.max_version == 0 or lowest <= old.max_version + 1
             if not token or (len(seen) >= window and caught_up):
                 break
-        versions = {v: dict(info.tags) for v, info in seen.items()}
-        for version in set(aliases.values()) - set(versions):
+        for version in set(aliases.values()) - set(seen):
             try:
-                versions[version] = dict(self.client.get_version(model, version).tags)
+                seen[version] = self.client.get_version(model, version)
             except NotFound:
                 continue  # alias to a deleted version: the alias change still shows
+        versions = {v: dict(info.tags) for v, info in seen.items()}
         top = max((int(v) for v in versions), default=0)
-        return ModelState(
+        state = ModelState(
             exists=True, aliases=aliases, versions=versions, max_version=max(top, old.max_version)
         )
+        return state, {v: seen[v] for v in set(aliases.values()) if v in seen}
 
     def poll(self, models: Iterable[str] | None = None, *, commit: bool = True) -> PollResult:
         """Poll ``models`` (default: all watched) once. Never raises for an outage."""
         targets = sorted(self.models if models is None else set(models) & self.models)
         states: dict[str, ModelState] = {}
+        aliased: dict[str, dict[str, ModelVersionInfo]] = {}
         changes: list[RegistryChange] = []
         error: str | None = None
         unavailable = False
@@ -308,7 +317,7 @@ class RegistryWatcher:
             for model in targets:
                 old = self._snapshot.models.get(model)
                 try:
-                    new = self._poll_model(model, old)
+                    new, aliased[model] = self._poll_model(model, old)
                 except RegistryUnavailable as exc:
                     unavailable, error = True, str(exc)
                     break  # the rest keep their old state and are diffed on recovery
@@ -318,7 +327,8 @@ class RegistryWatcher:
                     continue
                 states[model] = new
                 changes += diff_model(model, old, new)
-        result = PollResult(tuple(changes), states, self._next_status(unavailable, error))
+        status = self._next_status(unavailable, error)
+        result = PollResult(tuple(changes), states, status, aliased)
         if commit:
             self.commit(result)
         return result
@@ -358,12 +368,20 @@ class RegistryWatcher:
         self._status = replace(self._next_status(True, error), state=WatchState.UNAVAILABLE)
 
     # -- the loop ---------------------------------------------------------------------
-    async def run(self, on_changes: OnChanges, stop: asyncio.Event | None = None) -> None:
+    async def run(
+        self,
+        on_changes: OnChanges,
+        stop: asyncio.Event | None = None,
+        *,
+        on_poll: OnPoll | None = None,
+    ) -> None:
         """Poll until ``stop`` is set, handing each batch of changes to ``on_changes``.
 
         A full poll happens every ``interval`` (or after the back-off delay while MLflow
         is down); a nudged model is polled right away. If ``on_changes`` raises, the
         snapshot is not advanced, so the same changes are offered again next time.
+        ``on_poll`` sees every poll's result first, changes or not (the operator's alias
+        cache is fed from it, so a daemon woken by a change already reads the new state).
         """
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
@@ -378,6 +396,8 @@ class RegistryWatcher:
             if full or nudged:
                 try:
                     result = await asyncio.to_thread(self.poll, targets, commit=False)
+                    if on_poll is not None:
+                        on_poll(result)
                     if result.changes:
                         outcome = on_changes(list(result.changes))
                         if inspect.isawaitable(outcome):

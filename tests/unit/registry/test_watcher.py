@@ -163,3 +163,42 @@ def test_run_offers_changes_again_when_the_handler_fails_and_polls_nudged_models
 
     asyncio.run(scenario())
     assert _kinds(received[1]) == [(ChangeKind.ALIAS_SET, "1", "challenger")]
+
+
+def test_a_poll_hands_over_what_it_read_of_the_aliased_versions() -> None:
+    reg = InMemoryRegistry()
+    old = reg.add_version("m", {"k": "old"})
+    for _ in range(4):
+        reg.add_version("m")
+    reg.set_alias("m", "champion", old)  # outside the one-version page below
+    reg.set_alias("m", "challenger", "5")
+    result = RegistryWatcher(reg, ["m"], settings=WatchSettings(window=1)).poll()
+    aliased = result.aliased["m"]
+    assert set(aliased) == {old, "5"}
+    assert aliased[old].tags == {"k": "old"} and aliased[old].version == old
+
+
+def test_run_shows_every_poll_to_on_poll_before_its_changes() -> None:
+    async def scenario() -> list[str]:
+        reg = InMemoryRegistry()
+        reg.set_alias("m", "champion", reg.add_version("m"))
+        seen: list[str] = []
+        stop = asyncio.Event()
+        watcher = RegistryWatcher(reg, ["m"], settings=WatchSettings(interval=0.05))
+
+        def polled(result) -> None:
+            seen.append("poll")
+
+        def changed(changes) -> None:
+            seen.append("changes")
+
+        task = asyncio.create_task(watcher.run(changed, stop, on_poll=polled))
+        while seen.count("poll") < 3:
+            await asyncio.sleep(0.01)
+        stop.set()
+        await task
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert seen[:2] == ["poll", "changes"]  # the first poll sees the model appear
+    assert "changes" not in seen[2:]  # later polls change nothing, and are still shown
