@@ -255,17 +255,20 @@ class KubeStub:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         assert self.changed is not None
-        while loop.time() < deadline:
-            for revision, kind, obj in self.log[self._after(since) :]:
-                since = revision
-                if namespace in (None, obj["metadata"].get("namespace")):
-                    line = json.dumps({"type": kind, "object": obj}) + "\n"
-                    await response.write(line.encode())
-            async with self.changed:
-                try:
-                    await asyncio.wait_for(self.changed.wait(), deadline - loop.time())
-                except TimeoutError:
-                    break
+        try:
+            while loop.time() < deadline:
+                for revision, kind, obj in self.log[self._after(since) :]:
+                    since = revision
+                    if namespace in (None, obj["metadata"].get("namespace")):
+                        line = json.dumps({"type": kind, "object": obj}) + "\n"
+                        await response.write(line.encode())
+                async with self.changed:
+                    try:
+                        await asyncio.wait_for(self.changed.wait(), deadline - loop.time())
+                    except TimeoutError:
+                        break
+        except ConnectionError:
+            pass  # the client ended the watch (kopf does, on its own timeout)
         return response
 
     def _after(self, since: int) -> int:
@@ -278,6 +281,15 @@ class KubeStub:
             else:
                 high = mid
         return low
+
+
+async def _shutdown(runner: web.AppRunner) -> None:
+    """Stop serving, and end the watches still streaming (they would outlive the loop)."""
+    await runner.cleanup()
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @contextmanager
@@ -308,7 +320,7 @@ def serve(stub: KubeStub) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{holder['port']}"
     finally:
-        done = asyncio.run_coroutine_threadsafe(holder["runner"].cleanup(), loop)
+        done = asyncio.run_coroutine_threadsafe(_shutdown(holder["runner"]), loop)
         with suppress(Exception):
             done.result(10)
         loop.call_soon_threadsafe(loop.stop)
