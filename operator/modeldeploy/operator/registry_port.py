@@ -18,7 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from modeldeploy.operator.api.status import VersionRef
@@ -141,6 +141,13 @@ class AliasCache:
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
+
+    def touch(self, uri: str, model: str, at: float) -> None:
+        """The registry says nothing changed: the entry (if any) is as good as new at ``at``."""
+        with self._lock:
+            entry = self._entries.get((uri, model))
+            if entry is not None and entry.at < at:
+                self._entries[(uri, model)] = replace(entry, at=at)
 
     def invalidate(self, uri: str, model: str) -> None:
         with self._lock:

@@ -214,3 +214,25 @@ def test_a_failed_read_through_is_not_cached() -> None:
     assert len(cache) == 0
     reg.online = True
     assert client.get_model("m").aliases == {"champion": "1"}
+
+
+def test_a_model_the_registry_listing_shows_unchanged_stays_fresh_without_a_read() -> None:
+    from modeldeploy.registry.watcher import ModelState, PollResult, WatcherStatus
+
+    async def scenario() -> None:
+        clock = Clock()
+        cache = AliasCache(max_age=30, clock=clock)
+        events = RegistryEvents(
+            asyncio.get_running_loop(), lambda uri: registry(), lambda *key: None, 10, cache
+        )
+        info = ModelVersionInfo("m", "1", source="models:/m-1")
+        cache.put(URI, "m", Entry(True, {"champion": "1"}, {"1": info}, clock.now))
+        clock.now += 25
+        state = ModelState(True, {"champion": "1"}, {"1": {}}, 1)
+        quiet = PollResult((), {"m": state}, WatcherStatus(), unchanged=frozenset({"m"}))
+        events._polled(URI, quiet)
+        clock.now += 25  # 50 s after the entry was read, 25 s after the listing
+        entry = cache.fresh(URI, "m")
+        assert entry is not None and entry.versions["1"].source == "models:/m-1"
+
+    asyncio.run(scenario())

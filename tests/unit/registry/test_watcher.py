@@ -202,3 +202,51 @@ def test_run_shows_every_poll_to_on_poll_before_its_changes() -> None:
     seen = asyncio.run(scenario())
     assert seen[:2] == ["poll", "changes"]  # the first poll sees the model appear
     assert "changes" not in seen[2:]  # later polls change nothing, and are still shown
+
+
+def _many(count: int) -> InMemoryRegistry:
+    reg = InMemoryRegistry()
+    for i in range(count):
+        reg.set_alias(f"m{i:02d}", "champion", reg.add_version(f"m{i:02d}"))
+    return reg
+
+
+def test_with_many_models_a_quiet_poll_costs_one_listing_and_a_change_one_model() -> None:
+    reg = _many(30)
+    settings = WatchSettings(sweep_from=8, full_every=100)
+    watcher = RegistryWatcher(reg, [f"m{i:02d}" for i in range(30)], settings=settings)
+    watcher.poll()  # the first poll reads every model in full
+    reg.calls.clear()
+    quiet = watcher.poll()
+    assert quiet.changes == () and len(quiet.unchanged) == 30
+    assert reg.calls == ["list_models"]  # (the fake records no health check)
+    reg.set_alias("m07", "challenger", reg.add_version("m07"))
+    reg.calls.clear()
+    result = watcher.poll()
+    assert _kinds(result.changes) == [
+        (ChangeKind.VERSION_CREATED, "2", None),
+        (ChangeKind.ALIAS_SET, "2", "challenger"),
+    ]
+    assert reg.calls == ["list_models", "get_model", "search_versions"]
+    assert set(result.aliased) == {"m07"} and "m07" not in result.unchanged
+
+
+def test_with_many_models_each_is_still_read_in_full_every_few_polls() -> None:
+    reg = _many(10)
+    settings = WatchSettings(sweep_from=8, full_every=3)
+    watcher = RegistryWatcher(reg, [f"m{i:02d}" for i in range(10)], settings=settings)
+    watcher.poll()
+    reg.set_version_tag("m03", "1", "k", "v")  # moves no alias, and no update time here
+    seen = []
+    for _ in range(3):
+        seen += [c for c in watcher.poll().changes if c.kind is ChangeKind.TAG_SET]
+    assert [(c.model, c.key) for c in seen] == [("m03", "k")]
+
+
+def test_with_few_models_there_is_no_listing() -> None:
+    reg = _many(3)
+    watcher = RegistryWatcher(reg, ["m00", "m01", "m02"], settings=WatchSettings(sweep_from=8))
+    watcher.poll()
+    reg.calls.clear()
+    watcher.poll()
+    assert "list_models" not in reg.calls and reg.calls.count("get_model") == 3

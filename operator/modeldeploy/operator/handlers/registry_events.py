@@ -80,6 +80,9 @@ class RegistryEvents:
             return
         at = self.cache.clock()
         for model, state in result.states.items():
+            if model in result.unchanged:  # the registry's listing showed it as it was
+                self.cache.touch(uri, model, at)
+                continue
             aliased = result.aliased.get(model, {})
             self.cache.put(uri, model, Entry.of(state.exists, state.aliases, aliased, at))
 

@@ -221,7 +221,12 @@ class Operator:
 
 
 def start_operator(
-    kube_url: str, registry_url: str, root: Path, tick_s: float, watch_s: float
+    kube_url: str,
+    registry_url: str,
+    root: Path,
+    tick_s: float,
+    watch_s: float,
+    extra_env: dict[str, str] | None = None,
 ) -> Operator:
     liveness, port = f"http://127.0.0.1:{free_port()}/healthz", free_port()
     argv = [str(Path(sys.executable).with_name("modeldeploy")), "operator", "run",
@@ -233,6 +238,7 @@ def start_operator(
         "MODELDEPLOY_TICK_SECONDS": str(tick_s),
         "MODELDEPLOY_REGISTRY_WATCH_SECONDS": str(watch_s),
         "MODELDEPLOY_OPERATOR_METRICS_PORT": str(port),
+        **(extra_env or {}),
     }
     for key in ("KUBERNETES_SERVICE_HOST", "MODELDEPLOY_WEBHOOK_PORT"):
         os.environ.pop(key, None)
