@@ -23,6 +23,11 @@ from modeldeploy.operator.registry_port import AliasCache, Entry
 log = logging.getLogger(__name__)
 
 Wake = Callable[[str, str], None]  # (namespace, name), called on the loop's thread
+# With many followed models, each is still read in full once in this many polls (5 minutes
+# at 10 s). The ticks need aliases (in the listing every poll) and the aliased versions'
+# source and manifest digest, which are written when a version is published and do not
+# change after; a webhook (model_version_tag.set) still nudges a poll at once.
+FULL_EVERY = 30
 
 
 class RegistryEvents:
@@ -50,7 +55,7 @@ class RegistryEvents:
             self.users.setdefault((uri, model), set()).add((namespace, name))
             watcher = self.watchers.get(uri)
             if watcher is None:
-                settings = WatchSettings(interval=self.interval)
+                settings = WatchSettings(interval=self.interval, full_every=FULL_EVERY)
                 watcher = self.watchers[uri] = RegistryWatcher(
                     self.client_for(uri), [], settings=settings
                 )

@@ -44,6 +44,7 @@ from prometheus_client.parser import text_string_to_metric_families
 NS = "ml"
 MODEL = "scale-model"
 SIZES = (100, 300, 1000)
+MODELS = 40  # more models, one ModelDeployment each, for the registry sweep's cost
 MD_PATH = f"/apis/modeldeploy.io/v1alpha1/namespaces/{NS}/modeldeployments"
 Progress = Callable[[str], None]
 
@@ -57,6 +58,7 @@ class CountingProxy:
     def __init__(self, upstream: str) -> None:
         host, _, port = upstream.removeprefix("http://").rstrip("/").partition(":")
         self.upstream = (host, int(port or 80))
+        self.upstream_url = upstream.rstrip("/")
         self.counts: Counter[str] = Counter()
         self.lock = threading.Lock()
         proxy = self
@@ -379,6 +381,57 @@ def measure(
     return rows
 
 
+def measure_models(
+    kube_url: str,
+    registry_url: str,
+    proxy: CountingProxy,
+    operator: Operator,
+    root: Path,
+    models: int,
+    *,
+    watch_s: float,
+    window_s: float,
+    progress: Progress,
+) -> dict[str, Any]:
+    """MLflow requests per minute once ``models`` more models are followed (one
+    ModelDeployment each) and nothing changes: what the registry sweep costs."""
+    from modeldeploy.registry.mlflow_client import MlflowRegistry
+
+    client, files = MlflowRegistry(registry_url), root / "checkpoint"
+    before = len(scrape(operator.metrics).ticked)
+    for i in range(models):
+        name = f"{MODEL}-{i:03d}"
+        client.set_alias(name, "champion", client.create_version(name, files, tags={}).version)
+        _post(
+            kube_url + MD_PATH,
+            {
+                "apiVersion": "modeldeploy.io/v1alpha1",
+                "kind": "ModelDeployment",
+                "metadata": {"name": f"model-{i:03d}", "namespace": NS},
+                "spec": {"model": {"name": name}},
+            },
+        )
+    wait_ticked(operator, before + models, timeout=300)
+    time.sleep(3 * watch_s)
+    calls0, t0 = proxy.snapshot(), time.monotonic()
+    time.sleep(window_s)
+    calls = proxy.snapshot() - calls0
+    minutes = (time.monotonic() - t0) / 60
+    row = {
+        "models_followed": models + 1,
+        "mlflow_calls_per_minute": round(sum(calls.values()) / minutes, 1),
+        "mlflow_calls_per_minute_by_endpoint": {
+            k: round(v / minutes, 1) for k, v in sorted(calls.items())
+        },
+        "per_model_polling_would_be_per_minute": round(
+            (1 + 2 * (models + 1)) * 60 / watch_s, 1
+        ),  # health check + get_model + one page of versions per model, every interval
+        "rss_mb": round(operator.rss_mb(), 1),
+    }
+    progress(json.dumps({k: v for k, v in row.items() if "endpoint" not in k}))
+    return row
+
+
 @contextmanager
 def world(root: Path, progress: Progress) -> Iterator[tuple[Process, CountingProxy]]:
     """A real MLflow with the model published, behind a counting proxy."""
@@ -402,6 +455,7 @@ def run_suite(output_dir: Path, progress: Progress) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="operator-scale-") as tmp:
         root = Path(tmp)
         with world(root, progress) as (_, proxy), serve(stub) as kube_url:
+            mlflow_url = proxy.upstream_url
             operator = start_operator(kube_url, proxy.url, root, tick_s, watch_s)
             try:
                 rows = measure(
@@ -415,6 +469,17 @@ def run_suite(output_dir: Path, progress: Progress) -> dict[str, Any]:
                     settle_s=2 * watch_s,
                     progress=progress,
                 )
+                quiet = measure_models(
+                    kube_url,
+                    mlflow_url,
+                    proxy,
+                    operator,
+                    root,
+                    MODELS,
+                    watch_s=watch_s,
+                    window_s=60.0,
+                    progress=progress,
+                )
             finally:
                 operator.process.stop()
     return {
@@ -422,8 +487,10 @@ def run_suite(output_dir: Path, progress: Progress) -> dict[str, Any]:
             "modeldeploy operator run (kopf, nop platform) against an in-process Kubernetes "
             "API stub; a real mlflow server (sqlite, 1 worker) behind a counting proxy; "
             f"one registered model followed by every ModelDeployment; tick {tick_s:.0f}s, "
-            f"registry watch {watch_s:.0f}s; each size measured over a 60 s window"
+            f"registry watch {watch_s:.0f}s; each size measured over a 60 s window; then "
+            f"{MODELS} more models with one ModelDeployment each, nothing changing"
         ),
         "sizes": rows,
+        "many_models_quiet": quiet,
         "api_requests": dict(stub.requests),
     }
