@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
 from prometheus_client import Counter, Gauge, Histogram
 
 ROLLOUTS = Counter(
@@ -55,3 +60,68 @@ def record_tick(namespace: str, name: str, result, conflicts: int = 0) -> None: 
     before = len(result.patch.get("history") or []) if result.patch else 0
     if before and status.history:
         ROLLOUTS.labels(namespace, name, status.history[-1].outcome).inc()
+
+
+# -- tick lag: is the operator keeping up? -------------------------------------------------
+# Unlabelled on purpose: a thousand ModelDeployments must not mean a thousand histograms.
+TICK_LAG = Histogram(
+    "modeldeploy_operator_tick_lag_seconds",
+    "Delay between when a tick was due (its sleep ended, or it was woken) and when it "
+    "started running; grows when the operator cannot keep up with its ModelDeployments.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0),
+)
+LATE_TICKS = Counter(
+    "modeldeploy_operator_late_ticks",
+    "Ticks that started more than twice their planned interval after the previous one.",
+)
+LATE_LOG_SECONDS = 60.0  # at most one "ticks are late" log line per minute per process
+
+log = logging.getLogger(__name__)
+
+
+class _LateTicks:
+    """Counts late ticks and says so in the log, at most once per ``LATE_LOG_SECONDS``."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.count, self.worst, self.interval, self.logged = 0, 0.0, 0.0, float("-inf")
+
+    def late(self, period: float, interval: float, now: float) -> None:
+        LATE_TICKS.inc()
+        with self.lock:
+            self.count += 1
+            if period > self.worst:
+                self.worst, self.interval = period, interval
+            if now - self.logged < LATE_LOG_SECONDS:
+                return
+            count, worst, planned = self.count, self.worst, self.interval
+            self.count, self.worst, self.logged = 0, 0.0, now
+        log.warning(
+            "%d tick(s) started late (worst: %.1f s after the previous one, planned %.1f s): "
+            "the operator is not keeping up with its ModelDeployments (docs/runbook.md)",
+            count,
+            worst,
+            planned,
+        )
+
+
+LATE = _LateTicks()
+
+
+@dataclass
+class TickClock:
+    """When one ModelDeployment's ticks were due and when they started (one per daemon)."""
+
+    last_start: float | None = None
+
+    def started(self, due: float, interval: float, now: float | None = None) -> float:
+        """Record a tick starting; ``interval``: the sleep planned before it. Returns the lag."""
+        now = time.monotonic() if now is None else now
+        lag = max(0.0, now - due)
+        TICK_LAG.observe(lag)
+        if self.last_start is not None and interval > 0:
+            period = now - self.last_start
+            if period > 2 * interval:
+                LATE.late(period, interval, now)
+        self.last_start = now
+        return lag

@@ -5,7 +5,11 @@ Each poll of one model costs a fixed number of calls, whatever its history:
 ``get_model`` for the aliases (``search_model_versions`` returns none), one page of the
 newest versions, and ``get_version`` for any aliased version outside that page. More
 pages are read only to cover versions created since the last poll, so no new version is
-skipped after an outage either.
+skipped after an outage either. With many watched models (``WatchSettings.sweep_from``) a
+full poll first lists the registered models (their aliases and update times, a page per
+~200) and reads in full only those whose aliases or update time moved, plus each model at
+least every ``full_every`` polls (a tag change shows in neither): the cost of a quiet
+registry is the listing, and grows with the models that changed.
 
 The snapshot of what was seen is plain data (``Snapshot.to_json``) so the operator can
 persist it; a change is only dropped from view once the handler has taken it (the
@@ -31,6 +35,7 @@ from modeldeploy.registry.base import (
     ChangeKind,
     ModelVersionInfo,
     NotFound,
+    RegisteredModelInfo,
     RegistryChange,
     RegistryClient,
     RegistryError,
@@ -189,6 +194,13 @@ class PollResult:
     changes: tuple[RegistryChange, ...]
     states: Mapping[str, ModelState]  # only the models polled successfully
     status: WatcherStatus
+    # model -> version -> what this poll read of each aliased version (source included):
+    # what a cache of alias state needs, kept out of the snapshot.
+    aliased: Mapping[str, Mapping[str, ModelVersionInfo]] = field(default_factory=dict)
+    # A sweep's models found unchanged by the listing (their state is the old one), and the
+    # listed update time of each model read in full.
+    unchanged: frozenset[str] = frozenset()
+    listed: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -197,9 +209,17 @@ class WatchSettings:
     window: int = 20  # newest versions tracked per model (plus every aliased version)
     backoff_base: float = 1.0
     backoff_cap: float = 60.0
+    # With this many watched models or more, a full poll starts with one listing of the
+    # registered models (aliases and update times, ~200 a page) and reads in full only
+    # those that changed: the cost grows with changed models, not with watched ones.
+    sweep_from: int = 8
+    # A tag set on a version moves neither an alias nor the model's update time, so every
+    # model is still read in full at least once in this many polls (webhooks come sooner).
+    full_every: int = 6
 
 
 OnChanges = Callable[[list[RegistryChange]], Awaitable[object] | object]
+OnPoll = Callable[[PollResult], object]
 
 
 class RegistryWatcher:
@@ -219,6 +239,8 @@ class RegistryWatcher:
         self._snapshot = snapshot or Snapshot()
         self._status = WatcherStatus(next_delay=0.0)
         self._nudged: set[str] = set()
+        self._listed: dict[str, int] = {}  # model -> its update time when last read in full
+        self._skipped: dict[str, int] = {}  # model -> sweeps in a row that did not read it
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -240,6 +262,8 @@ class RegistryWatcher:
             self._snapshot = Snapshot(
                 {k: v for k, v in self._snapshot.models.items() if k != model}
             )
+            self._listed.pop(model, None)
+            self._skipped.pop(model, None)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -266,12 +290,15 @@ class RegistryWatcher:
             loop.call_soon_threadsafe(wake.set)
 
     # -- one poll ---------------------------------------------------------------------
-    def _poll_model(self, model: str, old: ModelState | None) -> ModelState:
+    def _poll_model(
+        self, model: str, old: ModelState | None
+    ) -> tuple[ModelState, dict[str, ModelVersionInfo]]:
+        """The model's state, and what was read of its aliased versions."""
         old = old or ModelState()
         try:
             aliases = dict(self.client.get_model(model).aliases)
         except NotFound:
-            return ModelState(exists=False, max_version=old.max_version)
+            return ModelState(exists=False, max_version=old.max_version), {}
         window = max(1, self.settings.window)
         seen: dict[str, ModelVersionInfo] = {}
         token: str | None = None
@@ -284,31 +311,44 @@ class RegistryWatcher:
             caught_up = old.max_version == 0 or lowest <= old.max_version + 1
             if not token or (len(seen) >= window and caught_up):
                 break
-        versions = {v: dict(info.tags) for v, info in seen.items()}
-        for version in set(aliases.values()) - set(versions):
+        for version in set(aliases.values()) - set(seen):
             try:
-                versions[version] = dict(self.client.get_version(model, version).tags)
+                seen[version] = self.client.get_version(model, version)
             except NotFound:
                 continue  # alias to a deleted version: the alias change still shows
+        versions = {v: dict(info.tags) for v, info in seen.items()}
         top = max((int(v) for v in versions), default=0)
-        return ModelState(
+        state = ModelState(
             exists=True, aliases=aliases, versions=versions, max_version=max(top, old.max_version)
         )
+        return state, {v: seen[v] for v in set(aliases.values()) if v in seen}
 
     def poll(self, models: Iterable[str] | None = None, *, commit: bool = True) -> PollResult:
         """Poll ``models`` (default: all watched) once. Never raises for an outage."""
         targets = sorted(self.models if models is None else set(models) & self.models)
         states: dict[str, ModelState] = {}
+        aliased: dict[str, dict[str, ModelVersionInfo]] = {}
         changes: list[RegistryChange] = []
         error: str | None = None
         unavailable = False
+        unchanged: set[str] = set()
+        listing: dict[str, RegisteredModelInfo] = {}
         if targets and not self.client.is_online():
             unavailable, error = True, f"{self.client!r} is not answering its health check"
         else:
+            if models is None and len(targets) >= max(1, self.settings.sweep_from):
+                try:
+                    listing = {m.name: m for m in self.client.list_models()}
+                except RegistryError as exc:  # read each model in full instead
+                    log.warning("listing the registered models failed: %s", exc)
+                unchanged = self._unchanged(targets, listing)
             for model in targets:
                 old = self._snapshot.models.get(model)
+                if model in unchanged:
+                    states[model] = old or ModelState()
+                    continue
                 try:
-                    new = self._poll_model(model, old)
+                    new, aliased[model] = self._poll_model(model, old)
                 except RegistryUnavailable as exc:
                     unavailable, error = True, str(exc)
                     break  # the rest keep their old state and are diffed on recovery
@@ -318,10 +358,29 @@ class RegistryWatcher:
                     continue
                 states[model] = new
                 changes += diff_model(model, old, new)
-        result = PollResult(tuple(changes), states, self._next_status(unavailable, error))
+        status = self._next_status(unavailable, error)
+        listed = {m: listing[m].updated_ms for m in states if m in listing and m not in unchanged}
+        result = PollResult(tuple(changes), states, status, aliased, frozenset(unchanged), listed)
         if commit:
             self.commit(result)
         return result
+
+    def _unchanged(
+        self, targets: Iterable[str], listing: Mapping[str, RegisteredModelInfo]
+    ) -> set[str]:
+        """The models the listing shows as they were at their last full read (and not due
+        for a full read anyway)."""
+        same: set[str] = set()
+        for model in targets:
+            old, info = self._snapshot.models.get(model), listing.get(model)
+            if old is None or info is None or not old.exists or model not in self._listed:
+                continue
+            if dict(info.aliases) != dict(old.aliases) or info.updated_ms != self._listed[model]:
+                continue
+            if self._skipped.get(model, 0) + 1 >= max(1, self.settings.full_every):
+                continue
+            same.add(model)
+        return same
 
     def _next_status(self, unavailable: bool, error: str | None) -> WatcherStatus:
         s, prev = self.settings, self._status
@@ -348,6 +407,10 @@ class RegistryWatcher:
             merged = dict(self._snapshot.models)
             merged.update({m: st for m, st in result.states.items() if m in self._models})
             self._snapshot = Snapshot(merged)
+            self._listed.update(result.listed)
+            for model in result.states:
+                skipped = self._skipped.get(model, 0) + 1 if model in result.unchanged else 0
+                self._skipped[model] = skipped
         WATCHER_UP.set(0 if result.status.state is WatchState.UNAVAILABLE else 1)
         if self._status.state != result.status.state:
             log.info("registry watcher: %s", result.status.describe())
@@ -358,12 +421,20 @@ class RegistryWatcher:
         self._status = replace(self._next_status(True, error), state=WatchState.UNAVAILABLE)
 
     # -- the loop ---------------------------------------------------------------------
-    async def run(self, on_changes: OnChanges, stop: asyncio.Event | None = None) -> None:
+    async def run(
+        self,
+        on_changes: OnChanges,
+        stop: asyncio.Event | None = None,
+        *,
+        on_poll: OnPoll | None = None,
+    ) -> None:
         """Poll until ``stop`` is set, handing each batch of changes to ``on_changes``.
 
         A full poll happens every ``interval`` (or after the back-off delay while MLflow
         is down); a nudged model is polled right away. If ``on_changes`` raises, the
         snapshot is not advanced, so the same changes are offered again next time.
+        ``on_poll`` sees every poll's result first, changes or not (the operator's alias
+        cache is fed from it, so a daemon woken by a change already reads the new state).
         """
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
@@ -378,6 +449,8 @@ class RegistryWatcher:
             if full or nudged:
                 try:
                     result = await asyncio.to_thread(self.poll, targets, commit=False)
+                    if on_poll is not None:
+                        on_poll(result)
                     if result.changes:
                         outcome = on_changes(list(result.changes))
                         if inspect.isawaitable(outcome):

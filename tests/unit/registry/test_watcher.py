@@ -163,3 +163,90 @@ def test_run_offers_changes_again_when_the_handler_fails_and_polls_nudged_models
 
     asyncio.run(scenario())
     assert _kinds(received[1]) == [(ChangeKind.ALIAS_SET, "1", "challenger")]
+
+
+def test_a_poll_hands_over_what_it_read_of_the_aliased_versions() -> None:
+    reg = InMemoryRegistry()
+    old = reg.add_version("m", {"k": "old"})
+    for _ in range(4):
+        reg.add_version("m")
+    reg.set_alias("m", "champion", old)  # outside the one-version page below
+    reg.set_alias("m", "challenger", "5")
+    result = RegistryWatcher(reg, ["m"], settings=WatchSettings(window=1)).poll()
+    aliased = result.aliased["m"]
+    assert set(aliased) == {old, "5"}
+    assert aliased[old].tags == {"k": "old"} and aliased[old].version == old
+
+
+def test_run_shows_every_poll_to_on_poll_before_its_changes() -> None:
+    async def scenario() -> list[str]:
+        reg = InMemoryRegistry()
+        reg.set_alias("m", "champion", reg.add_version("m"))
+        seen: list[str] = []
+        stop = asyncio.Event()
+        watcher = RegistryWatcher(reg, ["m"], settings=WatchSettings(interval=0.05))
+
+        def polled(result) -> None:
+            seen.append("poll")
+
+        def changed(changes) -> None:
+            seen.append("changes")
+
+        task = asyncio.create_task(watcher.run(changed, stop, on_poll=polled))
+        while seen.count("poll") < 3:
+            await asyncio.sleep(0.01)
+        stop.set()
+        await task
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert seen[:2] == ["poll", "changes"]  # the first poll sees the model appear
+    assert "changes" not in seen[2:]  # later polls change nothing, and are still shown
+
+
+def _many(count: int) -> InMemoryRegistry:
+    reg = InMemoryRegistry()
+    for i in range(count):
+        reg.set_alias(f"m{i:02d}", "champion", reg.add_version(f"m{i:02d}"))
+    return reg
+
+
+def test_with_many_models_a_quiet_poll_costs_one_listing_and_a_change_one_model() -> None:
+    reg = _many(30)
+    settings = WatchSettings(sweep_from=8, full_every=100)
+    watcher = RegistryWatcher(reg, [f"m{i:02d}" for i in range(30)], settings=settings)
+    watcher.poll()  # the first poll reads every model in full
+    reg.calls.clear()
+    quiet = watcher.poll()
+    assert quiet.changes == () and len(quiet.unchanged) == 30
+    assert reg.calls == ["list_models"]  # (the fake records no health check)
+    reg.set_alias("m07", "challenger", reg.add_version("m07"))
+    reg.calls.clear()
+    result = watcher.poll()
+    assert _kinds(result.changes) == [
+        (ChangeKind.VERSION_CREATED, "2", None),
+        (ChangeKind.ALIAS_SET, "2", "challenger"),
+    ]
+    assert reg.calls == ["list_models", "get_model", "search_versions"]
+    assert set(result.aliased) == {"m07"} and "m07" not in result.unchanged
+
+
+def test_with_many_models_each_is_still_read_in_full_every_few_polls() -> None:
+    reg = _many(10)
+    settings = WatchSettings(sweep_from=8, full_every=3)
+    watcher = RegistryWatcher(reg, [f"m{i:02d}" for i in range(10)], settings=settings)
+    watcher.poll()
+    reg.set_version_tag("m03", "1", "k", "v")  # moves no alias, and no update time here
+    seen = []
+    for _ in range(3):
+        seen += [c for c in watcher.poll().changes if c.kind is ChangeKind.TAG_SET]
+    assert [(c.model, c.key) for c in seen] == [("m03", "k")]
+
+
+def test_with_few_models_there_is_no_listing() -> None:
+    reg = _many(3)
+    watcher = RegistryWatcher(reg, ["m00", "m01", "m02"], settings=WatchSettings(sweep_from=8))
+    watcher.poll()
+    reg.calls.clear()
+    watcher.poll()
+    assert "list_models" not in reg.calls and reg.calls.count("get_model") == 3

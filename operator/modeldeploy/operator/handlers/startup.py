@@ -18,7 +18,12 @@ from modeldeploy.operator.handlers.registry_events import RegistryEvents
 from modeldeploy.operator.handlers.wakeup import Wakers
 from modeldeploy.operator.observer import MetricsWindows, default_provider_for
 from modeldeploy.operator.platforms.factory import make_platform
+from modeldeploy.operator.registry_port import AliasCache
 from modeldeploy.operator.settings import OperatorSettings, apply_mlflow_client_env
+
+# An alias cache entry is trusted for this many watcher intervals; after that a tick reads
+# the registry itself (the watcher is dead, or backing off while MLflow is down).
+CACHE_MAX_AGE_POLLS = 3
 
 
 def _registry_for(default_uri: str) -> Callable[[str], Any]:
@@ -30,6 +35,21 @@ def _registry_for(default_uri: str) -> Callable[[str], Any]:
         uri = uri or default_uri
         if uri not in clients:
             clients[uri] = MlflowRegistry(uri)
+        return clients[uri]
+
+    return get
+
+
+def _cached(
+    direct: Callable[[str], Any], cache: AliasCache, default_uri: str
+) -> Callable[[str], Any]:
+    """The ticks' clients: ``direct``'s, with alias reads through the shared ``cache``."""
+    clients: dict[str, Any] = {}
+
+    def get(uri: str) -> Any:
+        uri = uri or default_uri
+        if uri not in clients:
+            clients[uri] = cache.client(uri, direct(uri))
         return clients[uri]
 
     return get
@@ -67,12 +87,15 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
 
         start_http_server(ours.metrics_port)
     platform = make_platform(ours.rollout.platform, api=kube)
-    registry = _registry_for(ours.registry.default_uri)
     loop = asyncio.get_running_loop()
     wakers = Wakers(loop)
-    events = None
-    if ours.registry.watch_seconds > 0:
-        events = RegistryEvents(loop, registry, wakers.wake, ours.registry.watch_seconds)
+    events, watch = None, ours.registry.watch_seconds
+    direct = _registry_for(ours.registry.default_uri)  # the watcher's: never cached
+    registry = direct
+    if watch > 0:
+        cache = AliasCache(max_age=CACHE_MAX_AGE_POLLS * watch)
+        registry = _cached(direct, cache, ours.registry.default_uri)
+        events = RegistryEvents(loop, direct, wakers.wake, watch, cache=cache)
     memo.settings, memo.kube, memo.wakers, memo.events = ours, kube, wakers, events
     memo.deps = reconcile.Deps(
         platform=platform,
