@@ -87,6 +87,7 @@ def build(config: ServeConfig, say: Callable[[str], None] | None = None) -> Any:
         encoder,
         config.parity_tolerance,
         progress=say,
+        precision=config.precision,
     )
     phase(f"backend {config.runtime}")
     version = config.model_version or checkpoint.version or "local"
