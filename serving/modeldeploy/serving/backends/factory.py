@@ -10,6 +10,7 @@ with a logged reason; an explicitly requested precision that fails refuses to st
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -89,6 +90,8 @@ def _torch(
     choice = hardware.choose(precision, hardware.detect(with_cuda=True))
     say(f"torch on {choice.device} at {choice.precision} ({choice.reason})")
     cache = artifact_dir(model_dir)
+    with contextlib.suppress(OSError):  # the verdict is written there even without a trace
+        cache.mkdir(parents=True, exist_ok=True)
     backend = TorchBackend(model_dir, threads, choice.precision, choice.device, cache)
     if choice.precision == "fp32":
         return backend, None
