@@ -164,7 +164,7 @@ class DynamicBatcher:
                 await asyncio.wait_for(arrived.wait(), remaining)
             except TimeoutError:
                 break
-        batch, items = [self._pending.popleft()], 0
+        batch = [self._pending.popleft()]  # at least one request, whatever its size
         items = batch[0].size
         while self._pending and items + self._pending[0].size <= self.config.max_batch_size:
             request = self._pending.popleft()
