@@ -12,6 +12,7 @@ import math
 import pytest
 
 from modeldeploy.tools.bench.serving.__main__ import main
+from modeldeploy.tools.bench.serving.readme import render
 from modeldeploy.tools.bench.serving.run import CONCURRENCY, GOALS
 
 pytestmark = pytest.mark.slow
@@ -54,3 +55,5 @@ def test_quick_bench_measures_every_system_and_merges_a_summary(tmp_path):
     for runtime in ("torch", "onnx"):
         assert figures["cold_start"][runtime]["median_s"] > 0
     assert (tmp_path / "serving-logs" / "results.json").is_file()
+    section = render(merged)  # the README's section comes from the file
+    assert all(f"`{key}`" in section for key in SUMMARY_KEYS)

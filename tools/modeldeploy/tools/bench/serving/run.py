@@ -166,7 +166,9 @@ def _system(
         runs = _drive(name, url, texts, say, v1_body, plan)
     finally:
         _stop(proc)
-    return {"start_to_ready_s": round(cold, 2), "runs": runs, "serving": _served_as(log)}
+    runtime = argv[argv.index("--runtime") + 1]
+    served = _served_as(log) if runtime == "torch" else {"runtime": runtime}
+    return {"start_to_ready_s": round(cold, 2), "runs": runs, "serving": served}
 
 
 def _triton(
@@ -268,9 +270,14 @@ def _served_as(log: Path) -> dict[str, str]:
     text = log.read_text(errors="replace")
     found = _SERVED.search(text)
     if not found:
-        return {"device": "cpu", "precision": "fp32"}
+        return {"runtime": "torch", "device": "cpu", "precision": "fp32"}
     precision = "fp32" if "falling back to fp32" in text else found.group(2)
-    return {"device": found.group(1), "precision": precision, "why": found.group(3)}
+    return {
+        "runtime": "torch",
+        "device": found.group(1),
+        "precision": precision,
+        "why": found.group(3),
+    }
 
 
 def _ceiling_configs() -> list[tuple[str, str]]:
@@ -358,7 +365,7 @@ def summarize(
     }
     return {
         "best_predictor": best,
-        "served_as": predictors[best].get("serving", {"runtime": "onnx"}),
+        "served_as": predictors[best].get("serving", {}),
         "ceiling_used": max(
             (k for k, v in ceiling.items() if v.get("admitted")),
             key=lambda k: ceiling[k]["best_sentences_per_s"],
