@@ -120,6 +120,28 @@ def install_routes(app: Any, model: Any, config: ServeConfig) -> None:
     app.add_middleware(InferenceGuard, metrics=model.metrics, max_body_bytes=config.max_body_bytes)
 
 
+def bind_rest_host(host: str) -> None:
+    """Make kserve's REST server listen on ``host`` (its ``RESTServer`` hard-codes 0.0.0.0).
+
+    Local mode is loopback-only, so its predictors pass ``--host 127.0.0.1``; in a pod the
+    default 0.0.0.0 stays and nothing is patched.
+    """
+    if host == "0.0.0.0":
+        return
+    from kserve.protocol.rest import server as rest
+
+    original = rest.RESTServer.__init__
+    if getattr(original, "bound_host", None) == host:
+        return
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.config.host = host  # uvicorn reads it when it binds, in server.start()
+
+    init.bound_host = host  # type: ignore[attr-defined]
+    rest.RESTServer.__init__ = init  # type: ignore[method-assign]
+
+
 def run(config: ServeConfig) -> int:
     """Load the model and serve until SIGTERM/SIGINT. Returns the exit code."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -131,6 +153,7 @@ def run(config: ServeConfig) -> int:
     from kserve.model_server import app
 
     install_routes(app, model, config)
+    bind_rest_host(config.host)
     if not config.access_log:
         # One log line per request costs measurable CPU at high request rates.
         logging.getLogger("uvicorn.access").setLevel(logging.WARNING)

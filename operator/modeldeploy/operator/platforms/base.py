@@ -1,7 +1,7 @@
 """The platform contract: what the executor needs from wherever models are served.
 
-Small on purpose (ensure, set traffic, read traffic, is ready, promote, clean up, and
-where the metrics are), so KServe, the local one-machine platform
+Small on purpose (ensure, set traffic, read traffic, is ready, health per arm, promote,
+clean up, and where the metrics are), so KServe, the local one-machine platform
 (``modeldeploy.operator.local.platform``) and the do-nothing ``nop`` are interchangeable,
 feed the same ``observer.MetricsWindows``, and one contract suite runs against each
 (tests/contract).
@@ -13,8 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from modeldeploy.operator.api.status import VersionRef
+from modeldeploy.operator.api.status import ArmHealth, VersionRef
 from modeldeploy.operator.api.types import ModelDeploymentSpec
+
+__all__ = ["ArmHealth", "Platform", "PlatformError", "Target"]
 
 
 class PlatformError(Exception):
@@ -60,6 +62,15 @@ class Platform(Protocol):
 
     def is_ready(self, target: Target) -> bool:
         """True when the latest wanted revisions (stable and canary) serve."""
+        ...
+
+    def health(self, target: Target) -> Mapping[str, ArmHealth]:
+        """Each served arm (``stable``, ``canary``) and whether its model is ready to answer.
+
+        Asked every tick, so a dead or unhealthy arm is noticed at once: the machine rolls
+        a canary back with the reason, and a dead stable is restarted. An arm that is not
+        served (no canary) is left out.
+        """
         ...
 
     def promote(self, target: Target, ref: VersionRef) -> None:

@@ -13,7 +13,10 @@ Per request (v1 ``:predict`` or v2 ``/infer``):
 
 ``POST /v1/feedback`` forwards the label to every arm that scored the item and, the first
 time an item scored by stable and a candidate is labelled, counts
-``modeldeploy_paired_outcomes_total``. ``GET/PUT /router/weights`` read and change the split.
+``modeldeploy_paired_outcomes_total``. ``GET/PUT /router/weights`` read and change the split;
+``PUT /router/arms`` (loopback callers only) changes the arms without a restart and answers
+once the requests in flight before the change have finished (drained), so the caller can
+stop a removed arm's process without failing a request.
 An unreachable arm gives a 502 (504 on timeout) that names it; the router stays up.
 """
 
@@ -54,6 +57,7 @@ from modeldeploy.serving.router.split import (
     STABLE,
     Split,
     also_score_on_stable,
+    arms_update,
     choose_role,
 )
 
@@ -122,6 +126,7 @@ class Router:
         app.router.add_post("/v1/feedback", self.feedback)
         app.router.add_get("/router/weights", self.get_weights)
         app.router.add_put("/router/weights", self.put_weights)
+        app.router.add_put("/router/arms", self.put_arms)
         app.router.add_get("/metrics", self.metrics_page)
         for path in ("/healthz", "/v2/health/live", "/v2/health/ready"):
             app.router.add_get(path, self.health)
@@ -348,6 +353,31 @@ class Router:
             )
         self.metrics.set_split(self.split.canary, self.split.paired_share)
         return web.json_response({**self.split.as_dict(), "arms": self.urls})
+
+    async def put_arms(self, request: web.Request) -> web.Response:
+        """Swap arms in place: new requests go to the new arms at once; the answer waits
+        (up to the upstream timeout) for the requests already in flight, old arms included."""
+        if request.remote not in ("127.0.0.1", "::1"):
+            return web.json_response(
+                {"error": "arms can only be changed from this machine", "code": "forbidden"},
+                status=403,
+            )
+        try:
+            urls, split = arms_update(self.urls, self.split, json.loads(await request.read()))
+        except ValueError as exc:
+            return web.json_response({"error": str(exc), "code": "bad_input"}, status=400)
+        in_flight = [task for group in self._pending.values() for task in group]
+        # The split first, so a request routed from now on cannot pick a removed canary;
+        # one turn of the loop lets calls already scheduled read the URLs they were meant for.
+        self.split = split
+        await asyncio.sleep(0)
+        self.urls, self.split = urls, split
+        self.metrics.set_split(self.split.canary, self.split.paired_share)
+        still: set[asyncio.Task[Any]] = set()
+        if in_flight:
+            _, still = await asyncio.wait(in_flight, timeout=self.config.timeout_s)
+        body = {**self.split.as_dict(), "arms": self.urls, "drained": not still}
+        return web.json_response(body)
 
     async def metrics_page(self, _: web.Request) -> web.Response:
         return web.Response(
