@@ -17,8 +17,8 @@ The same contract as KServe (``platforms.base.Platform``), carried out with proc
 - a child is written to ``processes.json`` as ``<role>.starting`` the moment it exists,
   before the wait for its readiness, so an operator killed meanwhile leaves nothing
   unrecorded: the next start adopts it (same version) or stops it, and ``local down``
-  stops every recorded process, then any predictor whose arguments name this state
-  directory's fetch cache;
+  stops every recorded process, then any predictor or router whose arguments name this
+  state directory (the predictor's ``--fetch-cache``, the router's ``--owner``);
 - ``health`` asks each predictor whether its model is ready (``/v2/models/NAME/ready``);
   an exited process is ``gone``, with its exit code and last output line;
 - promotion swaps roles: the promoted version starts as the new stable process (its
@@ -33,6 +33,7 @@ alive, healthy and serving the wanted version, and replaces the others.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
@@ -54,6 +55,7 @@ from modeldeploy.serving.contract.args import (
 )
 
 STABLE, CANARY, ROUTER = "stable", "canary", "router"
+ROUTER_MODULE = "modeldeploy.serving.router"
 STARTING = ".starting"  # suffix of a child recorded before it is ready
 
 
@@ -183,7 +185,7 @@ class LocalPlatform:
             ref.version,
             target.name,
             role,
-            fetch_cache=self.state.fetch_cache,
+            fetch_cache=self.state.fetch_cache.resolve(),  # absolute: ``strays`` matches it
             host=LOOPBACK,
             http_port=port,
             grpc_port=0,
@@ -210,7 +212,7 @@ class LocalPlatform:
                 on_spawn=self._spawned(target, role + STARTING),
             )
         except procs.StartFailed as exc:
-            self.options.progress(str(exc))
+            self.options.progress(f"! {role} predictor: {exc.reason} (full output: {exc.log})")
             raise PlatformError(
                 f"{role} predictor for version {ref.version} failed to start: {exc.reason}"
             ) from exc
@@ -255,7 +257,7 @@ class LocalPlatform:
         argv = [
             self.options.python,
             "-m",
-            "modeldeploy.serving.router",
+            ROUTER_MODULE,
             "--deployment",
             target.name,
             "--host",
@@ -264,6 +266,8 @@ class LocalPlatform:
             str(port),
             "--stable",
             stable.url,
+            "--owner",
+            self._marker(),
         ]
         if canary is not None:
             argv += ["--canary", canary.url, "--weight", str(weight), "--paired-share", str(share)]
@@ -424,9 +428,15 @@ class LocalPlatform:
                 procs.stop(arms[role])
         self._save()
         known = {rec.pid for arms in self.table.values() for rec in arms.values()}
-        for pid in procs.strays(PREDICTOR_MODULE, str(self.state.fetch_cache), known):
-            self.options.progress(f"stopping unrecorded predictor pid {pid}")
-            procs.kill_pid(pid)
+        for module in (ROUTER_MODULE, PREDICTOR_MODULE):
+            for pid in procs.strays(module, self._marker(), known):
+                self.options.progress(f"stopping unrecorded {module} (pid {pid})")
+                procs.kill_pid(pid)
+
+    def _marker(self) -> str:
+        """This state directory, as its children's arguments name it (absolute, with a
+        trailing separator so that ``state`` never matches ``state2``)."""
+        return str(self.state.root.resolve()) + os.sep
 
     def metrics_endpoints(self, target: Target) -> list[str]:
         """``/metrics`` of every serving process of ``target``: predictors and router."""

@@ -33,9 +33,10 @@ class StartFailed(RuntimeError):
     child wrote (a Python error ends with ``Type: message``, e.g. the file whose hash failed).
     """
 
-    def __init__(self, message: str, reason: str = "") -> None:
+    def __init__(self, message: str, reason: str = "", log: str = "") -> None:
         super().__init__(message)
         self.reason = reason or message.splitlines()[0]
+        self.log = log
 
 
 # Our children's Popen objects: kept so the exit code survives (subprocess reaps the
@@ -132,6 +133,12 @@ def last_line(path: str | Path) -> str:
 def exit_reason(record: ProcRecord) -> str:
     """Why ``record``'s process is gone, in one line: exit code and its last output line."""
     code = exit_code(record.pid)
+    if code is not None and code < 0:  # killed: its last output line says nothing about why
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"process exited (code {code}, {name})"
     head = f"process exited (code {code})" if code is not None else "process is gone"
     line = last_line(record.log)
     return f"{head}: {line}" if line else head
@@ -214,7 +221,7 @@ def wait_ready(
         if not record.alive():
             reason = exit_reason(record)
             raise StartFailed(
-                f"{name} exited while starting ({reason}):\n{log_tail(log_path)}", reason
+                f"{name} exited while starting ({reason}):\n{log_tail(log_path)}", reason, log_path
             )
         if ready():
             return record
@@ -224,7 +231,7 @@ def wait_ready(
         time.sleep(0.3)
     stop(record)
     reason = f"not ready after {timeout:.0f}s: {last_line(log_path)}"
-    raise StartFailed(f"{name} {reason}:\n{log_tail(log_path)}", reason)
+    raise StartFailed(f"{name} {reason}:\n{log_tail(log_path)}", reason, log_path)
 
 
 def stop(record: ProcRecord, timeout: float = 15.0) -> None:

@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout-s", type=float, default=30.0, help="per upstream call")
     parser.add_argument("--max-connections", type=int, default=128, help="keep-alive pool size")
     parser.add_argument("--seed", type=int, help="seed the traffic split (reproducible runs)")
+    parser.add_argument(
+        "--owner",
+        default="",
+        help="who started this router (local mode: its state directory), so it can be "
+        "found and stopped even when its record is lost; not used otherwise",
+    )
     return parser
 
 
