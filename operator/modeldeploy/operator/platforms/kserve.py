@@ -125,7 +125,7 @@ class KServePlatform:
         if isvc is None:
             return {"stable": ArmHealth(False, "InferenceService not found")}
         arms = {"stable": ArmHealth(True)}
-        if m.canary_traffic(isvc) is not None:
+        if _declares_canary(isvc):
             ready = m.is_ready(isvc)
             arms["canary"] = ArmHealth(ready, "" if ready else not_ready_reason(isvc))
         return arms
@@ -223,6 +223,12 @@ def _covers(current: Any, wanted: Any, key: str = "") -> bool:
     if key in _RESOURCE_KEYS:
         return bool(_quantity(current) == _quantity(wanted))
     return bool(current == wanted)
+
+
+def _declares_canary(isvc: Mapping[str, Any]) -> bool:
+    """A canary is in the spec (RawDeployment ``spec.canary`` or ``canaryTrafficPercent``)."""
+    spec = isvc.get("spec") or {}
+    return bool(spec.get("canary")) or "canaryTrafficPercent" in (spec.get("predictor") or {})
 
 
 def not_ready_reason(isvc: Mapping[str, Any]) -> str:
