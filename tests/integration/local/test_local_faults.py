@@ -1,7 +1,8 @@
 """Faults injected into REAL local-mode processes (real MLflow, predictors, router).
 
 - the canary predictor is SIGKILLed at 50% under traffic: the next tick takes its traffic
-  away and rolls back with the exit code; the router is never restarted;
+  away and rolls back with the exit code; the router is never restarted; then the stable
+  predictor is SIGKILLed and the next tick starts it again;
 - a candidate whose stored artifact is altered cannot start: it is retried a bounded
   number of times, then rejected with the file name, in the status, an Event and the
   registry;
@@ -132,6 +133,16 @@ def test_a_killed_canary_loses_its_traffic_at_once_and_is_rolled_back(
         assert op.platform.table["sentiment-demo"]["router"].pid == router.pid  # no restart
         tags = client.get_version(model, v2.version).tags
         assert tags[TAG_OUTCOME] == "rejected" and "exited (code -9)" in tags[TAG_REASON]
+        # The stable arm dies too: the next tick starts it again.
+        stable = op.platform.table["sentiment-demo"]["stable"]
+        os.kill(stable.pid, signal.SIGKILL)
+        time.sleep(0.5)
+        assert op.tick().status.phase == "RolledBack"
+        events = StateDir(state).load()["events"]
+        assert any(e["reason"] == "StableRestarted" and "SIGKILL" in e["message"] for e in events)
+        again = op.platform.table["sentiment-demo"]["stable"]
+        assert again.pid != stable.pid and op.platform.is_ready(op.target())
+        assert httpx.post(traffic.url, json={"instances": ["ok"]}, timeout=60).status_code == 200
     finally:
         if traffic is not None:
             traffic.halt.set()

@@ -124,3 +124,23 @@ async def test_a_bad_arms_body_is_refused_and_changes_nothing(start_router, body
         assert response.status == 400
         assert (await response.json())["code"] == "bad_input"
     assert setup.router.urls == before
+
+
+async def test_a_label_for_a_removed_arm_reaches_the_arms_still_there(start_router) -> None:
+    setup: Setup = await start_router(split=Split(100.0, 100.0))
+    async with aiohttp.ClientSession() as session:
+        body = {"instances": ["good film"], "id": "r-1"}
+        async with session.post(f"{setup.url}/v1/models/m:predict", json=body) as response:
+            assert response.headers["x-modeldeploy-arm"] == "canary"
+        for _ in range(200):  # the paired call on stable
+            if not setup.router._pending:
+                break
+            await asyncio.sleep(0.01)
+        removal = {"stable": setup.arms["stable"].url, "canary": None}
+        async with session.put(f"{setup.url}/router/arms", json=removal) as response:
+            assert response.status == 200
+        label = {"request_id": "r-1", "label": 1}
+        async with session.post(f"{setup.url}/v1/feedback", json=label) as response:
+            answer = await response.json()
+    assert response.status == 200 and set(answer["arms"]) == {"stable"}
+    assert len(setup.arms["stable"].feedback) == 1 and not setup.arms["canary"].feedback

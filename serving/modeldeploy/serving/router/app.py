@@ -279,7 +279,7 @@ class Router:
             return self._feedback_reply(
                 404, "unknown_id", f"the router routed no request with id {item_id!r}"
             )
-        roles = sorted(item.predictions)
+        roles = sorted(r for r in item.predictions if r in self.urls)  # removed arms: gone
         answers = await asyncio.gather(*(self._post_feedback(r, body) for r in roles))
         arms = dict(zip(roles, answers, strict=True))
         if any(status == 400 for status, _ in answers):
