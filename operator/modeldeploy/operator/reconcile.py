@@ -158,7 +158,8 @@ def _execute(
 ) -> tuple[list[Action], Status]:
     """Run the actions; a failed start of the canary becomes a status change, not an error.
 
-    Any other failure raises ``ExecutionFailed`` as before (the tick is retried whole).
+    Only the canary's own failure counts (``PlatformError.arm == "canary"``); any other
+    failure raises ``ExecutionFailed`` as before (the tick is retried whole).
     """
     executor = Executor(deps.platform, client, deps.emit)
     done: list[Action] = []
@@ -166,7 +167,7 @@ def _execute(
         try:
             executor.run(target, before, after, [action])
         except ExecutionFailed as exc:
-            if not _is_canary_start(action, after):
+            if not _is_canary_start(action, after) or getattr(exc.__cause__, "arm", "") != "canary":
                 raise
             error = str(exc).removeprefix("SetCanary failed: ")
             more, after = machine.canary_start_failed(target.spec, after, error, now)

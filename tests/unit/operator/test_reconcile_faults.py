@@ -7,7 +7,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from modeldeploy.operator.api.status import ArmHealth, VersionRef
+from modeldeploy.operator.executor import ExecutionFailed
 from modeldeploy.operator.platforms.base import PlatformError, Target
 from modeldeploy.operator.platforms.nop import NopPlatform
 from modeldeploy.operator.reconcile import Deps, tick
@@ -34,11 +37,14 @@ class FaultyPlatform(NopPlatform):
         super().__init__()
         self.dead = {}
         self.starts = 0
+        self.api_down = False
 
     def set_canary(self, target: Target, stable: VersionRef, canary: VersionRef, w: int) -> None:
         if canary.version == self.broken:
             self.starts += 1
-            raise PlatformError(HASH_ERROR)
+            raise PlatformError(HASH_ERROR, arm="canary")
+        if self.api_down:
+            raise PlatformError("KServe: 503 Service Unavailable")
         super().set_canary(target, stable, canary, w)
 
     def health(self, target: Target) -> dict[str, ArmHealth]:
@@ -115,3 +121,15 @@ def test_a_dead_canary_gets_no_traffic_and_rolls_back_within_two_ticks() -> None
     status = world.run()
     assert status["phase"] == "RolledBack" and world.platform.canary["ml/s"] is None
     assert "exited (code -9)" in world.registry.get_version("m", "2").tags[TAG_REASON]
+
+
+def test_an_api_error_while_starting_a_canary_is_retried_not_counted() -> None:
+    world = World()
+    world.platform.api_down = True
+    world.registry.set_alias("m", "challenger", world.registry.add_version("m"))
+    with pytest.raises(ExecutionFailed, match="503"):
+        world.run()
+    assert world.body["status"]["phase"] == "Stable"  # nothing recorded: the tick repeats
+    world.platform.api_down = False
+    status = world.run()
+    assert status["phase"] == "Progressing" and status["canary"]["startAttempts"] == 0

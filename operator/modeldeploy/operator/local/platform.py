@@ -214,7 +214,8 @@ class LocalPlatform:
         except procs.StartFailed as exc:
             self.options.progress(f"! {role} predictor: {exc.reason} (full output: {exc.log})")
             raise PlatformError(
-                f"{role} predictor for version {ref.version} failed to start: {exc.reason}"
+                f"{role} predictor for version {ref.version} failed to start: {exc.reason}",
+                arm=role,
             ) from exc
         finally:
             arms.pop(role + STARTING, None)

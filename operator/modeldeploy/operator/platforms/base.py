@@ -20,11 +20,18 @@ __all__ = ["ArmHealth", "Platform", "PlatformError", "Target"]
 
 
 class PlatformError(Exception):
-    """The platform refused or failed; ``transient`` says whether a retry may help."""
+    """The platform refused or failed; ``transient`` says whether a retry may help.
 
-    def __init__(self, message: str, *, transient: bool = True) -> None:
+    ``arm`` names the serving arm that could not be started (``canary``, ``stable``) when
+    the failure is that arm's own (its process exited, its model failed to load), as
+    opposed to the platform's (an API error): a canary that cannot start is counted
+    toward its rejection, an API error only retried.
+    """
+
+    def __init__(self, message: str, *, transient: bool = True, arm: str = "") -> None:
         super().__init__(message)
         self.transient = transient
+        self.arm = arm
 
 
 @dataclass(frozen=True)
