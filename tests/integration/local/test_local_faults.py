@@ -2,7 +2,7 @@
 
 - the canary predictor is SIGKILLed at 50% under traffic: the next tick takes its traffic
   away and rolls back with the exit code; the router is never restarted; then the stable
-  predictor is SIGKILLed and the next tick starts it again;
+  predictor is SIGKILLed and the next tick starts it again, then the router;
 - a candidate whose stored artifact is altered cannot start: it is retried a bounded
   number of times, then rejected with the file name, in the status, an Event and the
   registry;
@@ -142,6 +142,12 @@ def test_a_killed_canary_loses_its_traffic_at_once_and_is_rolled_back(
         assert any(e["reason"] == "StableRestarted" and "SIGKILL" in e["message"] for e in events)
         again = op.platform.table["sentiment-demo"]["stable"]
         assert again.pid != stable.pid and op.platform.is_ready(op.target())
+        assert httpx.post(traffic.url, json={"instances": ["ok"]}, timeout=60).status_code == 200
+        # And the router: started again on its port.
+        os.kill(router.pid, signal.SIGKILL)
+        time.sleep(0.5)
+        op.tick()
+        assert op.platform.table["sentiment-demo"]["router"].port == router.port
         assert httpx.post(traffic.url, json={"instances": ["ok"]}, timeout=60).status_code == 200
     finally:
         if traffic is not None:

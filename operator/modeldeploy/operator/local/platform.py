@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -247,11 +248,15 @@ class LocalPlatform:
                 body.update(weight=float(weight), paired_share=share)
             try:
                 _http_json("PUT", rec.url + "/router/arms", body, timeout=60)
+            except urllib.error.HTTPError as exc:
+                if exc.code not in (404, 405):  # 404/405: a router from before the endpoint
+                    raise PlatformError(f"cannot change the router's arms: {exc}") from exc
             except OSError as exc:
                 raise PlatformError(f"cannot change the router's arms: {exc}") from exc
-            arms[ROUTER] = replace(rec, labels=wanted)
-            self._save()
-            return arms[ROUTER]
+            else:
+                arms[ROUTER] = replace(rec, labels=wanted)
+                self._save()
+                return arms[ROUTER]
         port = self._router_port(target)
         if rec is not None:
             procs.stop(rec)
@@ -392,6 +397,11 @@ class LocalPlatform:
                 out[role] = ArmHealth(True)
             else:
                 out[role] = ArmHealth(False, f"{role} model not ready at {path}")
+        router = arms.get(ROUTER)
+        if router is not None and not router.alive() and out.get(STABLE, ArmHealth(False)).ready:
+            # Every request goes through the router: a dead router is a dead stable arm,
+            # and re-applying the stable arm (ensure, set_canary) starts the router again.
+            out[STABLE] = ArmHealth(False, f"router {procs.exit_reason(router)}", gone=True)
         return out
 
     def promote(self, target: Target, ref: VersionRef) -> None:
