@@ -117,10 +117,10 @@ def test_a_killed_canary_loses_its_traffic_at_once_and_is_rolled_back(
         first = op.tick().status  # the next tick notices
         noticed = time.monotonic()
         assert first.phase == "RollingBack", first.message
-        assert first.message.startswith("canary process exited (code -9)")
+        assert first.message == "canary process exited (code -9, SIGKILL)"
         assert op.platform.read_traffic(op.target()) == 0  # traffic left it on that tick
         done = op.tick().status
-        assert done.phase == "RolledBack" and "exited (code -9)" in done.message
+        assert done.phase == "RolledBack" and "exited (code -9, SIGKILL)" in done.message
         time.sleep(3)
         traffic.halt.set()
         traffic.join(timeout=60)
@@ -132,7 +132,7 @@ def test_a_killed_canary_loses_its_traffic_at_once_and_is_rolled_back(
         )
         assert op.platform.table["sentiment-demo"]["router"].pid == router.pid  # no restart
         tags = client.get_version(model, v2.version).tags
-        assert tags[TAG_OUTCOME] == "rejected" and "exited (code -9)" in tags[TAG_REASON]
+        assert tags[TAG_OUTCOME] == "rejected" and "exited (code -9, SIGKILL)" in tags[TAG_REASON]
         # The stable arm dies too: the next tick starts it again.
         stable = op.platform.table["sentiment-demo"]["stable"]
         os.kill(stable.pid, signal.SIGKILL)
