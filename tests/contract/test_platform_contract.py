@@ -117,11 +117,15 @@ class FakeProcesses:
     def http_ok(self, url: str, timeout: float = 2.0) -> bool:
         return int(url.split(":")[2].split("/")[0]) in self.running
 
-    def http_json(self, method: str, url: str, body: Any = None, headers: Any = None) -> Any:
+    def http_json(
+        self, method: str, url: str, body: Any = None, headers: Any = None, timeout: float = 10
+    ) -> Any:
         port = int(url.split(":")[2].split("/")[0])
         if port not in self.running:
             raise OSError("connection refused")
-        if method == "PUT":
+        if method == "PUT" and url.endswith("/router/arms"):
+            self.weights[port] = float(body.get("weight", 0.0)) if body["canary"] else 0.0
+        elif method == "PUT":
             self.weights[port] = float(body["canary"])
         return {"canary": self.weights.get(port, 0.0)}
 
@@ -159,6 +163,15 @@ def test_canary_weight_is_what_was_asked(platform: Platform) -> None:
     platform.set_traffic(TARGET, V1, V2, 0)
     assert platform.read_traffic(TARGET) == 0
     assert platform.is_ready(TARGET) is True
+
+
+def test_health_names_each_served_arm(platform: Platform) -> None:
+    platform.ensure(TARGET, V1)
+    assert {role: h.ready for role, h in platform.health(TARGET).items()} == {"stable": True}
+    platform.set_canary(TARGET, V1, V2, 10)
+    health = platform.health(TARGET)
+    assert {role: h.ready for role, h in health.items()} == {"stable": True, "canary": True}
+    assert not any(h.gone for h in health.values())
 
 
 def test_promote_leaves_the_new_version_alone(platform: Platform) -> None:

@@ -2,10 +2,14 @@
 
 kopf handlers and local mode (``local.runner``) both call ``tick`` with their ``Deps``;
 the only difference between them is which ``Platform`` and which registry they pass.
-Per tick: parse the spec, read the registry, read the metrics window
-(``observer.MetricsWindows``, baseline kept in ``status.metricsBaseline``), ``assess``
-the checks, let the pure state machine decide, carry out its actions (``executor``), and
-return one status patch. Everything here is testable without kopf.
+Per tick: parse the spec, read the registry, ask the platform how each arm is
+(``Platform.health``: a dead canary is rolled back on this tick, not at its deadline),
+read the metrics window (``observer.MetricsWindows``, baseline kept in
+``status.metricsBaseline``), ``assess`` the checks, let the pure state machine decide,
+carry out its actions (``executor``), and return one status patch. A canary that fails to
+start is not a failed tick: its error goes to the machine (``canary_start_failed``), which
+retries with backoff or rejects it, and the status records the attempt. Everything here
+is testable without kopf.
 """
 
 from __future__ import annotations
@@ -23,14 +27,14 @@ from modeldeploy.operator.analysis.planning import plan
 from modeldeploy.operator.analysis.verdict import Outcome, Verdict
 from modeldeploy.operator.api.conditions import NOT_READY, derive
 from modeldeploy.operator.api.names import name_problems
-from modeldeploy.operator.api.status import Status
+from modeldeploy.operator.api.status import ArmHealth, Status
 from modeldeploy.operator.api.types import ModelDeploymentSpec, SpecError, parse_spec, spec_hash
 from modeldeploy.operator.control import controls_from
-from modeldeploy.operator.executor import Executor
+from modeldeploy.operator.executor import ExecutionFailed, Executor
 from modeldeploy.operator.observer import BASELINE, MetricsWindows
 from modeldeploy.operator.platforms.base import Platform, Target
 from modeldeploy.operator.rollout import machine
-from modeldeploy.operator.rollout.actions import Action
+from modeldeploy.operator.rollout.actions import Action, EmitEvent, SetCanary
 from modeldeploy.registry.base import RegistryClient
 
 
@@ -135,6 +139,56 @@ def _analyse(deps: Deps, target: Target, status: Status, now: datetime, baseline
     )
 
 
+def _health(platform: Platform, target: Target) -> dict[str, ArmHealth] | None:
+    """Each arm's health; None when the platform could not say (nothing is concluded)."""
+    try:
+        return dict(platform.health(target))
+    except Exception:
+        return None
+
+
+def _execute(
+    deps: Deps,
+    client: RegistryClient,
+    target: Target,
+    before: Status,
+    after: Status,
+    todo: list[Action],
+    now: datetime,
+) -> tuple[list[Action], Status]:
+    """Run the actions; a failed start of the canary becomes a status change, not an error.
+
+    Only the canary's own failure counts (``PlatformError.arm == "canary"``); any other
+    failure raises ``ExecutionFailed`` as before (the tick is retried whole).
+    """
+    executor = Executor(deps.platform, client, deps.emit)
+    done: list[Action] = []
+    for index, action in enumerate(todo):
+        try:
+            executor.run(target, before, after, [action])
+        except ExecutionFailed as exc:
+            if not _is_canary_start(action, after) or getattr(exc.__cause__, "arm", "") != "canary":
+                raise
+            error = str(exc).removeprefix("SetCanary failed: ")
+            more, after = machine.canary_start_failed(target.spec, after, error, now)
+            rest = [x for x in todo[index + 1 :] if isinstance(x, EmitEvent)]
+            executor.run(target, before, after, [*rest, *more])
+            return [*done, action, *rest, *more], after
+        done.append(action)
+        if _is_canary_start(action, after):
+            after = machine.canary_started(after)
+    return done, after
+
+
+def _is_canary_start(action: Action, after: Status) -> bool:
+    return (
+        isinstance(action, SetCanary)
+        and after.phase == "Progressing"
+        and after.canary is not None
+        and action.ref.version == after.canary.version
+    )
+
+
 def _ready(platform: Platform, target: Target) -> bool:
     """The platform serves the wanted revisions; a failed read counts as not ready."""
     try:
@@ -164,6 +218,7 @@ def tick(body: Mapping[str, Any], now: datetime, deps: Deps) -> TickResult:
     client = deps.registry_for(spec)
     registry = registry_port.read_state(client, spec)
     baseline = old_raw.get(BASELINE)
+    health = _health(deps.platform, target) if before.stable is not None else None
     analysis = _analyse(deps, target, before, now, baseline)
     todo, after = machine.step(
         spec,
@@ -176,12 +231,13 @@ def tick(body: Mapping[str, Any], now: datetime, deps: Deps) -> TickResult:
         spec_digest=digest,
         numbers=analysis.numbers,
         expected_seconds=_finite(analysis.expected_seconds),
+        health=health,
     )
     if analysis.metrics_available is not None:
         after = replace(after, metrics_available=analysis.metrics_available)
     elif after.metrics_available is None:  # not contacted while the spec was invalid
         after = replace(after, metrics_available=True)
-    Executor(deps.platform, client, deps.emit).run(target, before, after, todo)
+    todo, after = _execute(deps, client, target, before, after, todo, now)
     extra = {BASELINE: deps.windows.baseline_after(target, after, baseline, analysis.snapshot)}
     return _finish(
         before, after, old_raw, now, generation, tuple(todo), "", started, extra, analysis

@@ -41,6 +41,7 @@ class ServeConfig:
     deployment: str = "local"
     role: str = "stable"
     model_version: str | None = None  # defaults to the registry version, else "local"
+    host: str = contract_args.DEFAULT_HOST
     http_port: int = 8080
     grpc_port: int = 8081  # 0 disables gRPC
     batching: BatchingConfig = field(default_factory=BatchingConfig)
@@ -106,6 +107,7 @@ def from_args(args: argparse.Namespace, default_max_length: int = 64) -> ServeCo
         deployment=o.deployment,
         role=o.role,
         model_version=o.model_version,
+        host=o.host,
         http_port=o.http_port,
         grpc_port=o.grpc_port,
         batching=BatchingConfig(

@@ -158,6 +158,28 @@ def disable_grpc_repository() -> None:
     InferenceServicer.RepositoryModelUnload = refuse  # type: ignore[method-assign]
 
 
+def bind_rest_host(host: str) -> None:
+    """Make kserve's REST server listen on ``host`` (its ``RESTServer`` hard-codes 0.0.0.0).
+
+    Local mode is loopback-only, so its predictors pass ``--host 127.0.0.1``; in a pod the
+    default 0.0.0.0 stays and nothing is patched.
+    """
+    if host == "0.0.0.0":
+        return
+    from kserve.protocol.rest import server as rest
+
+    original = rest.RESTServer.__init__
+    if getattr(original, "bound_host", None) == host:
+        return
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.config.host = host  # uvicorn reads it when it binds, in server.start()
+
+    init.bound_host = host  # type: ignore[attr-defined]
+    rest.RESTServer.__init__ = init  # type: ignore[method-assign]
+
+
 def run(config: ServeConfig) -> int:
     """Load the model and serve until SIGTERM/SIGINT. Returns the exit code."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -170,6 +192,7 @@ def run(config: ServeConfig) -> int:
 
     install_routes(app, model, config)
     disable_grpc_repository()
+    bind_rest_host(config.host)
     if not config.access_log:
         # One log line per request costs measurable CPU at high request rates.
         logging.getLogger("uvicorn.access").setLevel(logging.WARNING)

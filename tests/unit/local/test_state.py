@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from modeldeploy.operator.local.state import StateDir, merge_resource, read_json, write_json_atomic
+from modeldeploy.operator.local.state import (
+    EVENTS_KEPT,
+    StateDir,
+    add_event,
+    merge_resource,
+    read_json,
+    write_json_atomic,
+)
 
 MANIFEST = {"metadata": {"name": "s"}, "spec": {"model": {"name": "m"}}}
 
@@ -54,3 +61,25 @@ def test_a_changed_spec_bumps_the_generation_and_keeps_the_status() -> None:
     again = merge_resource(first, changed)
     assert again["metadata"]["generation"] == 2
     assert again["status"] == {"phase": "Stable"}
+
+
+def test_events_survive_a_re_apply() -> None:
+    old = merge_resource({}, MANIFEST)
+    old["events"] = [{"time": "t0", "type": "Normal", "reason": "Initialized", "message": "m"}]
+    assert merge_resource(old, MANIFEST)["events"] == old["events"]
+
+
+def test_a_repeated_event_is_one_entry_with_a_count_and_the_list_is_bounded() -> None:
+    events: list = []
+    for i in range(3):
+        events = add_event(
+            events, {"time": f"t{i}", "type": "Warning", "reason": "R", "message": "x"}
+        )
+    events = add_event(events, {"time": "t9", "type": "Normal", "reason": "Other", "message": "y"})
+    assert [(e["reason"], e["count"]) for e in events] == [("R", 3), ("Other", 1)]
+    assert events[0]["time"] == "t0" and events[0]["lastTime"] == "t2"
+    for i in range(150):
+        events = add_event(
+            events, {"time": "t", "type": "Normal", "reason": "N", "message": str(i)}
+        )
+    assert len(events) == EVENTS_KEPT and events[-1]["message"] == "149"

@@ -12,14 +12,24 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from modeldeploy.operator.api.status import CanaryState, HistoryEntry, Status, VersionRef
+from modeldeploy.operator.api.status import (
+    ArmHealth,
+    CanaryState,
+    HistoryEntry,
+    Status,
+    VersionRef,
+)
 from modeldeploy.operator.api.types import parse_spec
 from modeldeploy.operator.rollout import actions as a
 from modeldeploy.operator.rollout.machine import (
+    MAX_START_ATTEMPTS,
     Controls,
     RegistryState,
     analysis_due,
+    canary_start_failed,
+    canary_started,
     iso,
+    not_ready_bound,
     step,
 )
 from modeldeploy.operator.rollout.policy import step_deadline_seconds
@@ -397,3 +407,114 @@ def test_expected_decision_time_is_recorded_with_the_analysis() -> None:
     _, st = step(SPEC, progressing(), BOTH, V("pending"), T0, expected_seconds=1234.4)
     assert st.last_analysis["expectedDecisionSeconds"] == 1234
     assert st.last_analysis["secondsLeft"] == DEADLINE
+
+
+# --- faults of the serving arms (the platform's health, asked every tick) --------------
+
+UP = {"stable": ArmHealth(True), "canary": ArmHealth(True)}
+DEAD = {
+    "stable": ArmHealth(True),
+    "canary": ArmHealth(False, "canary process exited (code 1)", gone=True),
+}
+UNREADY = {"stable": ArmHealth(True), "canary": ArmHealth(False, "canary model not ready")}
+
+
+def test_a_dead_canary_loses_its_traffic_and_rolls_back_on_the_same_tick() -> None:
+    acts, st = step(SPEC, progressing(1, 50), BOTH, V("pending"), T0, health=DEAD)
+    assert kinds(acts) == ["SetTraffic", "EmitEvent"] and acts[0] == a.SetTraffic(0)
+    assert st.phase == "RollingBack" and st.message == "canary process exited (code 1)"
+    acts, st = step(SPEC, restart(st), BOTH, None, T0 + timedelta(seconds=2))
+    assert st.phase == "RolledBack" and st.canary is None
+    assert a.RejectInRegistry("2", "canary process exited (code 1)") in acts
+    assert st.history[-1].outcome == "RolledBack" and "exited (code 1)" in st.history[-1].reason
+
+
+def test_a_dead_canary_is_rolled_back_even_while_paused() -> None:
+    _, st = step(SPEC, progressing(), BOTH, None, T0, controls=Controls(paused=True), health=DEAD)
+    assert st.phase == "RollingBack"
+
+
+def test_an_unready_canary_waits_up_to_its_bound_then_rolls_back_with_the_reason() -> None:
+    bound = not_ready_bound(SPEC)
+    acts, st = step(SPEC, progressing(), BOTH, V("pending"), T0, health=UNREADY)
+    assert acts == [] and st.phase == "Progressing" and st.canary is not None
+    assert st.canary.not_ready_since == iso(T0) and "canary model not ready" in st.message
+    later = T0 + timedelta(seconds=bound - 1)
+    _, st = step(SPEC, restart(st), BOTH, V("pending"), later, health=UNREADY)
+    assert st.phase == "Progressing" and st.canary and st.canary.not_ready_since == iso(T0)
+    acts, st = step(
+        SPEC, restart(st), BOTH, V("pending"), later + timedelta(seconds=1), health=UNREADY
+    )
+    assert st.phase == "RollingBack" and acts[0] == a.SetTraffic(0)
+    assert st.message == f"canary model not ready (for {bound:.0f}s)"
+
+
+def test_a_canary_ready_again_forgets_when_it_was_not() -> None:
+    _, st = step(SPEC, progressing(), BOTH, None, T0, health=UNREADY)
+    _, st = step(SPEC, restart(st), BOTH, None, T0 + timedelta(seconds=5), health=UP)
+    assert st.phase == "Progressing" and st.canary and st.canary.not_ready_since == ""
+
+
+def test_health_not_asked_changes_nothing() -> None:
+    assert step(SPEC, progressing(), BOTH, None, T0) == step(
+        SPEC, progressing(), BOTH, None, T0, health=UP
+    )
+
+
+def test_a_canary_that_cannot_start_is_retried_with_backoff_then_rejected() -> None:
+    st = progressing()
+    error = "canary predictor for version 2 failed to start: DigestMismatch: model.safetensors"
+    now = T0
+    for attempt in range(1, MAX_START_ATTEMPTS):
+        acts, st = canary_start_failed(SPEC, st, error, now)
+        st = restart(st)  # a restarted operator keeps counting
+        assert st.canary and st.canary.start_attempts == attempt and st.canary.start_error == error
+        assert kinds(acts) == ["EmitEvent"] and acts[0].reason == "CanaryStartFailed"
+        assert f"attempt {attempt} of {MAX_START_ATTEMPTS}" in st.message
+        due = datetime.strptime(st.canary.next_start_time, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        assert due > now
+        acts, _ = step(SPEC, st, BOTH, V("pending"), due - timedelta(seconds=1), health={})
+        assert acts == []  # waiting out the backoff
+        acts, st = step(SPEC, st, BOTH, V("pending"), due, health={})
+        assert acts == [a.SetCanary(V2, 10)]  # the next attempt
+        now = due
+    acts, st = canary_start_failed(SPEC, st, error, now)
+    assert st.phase == "RollingBack" and acts[0] == a.SetTraffic(0)
+    acts, st = step(SPEC, restart(st), BOTH, None, now)
+    reject = [x for x in acts if isinstance(x, a.RejectInRegistry)]
+    assert reject and "DigestMismatch: model.safetensors" in reject[0].reason
+    assert st.phase == "RolledBack" and st.history[-1].outcome == "RolledBack"
+    # the rejected candidate is not started again
+    acts, st = step(SPEC, restart(st), BOTH, None, now + timedelta(seconds=60))
+    assert not any(isinstance(x, a.SetCanary) for x in acts)
+
+
+def test_a_canary_that_starts_after_a_failure_keeps_its_count() -> None:
+    _, st = canary_start_failed(SPEC, progressing(), "boom", T0)
+    st = canary_started(st)
+    assert st.canary and st.canary.start_error == "" and st.canary.start_attempts == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (Status(phase="Stable", stable=V1), [a.EnsureStable(V1)]),
+        (Status(phase="RolledBack", stable=V1), [a.EnsureStable(V1)]),
+        (progressing(1, 50), [a.SetCanary(V2, 50)]),
+    ],
+)
+def test_a_dead_stable_arm_is_started_again(status: Status, expected: list) -> None:
+    gone = {"stable": ArmHealth(False, "stable process exited (code -9)", gone=True)}
+    registry = RegistryState(stable=V1, candidate=V2 if status.canary else None)
+    acts, st = step(SPEC, status, registry, None, T0, health=gone)
+    assert [x for x in acts if not isinstance(x, a.EmitEvent)] == expected
+    events = [x for x in acts if isinstance(x, a.EmitEvent)]
+    assert events[-1].reason == "StableRestarted" and "code -9" in events[-1].message
+    assert st.phase == status.phase
+
+
+def test_promoting_does_not_restart_stable_twice() -> None:
+    gone = {"stable": ArmHealth(False, "gone", gone=True)}
+    st = replace(progressing(1, 100), phase="Promoting")
+    acts, _ = step(SPEC, st, RegistryState(stable=V1, candidate=V2), None, T0, health=gone)
+    assert kinds(acts).count("PromoteOnPlatform") == 1 and "EnsureStable" not in kinds(acts)

@@ -8,6 +8,9 @@ condition whose status did not change, so watchers see real transitions only.
 checks need longer than the time left before the step's deadline (see
 ``analysis.planning``): the step will most likely end in ``onInconclusive``.
 A step held at its deadline shows as ``Progressing`` with reason ``HeldInconclusive``.
+A canary that failed to start (and is being retried) or that the platform reports not
+ready shows as ``Progressing`` and ``Degraded``, reasons ``CanaryStartFailed`` and
+``CanaryNotReady``, with the platform's reason as the message: never all healthy.
 """
 
 from __future__ import annotations
@@ -82,7 +85,15 @@ def _wanted(status: Status) -> list[_Wanted]:
     """(type, true?, reason, message) for each condition."""
     phase, msg = status.phase, status.message
     ready = status.stable is not None and phase not in ("Initializing", "Failed")
-    if status.paused and phase in _ACTIVE:
+    canary = status.canary if phase == "Progressing" else None
+    fault = ""
+    if canary is not None and canary.start_error:
+        fault = "CanaryStartFailed"
+    elif canary is not None and canary.not_ready_since:
+        fault = "CanaryNotReady"
+    if fault:
+        progressing = (True, fault, msg)
+    elif status.paused and phase in _ACTIVE:
         progressing = (True, "Paused", "the rollout is paused")
     elif _current(status).get("reason") == NOT_READY:
         progressing = (True, "CanaryNotReady", msg)
@@ -92,7 +103,8 @@ def _wanted(status: Status) -> list[_Wanted]:
         progressing = (True, phase, msg)
     else:
         progressing = (False, phase, msg)
-    degraded = phase in ("RolledBack", "Failed")
+    degraded = phase in ("RolledBack", "Failed") or bool(fault)
+    degraded_msg = msg if degraded else ""
     return [
         (
             "Ready",
@@ -101,7 +113,7 @@ def _wanted(status: Status) -> list[_Wanted]:
             msg,
         ),
         ("Progressing", *progressing),
-        ("Degraded", degraded, phase if degraded else "AsExpected", msg if degraded else ""),
+        ("Degraded", degraded, (fault or phase) if degraded else "AsExpected", degraded_msg),
         _available("RegistryAvailable", status.registry_available, "Unreachable"),
         _available("MetricsAvailable", status.metrics_available, "NoData"),
         _underpowered(status),

@@ -122,6 +122,10 @@ STATUS: Schema = {
                 "startTime": _str("When this rollout started."),
                 "stepStartTime": _str("When the current step started."),
                 "outcome": _str("The decision taken, while it is carried out."),
+                "startAttempts": _int("Failed attempts to start the canary so far."),
+                "startError": _str("Why the last start of the canary failed (cleared once up)."),
+                "nextStartTime": _str("When the next attempt to start the canary is due."),
+                "notReadySince": _str("Since when the platform reports the canary not ready."),
             },
         ),
         "lastAnalysis": {

@@ -33,10 +33,30 @@ class CanaryState:
     start_time: str = ""
     step_start_time: str = ""
     outcome: str = ""  # set when a decision is taken: RolledBack or Aborted
+    # Starting the canary failed ``start_attempts`` times; the last error, and when the
+    # next attempt is due (kept here so a restarted operator keeps counting).
+    start_attempts: int = 0
+    start_error: str = ""
+    next_start_time: str = ""
+    # Since when the platform reports the canary not ready (empty: ready, or not asked).
+    not_ready_since: str = ""
 
     @property
     def ref(self) -> VersionRef:
         return VersionRef(self.version, self.digest, self.uri)
+
+
+@dataclass(frozen=True)
+class ArmHealth:
+    """What the platform says of one arm (stable or canary) right now.
+
+    ``gone`` means no wait can help: the process exited, or the revision failed for good.
+    ``reason`` says why it is not ready, in one line ("process exited (code 1): ...").
+    """
+
+    ready: bool
+    reason: str = ""
+    gone: bool = False
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,17 @@ The same contract as KServe (``platforms.base.Platform``), carried out with proc
   labelled ``--deployment NAME --role stable|canary --model-version V`` so the scrape
   metrics provider can tell the arms apart;
 - one ``python -m modeldeploy.serving.router`` on a fixed port fronts them. Weight changes
-  are ``PUT /router/weights``; a change of arms (a new canary, a promotion, a rollback)
-  starts the router again on the same port with the new arms;
+  are ``PUT /router/weights``; a change of arms (a new canary, a promotion, a rollback) is
+  ``PUT /router/arms``: the router keeps running, drains requests still in flight to a
+  removed arm, and only then is that arm's process stopped (no request fails);
+- everything listens on 127.0.0.1 only (predictors get ``--host 127.0.0.1``);
+- a child is written to ``processes.json`` as ``<role>.starting`` the moment it exists,
+  before the wait for its readiness, so an operator killed meanwhile leaves nothing
+  unrecorded: the next start adopts it (same version) or stops it, and ``local down``
+  stops every recorded process, then any predictor or router whose arguments name this
+  state directory (the predictor's ``--fetch-cache``, the router's ``--owner``);
+- ``health`` asks each predictor whether its model is ready (``/v2/models/NAME/ready``);
+  an exited process is ``gone``, with its exit code and last output line;
 - promotion swaps roles: the promoted version starts as the new stable process (its
   metrics must say ``role="stable"``), the router moves to it, then the old stable and
   the canary stop. Rollback stops the canary.
@@ -29,14 +38,16 @@ alive, healthy and serving the wanted version, and replaces the others.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from modeldeploy.operator.api.status import VersionRef
+from modeldeploy.operator.api.status import ArmHealth, VersionRef
 from modeldeploy.operator.local import procs
 from modeldeploy.operator.local.procs import ProcRecord
 from modeldeploy.operator.local.state import StateDir
@@ -45,12 +56,15 @@ from modeldeploy.registry.uris import redact_uri
 from modeldeploy.serving.auth import CONTROL_TOKEN_FILE, LABEL_TOKEN_FILE, read_tokens
 from modeldeploy.serving.contract.args import (
     DEFAULT_PAIRED_SHARE,
+    LOOPBACK,
     PREDICTOR_MODULE,
     PredictorOptions,
     predictor_args,
 )
 
 STABLE, CANARY, ROUTER = "stable", "canary", "router"
+ROUTER_MODULE = "modeldeploy.serving.router"
+STARTING = ".starting"  # suffix of a child recorded before it is ready
 
 
 @dataclass
@@ -76,6 +90,7 @@ def _http_json(
     url: str,
     body: Mapping[str, Any] | None = None,
     headers: Mapping[str, str] | None = None,
+    timeout: float = 10,
 ) -> Any:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
@@ -84,7 +99,7 @@ def _http_json(
         method=method,
         headers={"Content-Type": "application/json", **(headers or {})},
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read() or b"null")
 
 
@@ -150,16 +165,59 @@ class LocalPlatform:
     def _healthy(self, rec: ProcRecord | None, path: str) -> bool:
         return rec is not None and rec.alive() and procs.http_ok(rec.url + path)
 
+    def _model_ready_path(self, target: Target) -> str:
+        """Whether the model is loaded and answers, not merely whether the process is up."""
+        return f"/v2/models/{target.spec.model.name}/ready"
+
+    def _spawned(self, target: Target, key: str) -> Callable[[ProcRecord], None]:
+        """Record a child under ``key`` as soon as it exists (before it is waited on)."""
+
+        def record(rec: ProcRecord) -> None:
+            self._arms(target)[key] = rec
+            self._save()
+
+        return record
+
+    def _adopt_starting(self, target: Target, role: str, ref: VersionRef) -> ProcRecord | None:
+        """A half-started predictor of this role from an earlier run: wait for it when it
+        serves ``ref``, else stop it. None when there is none (or it failed)."""
+        arms = self._arms(target)
+        rec = arms.get(role + STARTING)
+        if rec is None:
+            return None
+        if rec.alive() and rec.labels.get("version") == ref.version:
+            self.options.progress(f"adopting the {role} predictor still starting (pid {rec.pid})")
+            path = self._model_ready_path(target)
+            try:
+                return procs.wait_ready(
+                    rec,
+                    lambda: procs.http_ok(rec.url + path),
+                    self.options.start_timeout_s,
+                    self.options.progress,
+                )
+            except procs.StartFailed:
+                pass
+            finally:
+                arms.pop(role + STARTING, None)
+                self._save()
+            return None
+        procs.stop(rec)
+        arms.pop(role + STARTING, None)
+        self._save()
+        return None
+
     def _predictor(self, target: Target, role: str, ref: VersionRef) -> ProcRecord:
         """The running predictor for (role, version), started (or adopted) as needed."""
         arms = self._arms(target)
         rec = arms.get(role)
-        if (
-            rec is not None
-            and rec.labels.get("version") == ref.version
-            and self._healthy(rec, "/v2/health/ready")
-        ):
+        path = self._model_ready_path(target)
+        same = rec is not None and rec.labels.get("version") == ref.version
+        if same and self._healthy(rec, path):
+            assert rec is not None
             return rec
+        adopted = self._adopt_starting(target, role, ref)
+        if adopted is not None:
+            return adopted
         if not target.registry_uri:
             raise PlatformError("no registry URI: set spec.model.registryUri or --registry-uri")
         port = procs.free_port()
@@ -171,7 +229,8 @@ class LocalPlatform:
             ref.version,
             target.name,
             role,
-            fetch_cache=self.state.fetch_cache,
+            fetch_cache=self.state.fetch_cache.resolve(),  # absolute: ``strays`` matches it
+            host=LOOPBACK,
             http_port=port,
             grpc_port=0,
             threads=self.options.threads,
@@ -192,14 +251,22 @@ class LocalPlatform:
                 argv,
                 port=port,
                 log_dir=self.state.logs,
-                ready=lambda: procs.http_ok(f"http://127.0.0.1:{port}/v2/health/ready"),
+                ready=lambda: procs.http_ok(f"http://127.0.0.1:{port}{path}"),
                 timeout=self.options.start_timeout_s,
                 labels={"role": role, "version": ref.version, "digest": ref.digest},
                 env={"MODELDEPLOY_EXPECTED_DIGEST": ref.digest} if ref.digest else None,
                 progress=self.options.progress,
+                on_spawn=self._spawned(target, role + STARTING),
             )
         except procs.StartFailed as exc:
-            raise PlatformError(str(exc)) from exc
+            self.options.progress(f"! {role} predictor: {exc.reason} (full output: {exc.log})")
+            raise PlatformError(
+                f"{role} predictor for version {ref.version} failed to start: {exc.reason}",
+                arm=role,
+            ) from exc
+        finally:
+            arms.pop(role + STARTING, None)
+            self._save()
         self.options.progress(f"{role} predictor for version {ref.version} is ready")
         return new
 
@@ -210,7 +277,8 @@ class LocalPlatform:
         canary: ProcRecord | None,
         weight: int,
     ) -> ProcRecord:
-        """The router with exactly these arms (restarted on the same port if they differ)."""
+        """The router with exactly these arms: changed in place (``PUT /router/arms``, no
+        restart, in-flight requests drained), started only when none is running."""
         arms = self._arms(target)
         rec = arms.get(ROUTER)
         share = round(DEFAULT_PAIRED_SHARE * 100, 3)  # the router's option is in percent
@@ -221,21 +289,39 @@ class LocalPlatform:
                 if canary is not None:
                     self._put_weight(rec, weight, share)
                 return rec
+            body: dict[str, Any] = {"stable": stable.url, "canary": wanted["canary"] or None}
+            if canary is not None:
+                body.update(weight=float(weight), paired_share=share)
+            try:
+                _http_json(
+                    "PUT", rec.url + "/router/arms", body, self._control_headers(), timeout=60
+                )
+            except urllib.error.HTTPError as exc:
+                if exc.code not in (404, 405):  # 404/405: a router from before the endpoint
+                    raise PlatformError(f"cannot change the router's arms: {exc}") from exc
+            except OSError as exc:
+                raise PlatformError(f"cannot change the router's arms: {exc}") from exc
+            else:
+                arms[ROUTER] = replace(rec, labels=wanted)
+                self._save()
+                return arms[ROUTER]
         port = self._router_port(target)
         if rec is not None:
             procs.stop(rec)
         argv = [
             self.options.python,
             "-m",
-            "modeldeploy.serving.router",
+            ROUTER_MODULE,
             "--deployment",
             target.name,
             "--host",
-            "127.0.0.1",
+            LOOPBACK,
             "--port",
             str(port),
             "--stable",
             stable.url,
+            "--owner",
+            self._marker(),
         ]
         if canary is not None:
             argv += ["--canary", canary.url, "--weight", str(weight), "--paired-share", str(share)]
@@ -257,9 +343,12 @@ class LocalPlatform:
                 timeout=min(self.options.start_timeout_s, 120.0),
                 labels=wanted,
                 progress=self.options.progress,
+                on_spawn=self._spawned(target, ROUTER),
             )
         except procs.StartFailed as exc:
-            raise PlatformError(str(exc)) from exc
+            arms.pop(ROUTER, None)
+            self._save()
+            raise PlatformError(f"the router failed to start: {exc.reason}") from exc
         arms[ROUTER] = new
         self._save()
         return new
@@ -315,6 +404,11 @@ class LocalPlatform:
     ) -> None:
         arms = self._arms(target)
         router = arms.get(ROUTER)
+        if weight == 0 and (arms.get(CANARY) is None or not arms[CANARY].alive()):
+            # Pulling traffic off a canary that is not running must not start it again.
+            if router is not None and arms.get(CANARY) is not None:
+                self._put_weight(router, 0)
+            return
         if (
             router is None
             or arms.get(CANARY) is None
@@ -356,10 +450,31 @@ class LocalPlatform:
         arms = self._arms(target)
         if STABLE not in arms or ROUTER not in arms:
             return False
-        return all(
-            self._healthy(rec, "/healthz" if role == ROUTER else "/v2/health/ready")
-            for role, rec in arms.items()
-        )
+        health = self.health(target)
+        return self._healthy(arms[ROUTER], "/healthz") and all(h.ready for h in health.values())
+
+    def health(self, target: Target) -> Mapping[str, ArmHealth]:
+        """Each predictor: exited (``gone``, with exit code and last log line), or whether
+        its model says ready at ``/v2/models/NAME/ready``."""
+        arms = self._arms(target)
+        path = self._model_ready_path(target)
+        out = {}
+        for role in (STABLE, CANARY):
+            rec = arms.get(role)
+            if rec is None:
+                continue
+            if not rec.alive():
+                out[role] = ArmHealth(False, f"{role} {procs.exit_reason(rec)}", gone=True)
+            elif procs.http_ok(rec.url + path):
+                out[role] = ArmHealth(True)
+            else:
+                out[role] = ArmHealth(False, f"{role} model not ready at {path}")
+        router = arms.get(ROUTER)
+        if router is not None and not router.alive() and out.get(STABLE, ArmHealth(False)).ready:
+            # Every request goes through the router: a dead router is a dead stable arm,
+            # and re-applying the stable arm (ensure, set_canary) starts the router again.
+            out[STABLE] = ArmHealth(False, f"router {procs.exit_reason(router)}", gone=True)
+        return out
 
     def promote(self, target: Target, ref: VersionRef) -> None:
         """Swap roles: ``ref`` starts as the stable process, then the old arms stop."""
@@ -388,14 +503,23 @@ class LocalPlatform:
     # --- local extras ---------------------------------------------------------------
 
     def stop_all(self, name: str | None = None) -> None:
-        """Stop every process of ``name`` (or of all deployments) and forget them."""
+        """Stop every process of ``name`` (or of all deployments) and forget them, then
+        any predictor that names this state directory's fetch cache but was not recorded."""
         for key in [name] if name else list(self.table):
             arms = self.table.pop(key, {}) if key else {}
-            for role in (ROUTER, CANARY, STABLE):
-                rec = arms.get(role)
-                if rec is not None:
-                    procs.stop(rec)
+            for role in sorted(arms, key=lambda r: r != ROUTER):  # the router first
+                procs.stop(arms[role])
         self._save()
+        known = {rec.pid for arms in self.table.values() for rec in arms.values()}
+        for module in (ROUTER_MODULE, PREDICTOR_MODULE):
+            for pid in procs.strays(module, self._marker(), known):
+                self.options.progress(f"stopping unrecorded {module} (pid {pid})")
+                procs.kill_pid(pid)
+
+    def _marker(self) -> str:
+        """This state directory, as its children's arguments name it (absolute, with a
+        trailing separator so that ``state`` never matches ``state2``)."""
+        return str(self.state.root.resolve()) + os.sep
 
     def metrics_endpoints(self, target: Target) -> list[str]:
         """``/metrics`` of every serving process of ``target``: predictors and router."""

@@ -3,6 +3,12 @@
 Each child runs in its own session (so a stop reaches the whole group) and writes to a
 log file. A ``ProcRecord`` is plain data that fits in the state directory, so a restarted
 ``local apply`` can adopt processes that are still alive and healthy, or stop them.
+
+``start`` hands the record to ``on_spawn`` *before* it waits for readiness, so the caller
+writes it to ``processes.json`` first: an operator killed while a child starts leaves a
+recorded child, never an orphan. The ``Popen`` of each child is kept, so its exit code
+is known when it dies ("canary process exited (code 1)"); ``strays`` finds children by
+their command line for the case the record itself was never written.
 """
 
 from __future__ import annotations
@@ -21,7 +27,21 @@ from typing import Any
 
 
 class StartFailed(RuntimeError):
-    """A child exited or did not become ready in time; the message has its log tail."""
+    """A child exited or did not become ready in time; the message has its log tail.
+
+    ``reason`` is one line for a status or an Event: the exit code and the last line the
+    child wrote (a Python error ends with ``Type: message``, e.g. the file whose hash failed).
+    """
+
+    def __init__(self, message: str, reason: str = "", log: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message.splitlines()[0]
+        self.log = log
+
+
+# Our children's Popen objects: kept so the exit code survives (subprocess reaps the
+# zombies of forgotten Popen objects itself, and the code would be lost).
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def free_port() -> int:
@@ -40,9 +60,17 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def exit_code(pid: int) -> int | None:
+    """The exit code of our child ``pid`` once it has ended (-N: killed by signal N)."""
+    popen = _CHILDREN.get(pid)
+    return popen.poll() if popen is not None else None
+
+
 def pid_alive(pid: int) -> bool:
     if pid <= 0:
         return False
+    if pid in _CHILDREN:
+        return _CHILDREN[pid].poll() is None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -96,6 +124,51 @@ def log_tail(path: str | Path, chars: int = 3000) -> str:
         return "<no log>"
 
 
+def last_line(path: str | Path) -> str:
+    """The last non-empty line a child wrote (a traceback's ``Type: message``), or ''."""
+    lines = [line.strip() for line in log_tail(path).splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def exit_reason(record: ProcRecord) -> str:
+    """Why ``record``'s process is gone, in one line: exit code and its last output line."""
+    code = exit_code(record.pid)
+    if code is not None and code < 0:  # killed: its last output line says nothing about why
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"process exited (code {code}, {name})"
+    head = f"process exited (code {code})" if code is not None else "process is gone"
+    line = last_line(record.log)
+    return f"{head}: {line}" if line else head
+
+
+def strays(module: str, marker: str, known: set[int] | None = None) -> list[int]:
+    """Live ``python -m module`` processes whose arguments hold ``marker`` (a path inside
+    this state directory) and that ``known`` does not list: children whose record was
+    never written. Only that module: the shell or operator that names the state
+    directory is never matched."""
+    found = []
+    known = known or set()
+    for entry in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = entry.read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        pid = int(entry.parent.name)
+        if pid == os.getpid() or pid in known or "-m" not in argv:
+            continue
+        if argv[argv.index("-m") + 1 :][:1] == [module] and any(marker in a for a in argv):
+            found.append(pid)
+    return sorted(found)
+
+
+def kill_pid(pid: int, timeout: float = 15.0) -> None:
+    """Stop a process known only by its pid (its group if it leads one)."""
+    stop(ProcRecord("stray", pid, 0, ""), timeout)
+
+
 def start(
     name: str,
     argv: Sequence[str],
@@ -107,8 +180,13 @@ def start(
     labels: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     progress: Callable[[str], None] | None = None,
+    on_spawn: Callable[[ProcRecord], None] | None = None,
 ) -> ProcRecord:
-    """Start ``argv`` in its own session and wait until ``ready()``; raise ``StartFailed``."""
+    """Start ``argv`` in its own session and wait until ``ready()``; raise ``StartFailed``.
+
+    ``on_spawn(record)`` runs right after the process exists and before any wait, so the
+    caller can record it (see the module docstring).
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}-{port}.log"
     with open(log_path, "ab") as log:
@@ -120,14 +198,30 @@ def start(
             start_new_session=True,
             env={**os.environ, **(env or {})},
         )
+    _CHILDREN[popen.pid] = popen
     record = ProcRecord(name, popen.pid, port, str(log_path), dict(labels or {}))
+    if on_spawn is not None:
+        on_spawn(record)
+    return wait_ready(record, ready, timeout, progress)
+
+
+def wait_ready(
+    record: ProcRecord,
+    ready: Callable[[], bool],
+    timeout: float,
+    progress: Callable[[str], None] | None = None,
+) -> ProcRecord:
+    """Wait until ``ready()`` while the process lives; stop it and raise ``StartFailed``
+    when it exits or the time is up. Also used to finish adopting a half-started child."""
+    name, log_path = record.name, record.log
     deadline = time.monotonic() + timeout
     started = time.monotonic()
     last_note = started
     while time.monotonic() < deadline:
-        if popen.poll() is not None:
+        if not record.alive():
+            reason = exit_reason(record)
             raise StartFailed(
-                f"{name} exited with {popen.returncode} while starting:\n{log_tail(log_path)}"
+                f"{name} exited while starting ({reason}):\n{log_tail(log_path)}", reason, log_path
             )
         if ready():
             return record
@@ -136,7 +230,8 @@ def start(
             progress(f"  ... waiting for {name} ({time.monotonic() - started:.0f}s)")
         time.sleep(0.3)
     stop(record)
-    raise StartFailed(f"{name} not ready after {timeout:.0f}s:\n{log_tail(log_path)}")
+    reason = f"not ready after {timeout:.0f}s: {last_line(log_path)}"
+    raise StartFailed(f"{name} {reason}:\n{log_tail(log_path)}", reason, log_path)
 
 
 def stop(record: ProcRecord, timeout: float = 15.0) -> None:
@@ -145,10 +240,11 @@ def stop(record: ProcRecord, timeout: float = 15.0) -> None:
         return
     try:
         os.killpg(record.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    except PermissionError:
-        os.kill(record.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):  # not a group leader (or not ours)
+        try:
+            os.kill(record.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not record.alive():
@@ -156,8 +252,11 @@ def stop(record: ProcRecord, timeout: float = 15.0) -> None:
         time.sleep(0.1)
     try:
         os.killpg(record.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(record.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
     for _ in range(50):
         if not record.alive():
             return

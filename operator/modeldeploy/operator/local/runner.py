@@ -29,15 +29,13 @@ from modeldeploy.operator.api.status import Status
 from modeldeploy.operator.api.types import ModelDeploymentSpec, SpecError, parse_spec
 from modeldeploy.operator.executor import ExecutionFailed
 from modeldeploy.operator.local.platform import LocalOptions, LocalPlatform, token_files
-from modeldeploy.operator.local.state import StateDir, merge_resource
+from modeldeploy.operator.local.state import StateDir, add_event, merge_resource
 from modeldeploy.operator.observer import MetricsWindows, default_provider_for
 from modeldeploy.operator.platforms.base import Target
 from modeldeploy.operator.rollout import machine
 from modeldeploy.operator.settings import bound_mlflow_client_env
 from modeldeploy.registry.base import RegistryClient
 from modeldeploy.serving.auth import write_token_file
-
-EVENTS_KEPT = 100
 
 
 def merge_patch(old: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -139,9 +137,8 @@ class LocalOperator:
 
     def _emit(self, kind: str, reason: str, message: str) -> None:
         stamp = machine.iso(datetime.now(UTC))
-        events = list(self.data.get("events") or [])
-        events.append({"time": stamp, "type": kind, "reason": reason, "message": message})
-        self.data["events"] = events[-EVENTS_KEPT:]
+        event = {"time": stamp, "type": kind, "reason": reason, "message": message}
+        self.data["events"] = add_event(list(self.data.get("events") or []), event)
         mark = "!" if kind == "Warning" else "*"
         self.out(f"{mark} {reason}: {message}")
 

@@ -105,4 +105,31 @@ def merge_resource(
         "spec": dict(manifest.get("spec") or {}),
         "status": dict(old.get("status") or {}),
         "windows": dict(old.get("windows") or {}),
+        "events": list(old.get("events") or []),  # they outlive a re-apply, like Events
     }
+
+
+EVENTS_KEPT = 100
+
+
+def add_event(
+    events: list[dict[str, Any]], event: Mapping[str, Any], limit: int = EVENTS_KEPT
+) -> list[dict[str, Any]]:
+    """``events`` with ``event`` recorded as Kubernetes records Events.
+
+    The same (type, reason, message) again raises the old entry's ``count`` and
+    ``lastTime`` and moves it to the end, so a fault repeated every tick is one line
+    with a count; only the last ``limit`` distinct events are kept.
+    """
+    key = (event.get("type"), event.get("reason"), event.get("message"))
+    kept = [e for e in events if (e.get("type"), e.get("reason"), e.get("message")) != key]
+    same = [e for e in events if (e.get("type"), e.get("reason"), e.get("message")) == key]
+    first = same[0] if same else {}
+    count = int(first.get("count") or 1) + 1 if same else 1
+    entry = {
+        **dict(event),
+        "time": first.get("time", event.get("time")),
+        "lastTime": event.get("time"),
+        "count": count,
+    }
+    return [*kept, entry][-limit:]

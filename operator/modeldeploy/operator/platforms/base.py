@@ -1,7 +1,7 @@
 """The platform contract: what the executor needs from wherever models are served.
 
-Small on purpose (ensure, set traffic, read traffic, is ready, promote, clean up, and
-where the metrics are), so KServe, the local one-machine platform
+Small on purpose (ensure, set traffic, read traffic, is ready, health per arm, promote,
+clean up, and where the metrics are), so KServe, the local one-machine platform
 (``modeldeploy.operator.local.platform``) and the do-nothing ``nop`` are interchangeable,
 feed the same ``observer.MetricsWindows``, and one contract suite runs against each
 (tests/contract).
@@ -13,16 +13,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from modeldeploy.operator.api.status import VersionRef
+from modeldeploy.operator.api.status import ArmHealth, VersionRef
 from modeldeploy.operator.api.types import ModelDeploymentSpec
+
+__all__ = ["ArmHealth", "Platform", "PlatformError", "Target"]
 
 
 class PlatformError(Exception):
-    """The platform refused or failed; ``transient`` says whether a retry may help."""
+    """The platform refused or failed; ``transient`` says whether a retry may help.
 
-    def __init__(self, message: str, *, transient: bool = True) -> None:
+    ``arm`` names the serving arm that could not be started (``canary``, ``stable``) when
+    the failure is that arm's own (its process exited, its model failed to load), as
+    opposed to the platform's (an API error): a canary that cannot start is counted
+    toward its rejection, an API error only retried.
+    """
+
+    def __init__(self, message: str, *, transient: bool = True, arm: str = "") -> None:
         super().__init__(message)
         self.transient = transient
+        self.arm = arm
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,15 @@ class Platform(Protocol):
 
     def is_ready(self, target: Target) -> bool:
         """True when the latest wanted revisions (stable and canary) serve."""
+        ...
+
+    def health(self, target: Target) -> Mapping[str, ArmHealth]:
+        """Each served arm (``stable``, ``canary``) and whether its model is ready to answer.
+
+        Asked every tick, so a dead or unhealthy arm is noticed at once: the machine rolls
+        a canary back with the reason, and a dead stable is restarted. An arm that is not
+        served (no canary) is left out.
+        """
         ...
 
     def promote(self, target: Target, ref: VersionRef) -> None:

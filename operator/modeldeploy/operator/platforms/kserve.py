@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from modeldeploy.operator.api.status import VersionRef
+from modeldeploy.operator.api.status import ArmHealth, VersionRef
 from modeldeploy.operator.platforms import kserve_manifests as m
 from modeldeploy.operator.platforms.base import PlatformError, Target
 from modeldeploy.operator.settings import KServeSettings
@@ -120,6 +120,23 @@ class KServePlatform:
     def is_ready(self, target: Target) -> bool:
         return m.is_ready(self._get(target))
 
+    def health(self, target: Target) -> Mapping[str, ArmHealth]:
+        """Stable and canary readiness from the InferenceService status conditions.
+
+        While a canary is declared, its revision is the latest one: the service's
+        conditions (``Ready``, ``PredictorReady``, ``LatestDeploymentReady``) say whether it
+        serves, and the first False one gives the reason. KServe never says "gone": a
+        revision that stays not ready is rolled back by the machine after its bound.
+        """
+        isvc = self._get(target)
+        if isvc is None:
+            return {"stable": ArmHealth(False, "InferenceService not found")}
+        arms = {"stable": ArmHealth(True)}
+        if _declares_canary(isvc):
+            ready = m.is_ready(isvc)
+            arms["canary"] = ArmHealth(ready, "" if ready else not_ready_reason(isvc))
+        return arms
+
     def metrics_endpoints(self, target: Target) -> list[str]:
         """The ``/metrics`` URLs of the served revisions, from the status' tagged traffic.
 
@@ -213,6 +230,25 @@ def _covers(current: Any, wanted: Any, key: str = "") -> bool:
     if key in _RESOURCE_KEYS:
         return bool(_quantity(current) == _quantity(wanted))
     return bool(current == wanted)
+
+
+def _declares_canary(isvc: Mapping[str, Any]) -> bool:
+    """A canary is in the spec (RawDeployment ``spec.canary`` or ``canaryTrafficPercent``)."""
+    spec = isvc.get("spec") or {}
+    return bool(spec.get("canary")) or "canaryTrafficPercent" in (spec.get("predictor") or {})
+
+
+def not_ready_reason(isvc: Mapping[str, Any]) -> str:
+    """The first False condition of an InferenceService as ``Type: reason: message``."""
+    status = isvc.get("status") or {}
+    for cond in status.get("conditions") or []:
+        if cond.get("status") == "False":
+            parts = [cond.get("type"), cond.get("reason"), cond.get("message")]
+            return ": ".join(str(p) for p in parts if p)[:300]
+    generation = (isvc.get("metadata") or {}).get("generation") or 0
+    if (status.get("observedGeneration") or 0) < generation:
+        return "KServe has not observed the latest spec yet"
+    return "canary revision not ready"
 
 
 def same_isvc(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:

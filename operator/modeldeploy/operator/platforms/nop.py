@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from modeldeploy.operator.api.status import VersionRef
+from modeldeploy.operator.api.status import ArmHealth, VersionRef
 from modeldeploy.operator.platforms.base import Target
 
 
@@ -48,6 +49,14 @@ class NopPlatform:
 
     def is_ready(self, target: Target) -> bool:
         return True
+
+    def health(self, target: Target) -> Mapping[str, ArmHealth]:
+        """Every arm it was asked to serve is ready (nothing can die here)."""
+        key = self._key(target)
+        arms = {"stable": ArmHealth(True)} if key in self.stable else {}
+        if self.canary.get(key) is not None:
+            arms["canary"] = ArmHealth(True)
+        return arms
 
     def promote(self, target: Target, ref: VersionRef) -> None:
         self.calls.append(("promote", ref.version))

@@ -18,6 +18,17 @@ Phases follow Flagger:
 A decision is written to the status (Promoting or RollingBack) one tick *before* it is
 carried out. A crash between the two resumes in that phase, which can only finish what
 it started: a candidate is never promoted twice, nor promoted and rolled back.
+
+Faults of the serving arms (the platform's ``health``, asked every tick) are decisions too:
+
+- a canary whose process is gone rolls back at once with the platform's reason ("canary
+  process exited (code 1): ..."), and its traffic goes to stable in the same tick;
+- a canary not ready for ``NOT_READY_BOUND_SECONDS`` (or the step's deadline, if
+  shorter) rolls back with the readiness reason; ``canary.notReadySince`` counts it;
+- a canary that cannot start is retried with backoff (``canary_start_failed``, counted
+  in ``canary.startAttempts`` so a restarted operator keeps counting) and rolled back
+  and rejected after ``MAX_START_ATTEMPTS``, with the last error as the reason;
+- a stable arm that is gone is started again.
 """
 
 from __future__ import annotations
@@ -28,7 +39,13 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from modeldeploy.operator.api.status import CanaryState, HistoryEntry, Status, VersionRef
+from modeldeploy.operator.api.status import (
+    ArmHealth,
+    CanaryState,
+    HistoryEntry,
+    Status,
+    VersionRef,
+)
 from modeldeploy.operator.api.types import ModelDeploymentSpec
 from modeldeploy.operator.rollout import policy, schedule
 from modeldeploy.operator.rollout.actions import (
@@ -42,6 +59,10 @@ from modeldeploy.operator.rollout.actions import (
     SetCanary,
     SetTraffic,
 )
+
+NOT_READY_BOUND_SECONDS = 300.0
+MAX_START_ATTEMPTS = 3
+START_BACKOFF_SECONDS = 10.0  # doubled after each failed attempt
 
 
 @dataclass(frozen=True)
@@ -143,11 +164,13 @@ def step(
     spec_digest: str = "",
     numbers: Mapping[str, Any] | None = None,
     expected_seconds: float | None = None,
+    health: Mapping[str, ArmHealth] | None = None,
 ) -> tuple[list[Action], Status]:
     """One reconcile tick. ``verdict`` is None when no analysis ran this tick.
 
     ``numbers`` (the checks' figures) and ``expected_seconds`` (the estimated time the
     step needs for a decision, None when unknown) are recorded with the analysis.
+    ``health`` is the platform's word on each arm this tick (None: not asked).
     """
     actions: list[Action] = []
     spec_changed = bool(status.spec_hash) and spec_digest != status.spec_hash
@@ -171,8 +194,34 @@ def step(
     extra: dict[str, Any] = {"numbers": dict(numbers or {})}
     if expected_seconds is not None:
         extra["expectedDecisionSeconds"] = round(expected_seconds)
-    more, status = handler(spec, status, registry, verdict, now, controls, extra)
-    return actions + more, status
+    if handler is _progressing:
+        more, status = _progressing(
+            spec, status, registry, verdict, now, controls, extra, health=health
+        )
+    else:
+        more, status = handler(spec, status, registry, verdict, now, controls, extra)
+    return actions + more + _restart_stable(status, health, actions + more), status
+
+
+def _restart_stable(
+    status: Status, health: Mapping[str, ArmHealth] | None, planned: list[Action]
+) -> list[Action]:
+    """Start a stable arm whose process is gone again, unless this tick re-applies it anyway."""
+    stable = (health or {}).get("stable")
+    if stable is None or not stable.gone or status.stable is None:
+        return []
+    if status.phase not in ("Stable", "RolledBack", "Progressing"):
+        return []  # Promoting and RollingBack re-apply the stable arm themselves
+    if any(isinstance(x, EnsureStable | SetCanary | PromoteOnPlatform) for x in planned):
+        return []
+    canary = status.canary
+    restart: Action = (
+        SetCanary(canary.ref, canary.weight)
+        if canary is not None and status.phase == "Progressing"
+        else EnsureStable(status.stable)
+    )
+    note = f"stable version {status.stable.version} restarted: {stable.reason}"
+    return [restart, EmitEvent("StableRestarted", note, "Warning")]
 
 
 _Result = tuple[list[Action], Status]
@@ -268,6 +317,7 @@ def _progressing(
     now: datetime,
     controls: Controls,
     numbers: Mapping[str, Any],
+    health: Mapping[str, ArmHealth] | None = None,
 ) -> _Result:
     canary: CanaryState | None = status.canary
     if canary is None:
@@ -296,11 +346,97 @@ def _progressing(
         return _decide(status, "RollingBack", "aborted by the user", "RolledBack")
     if controls.promote == canary.version:
         return _decide(status, "Promoting", "promoted by the user")
+    fault = _canary_fault(spec, status, canary, (health or {}).get("canary"), now)
+    if fault is not None:
+        return fault
+    if canary.not_ready_since:  # ready again
+        status = replace(status, canary=replace(canary, not_ready_since=""))
+        canary = status.canary
+        assert canary is not None
     if status.paused:
         return [], replace(status, message=f"paused at {canary.weight}%")
     if verdict is None:
         return [], status
     return _judge(spec, status, canary, verdict, now, numbers)
+
+
+def not_ready_bound(spec: ModelDeploymentSpec) -> float:
+    """How long a canary may stay not ready before it is rolled back."""
+    return min(NOT_READY_BOUND_SECONDS, policy.step_deadline_seconds(spec))
+
+
+def _pull(status: Status, reason: str) -> _Result:
+    """Roll the canary back for a fault, and take its traffic away in this very tick."""
+    actions, after = _decide(status, "RollingBack", reason, "RolledBack")
+    return [SetTraffic(0), *actions], after
+
+
+def _canary_fault(
+    spec: ModelDeploymentSpec,
+    status: Status,
+    canary: CanaryState,
+    health: ArmHealth | None,
+    now: datetime,
+) -> _Result | None:
+    """What a canary that failed to start, died or is not ready means now (None: nothing)."""
+    if canary.start_error:
+        due = parse_time(canary.next_start_time)
+        if due is not None and now < due:
+            return [], status
+        return [SetCanary(canary.ref, canary.weight)], status  # reconcile records the outcome
+    if health is None or health.ready:
+        return None
+    reason = health.reason or "canary not ready"
+    if not reason.startswith("canary"):
+        reason = f"canary {reason}"
+    if health.gone:
+        return _pull(status, reason)
+    since = parse_time(canary.not_ready_since) or now
+    waited = (now - since).total_seconds()
+    if waited >= not_ready_bound(spec):
+        return _pull(status, f"{reason} (for {waited:.0f}s)")
+    marked = replace(canary, not_ready_since=iso(since))
+    return [], replace(status, canary=marked, message=f"at {canary.weight}%: {reason}")
+
+
+def canary_start_failed(
+    spec: ModelDeploymentSpec, status: Status, error: str, now: datetime
+) -> _Result:
+    """Record a failed start of the canary: retry with backoff, or roll back and reject
+    after ``MAX_START_ATTEMPTS`` with ``error`` (the predictor's last words) as the reason."""
+    canary = status.canary
+    if canary is None:
+        return [], status
+    attempts = canary.start_attempts + 1
+    error = error[:500]
+    if attempts >= MAX_START_ATTEMPTS:
+        failed = replace(canary, start_attempts=attempts, start_error=error, next_start_time="")
+        reason = f"canary cannot start ({attempts} attempts): {error}"
+        return _pull(replace(status, canary=failed), reason)
+    delay = START_BACKOFF_SECONDS * 2 ** (attempts - 1)
+    retry = replace(
+        canary,
+        start_attempts=attempts,
+        start_error=error,
+        next_start_time=iso(now + timedelta(seconds=delay)),
+    )
+    msg = (
+        f"canary version {canary.version} failed to start (attempt {attempts} of "
+        f"{MAX_START_ATTEMPTS}, next in {delay:.0f}s): {error}"
+    )
+    return [EmitEvent("CanaryStartFailed", msg, "Warning")], replace(
+        status, canary=retry, message=msg
+    )
+
+
+def canary_started(status: Status) -> Status:
+    """The canary serves after a failed start: clear the error (the count stays)."""
+    canary = status.canary
+    if canary is None or not canary.start_error:
+        return status
+    started = replace(canary, start_error="", next_start_time="")
+    msg = f"canary version {canary.version} started after {canary.start_attempts + 1} attempts"
+    return replace(status, canary=started, message=msg)
 
 
 def _judge(

@@ -26,6 +26,9 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 """``auto``: bf16 where the CPU has AMX or AVX-512 bf16 (or on a GPU), else fp32; parity-gated."""
 TRUNCATION_MODES = ("truncate", "reject")
 DEFAULT_MODEL_NAME = "classifier"
+DEFAULT_HOST = "0.0.0.0"
+"""In a pod the predictor must answer on the pod's address; local mode passes 127.0.0.1."""
+LOOPBACK = "127.0.0.1"
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_GRPC_PORT = 8081
 DEFAULT_PAIRED_SHARE = 1.0
@@ -83,6 +86,10 @@ class PredictorOptions:
     )
     model_version: str | None = field(
         default=None, metadata=_meta(str, "model_version label (default: the version)")
+    )
+    host: str = field(
+        default=DEFAULT_HOST,
+        metadata=_meta(str, "REST address to bind (local mode: 127.0.0.1, loopback only)"),
     )
     http_port: int = field(default=DEFAULT_HTTP_PORT, metadata=_meta(int, "REST port"))
     grpc_port: int = field(

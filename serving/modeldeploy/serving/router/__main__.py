@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="show clients the serving arm (default: only without authentication)",
     )
+    parser.add_argument(
+        "--owner",
+        default="",
+        help="who started this router (local mode: its state directory), so it can be "
+        "found and stopped even when its record is lost; not used otherwise",
+    )
     return parser
 
 

@@ -17,7 +17,9 @@ time an item scored by stable and a candidate is labelled, counts
 stable and canary scored, the router first has the other arm score the request's stored
 input (pairing on label, within ``rescores_per_s``; see :mod:`.pairing`), so that label
 is paired too; over the budget it stays an unpaired label. ``GET/PUT /router/weights``
-read and change the split.
+read and change the split; ``PUT /router/arms`` (loopback callers only) changes the arms
+without a restart and answers once the requests in flight before the change have finished
+(drained), so the caller can stop a removed arm's process without failing a request.
 An unreachable arm gives a 502 (504 on timeout) that names it; the router stays up.
 
 With ``RouterConfig.auth`` (:mod:`modeldeploy.serving.auth`) the router issues every
@@ -82,6 +84,7 @@ from modeldeploy.serving.router.split import (
     STABLE,
     Split,
     also_score_on_stable,
+    arms_update,
     choose_role,
 )
 
@@ -165,6 +168,7 @@ class Router:
         app.router.add_post("/v1/feedback", self.feedback)
         app.router.add_get("/router/weights", self.get_weights)
         app.router.add_put("/router/weights", self.put_weights)
+        app.router.add_put("/router/arms", self.put_arms)
         app.router.add_get("/metrics", self.metrics_page)
         for path in ("/healthz", "/v2/health/live", "/v2/health/ready"):
             app.router.add_get(path, self.health)
@@ -378,7 +382,7 @@ class Router:
             )
         if not item.labelled:
             await self._pair_on_label(item_id, item)
-        roles = sorted(item.predictions)
+        roles = sorted(r for r in item.predictions if r in self.urls)  # removed arms: gone
         answers = await asyncio.gather(
             *(
                 self._post_feedback(r, {**body, "request_id": item.arm_ids.get(r, item_id)})
@@ -495,6 +499,31 @@ class Router:
             )
         self.metrics.set_split(self.split.canary, self.split.paired_share)
         return web.json_response({**self.split.as_dict(), "arms": self.urls})
+
+    async def put_arms(self, request: web.Request) -> web.Response:
+        """Swap arms in place: new requests go to the new arms at once; the answer waits
+        (up to the upstream timeout) for the requests already in flight, old arms included."""
+        if request.remote not in ("127.0.0.1", "::1"):
+            return web.json_response(
+                {"error": "arms can only be changed from this machine", "code": "forbidden"},
+                status=403,
+            )
+        try:
+            urls, split = arms_update(self.urls, self.split, json.loads(await request.read()))
+        except ValueError as exc:
+            return web.json_response({"error": str(exc), "code": "bad_input"}, status=400)
+        in_flight = [task for group in self._pending.values() for task in group]
+        # The split first, so a request routed from now on cannot pick a removed canary;
+        # one turn of the loop lets calls already scheduled read the URLs they were meant for.
+        self.split = split
+        await asyncio.sleep(0)
+        self.urls, self.split = urls, split
+        self.metrics.set_split(self.split.canary, self.split.paired_share)
+        still: set[asyncio.Task[Any]] = set()
+        if in_flight:
+            _, still = await asyncio.wait(in_flight, timeout=self.config.timeout_s)
+        body = {**self.split.as_dict(), "arms": self.urls, "drained": not still}
+        return web.json_response(body)
 
     async def metrics_page(self, _: web.Request) -> web.Response:
         return web.Response(

@@ -59,6 +59,35 @@ class Split:
         return replace(self, **changes)
 
 
+def _url(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ValueError(f"{name} must be a base URL such as http://127.0.0.1:8080")
+    return value.rstrip("/")
+
+
+def arms_update(urls: dict[str, str], split: Split, body: Any) -> tuple[dict[str, str], Split]:
+    """The arms and split after a ``PUT /router/arms`` body; raises ValueError when invalid.
+
+    ``{"stable": URL, "canary": URL | null, "weight": 50, "paired_share": 100}``: stable is
+    required, a null or missing canary removes it (and its weight drops to 0), and the
+    shadow arm, if any, is kept. ``weight`` and ``paired_share`` default to the current ones.
+    """
+    if not isinstance(body, dict) or "stable" not in body:
+        raise ValueError('expected {"stable": URL, "canary": URL or null, "weight": N}')
+    unknown = set(body) - {"stable", "canary", "weight", "paired_share"}
+    if unknown:
+        raise ValueError(f"unknown fields {sorted(unknown)}")
+    new = {STABLE: _url(body["stable"], "stable")}
+    if body.get("canary") is not None:
+        new[CANARY] = _url(body["canary"], "canary")
+    if SHADOW in urls:
+        new[SHADOW] = urls[SHADOW]
+    weight = body.get("weight", split.canary) if CANARY in new else 0.0
+    if CANARY not in new and body.get("weight"):
+        raise ValueError("a weight needs a canary")
+    return new, Split(weight, body.get("paired_share", split.paired_share))
+
+
 def choose_role(split: Split, rng: random.Random) -> str:
     """``canary`` with probability canary%, else ``stable``."""
     return CANARY if rng.random() * 100.0 < split.canary else STABLE
