@@ -166,6 +166,8 @@ def _system(
         runs = _drive(name, url, texts, say, v1_body, plan)
     finally:
         _stop(proc)
+    if "--runtime" not in argv:  # the naive baseline is no predictor
+        return {"start_to_ready_s": round(cold, 2), "runs": runs, "serving": {"runtime": name}}
     runtime = argv[argv.index("--runtime") + 1]
     served = _served_as(log) if runtime == "torch" else {"runtime": runtime}
     return {"start_to_ready_s": round(cold, 2), "runs": runs, "serving": served}
