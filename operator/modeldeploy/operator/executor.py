@@ -38,7 +38,17 @@ class Executor:
     registry: RegistryClient
     emit: Callable[[str, str, str], None]  # (type Normal|Warning, reason, message)
 
-    def run(self, target: Target, before: Status, after: Status, todo: Sequence[a.Action]) -> None:
+    def run(
+        self,
+        target: Target,
+        before: Status,
+        after: Status,
+        todo: Sequence[a.Action],
+        *,
+        reassert: bool = True,
+    ) -> None:
+        """Carry out ``todo`` in order, then (unless ``reassert`` is False) re-assert the
+        weight ``after`` wants; a caller running actions one at a time re-asserts once, last."""
         for action in todo:
             try:
                 self._one(target, before, after, action)
@@ -48,6 +58,8 @@ class Executor:
                 transient = bool(getattr(exc, "transient", True))
                 name = type(action).__name__
                 raise ExecutionFailed(f"{name} failed: {exc}", transient=transient) from exc
+        if not reassert:
+            return
         try:
             self._reassert(target, after)
         except Exception as exc:
@@ -57,9 +69,11 @@ class Executor:
     def _reassert(self, target: Target, after: Status) -> None:
         """Set the canary's weight back to the status' if something else moved it.
 
-        Only while a canary serves (``Failed`` waits for a valid spec and touches nothing).
+        Only while a canary is progressing: ``Failed`` waits for a valid spec and touches
+        nothing, and in ``RollingBack`` / ``Promoting`` the tick's own actions have just
+        moved the traffic away from the weight the canary had.
         """
-        if after.canary is None or after.phase in ("Failed", "Initializing"):
+        if after.canary is None or after.phase != "Progressing":
             return
         wanted = after.canary.weight
         found = self.platform.reassert_traffic(target, wanted)

@@ -165,7 +165,7 @@ def _execute(
     done: list[Action] = []
     for index, action in enumerate(todo):
         try:
-            executor.run(target, before, after, [action])
+            executor.run(target, before, after, [action], reassert=False)
         except ExecutionFailed as exc:
             if not _is_canary_start(action, after) or getattr(exc.__cause__, "arm", "") != "canary":
                 raise
@@ -177,6 +177,7 @@ def _execute(
         done.append(action)
         if _is_canary_start(action, after):
             after = machine.canary_started(after)
+    executor.run(target, before, after, [])  # once per tick, after every action: drift
     return done, after
 
 

@@ -145,6 +145,7 @@ def test_prometheus_provider_reads_what_real_serving_processes_counted(
         "router",
         [PY, "-m", "modeldeploy.serving.router", "--stable", url["stable"],
          "--canary", url["canary"], "--weight", "50", "--paired-share", "100",
+         "--pair-on-label-rate", "0",  # only share pairing: stable-served labels stay unpaired
          "--deployment", DEPLOYMENT, "--port", str(ports["router"]), "--seed", "5"],
         lambda: http_ok(f"{url['router']}/healthz"),
     )  # fmt: skip

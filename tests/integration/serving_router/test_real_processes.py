@@ -83,6 +83,8 @@ def test_router_and_prober_count_what_the_real_arms_predict(
             "50",
             "--paired-share",
             "100",
+            "--pair-on-label-rate",  # only share pairing: stable-served labels stay unpaired
+            "0",
             "--deployment",
             "demo",
             "--port",

@@ -176,26 +176,30 @@ def test_plan_passes_is_optimal_over_contiguous_splits(seed):
     assert cost(plan) == best
 
 
-def test_an_idle_batcher_does_not_wait_but_a_loaded_one_waits_for_company():
+def test_only_a_saturated_batcher_waits_for_company():
     calls: list[tuple[int, int]] = []
     batcher = DynamicBatcher(
-        _fake_logits(calls), 0, BatchingConfig(max_batch_size=8, max_delay_s=0.5)
+        _fake_logits(calls), 0, BatchingConfig(max_batch_size=3, max_delay_s=0.5)
     )
 
-    async def run() -> tuple[float, list[tuple[int, int]]]:
+    async def late() -> np.ndarray:
+        await asyncio.sleep(0.05)
+        return await batcher.submit([[1]])
+
+    async def run() -> tuple[float, float]:
         started = time.perf_counter()
         await batcher.submit([[1]])  # idle: runs at once, not after 0.5 s
         alone = time.perf_counter() - started
-        await _submit_many(batcher, [1, 1, 1])  # a batch of 3 (all arrived together)
-
-        async def late() -> np.ndarray:
-            await asyncio.sleep(0.05)
-            return await batcher.submit([[1]])
-
-        # the last batch had 3: the worker waits (up to 0.5 s) for the late third one
+        # not saturated (last batch 1 < 3): two that arrived together run at once, and a
+        # late third is not waited for
+        started = time.perf_counter()
         await asyncio.gather(batcher.submit([[1]]), batcher.submit([[1]]), late())
-        return alone, calls
+        unsaturated = time.perf_counter() - started
+        await _submit_many(batcher, [1, 1, 1])  # a full batch: the server is saturated
+        # saturated: the worker waits (up to 0.5 s) for the late third one
+        await asyncio.gather(batcher.submit([[1]]), batcher.submit([[1]]), late())
+        return alone, unsaturated
 
-    alone, calls = asyncio.run(run())
-    assert alone < 0.25
-    assert [c[0] for c in calls] == [1, 3, 3]
+    alone, unsaturated = asyncio.run(run())
+    assert alone < 0.25 and unsaturated < 0.25
+    assert [c[0] for c in calls] == [1, 2, 1, 3, 3]

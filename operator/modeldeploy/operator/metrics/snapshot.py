@@ -44,9 +44,11 @@ START_TIME = "process_start_time_seconds"  # prometheus_client's process collect
 ARM_METRICS = contract_names.ANALYSIS_ARM_SERIES
 PAIRED_OUTCOMES = contract_names.PAIRED_OUTCOMES
 CANARY_ROLES = contract_names.CANARY_ROLES
-# Two start times closer than this are the same process (the value is computed from
-# /proc and is stable to 10 ms; no serving process restarts within half a second).
-RESTART_SLACK_S = 0.5
+# Two start times closer than this are the same process: prometheus_client computes the
+# value from /proc (boot time in whole seconds plus the start in 10 ms clock ticks), so one
+# process always reports the same value, and a restart can come well within half a second
+# of the old start on an idle machine (a test exporter restarted 0.4 s later did).
+RESTART_SLACK_S = 0.05
 
 Sample = tuple[str, Mapping[str, str], float]
 
