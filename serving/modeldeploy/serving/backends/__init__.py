@@ -1,5 +1,4 @@
-"""Inference backends: torch (fp32 reference, bf16/fp16 autocast) and ONNX Runtime (optionally
-INT8), one factory choosing precision from the hardware (``hardware``).
+"""Inference backends: torch (reference) and ONNX Runtime (optionally INT8), one factory.
 
 Import :func:`load_backend` from :mod:`modeldeploy.serving.backends.factory`; this
 package itself imports nothing heavy, so choosing ``onnx`` never loads torch when the
