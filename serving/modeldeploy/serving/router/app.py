@@ -63,6 +63,7 @@ from modeldeploy.serving.router.pairing import (
     ArmPrediction,
     InputBook,
     RescoreBudget,
+    RescorePacer,
     ScoreBook,
     ScoredItem,
     StoredInput,
@@ -148,6 +149,7 @@ class Router:
         self.book = ScoreBook(config.book_capacity, config.book_ttl_s)
         self.inputs = InputBook(config.book_capacity, config.input_bytes, config.book_ttl_s)
         self.budget = RescoreBudget(config.rescores_per_s)
+        self.pacer = RescorePacer.for_rate(config.rescores_per_s)
         self._rescoring: dict[str, asyncio.Task[None]] = {}
         self.rng = random.Random(config.seed)
         self.auth = config.auth
@@ -444,7 +446,12 @@ class Router:
 
     async def _rescore(self, role: str, request_id: str, stored: StoredInput) -> None:
         """Send a stored input to ``role`` (as the paired path does) and book its answers
-        under the router's ids, noting the arm's own id where it chose another."""
+        under the router's ids, noting the arm's own id where it chose another.
+
+        Paced (:class:`RescorePacer`): a clump of labels must not become a burst on one arm."""
+        delay = self.pacer.reserve(role)
+        if delay > 0:
+            await asyncio.sleep(delay)
         self.metrics.routed(role, "label", stored.protocol)
         headers = {**stored.headers, REQUEST_ID_HEADER: request_id}
         answer = await self._forward(role, stored.path, stored.body, headers, request_id, False)
