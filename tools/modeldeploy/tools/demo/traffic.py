@@ -67,6 +67,7 @@ class TrafficDriver:
         max_requests: int = 1_000_000,
         seed: int = 0,
         label_token_file: Path | None = None,
+        poisson: bool = True,
     ) -> None:
         if not router_url.startswith("http://127.0.0.1:"):
             raise ValueError("the demo only sends traffic to 127.0.0.1")
@@ -74,6 +75,7 @@ class TrafficDriver:
         self.model = model
         self.texts, self.labels = list(texts), list(labels)
         self.rate = rate
+        self.poisson = poisson  # False: evenly spaced (the old driver; see the docstring)
         self.workers = workers
         self.label_delay_s = label_delay_s
         self.max_requests = max_requests
@@ -118,7 +120,8 @@ class TrafficDriver:
                     if self.stats.sent >= self.max_requests:
                         return
                     slot = max(self._next_slot, time.monotonic())
-                    self._next_slot = slot + self._rng.expovariate(self.rate)
+                    gap = self._rng.expovariate(self.rate) if self.poisson else 1.0 / self.rate
+                    self._next_slot = slot + gap
                     self.stats.sent += 1
                     index = self._rng.randrange(len(self.texts))
                 delay = slot - time.monotonic()
