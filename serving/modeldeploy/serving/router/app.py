@@ -15,8 +15,8 @@ Per request (v1 ``:predict`` or v2 ``/infer``):
 time an item scored by stable and a candidate is labelled, counts
 ``modeldeploy_paired_outcomes_total``. When the first label arrives for an item only one of
 stable and canary scored, the router first has the other arm score the request's stored
-input (pairing on label, within ``rescores_per_s``; see :mod:`.pairing`), so that label
-is paired too; over the budget it stays an unpaired label. ``GET/PUT /router/weights``
+input (pairing on label, within ``rescores_per_s`` and paced per arm; see :mod:`.pairing`),
+so that label is paired too; over the budget it stays an unpaired label. ``GET/PUT /router/weights``
 read and change the split; ``PUT /router/arms`` (loopback callers only) changes the arms
 without a restart and answers once the requests in flight before the change have finished
 (drained), so the caller can stop a removed arm's process without failing a request.
