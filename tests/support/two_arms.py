@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -76,13 +77,10 @@ def two_arms(root: Path) -> Iterator[TwoArms]:
                     "--name", "m", "--deployment", "demo", "--role", role,
                     "--model-version", version, "--http-port", str(port), "--grpc-port", "0",
                     "--threads", "1", *auth_args]  # fmt: skip
+            ready = f"{url}/v2/health/ready"
             pair.started.append(
                 start_process(
-                    f"predictor-{role}",
-                    argv,
-                    root / "logs",
-                    lambda url=url: http_ok(f"{url}/v2/health/ready"),
-                    timeout=180,
+                    f"predictor-{role}", argv, root / "logs", partial(http_ok, ready), timeout=180
                 )
             )
             pair.urls[role] = url
