@@ -111,3 +111,24 @@ def test_the_operators_registry_path_runs_without_mlflow() -> None:
         "read": [True, "1", "2"],
         "promoted": ["2", None],
     }
+
+
+def test_the_long_running_commands_load_no_other_part() -> None:
+    """``modeldeploy operator ...`` and ``local ...`` parse without the serving stack."""
+    probe = run_probe(
+        (*NO_MLFLOW, "kserve", "pandas", "fastapi", "torch", "modeldeploy.serving.cli"),
+        """
+        import contextlib, io
+        from modeldeploy import cli
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            RESULT["crd"] = cli.main(["operator", "crd"])
+            try:
+                cli.main(["local", "--help"])
+            except SystemExit as exit:
+                RESULT["local_help"] = exit.code
+        RESULT["printed_crd"] = "CustomResourceDefinition" in out.getvalue()
+        """,
+    )
+    assert probe.attempts == []
+    assert probe.result == {"crd": 0, "local_help": 0, "printed_crd": True}
