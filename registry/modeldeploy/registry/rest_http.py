@@ -1,6 +1,7 @@
 """HTTP to an MLflow server the way MLflow's own client does it, without importing MLflow.
 
-Importing the MLflow client costs the operator about 100-170 MB of its memory, and the
+Importing the MLflow client costs the operator about 100 MB of memory (measured: the
+RSS of a fresh interpreter with the operator's modules, before and after), and the
 operator only reads aliases and versions and moves aliases and tags. So its registry
 calls go through this module and :mod:`rest_client` instead, which read the same
 environment variables with the same meaning as MLflow 3.17's client, so an operator

@@ -1,4 +1,4 @@
-"""The operator process never imports MLflow (about 100-170 MB of its memory).
+"""The operator process never imports MLflow (about 100 MB of memory).
 
 Its registry client is ``rest_client.RestRegistry`` (MLflow's REST API over ``requests``);
 only the CLI's publish/fetch/subscribe commands load the MLflow client. These probes run
