@@ -14,6 +14,10 @@ the layout (kserve/kserve ``python/storage/kserve_storage/kserve_storage.py`` at
   settings come from ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``,
   ``AWS_DEFAULT_REGION``, ``AWS_CA_BUNDLE``, ``S3_VERIFY_SSL``, ``S3_USER_VIRTUAL_BUCKET``
   (``_get_s3_client_kwargs``/``get_S3_config``); :class:`S3Store` reads the same variables.
+- ``https://host/.../triton.tar.gz`` (``_download_from_uri``): one file; a ``.tar.gz`` path
+  with a tar ``Content-Type`` is gunzipped and unpacked into the model directory. So the
+  repository is published as one archive (:class:`HttpArchiveStore`, e.g. through MLflow's
+  artifact proxy), and :func:`~modeldeploy.registry.triton.triton_uri` ends in ``.tar.gz``.
 - ``pvc://claim/path`` (Go webhook, ``pkg/utils/storage.go`` ``ParsePvcURI`` and
   ``storage_initializer_injector.go``): the claim is mounted and ``path`` inside it is the
   model directory. :class:`FilesystemStore` writes into the claim mounted here.
@@ -24,7 +28,7 @@ Upload rules, the same for every store:
   which the Triton ``model.py`` verifies before loading) is written after every other file,
   so a reader never finds a complete-looking but partial repository: until the manifest is
   there, the load is refused. A filesystem store goes further and renames a finished
-  staging directory into place (atomic).
+  staging directory into place (atomic); an https archive is one ``PUT``.
 - **Idempotent.** The destination's manifest is read first: the same bytes mean the same
   repository, and only missing or wrong-sized files are (re)written (normally none: a no-op);
   a different manifest is refused (:class:`StorageConflict`), nothing is written.
@@ -34,18 +38,25 @@ Upload rules, the same for every store:
 
 from __future__ import annotations
 
+import base64
+import gzip
+import hashlib
+import io
+import json
 import os
 import shutil
+import tarfile
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from modeldeploy.registry.base import RegistryError
 
 PVC_MOUNTS_ENV = "MODELDEPLOY_PVC_MOUNTS"  # "claim=/mount/dir,other=/dir"
-UPLOAD_SCHEMES = ("s3", "pvc")
+UPLOAD_SCHEMES = ("s3", "pvc", "https")
 
 
 class StorageError(RegistryError):
@@ -337,6 +348,108 @@ class FilesystemStore:
         return UploadResult(self.uri, tuple(writes))
 
 
+# --------------------------------------------------------------------------- https
+
+
+def archive(repository: Path, manifest_rel: str) -> bytes:
+    """The repository as a gzipped tar, byte-for-byte the same for the same files.
+
+    Fixed order (the manifest last), times, owners and modes, so publishing the same
+    repository twice gives the same bytes, which is how an existing archive is recognised.
+    """
+    buffer = io.BytesIO()
+    files = sorted(local_files(repository), key=lambda rel: (rel == manifest_rel, rel))
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for rel in files:
+            data = (repository / rel).read_bytes()
+            info = tarfile.TarInfo(rel)
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+class HttpArchiveStore:
+    """``https://.../triton.tar.gz``: one archive that KServe's URI download unpacks.
+
+    KServe's ``_download_from_uri`` takes the MIME type from the URL's path
+    (``mimetypes.guess_type``: ``.tar.gz`` is ``application/x-tar`` with gzip encoding),
+    requires a tar ``Content-Type`` in the answer, gunzips and unpacks into the model
+    directory. MLflow's artifact proxy (``PUT``/``GET /api/2.0/mlflow-artifacts/artifacts/...``)
+    stores and serves such a file with ``Content-Type: application/x-tar``. One ``PUT`` holds
+    the whole repository, so a reader gets all of it or a 404.
+    """
+
+    def __init__(
+        self, uri: str, session: Any | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
+        import requests
+
+        if not uri.startswith(("https://", "http://")):
+            raise StorageError(uri, "expected https://")
+        self.uri = uri
+        self._session = session or requests.Session()
+        self._headers = dict(headers or {})
+
+    def _request(
+        self, what: str, method: str, extra_headers: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> Any:
+        import requests
+
+        headers = {**self._headers, **(extra_headers or {})}
+        try:
+            return self._session.request(method, self.uri, headers=headers, timeout=60, **kwargs)
+        except requests.RequestException as exc:
+            raise StorageError(self.uri, f"{what} failed: {exc}") from None
+
+    def check(self) -> None:
+        answer = self._request("reaching the server", "HEAD")
+        if answer.status_code >= 500 or answer.status_code in (401, 403):
+            raise StorageError(self.uri, f"reaching the server failed: HTTP {answer.status_code}")
+
+    def upload(self, repository: Path, manifest_rel: str) -> UploadResult:
+        if not self.uri.endswith(".tar.gz"):
+            raise StorageError(self.uri, "KServe unpacks only an archive: expected .../*.tar.gz")
+        _check_manifest_rel(repository, manifest_rel, self.uri)
+        body = archive(repository, manifest_rel)
+        existing = self._request("reading the existing archive", "GET")
+        if existing.status_code == 200:
+            if hashlib.sha256(existing.content).digest() == hashlib.sha256(body).digest():
+                return UploadResult(self.uri, ())
+            raise StorageConflict(
+                self.uri,
+                "holds a different archive for this version; refusing to overwrite what may "
+                "be serving. Publish a new version instead.",
+            )
+        if existing.status_code != 404:
+            raise StorageError(
+                self.uri, f"reading the existing archive failed: HTTP {existing.status_code}"
+            )
+        answer = self._request("uploading", "PUT", _TAR_GZ, data=body)
+        if not 200 <= answer.status_code < 300:
+            raise StorageError(self.uri, f"uploading failed: HTTP {answer.status_code}")
+        return UploadResult(self.uri, tuple(sorted(local_files(repository))))
+
+
+_TAR_GZ = {"Content-Type": "application/x-tar"}
+
+
+def _http_headers(uri: str, env: Mapping[str, str]) -> dict[str, str]:
+    """KServe's ``<host>-headers`` JSON variable, else MLflow's token or basic credentials."""
+    host = urlsplit(uri).hostname or ""
+    if raw := env.get(f"{host}-headers"):
+        return {str(k): str(v) for k, v in json.loads(raw).items()}
+    if token := env.get("MLFLOW_TRACKING_TOKEN"):
+        return {"Authorization": f"Bearer {token}"}
+    user, password = env.get("MLFLOW_TRACKING_USERNAME"), env.get("MLFLOW_TRACKING_PASSWORD")
+    if user and password:
+        encoded = base64.b64encode(f"{user}:{password}".encode()).decode()
+        return {"Authorization": f"Basic {encoded}"}
+    return {}
+
+
 # --------------------------------------------------------------------------- factory
 
 
@@ -376,8 +489,10 @@ def open_store(
                 f"${PVC_MOUNTS_ENV})",
             )
         return FilesystemStore(uri, known[claim])
+    if scheme == "https":
+        return HttpArchiveStore(uri, headers=_http_headers(uri, env))
     raise StorageError(
         uri,
-        f"publishing cannot upload to {scheme}:// (s3:// and pvc:// are supported); copy the "
-        "repository there yourself (``fetch_triton``, then e.g. ``gsutil rsync``)",
+        f"publishing cannot upload to {scheme}:// (s3://, pvc:// and https:// can be); copy "
+        "the repository there yourself (``fetch_triton``, then e.g. ``gsutil rsync``)",
     )

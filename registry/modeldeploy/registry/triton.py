@@ -13,13 +13,14 @@ publishing with a Triton base URI also:
    registry format, every file);
 4. uploads the repository to :func:`triton_uri` (``<base>/<model>/<version>/triton``), the
    URI the operator writes as the InferenceService's ``storageUri`` and KServe's storage
-   initializer fetches (``registry/storage.py``: s3:// and pvc://; manifest last, idempotent);
+   initializer fetches (``registry/storage.py``: s3://, pvc:// and https:// as one
+   ``.tar.gz``; manifest last, idempotent);
 5. tags the version with that URI, last: a version with ``modeldeploy.triton_uri`` has its
    repository in place.
 
-``gs://`` and ``https://`` bases are not uploaded by publishing (``upload=False``): copy
-the repository there yourself (``fetch_triton`` downloads and verifies it). If an upload
-fails, :func:`upload_triton` completes it later from the version's artifact.
+``gs://`` bases are not uploaded by publishing (pass ``store=None``): copy the repository
+there yourself (``fetch_triton`` downloads and verifies it). If an upload fails,
+:func:`upload_triton` completes it later from the version's artifact.
 """
 
 from __future__ import annotations
@@ -66,7 +67,10 @@ def triton_uri(base_uri: str, model: str, version: str | int) -> str:
     """``<base>/<model>/<version>/triton``: where KServe loads this version's repository.
 
     Pure. ``base_uri`` is the operator's setting, under one of :data:`URI_SCHEMES`;
-    ``model`` must be usable as a path segment and a Triton model name.
+    ``model`` must be usable as a path segment and a Triton model name. Under ``https://``
+    it is ``.../triton.tar.gz``: KServe's https download fetches one file and unpacks it only
+    when the path names an archive (``kserve_storage._download_from_uri``), so the repository
+    is published there as one archive (``registry/storage.py``).
     """
     scheme, sep, rest = base_uri.partition("://")
     if not sep or scheme not in URI_SCHEMES or not rest.strip("/"):
@@ -82,7 +86,8 @@ def triton_uri(base_uri: str, model: str, version: str | int) -> str:
     version = str(version)
     if not version.isdigit() or int(version) < 1:
         raise TritonUriError(f"version {version!r}: registry versions are positive integers")
-    return f"{base_uri.rstrip('/')}/{model}/{int(version)}/triton"
+    suffix = ".tar.gz" if scheme == "https" else ""
+    return f"{base_uri.rstrip('/')}/{model}/{int(version)}/triton{suffix}"
 
 
 def build_repository(checkpoint: Path, target: Path, model: str, version: str) -> Path:

@@ -33,7 +33,7 @@ def claim(mount: Path):
     [
         ("s3://bucket/triton", "s3://bucket/triton/reviews/3/triton"),
         ("gs://bucket/a/b/", "gs://bucket/a/b/reviews/3/triton"),
-        ("https://models.example/repo", "https://models.example/repo/reviews/3/triton"),
+        ("https://models.example/repo", "https://models.example/repo/reviews/3/triton.tar.gz"),
         ("pvc://models-claim/triton", "pvc://models-claim/triton/reviews/3/triton"),
     ],
 )

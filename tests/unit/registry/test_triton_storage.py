@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -10,15 +12,18 @@ import pytest
 from modeldeploy.registry.publish import publish_checkpoint
 from modeldeploy.registry.storage import (
     FilesystemStore,
+    HttpArchiveStore,
     StorageConflict,
     StorageError,
     UploadResult,
+    archive,
     open_store,
     plan_upload,
     pvc_mounts,
 )
 from modeldeploy.registry.triton import TAG_TRITON_ARTIFACT, TAG_TRITON_URI, upload_triton
 from tests.support.in_memory_registry import InMemoryRegistry
+from tests.support.processes import free_port
 
 MANIFEST = "m/modeldeploy-manifest-1.json"
 URI = "pvc://models/triton/m/1/triton"
@@ -129,13 +134,48 @@ def test_a_repository_without_its_manifest_is_not_uploaded(tmp_path: Path) -> No
     ("uri", "message"),
     [
         ("gs://bucket/x/m/1/triton", "cannot upload to gs://"),
-        ("https://host/x/m/1/triton", "cannot upload to https://"),
         ("pvc://other/x", "claim 'other' is mounted"),
     ],
 )
 def test_open_store_names_what_it_cannot_write(uri: str, message: str, tmp_path: Path) -> None:
     with pytest.raises(StorageError, match=message):
         open_store(uri, env={"MODELDEPLOY_PVC_MOUNTS": f"models={tmp_path}"})
+
+
+def test_an_https_upload_needs_an_archive_path(tmp_path: Path) -> None:
+    store = open_store("https://host/x/m/1/triton", env={})
+    with pytest.raises(StorageError, match=r"https://host/x/m/1/triton: .*\.tar\.gz"):
+        store.upload(make_repository(tmp_path / "r"), MANIFEST)
+
+
+def test_an_unreachable_https_server_is_named(tmp_path: Path) -> None:
+    uri = f"http://127.0.0.1:{free_port()}/t/m/1/triton.tar.gz"
+    with pytest.raises(StorageError, match=rf"{uri}: reaching the server failed"):
+        HttpArchiveStore(uri).check()
+    with pytest.raises(StorageError, match=rf"{uri}: reading the existing archive failed"):
+        HttpArchiveStore(uri).upload(make_repository(tmp_path / "r"), MANIFEST)
+
+
+def test_the_archive_is_the_same_bytes_for_the_same_files_manifest_last(tmp_path: Path) -> None:
+    one = archive(make_repository(tmp_path / "one"), MANIFEST)
+    two = archive(make_repository(tmp_path / "two"), MANIFEST)
+    assert one == two
+    with tarfile.open(fileobj=io.BytesIO(one), mode="r:gz") as tar:
+        names = tar.getnames()
+        assert names[-1] == MANIFEST
+        assert set(names) == {"m/config.pbtxt", "m/1/model.onnx", MANIFEST}
+        member = tar.extractfile("m/1/model.onnx")
+        assert member is not None and member.read() == b"weights"
+    other = archive(make_repository(tmp_path / "three", weights=b"other"), MANIFEST)
+    assert other != one
+
+
+def test_https_credentials_follow_kserve_then_mlflow() -> None:
+    uri = "https://mlflow.example/api/2.0/mlflow-artifacts/artifacts/t/m/1/triton.tar.gz"
+    kserve = {"mlflow.example-headers": '{"X-Token": "a"}', "MLFLOW_TRACKING_TOKEN": "b"}
+    assert open_store(uri, env=kserve)._headers == {"X-Token": "a"}  # type: ignore[attr-defined]
+    token = {"MLFLOW_TRACKING_TOKEN": "b"}
+    assert open_store(uri, env=token)._headers == {"Authorization": "Bearer b"}  # type: ignore[attr-defined]
 
 
 def test_pvc_mounts_come_from_the_environment(tmp_path: Path) -> None:
