@@ -261,3 +261,58 @@ def test_a_failed_upload_sets_no_uri_or_alias_and_upload_triton_completes_it(
     assert uri == "pvc://models/triton/reviews/1/triton"
     assert registry.get_version("reviews", "1").tags[TAG_TRITON_URI] == uri
     assert (tmp_path / "claim" / "triton" / "reviews" / "1" / "triton" / "reviews").is_dir()
+
+
+# ------------------------------------------------------------------ the operator agrees
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("base", ["pvc://models/triton", "https://mlflow.example/a/triton"])
+def test_the_operators_storage_uri_is_where_publishing_uploaded(
+    base: str, tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    """Both sides call ``triton_uri``; this pins that the InferenceService names the upload."""
+    from modeldeploy.operator.api.status import VersionRef
+    from modeldeploy.operator.api.types import parse_spec
+    from modeldeploy.operator.platforms import kserve_manifests
+    from modeldeploy.operator.platforms.base import Target
+    from modeldeploy.operator.settings import KServeSettings
+
+    registry = InMemoryRegistry(store_dir=tmp_path / "store")
+    uploaded: list[str] = []
+
+    def store(uri: str) -> FilesystemStore | RecordingStore:
+        if uri.startswith("https://"):
+            return RecordingStore(uri, uploaded)
+        (tmp_path / "claim").mkdir(exist_ok=True)
+        return FilesystemStore(uri, tmp_path / "claim")
+
+    info = publish_checkpoint(
+        registry, tiny_checkpoint, "sentiment", triton_base_uri=base, triton_store=store
+    )
+    model = {"name": "sentiment", "registryUri": "http://mlflow:5000"}
+    isvc = kserve_manifests.inference_service(
+        Target("sentiment", "ml", parse_spec({"model": model, "runtime": "triton"}), uid="u-1"),
+        VersionRef(info.version, "aa", "models:/m-1"),
+        cfg=KServeSettings(triton_base_uri=base),
+    )
+    storage_uri = isvc["spec"]["predictor"]["model"]["storageUri"]
+    assert storage_uri == registry.get_version("sentiment", info.version).tags[TAG_TRITON_URI]
+    if base.startswith("pvc://"):
+        assert (tmp_path / "claim" / "triton" / "sentiment" / "1" / "triton").is_dir()
+    else:
+        assert uploaded == [storage_uri] and storage_uri.endswith("/1/triton.tar.gz")
+
+
+class RecordingStore:
+    """Records the URI it was asked to upload to (the https path is tested against MLflow)."""
+
+    def __init__(self, uri: str, log: list[str]) -> None:
+        self.uri, self._log = uri, log
+
+    def check(self) -> None:
+        pass
+
+    def upload(self, repository: Path, manifest_rel: str) -> UploadResult:
+        self._log.append(self.uri)
+        return UploadResult(self.uri, (manifest_rel,))
