@@ -151,9 +151,7 @@ def _s3_client(env: Mapping[str, str]) -> Any:
         import boto3
         from botocore.config import Config
     except ImportError:  # pragma: no cover - depends on the installed extras
-        raise StorageError(
-            "s3://", "boto3 is not installed (pip install 'modeldeploy[s3]')"
-        ) from None
+        raise StorageError("s3://", "publishing to s3:// needs boto3 (pip install boto3)") from None
     virtual = env.get("S3_USER_VIRTUAL_BUCKET", "false").lower() == "true"
     config = Config(
         connect_timeout=int(env.get("S3_CONNECT_TIMEOUT", "15")),
