@@ -126,6 +126,9 @@ def plan_upload(
     """(files to write, manifest last if needed; stale files to delete). Pure.
 
     Raises :class:`StorageConflict` when the destination's manifest differs from ours.
+    Without a manifest there nothing found is trusted: every file is written. Under the same
+    manifest only missing or wrong-sized files are rewritten (a same-sized altered file is
+    left for the load-time manifest check to refuse).
     """
     if remote_manifest is not None and remote_manifest != local_manifest:
         raise StorageConflict(
@@ -134,7 +137,9 @@ def plan_upload(
             "to overwrite what may be serving. Publish a new version instead.",
         )
     writes = sorted(
-        rel for rel, size in local.items() if rel != manifest_rel and remote.get(rel) != size
+        rel
+        for rel, size in local.items()
+        if rel != manifest_rel and (remote_manifest is None or remote.get(rel) != size)
     )
     stale = sorted(set(remote) - set(local))
     if remote_manifest is None:
@@ -188,6 +193,7 @@ class S3Store:
         self._client = client
 
     def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -195,7 +201,9 @@ class S3Store:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "?")
             raise StorageError(self.uri, f"{what} failed: {code} ({exc})") from None
-        except BotoCoreError as exc:  # connection refused, DNS, timeouts, credentials
+        # Connection refused, DNS, timeouts, credentials (botocore); a failed transfer
+        # (boto3's S3UploadFailedError wraps the ClientError); a local file unreadable.
+        except (BotoCoreError, Boto3Error, OSError) as exc:
             raise StorageError(self.uri, f"{what} failed: {exc}") from None
 
     def check(self) -> None:

@@ -141,7 +141,8 @@ def test_republishing_is_a_no_op_and_another_repository_is_refused(
 
 
 class FailOnSecondUpload:
-    """The real boto3 client, except that the second ``upload_file`` fails as S3 would."""
+    """The real boto3 client; its second ``upload_file`` goes to a bucket that does not exist,
+    so S3 itself refuses that transfer (boto3 raises ``S3UploadFailedError``)."""
 
     def __init__(self, client: Any) -> None:
         self._client, self._uploads = client, 0
@@ -150,11 +151,9 @@ class FailOnSecondUpload:
         return getattr(self._client, name)
 
     def upload_file(self, **kwargs: Any) -> None:
-        from botocore.exceptions import ClientError
-
         self._uploads += 1
         if self._uploads == 2:
-            raise ClientError({"Error": {"Code": "SlowDown", "Message": "test"}}, "PutObject")
+            kwargs["Bucket"] = "no-such-bucket"
         self._client.upload_file(**kwargs)
 
 
@@ -171,7 +170,7 @@ def test_a_failed_upload_leaves_nothing_under_the_uri(
     repository = fetch_triton(registry, model_name, info.version, tmp_path / "repo")
     uri = f"{BASE}/{model_name}/{info.version}/triton"
     store = S3Store(uri, FailOnSecondUpload(boto3.client("s3")))
-    with pytest.raises(StorageError, match=rf"{uri}: uploading .* SlowDown.*were removed"):
+    with pytest.raises(StorageError, match=rf"{uri}: uploading .*NoSuchBucket.*were removed"):
         store.upload(repository, manifest_rel(model_name, info.version))
     assert objects(uri.removeprefix(f"s3://{BUCKET}/")) == {}
     with pytest.raises(RuntimeError, match="No model found"):  # KServe sees nothing at all

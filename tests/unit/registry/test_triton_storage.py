@@ -62,9 +62,10 @@ def test_plan_refuses_a_different_manifest_naming_the_uri() -> None:
         plan_upload({MANIFEST: 3}, {MANIFEST: 3}, MANIFEST, b"old", b"new", URI)
 
 
-def test_a_partial_upload_without_manifest_is_overwritten() -> None:
-    writes, stale = plan_upload({"a": 1, MANIFEST: 3}, {"a": 0, "z": 5}, MANIFEST, None, b"x", URI)
-    assert writes == ["a", MANIFEST] and stale == ["z"]
+def test_a_partial_upload_without_manifest_is_rewritten_whole() -> None:
+    local = {"a": 1, "b": 2, MANIFEST: 3}
+    writes, stale = plan_upload(local, {"a": 1, "z": 5}, MANIFEST, None, b"x", URI)
+    assert writes == ["a", "b", MANIFEST] and stale == ["z"]
 
 
 # ------------------------------------------------------------------ the filesystem store
