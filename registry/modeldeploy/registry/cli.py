@@ -263,8 +263,11 @@ def _upload_triton(args: argparse.Namespace) -> int:
 
     client = _client(args)
     store = _store_factory(args)
-    uri = _run(lambda: upload_triton(client, args.model, args.version, args.triton_base_uri, store))
-    print(f"{args.model} version {args.version}: Triton repository at {uri}")
+    result = _run(
+        lambda: upload_triton(client, args.model, args.version, args.triton_base_uri, store)
+    )
+    state = "already in place" if result.unchanged else f"{len(result.written)} files uploaded"
+    print(f"{args.model} version {args.version}: Triton repository at {result.uri} ({state})")
     return 0
 
 

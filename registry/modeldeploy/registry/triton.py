@@ -34,7 +34,7 @@ from typing import Protocol
 
 from modeldeploy.registry import manifest as manifests
 from modeldeploy.registry.base import TAG_PREFIX, IntegrityError, NotFound, RegistryClient
-from modeldeploy.registry.storage import StoreFactory, open_store
+from modeldeploy.registry.storage import StoreFactory, UploadResult, open_store
 
 TAG_TRITON_URI = TAG_PREFIX + "triton_uri"
 TAG_TRITON_ARTIFACT = TAG_PREFIX + "triton_artifact"
@@ -160,17 +160,18 @@ def upload_triton(
     version: str,
     base_uri: str,
     store: StoreFactory = open_store,
-) -> str:
-    """Upload an already published version's repository (verified) to its URI; return it.
+) -> UploadResult:
+    """Upload an already published version's repository (verified) to its URI.
 
-    Completes a publish whose upload failed, or copies a version to a new base. Idempotent.
+    Completes a publish whose upload failed, or copies a version to a new base. Idempotent:
+    a repository already in place gives a result with nothing written.
     """
     uri = triton_uri(base_uri, model, version)
     with tempfile.TemporaryDirectory(prefix="modeldeploy-triton-") as tmp:
         repository = fetch_triton(client, model, str(version), Path(tmp) / "repository")
-        store(uri).upload(repository, manifest_rel(model, version))
+        result = store(uri).upload(repository, manifest_rel(model, version))
     client.set_version_tag(model, str(version), TAG_TRITON_URI, uri)
-    return uri
+    return result
 
 
 def triton_tags(tags: Mapping[str, str]) -> tuple[str, manifests.Manifest]:

@@ -126,7 +126,7 @@ def test_republishing_is_a_no_op_and_another_repository_is_refused(
     prefix = uri.removeprefix(f"s3://{BUCKET}/") + "/"
     before = objects(prefix)
 
-    assert upload_triton(registry, model_name, info.version, BASE) == uri
+    assert upload_triton(registry, model_name, info.version, BASE).unchanged
     repository = fetch_triton(registry, model_name, info.version, tmp_path / "again")
     result = open_store(uri).upload(repository, manifest_rel(model_name, info.version))
     assert result.unchanged
@@ -227,3 +227,31 @@ def test_an_unreachable_bucket_is_named_and_registers_nothing(
     assert code == 1
     assert f"error: Triton repository at {base}: {message}" in out
     assert MlflowRegistry(mlflow_server.url).search_versions(model_name, max_results=5)[0] == []
+
+
+def test_cli_publishes_to_a_mounted_claim_and_upload_triton_copies_to_s3(
+    s3_env: dict[str, str],
+    mlflow_server,
+    tiny_checkpoint: Path,
+    model_name: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    registry_uri = ["--registry-uri", mlflow_server.url]
+    claim = tmp_path / "claim"
+    claim.mkdir()
+    publish = ["registry", "publish", str(tiny_checkpoint), "--model", model_name]
+    to_claim = ["--triton-base-uri", "pvc://models/triton", "--pvc-mount", f"models={claim}"]
+    code, out = run_cli([*publish, *to_claim, *registry_uri], capsys)
+    pvc_uri = f"pvc://models/triton/{model_name}/1/triton"
+    assert code == 0 and f"Triton repository at {pvc_uri}" in out
+    assert (claim / "triton" / model_name / "1" / "triton" / manifest_rel(model_name, 1)).is_file()
+
+    upload = ["registry", "upload-triton", model_name, "1", "--triton-base-uri", BASE]
+    code, out = run_cli([*upload, *registry_uri], capsys)
+    assert code == 0 and f"Triton repository at {BASE}/{model_name}/1/triton (" in out
+    assert "files uploaded)" in out
+    code, out = run_cli([*upload, *registry_uri], capsys)  # the same repository is there
+    assert code == 0 and out.rstrip().endswith("(already in place)")
+    repository = kserve_download(f"{BASE}/{model_name}/1/triton", tmp_path / "mnt-models")
+    verify_unit(repository, model_name, model_name, "1")

@@ -252,14 +252,15 @@ def test_a_failed_upload_sets_no_uri_or_alias_and_upload_triton_completes_it(
     assert "challenger" not in registry.get_model("reviews").aliases
 
     (tmp_path / "claim").mkdir()
-    uri = upload_triton(
+    result = upload_triton(
         registry,
         "reviews",
         "1",
         "pvc://models/triton",
         store=lambda u: FilesystemStore(u, tmp_path / "claim"),
     )
-    assert uri == "pvc://models/triton/reviews/1/triton"
+    uri = result.uri
+    assert uri == "pvc://models/triton/reviews/1/triton" and not result.unchanged
     assert registry.get_version("reviews", "1").tags[TAG_TRITON_URI] == uri
     assert (tmp_path / "claim" / "triton" / "reviews" / "1" / "triton" / "reviews").is_dir()
 
