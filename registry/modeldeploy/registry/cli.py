@@ -63,8 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--triton-base-uri",
         default=None,
         help="also publish the version's Triton repository and upload it to"
-        " <base>/<model>/<version>/triton (s3:// or pvc://; gs:// and https:// with"
-        " --no-triton-upload; the operator's MODELDEPLOY_TRITON_BASE_URI)",
+        " <base>/<model>/<version>/triton (s3://, pvc://, or https:// as triton.tar.gz; gs://"
+        " with --no-triton-upload; the operator's MODELDEPLOY_TRITON_BASE_URI)",
     )
     publish.add_argument(
         "--no-triton-upload",
@@ -81,7 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     upload.add_argument("model")
     upload.add_argument("version")
     upload.add_argument(
-        "--triton-base-uri", required=True, help="s3://bucket/path or pvc://claim/path"
+        "--triton-base-uri", required=True, help="s3://bucket/path, pvc://claim/path or https://..."
     )
     _storage_args(upload)
 

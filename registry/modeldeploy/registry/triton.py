@@ -34,7 +34,7 @@ from typing import Protocol
 
 from modeldeploy.registry import manifest as manifests
 from modeldeploy.registry.base import TAG_PREFIX, IntegrityError, NotFound, RegistryClient
-from modeldeploy.registry.storage import StoreFactory, UploadResult, open_store
+from modeldeploy.registry.storage import StorageError, StoreFactory, UploadResult, open_store
 
 TAG_TRITON_URI = TAG_PREFIX + "triton_uri"
 TAG_TRITON_ARTIFACT = TAG_PREFIX + "triton_artifact"
@@ -149,7 +149,15 @@ def publish_triton(
             client.set_version_tag(model, str(version), key, value)
         if store is None:
             return tags
-        store(uri).upload(repository, manifest_rel(model, version))
+        try:
+            store(uri).upload(repository, manifest_rel(model, version))
+        except StorageError as exc:
+            hint = (
+                f"; version {version} is registered without it (no alias set): complete it with "
+                f"`modeldeploy registry upload-triton {model} {version} --triton-base-uri "
+                f"{base_uri}`"
+            )
+            raise type(exc)(exc.uri, exc.reason + hint) from None
     client.set_version_tag(model, str(version), TAG_TRITON_URI, uri)  # last: it is in place
     return {**tags, TAG_TRITON_URI: uri}
 

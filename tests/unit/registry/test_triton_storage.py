@@ -238,7 +238,11 @@ def test_a_failed_upload_sets_no_uri_or_alias_and_upload_triton_completes_it(
     tmp_path: Path, tiny_checkpoint: Path
 ) -> None:
     registry = InMemoryRegistry(store_dir=tmp_path / "store")
-    with pytest.raises(StorageError, match=r"pvc://models/triton/reviews/1/triton.*AccessDenied"):
+    with pytest.raises(
+        StorageError,
+        match=r"pvc://models/triton/reviews/1/triton: .*AccessDenied; version 1 is registered "
+        r"without it .*upload-triton reviews 1 --triton-base-uri pvc://models/triton",
+    ):
         publish_checkpoint(
             registry,
             tiny_checkpoint,
