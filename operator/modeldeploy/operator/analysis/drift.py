@@ -104,7 +104,8 @@ def _shift_check(
         flips=flips,
     )
     lo, hi = float(lower), float(upper)
-    moved = int(np.argmax(np.abs(estimate)))
+    # the category that moved most; of two equal moves, the one that rose reads best
+    moved = int(np.argmax(np.round(np.abs(estimate), 12) + 1e-13 * np.sign(estimate)))
     shift = float(estimate[moved])
     status = judge(lo, hi, limit)
     numbers: dict[str, object] = {

@@ -33,7 +33,7 @@ from modeldeploy.operator.analysis.sequential import (
 )
 
 
-def tested_categories(k: int) -> int:
+def categories_tested(k: int) -> int:
     """How many share differences are tested: one when two shares mirror each other."""
     return 1 if k == 2 else max(k, 1)
 
@@ -57,7 +57,7 @@ def signed_intervals(
     k = c.shape[-1]
     n_c = c.sum(axis=-1, keepdims=True)
     n_s = s.sum(axis=-1, keepdims=True)
-    per_side = alpha / (2.0 * tested_categories(k))
+    per_side = alpha / (2.0 * categories_tested(k))
     if flips is not None:
         per_side /= 2.0
     estimate, variance = unpaired_variance(c, n_c, s, n_s)
