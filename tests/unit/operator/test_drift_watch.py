@@ -68,9 +68,9 @@ def test_a_shift_from_the_reference_is_exported_and_equal_traffic_is_not() -> No
     figures = keys[drift_watch.WATCH]["figures"]
     assert abs(figures["predictions"]["estimate"] - 0.1875) < 1e-6
     assert figures["predictions"]["lower"] > 0.1
-    assert gauge("modeldeploy_drift_shift_ratio", "predictions") == figures["predictions"][
-        "estimate"
-    ]
+    assert (
+        gauge("modeldeploy_drift_shift_ratio", "predictions") == figures["predictions"]["estimate"]
+    )
     assert gauge("modeldeploy_drift_shift_lower_bound_ratio", "predictions") > 0.1
 
 
