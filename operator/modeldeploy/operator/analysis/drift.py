@@ -35,6 +35,7 @@ from modeldeploy.operator.analysis.verdict import CheckResult, CheckStatus, judg
 
 PREFIX = "drift_"
 SIGNALS = ("predictions", "confidence", "input_tokens", "truncation", "agreement")
+Flips = tuple[list[int], list[int], int]  # per class: only canary, only stable; all pairs
 
 
 def _points(value: float) -> str:
@@ -90,7 +91,7 @@ def _shift_check(
     limit: float,
     describe: Callable[[str, float], str],
     what: str,
-    flips: tuple[list[int], list[int], int] | None = None,
+    flips: Flips | None = None,
 ) -> CheckResult:
     """The largest share shift over ``categories``, judged against ``limit``."""
     n_c, n_s = int(sum(canary)), int(sum(stable))
@@ -147,7 +148,7 @@ def _more_often(subject: str) -> Callable[[str, float], str]:
     return describe
 
 
-def _flips(agreement: Agreement | None, classes: Sequence[str]) -> tuple | None:
+def _flips(agreement: Agreement | None, classes: Sequence[str]) -> Flips | None:
     """Per class: pairs where only the canary, only stable predicted it; and all pairs."""
     if agreement is None or not agreement.table:
         return None
@@ -170,7 +171,7 @@ def check_predictions(config: AnalysisConfig, observations: Observations) -> Che
     if stable is None or canary is None or not (stable.predictions or canary.predictions):
         return _missing(name, "prediction counts")
     classes = sorted(set(stable.predictions) | set(canary.predictions))
-    table_classes = set()
+    table_classes: set[str] = set()
     if observations.agreement is not None:
         for s, c in observations.agreement.table:
             table_classes.update((s, c))
