@@ -27,6 +27,7 @@ from modeldeploy.operator.analysis.drift_reference import reference_of, shifts
 from modeldeploy.operator.api.status import Status
 from modeldeploy.operator.metrics.accumulate import WindowState
 from modeldeploy.operator.metrics.base import AnalysisTarget, MetricsError
+from modeldeploy.operator.metrics.snapshot import add_arms
 from modeldeploy.operator.observer import MetricsWindows
 from modeldeploy.operator.platforms.base import Target
 
@@ -77,7 +78,11 @@ def after_tick(
     watch = dict(old.get(WATCH) or {})
     state = _state(watch.get("window"))
     try:
-        now = windows.provider_for(target).snapshot(AnalysisTarget(target.name, stable.version, ""))
+        # Both roles: a promoted process may serve on under its canary label until the
+        # platform restarts it; the version is what is watched.
+        now = windows.provider_for(target).snapshot(
+            AnalysisTarget(target.name, stable.version, stable.version)
+        )
     except (MetricsError, ValueError, OSError):
         out[WATCH] = watch or None
         return out
@@ -91,9 +96,10 @@ def after_tick(
     ):
         state = WindowState.start(stable.version, 0, now)
     config = target.spec.rollout.analysis
+    serving = add_arms(state.stable, state.canary)
     figures = shifts(
         reference["counts"],
-        state.stable.drift if state.stable is not None else {},
+        serving.drift if serving is not None else {},
         alpha=config.alpha,
         scale=config.drift.mixture_scale,
         min_requests=config.drift.min_requests,

@@ -84,3 +84,13 @@ def test_no_reference_or_a_canary_means_no_watch() -> None:
 def test_shifts_need_enough_requests_on_both_sides() -> None:
     reference = {"p/a": 500.0, "p/b": 500.0}
     assert shifts(reference, {"p/a": 10.0}, alpha=0.05, scale=0.03, min_requests=200) == {}
+
+
+def test_a_promoted_process_still_labelled_canary_is_watched_by_its_version() -> None:
+    serving = Serving()
+    keys = promote(serving)
+    serving.urls = {"http://c/metrics": serving.canary}  # the same process serves on
+    keys = drift_watch.after_tick(serving.windows(), TARGET, PROMOTED, keys, None, None)
+    serving.canary.serve(300, 300)
+    keys = drift_watch.after_tick(serving.windows(), TARGET, PROMOTED, keys, None, None)
+    assert keys[drift_watch.WATCH]["figures"]["predictions"]["requests"] == 600
