@@ -59,6 +59,14 @@ def _recorded(
     return reference
 
 
+def _stop(target: Target, watch: Mapping[str, Any]) -> None:
+    """The watch ends (a rollout began, no reference): clear the gauges it had set."""
+    version = (watch.get("window") or {}).get("version")
+    if version is not None:
+        signals = list((watch.get("figures") or {}).keys())
+        telemetry.clear_drift(target.namespace, target.name, str(version), signals)
+
+
 def after_tick(
     windows: MetricsWindows,
     target: Target,
@@ -71,11 +79,16 @@ def after_tick(
     reference = _recorded(after, old.get(REFERENCE), taken, baseline)
     out: dict[str, Any] = {REFERENCE: reference, WATCH: None}
     stable = after.stable
-    if after.canary is not None or stable is None or not reference:
-        return out
-    if reference.get("version") != stable.version:
-        return out
     watch = dict(old.get(WATCH) or {})
+    watching = (
+        after.canary is None
+        and stable is not None
+        and bool(reference)
+        and (reference or {}).get("version") == stable.version
+    )
+    if not watching or stable is None or not reference:
+        _stop(target, watch)
+        return out
     state = _state(watch.get("window"))
     try:
         # Both roles: a promoted process may serve on under its canary label until the

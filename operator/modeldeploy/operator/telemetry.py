@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -74,6 +75,17 @@ def record_drift(
         DRIFT_SHIFT_LOWER.labels(namespace, name, version, signal).set(float(figure["lower"]))
         requests = max(requests, float(figure.get("requests", 0)))
     DRIFT_WINDOW_REQUESTS.labels(namespace, name, version).set(requests)
+
+
+def clear_drift(namespace: str, name: str, version: str, signals: list[str]) -> None:
+    """Drop a version's drift gauges (a rollout began, or it is no longer served): a stale
+    figure must not keep an alert firing."""
+    for signal in signals:
+        for gauge in (DRIFT_SHIFT, DRIFT_SHIFT_LOWER):
+            with contextlib.suppress(KeyError):
+                gauge.remove(namespace, name, version, signal)
+    with contextlib.suppress(KeyError):
+        DRIFT_WINDOW_REQUESTS.remove(namespace, name, version)
 
 
 def record_tick(namespace: str, name: str, result, conflicts: int = 0) -> None:  # type: ignore[no-untyped-def]

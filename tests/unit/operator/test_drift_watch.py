@@ -94,3 +94,19 @@ def test_a_promoted_process_still_labelled_canary_is_watched_by_its_version() ->
     serving.canary.serve(300, 300)
     keys = drift_watch.after_tick(serving.windows(), TARGET, PROMOTED, keys, None, None)
     assert keys[drift_watch.WATCH]["figures"]["predictions"]["requests"] == 600
+
+
+def test_a_new_rollout_stops_the_watch_and_clears_its_gauges() -> None:
+    from modeldeploy.operator.api.status import CanaryState
+
+    serving = Serving()
+    keys = promote(serving)
+    stable = serve_as_stable(serving)
+    keys = drift_watch.after_tick(serving.windows(), TARGET, PROMOTED, keys, None, None)
+    stable.serve(300, 300)
+    keys = drift_watch.after_tick(serving.windows(), TARGET, PROMOTED, keys, None, None)
+    assert gauge("modeldeploy_drift_shift_ratio", "predictions") is not None
+    rolling = Status(phase="Progressing", stable=VersionRef("2"), canary=CanaryState("3"))
+    keys = drift_watch.after_tick(serving.windows(), TARGET, rolling, keys, None, None)
+    assert keys[drift_watch.WATCH] is None and keys[drift_watch.REFERENCE]["version"] == "2"
+    assert gauge("modeldeploy_drift_shift_ratio", "predictions") is None
