@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from modeldeploy.operator import registry_port
+from modeldeploy.operator import drift_watch, registry_port
 from modeldeploy.operator.analysis.assess import assess
 from modeldeploy.operator.analysis.observations import Observations
 from modeldeploy.operator.analysis.planning import plan
@@ -240,6 +240,9 @@ def tick(body: Mapping[str, Any], now: datetime, deps: Deps) -> TickResult:
         after = replace(after, metrics_available=True)
     todo, after = _execute(deps, client, target, before, after, todo, now)
     extra = {BASELINE: deps.windows.baseline_after(target, after, baseline, analysis.snapshot)}
+    extra.update(
+        drift_watch.after_tick(deps.windows, target, after, old_raw, analysis.snapshot, baseline)
+    )
     return _finish(
         before, after, old_raw, now, generation, tuple(todo), "", started, extra, analysis
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -39,11 +40,52 @@ TRAFFIC_DRIFT = Counter(
     "Ticks that found the served canary weight moved from the status' and set it back.",
     ["namespace", "name"],
 )
+DRIFT_LABELS = ["namespace", "name", "model_version", "signal"]
+DRIFT_SHIFT = Gauge(
+    "modeldeploy_drift_shift_ratio",
+    "Serving version against its reference (recorded at promotion): the largest share"
+    " shift of a signal (prediction mix, confidence, input tokens; truncation: rate rise), 0-1.",
+    DRIFT_LABELS,
+)
+DRIFT_SHIFT_LOWER = Gauge(
+    "modeldeploy_drift_shift_lower_bound_ratio",
+    "Always-valid lower bound (spec confidence) of modeldeploy_drift_shift_ratio: above a"
+    " limit, the shift is real, not noise.",
+    DRIFT_LABELS,
+)
+DRIFT_WINDOW_REQUESTS = Gauge(
+    "modeldeploy_drift_window_requests",
+    "Requests of the serving version in the current drift window (the figures' sample).",
+    ["namespace", "name", "model_version"],
+)
 RECONCILE_SECONDS = Histogram(
     "modeldeploy_operator_reconcile_duration_seconds",
     "Time one reconcile tick took.",
     ["namespace", "name"],
 )
+
+
+def record_drift(
+    namespace: str, name: str, version: str, figures: dict[str, dict[str, float]]
+) -> None:
+    """Set the drift gauges of the serving version from ``drift_watch``'s figures."""
+    requests = 0.0
+    for signal, figure in figures.items():
+        DRIFT_SHIFT.labels(namespace, name, version, signal).set(float(figure["estimate"]))
+        DRIFT_SHIFT_LOWER.labels(namespace, name, version, signal).set(float(figure["lower"]))
+        requests = max(requests, float(figure.get("requests", 0)))
+    DRIFT_WINDOW_REQUESTS.labels(namespace, name, version).set(requests)
+
+
+def clear_drift(namespace: str, name: str, version: str, signals: list[str]) -> None:
+    """Drop a version's drift gauges (a rollout began, or it is no longer served): a stale
+    figure must not keep an alert firing."""
+    for signal in signals:
+        for gauge in (DRIFT_SHIFT, DRIFT_SHIFT_LOWER):
+            with contextlib.suppress(KeyError):
+                gauge.remove(namespace, name, version, signal)
+    with contextlib.suppress(KeyError):
+        DRIFT_WINDOW_REQUESTS.remove(namespace, name, version)
 
 
 def record_tick(namespace: str, name: str, result, conflicts: int = 0) -> None:  # type: ignore[no-untyped-def]

@@ -454,6 +454,7 @@ def test_monitoring_objects_only_when_enabled(chart: helm.Chart) -> None:
         "ModelDeployRolledBack",
         "ModelDeployCanaryStuck",
         "ModelDeployRegistryUnavailable",
+        "ModelDeployDriftFromReference",
     }
     dashboard = only(docs, "ConfigMap")
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"

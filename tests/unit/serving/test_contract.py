@@ -522,6 +522,7 @@ def test_the_router_exports_the_contract_names() -> None:
         n.ROUTER_CANARY_WEIGHT,
         n.ROUTER_PAIRED_SHARE,
         n.PAIRED_OUTCOMES_TOTAL,
+        n.PAIRED_PREDICTIONS,
     }
     get = metrics.registry.get_sample_value
     assert get(n.ROUTER_CANARY_WEIGHT, {"deployment": "d"}) == 0.25
@@ -531,7 +532,9 @@ def test_the_router_exports_the_contract_names() -> None:
 def test_the_analysis_reads_the_contract_names() -> None:
     from modeldeploy.operator.metrics import prometheus, snapshot
 
-    assert snapshot.ARM_METRICS == prometheus.ARM_METRICS == n.ANALYSIS_ARM_SERIES
+    expected = n.ANALYSIS_ARM_SERIES + n.DRIFT_ARM_SERIES
+    assert snapshot.ARM_METRICS == prometheus.ARM_METRICS == expected
+    assert snapshot.PAIR_DRIFT_METRICS == prometheus.PAIR_DRIFT_METRICS == n.DRIFT_PAIR_SERIES
     assert snapshot.PAIRED == prometheus.PAIRED == n.PAIRED_OUTCOMES_TOTAL
     assert snapshot.PAIRED_OUTCOMES == n.PAIRED_OUTCOMES
 

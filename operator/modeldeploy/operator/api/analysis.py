@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from modeldeploy.operator.api.base import SpecModel
+from modeldeploy.operator.api.drift import DriftConfig
 
 OnInconclusive = Literal["rollback", "hold"]
 PairedMode = Literal["auto", "paired", "unpaired"]
@@ -128,6 +129,13 @@ class AnalysisConfig(SpecModel):
         max_length=len(CHECKS),
         description="The checks that gate the rollout, each at most once.",
         json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+    drift: DriftConfig = Field(
+        default_factory=DriftConfig,
+        description="Label-free checks of the canary against stable on the same window"
+        " (prediction mix, confidence, input length, truncation, agreement); each off"
+        " unless enabled.",
     )
 
     @field_validator("checks")

@@ -60,6 +60,8 @@ TRUNCATED_INPUTS = "modeldeploy_truncated_inputs_total"
 BATCH_SIZE = "modeldeploy_batch_size"
 PREDICTIONS = "modeldeploy_predictions_total"
 PREDICTION_CONFIDENCE = "modeldeploy_prediction_confidence"
+PREDICTION_CONFIDENCE_BUCKET = PREDICTION_CONFIDENCE + "_bucket"
+INPUT_TOKENS_BUCKET = INPUT_TOKENS + "_bucket"
 LABELLED_PREDICTIONS = "modeldeploy_labelled_predictions_total"
 FEEDBACK_REJECTED = "modeldeploy_feedback_rejected_total"
 
@@ -79,6 +81,11 @@ STORE_LABELS = (DEPLOYMENT, COMPONENT)
 
 PAIRED_OUTCOMES_TOTAL = "modeldeploy_paired_outcomes_total"
 PAIRED_LABELS = (DEPLOYMENT, STABLE_VERSION, CANARY_VERSION, SOURCE, OUTCOME)
+STABLE_LABEL = "stable_label"
+CANARY_LABEL = "canary_label"
+PAIRED_PREDICTIONS = "modeldeploy_paired_predictions_total"
+PAIRED_PREDICTION_LABELS = (DEPLOYMENT, STABLE_VERSION, CANARY_VERSION, STABLE_LABEL, CANARY_LABEL)
+"""Unlabelled inputs both arms scored (the router's paired share), by what each predicted."""
 
 # --- the router's own series ----------------------------------------------------------
 
@@ -104,6 +111,15 @@ ROUTER_FEEDBACK_OUTCOMES = (
 
 ANALYSIS_ARM_SERIES = (LABELLED_PREDICTIONS, REQUESTS, NAN_OUTPUTS, REQUEST_DURATION_BUCKET)
 """Per-arm series the analysis selects (one Prometheus query covers all of them)."""
+DRIFT_ARM_SERIES = (
+    PREDICTIONS,
+    PREDICTION_CONFIDENCE_BUCKET,
+    INPUT_TOKENS_BUCKET,
+    TRUNCATED_INPUTS,
+)
+"""Per-arm label-free series the drift checks read (same query as the above)."""
+DRIFT_PAIR_SERIES = (PAIRED_PREDICTIONS, ROUTER_SHADOW_COMPARISONS)
+"""Per-pair label-free series: whether both arms predicted the same class."""
 
 
 def paired_outcome(stable_correct: bool, canary_correct: bool) -> str:
