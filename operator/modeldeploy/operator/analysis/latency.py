@@ -294,6 +294,7 @@ def check_latency(config: AnalysisConfig, observations: Observations) -> CheckRe
     statuses.append(relative)
     cap = config.p99_cap_seconds
     cap_status = CheckStatus.PASS
+    c_lower = 0.0
     if cap is not None:
         c_lower, c_upper = quantile_bounds(canary, q, alpha / 2, w)
         numbers.update(canary_lower_s=c_lower, canary_upper_s=c_upper)
@@ -301,17 +302,18 @@ def check_latency(config: AnalysisConfig, observations: Observations) -> CheckRe
         statuses.append(cap_status)
     if cap is not None and cap_status is CheckStatus.FAIL:
         status = CheckStatus.FAIL
-        reason = (
-            f"canary {q_name} above {_ms(float(numbers['canary_lower_s']))}, over the cap "
-            f"{_ms(cap)}, {amount}"
-        )
+        reason = f"canary {q_name} above {_ms(c_lower)}, over the cap {_ms(cap)}, {amount}"
     elif relative is CheckStatus.FAIL:
         status, reason = CheckStatus.FAIL, f"{relative_text}, {amount}"
     elif all(s is CheckStatus.PASS for s in statuses):
         status, reason = CheckStatus.PASS, f"{relative_text}, {amount}"
     else:
         status = CheckStatus.UNDECIDED
-        cap_text = "" if cap_status is CheckStatus.PASS else f"; cap {_ms(cap)} not yet shown"
+        cap_text = (
+            f"; cap {_ms(cap)} not yet shown"
+            if cap is not None and cap_status is not CheckStatus.PASS
+            else ""
+        )
         reason = f"{relative_text}{cap_text}, {amount}"
     return CheckResult(NAME, status, reason, numbers)
 
