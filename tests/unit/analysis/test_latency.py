@@ -139,3 +139,23 @@ def test_a_threshold_beyond_the_last_edge_never_fails() -> None:
     """No canary edge at or above (1 + tolerance) x e: nothing is surely that slow."""
     fail, passing = canary_thresholds([0.01, 0.02], [0.01, 0.02], 5.0)
     assert list(fail) == [2, 2] and list(passing) == [1, 1]
+
+
+def test_a_stable_tail_beyond_the_last_edge_is_undecided_and_says_so() -> None:
+    """Every request in +Inf: no edge can serve as a threshold, so neither pass nor fail."""
+    beyond = LatencyHistogram.from_buckets([0.01, math.inf], [0, 5000])
+    result = check_latency(CONFIG, both(arm(latency=beyond), arm(latency=beyond)))
+    assert result.status is CheckStatus.UNDECIDED
+    assert "stable P99 not yet bounded" in result.reason
+
+
+def test_a_close_canary_is_undecided_with_both_ends_of_the_difference() -> None:
+    rng = np.random.default_rng(12)
+    stable = 0.02 * np.exp(0.5 * rng.standard_normal(3000))
+    canary = 0.02 * 1.1 * np.exp(0.5 * rng.standard_normal(3000))
+    result = check_latency(
+        AnalysisConfig(), both(arm(latency=bucketed(stable)), arm(latency=bucketed(canary)))
+    )
+    assert result.status is CheckStatus.UNDECIDED
+    assert "not yet separable, the difference is between" in result.reason
+    assert result.numbers["difference_lower"] < 0 < result.numbers["difference_upper"]
