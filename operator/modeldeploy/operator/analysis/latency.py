@@ -29,7 +29,8 @@ the one at the true quantile to first order (the stable share's own noise moves 
 choice of edge), so the test keeps its level asymptotically; it is not a finite-sample theorem.
 It is checked by simulation at the hardest null, a canary exactly ``1 + tolerance`` slower at
 every quantile (every edge's null holds with equality), with a look every 100 requests
-(``tests/unit/analysis/test_latency_power.py``, ``bench/results.json`` ``analysis.latency``).
+(``tests/unit/analysis/test_latency_power.py``; ``bench/results.json``,
+``analysis.figures.latency``).
 A variant that is valid by construction (fail only if the test fails at *every* edge that
 stable's bounds leave possible) caught 80% instead of 98% of +25% tails at 10,000 requests.
 
@@ -185,7 +186,10 @@ def tail_test(
 
     counts = _count_bounds(n_s, quantile, alpha, weight)
     lower, upper = bounds_from_counts(s_bounds, s_cum, counts[..., 0], counts[..., 1])
-    observed = np.argmax(s_cum >= np.ceil(quantile * n_s)[..., None], axis=-1)
+    # the observed quantile's edge (the 1e-9 keeps float noise in quantile x n from
+    # skipping a whole request)
+    needed = np.ceil(quantile * n_s - 1e-9)
+    observed = np.argmax(s_cum >= needed[..., None], axis=-1)
     usable = np.isfinite(upper) & np.isfinite(s_bounds[observed]) & (n_s > 0) & (n_c > 0)
     edge = np.where(usable, observed, -1)
     fail_all, pass_all = canary_thresholds(s_bounds, c_bounds, tolerance)
