@@ -118,6 +118,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "--threads",
                 "1",
                 *auth,
+                *(["--labels-at-joiner"] if name == "b" else []),
             ]
             started.append(
                 start_process(
@@ -198,6 +199,15 @@ def test_labels_for_predictions_of_either_replica_are_joined(stack: Stack) -> No
         if name == DECISION_SERIES[0] and dict(labels)["role"] == "stable"
     }
     assert {k: v for k, v in got.items() if v} == dict(expected)
+
+
+def test_a_replica_that_leaves_labels_to_the_joiner_takes_none(stack: Stack) -> None:
+    answer = serve_and_log(stack, 1, "labelled only at the joiner")
+    body = {"request_id": answer["request_id"], "label": 1}
+    assert call(f"{stack.replicas[1]}/v1/feedback", body, stack.label)[0] == 404
+    assert call(f"{stack.replicas[0]}/v1/feedback", {**body, "request_id": "x"}, stack.label)[
+        0
+    ] in (404, 409)  # replica a still has its route (an unknown id)
 
 
 def test_anonymous_wrong_token_replay_and_forged_ids_change_no_count(stack: Stack) -> None:

@@ -146,6 +146,8 @@ class KServePlatform:
         status = (self._get(target) or {}).get("status") or {}
         traffic = ((status.get("components") or {}).get("predictor") or {}).get("traffic") or []
         urls = [str(t["url"]).rstrip("/") + "/metrics" for t in traffic if t.get("url")]
+        if self.settings.joiner_metrics_url:  # labels are counted there (docs/serving.md)
+            urls.append(self.settings.joiner_metrics_url)
         return sorted(set(urls))
 
     def promote(self, target: Target, ref: VersionRef) -> None:
@@ -179,6 +181,7 @@ OWNED_OPTIONAL = frozenset(
         "containers",
         "storageUri",
         "image",
+        "logger",
     }
 )
 _RESOURCE_KEYS = frozenset({"cpu", "memory", "nvidia.com/gpu", "ephemeral-storage"})
