@@ -3,6 +3,7 @@ the platform's credential, refusals that change no count, pairing on a fake cana
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -174,3 +175,24 @@ async def test_ids_are_minted_for_label_holders_only(stack: Stack) -> None:
     response = await stack.api.post("/v1/ids", headers={"Authorization": f"Bearer {LABEL}"})
     minted = (await response.json())["request_id"]
     assert stack.joiner.book.id_verdict(minted, "canary") is None  # Triton echoes it back
+
+
+async def test_labels_for_two_items_of_one_request_share_one_rescore(stack: Stack) -> None:
+    rid = issued("stable")
+    names = ("negative", "positive")
+    answer = {
+        "predictions": [
+            {"id": f"{rid}/{i}", "label": names[k], "label_index": k,
+             "probabilities": {"negative": 0.5, "positive": 0.5}}
+            for i, k in enumerate((0, 0))
+        ],
+        "request_id": rid, "model_version": "1",
+    }  # fmt: skip
+    request = {"id": "c", "instances": ["a good film", "a dull film"]}
+    assert await stack.log("stable", "1", request, answer) == "recorded"
+    first, second = await asyncio.gather(stack.label(f"{rid}/0", 1), stack.label(f"{rid}/1", 0))
+    assert first[0] == second[0] == 200
+    assert len(stack.canary.predictions) == 1  # one re-score paired both items
+    paired = await stack.counts("modeldeploy_paired_outcomes_total")
+    # The fake canary says "good" is positive: item 0 canary right, item 1 both right.
+    assert sorted(dict(k)["outcome"] for k in paired) == ["both_correct", "canary_only"]

@@ -16,6 +16,7 @@ Answers to labels say only whether the label counted, never what an arm predicte
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -44,7 +45,7 @@ from modeldeploy.serving.joiner.events import (
     scored,
 )
 from modeldeploy.serving.joiner.metrics import JoinerMetrics
-from modeldeploy.serving.joiner.pairing import ArmsFile, Rescorer, plan
+from modeldeploy.serving.joiner.pairing import ArmsFile, Plan, Rescorer, plan
 from modeldeploy.serving.router.pairing import RescoreBudget, StoredInput
 from modeldeploy.serving.router.responses import json_too_deep
 
@@ -76,6 +77,7 @@ class Joiner:
                                  lambda: self.book.items.estimated_bytes)  # fmt: skip
         self.rescorer = Rescorer(RescoreBudget(config.rescores_per_s), config.rescore_timeout_s)
         self.minter = IdIssuer(config.auth.id_key, JOINER_ORIGIN) if config.auth else None
+        self._rescoring: dict[str, asyncio.Future[None]] = {}
 
     # --- applications -------------------------------------------------------------------
 
@@ -194,20 +196,33 @@ class Joiner:
         return body, item_id, item
 
     async def _pair(self, item_id: str, item: JoinedItem) -> None:
-        """Pairing on label (:mod:`.pairing`): the other arm scores the stored input."""
-        chosen = plan(self.book, item, self.config.arms.get(item.deployment))
-        if chosen.skip:
-            if chosen.skip != "not_needed":
-                self.metrics.rescore(chosen.skip)
-            return
+        """Pairing on label (:mod:`.pairing`): the other arm scores the stored input.
+
+        One re-score per request (it pairs every item of it): a label for another item of
+        the same request that arrives meanwhile waits for it instead of starting another.
+        """
+        request_id = request_of(item_id)
+        running = self._rescoring.get(request_id)
+        if running is None:
+            chosen = plan(self.book, item, self.config.arms.get(item.deployment))
+            if chosen.skip:
+                if chosen.skip != "not_needed":
+                    self.metrics.rescore(chosen.skip)
+                return
+            running = asyncio.ensure_future(self._rescore(request_id, item.deployment, chosen))
+            self._rescoring[request_id] = running
+            running.add_done_callback(lambda _: self._rescoring.pop(request_id, None))
+        # Shielded: a client that hangs up must not cancel a re-score other labels wait on.
+        await asyncio.shield(running)
+
+    async def _rescore(self, request_id: str, deployment: str, chosen: Plan) -> None:
         result = await self.rescorer.score(chosen)
         if isinstance(result, str):
             self.metrics.rescore(result)
             return
         # Booked under the labelled request's ids: the arm answered under an id of its own.
-        request_id = request_of(item_id)
         ours = tuple(item_ids(request_id, len(result.predictions)))
-        arm = Arm(item.deployment, chosen.role, chosen.version)
+        arm = Arm(deployment, chosen.role, chosen.version)
         self.book.put_predictions(arm, replace(result, request_id=request_id, item_ids=ours), None)
         self.metrics.rescore("paired")
 
