@@ -180,3 +180,15 @@ def test_pairing_is_planned_only_with_arms_an_input_and_a_missing_arm(tmp_path: 
     assert watched.get("demo") is not None and watched.error
     with pytest.raises(ValueError):
         parse_arms({"deployments": {"demo": {"arms": {"stable": "file:///etc/passwd"}}}})
+
+
+def test_an_event_flood_stays_inside_the_byte_bounds() -> None:
+    book = JoinBook(capacity=1_000_000, max_bytes=256 * 1024, input_bytes=128 * 1024)
+    body = b'{"instances": ["' + b"x" * 200 + b'"]}'
+    for i in range(20_000):
+        book.record_input(f"pod\x1f{i}", StoredInput("", body, {}, "v1"))
+        book.record(STABLE, scored(v1_answer(f"id-{i}", [i % 2]), "1"), f"pod\x1f{i}")
+    assert book.items.estimated_bytes <= 256 * 1024
+    assert book.inputs.bytes <= 128 * 1024
+    assert 0 < len(book.items) < 20_000 and book.lookup("id-19999")[0] == "found"
+    assert book.lookup("id-0")[0] == "expired"  # pushed out, and says so

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
 
 from modeldeploy.serving.contract import names as n
 from modeldeploy.serving.joiner.book import Counted
@@ -41,6 +41,8 @@ class JoinerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        # process_start_time_seconds: the scrape provider sees a restart (counters reset).
+        ProcessCollector(registry=r)
         self._labelled = Counter(
             n.LABELLED_PREDICTIONS, "Predictions joined to a true label.",
             (*n.COMMON_LABELS, n.SOURCE, n.CORRECT), registry=r,
