@@ -94,7 +94,15 @@ def test_v1_v2_and_triton_answers_give_items_and_predictions() -> None:
     tri = scored(triton_answer("r3", [[0.9, 0.1], [0.2, 0.8]]), "5")
     assert [(p.label, p.label_index, p.model_version) for p in tri.predictions] == [
         ("negative", 0, "5"), ("positive", 1, "5")]  # fmt: skip
-    for bad in (b"[]", b"{}", b'{"predictions": [{"label_index": 1}]}', b"\xff"):
+    garbage = (
+        b'{"predictions": [{"label": "x", "label_index": "one"}]}',
+        b'{"predictions": [{"label": "x", "label_index": [1]}]}',
+        b'{"id": "r", "outputs": [{"name": "LABEL", "shape": [1, 1], "data": ["a"]},'
+        b' {"name": "PROBABILITIES", "shape": [1, 2], "data": ["a", null]}]}',
+        b'{"id": "r", "outputs": [{"name": "LABEL", "shape": [1, 1], "data": ["a"]},'
+        b' {"name": "PROBABILITIES", "shape": [1, "k"], "data": [0.1, 0.9]}]}',
+    )
+    for bad in (b"[]", b"{}", b'{"predictions": [{"label_index": 1}]}', b"\xff", *garbage):
         with pytest.raises(EventError):
             scored(bad, "1")
 

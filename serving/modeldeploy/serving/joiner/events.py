@@ -214,7 +214,15 @@ def scored(body: bytes, version: str) -> Scored:
     ``version`` is the arm's (from the logger URL): Triton answers with its own
     repository version number, not the registry's. ``""`` keeps the body's own.
     """
-    answer = _json(body)
+    try:
+        return _scored(_json(body), version)
+    except (TypeError, ValueError, OverflowError) as exc:  # a malformed field, not a crash
+        if isinstance(exc, EventError):
+            raise
+        raise EventError(f"unreadable answer ({exc.__class__.__name__})") from exc
+
+
+def _scored(answer: dict[str, Any], version: str) -> Scored:
     predictions, request_id = predictions_in(answer)
     classes, count = _class_names(answer)
     if not predictions:
