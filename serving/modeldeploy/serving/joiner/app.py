@@ -51,7 +51,6 @@ from modeldeploy.serving.router.responses import json_too_deep
 
 MAX_EVENT_BYTES = 16 * 1024 * 1024
 MAX_LABEL_BYTES = 64 * 1024
-KEPT_REQUEST_HEADERS = ("content-type",)
 
 
 @dataclass
