@@ -161,6 +161,7 @@ def test_a_label_counts_each_arm_and_the_pair() -> None:
 def test_pairing_is_planned_only_with_arms_an_input_and_a_missing_arm(tmp_path: Path) -> None:
     book = JoinBook()
     book.record_input("link", StoredInput("", b'{"instances": ["x"]}', {}, "v1"))
+    book.record_input("link", StoredInput("", b'{"instances": ["swapped"]}', {}, "v1"))
     book.record(STABLE, scored(v1_answer("r", [1]), "1"), "link")
     _, item = book.lookup("r")
     assert item is not None

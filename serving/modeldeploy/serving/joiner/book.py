@@ -143,8 +143,13 @@ class JoinBook:
         return None
 
     def record_input(self, link: str, stored: StoredInput) -> None:
-        """Keep a logged request's body under its link, for pairing on label."""
-        self.inputs.put(link, stored)
+        """Keep a logged request's body under its link, for pairing on label.
+
+        First write wins here too: the link's ``ce-id`` may be the client's own ``Ce-Id``
+        header, and a later request reusing it must not swap the input a label re-scores.
+        """
+        if self.inputs.get(link) is None:
+            self.inputs.put(link, stored)
 
     def record(self, arm: Arm, scored: Scored, link: str | None) -> Ingest:
         """Store one logged response's predictions for ``arm`` (first write wins)."""

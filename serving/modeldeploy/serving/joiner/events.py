@@ -117,8 +117,8 @@ class LoggedEvent:
     def link(self) -> str:
         """Key that pairs a request event with its response: same pod, same ``ce-id``.
 
-        The pod (``ce-source``) is part of it, so two pods' events never meet, and a
-        client's chosen ``Ce-Id`` can at most confuse its own requests.
+        The pod (``ce-source``) is part of it, so two pods' events never meet; within a
+        pod the first request under a ``ce-id`` keeps it (a client may choose ``Ce-Id``).
         """
         return f"{self.source}\x1f{self.ce_id}"
 
