@@ -133,6 +133,9 @@ class KServeSettings:
     # ``logger`` block, its metrics URL into the scrape targets; "" keeps labels on the pods.
     joiner_events_url: str = ""
     joiner_metrics_url: str = ""
+    # "<namespace>/<name>" of the joiner's arms ConfigMap: while a canary runs, its stable
+    # and canary URLs are patched into one key of it (platforms/kserve_arms.py); "" never.
+    joiner_arms_configmap: str = ""
 
     def __post_init__(self) -> None:
         path = self.label_auth_mount_path
@@ -163,6 +166,7 @@ class KServeSettings:
             or LABEL_AUTH_MOUNT_PATH,
             joiner_events_url=env.get("MODELDEPLOY_JOINER_EVENTS_URL", ""),
             joiner_metrics_url=env.get("MODELDEPLOY_JOINER_METRICS_URL", ""),
+            joiner_arms_configmap=env.get("MODELDEPLOY_JOINER_ARMS_CONFIGMAP", ""),
         )
 
 

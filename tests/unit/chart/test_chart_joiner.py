@@ -11,6 +11,7 @@ import helm_python as helm
 import kubernetes_validate
 import pytest
 
+from modeldeploy.operator import rbac
 from modeldeploy.operator.platforms import kserve_manifests as m
 from modeldeploy.operator.settings import KServeSettings
 from modeldeploy.serving.joiner.__main__ import build_parser, config_from
@@ -61,7 +62,9 @@ def test_lint_is_clean_and_every_object_is_valid_kubernetes(
     assert report["errors"] == []
     assert [m for m in report["messages"] if m["severity"] >= 2] == []
     objects = joiner_objects(render(chart, values))
-    assert set(objects) == {"ConfigMap", "Deployment", "Service", "NetworkPolicy"}
+    assert set(objects) == {
+        "ConfigMap", "Deployment", "Service", "NetworkPolicy", "Role", "RoleBinding"
+    }  # fmt: skip
     for doc in objects.values():
         kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
 
@@ -74,6 +77,35 @@ def test_the_operator_logs_to_the_joiner_service_and_scrapes_it(chart: helm.Char
     ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
     assert cfg.joiner_events_url == f"http://{host}:{ports['events']}"
     assert cfg.joiner_metrics_url == f"http://{host}:{ports['labels']}/metrics"
+
+
+def test_the_operator_may_patch_the_arms_configmap_and_nothing_else(chart: helm.Chart) -> None:
+    docs = render(chart, ON)
+    objects = joiner_objects(docs)
+    arms = objects["ConfigMap"]["metadata"]
+    where = KServeSettings.from_env(operator_env(docs)).joiner_arms_configmap
+    assert where == f"{arms['namespace']}/{arms['name']}"
+    role, binding = objects["Role"], objects["RoleBinding"]
+    assert role["metadata"]["namespace"] == arms["namespace"]
+    assert role["rules"] == [
+        {"apiGroups": [g], "resources": [r], "resourceNames": [arms["name"]], "verbs": list(v)}
+        for g, r, v in rbac.merged(rbac.JOINER_ARMS)
+    ]
+    assert role["rules"][0]["verbs"] == ["patch"]  # a merge patch of its own key, no read
+    operator = next(d for d in docs if d["kind"] == "ServiceAccount")["metadata"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": operator["name"], "namespace": operator["namespace"]}
+    ]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    # The joiner reads the whole mounted ConfigMap: one file per key.
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    mount = next(v for v in pod["containers"][0]["volumeMounts"] if v["name"] == "arms")
+    args = build_parser().parse_args(pod["containers"][0]["args"])
+    assert args.arms_file == mount["mountPath"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "arms")
+    assert volume["configMap"] == {"name": arms["name"]}  # every key, no items list
+    no_rbac = joiner_objects(render(chart, {**ON, "rbac": {"create": False}}))
+    assert not {"Role", "RoleBinding"} & set(no_rbac)
 
 
 def test_the_joiner_container_runs_with_the_label_secret_and_its_arms(chart: helm.Chart) -> None:

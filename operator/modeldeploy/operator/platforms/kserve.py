@@ -21,6 +21,7 @@ from typing import Any
 from modeldeploy.operator.api.status import ArmHealth, VersionRef
 from modeldeploy.operator.platforms import kserve_manifests as m
 from modeldeploy.operator.platforms.base import PlatformError, Target
+from modeldeploy.operator.platforms.kserve_arms import ArmsConfigMap, arm_urls
 from modeldeploy.operator.settings import KServeSettings
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
@@ -32,6 +33,15 @@ class KServePlatform:
         # Built in the kopf startup hook (make_platform), so reading the environment here
         # is still reading it once, at startup.
         self.settings = settings if settings is not None else KServeSettings.from_env()
+        self._arms: ArmsConfigMap | None = None
+        if self.settings.joiner_arms_configmap:
+            self._arms = ArmsConfigMap(self._core_api(), self.settings.joiner_arms_configmap)
+
+    def _core_api(self) -> Any:
+        """A CoreV1Api on the same connection as ``api`` (the arms ConfigMap is core v1)."""
+        import kubernetes
+
+        return kubernetes.client.CoreV1Api(getattr(self.api, "api_client", None))
 
     def _wanted(
         self,
@@ -150,11 +160,33 @@ class KServePlatform:
             urls.append(self.settings.joiner_metrics_url)
         return sorted(set(urls))
 
+    def publish_arms(
+        self, target: Target, stable: VersionRef | None, canary: VersionRef | None
+    ) -> None:
+        """Keep the joiner's arms for ``target`` current (``kserve_arms``): the stable and
+        canary URLs while a canary serves at its own URL, nothing once the rollout ended.
+        A no-op without a joiner arms ConfigMap; never raises (pairing decides nothing)."""
+        if self._arms is None:
+            return
+        if stable is None or canary is None:
+            self._arms.remove(target)
+            return
+        try:
+            isvc = self._get(target)
+        except PlatformError:
+            return  # the tick's own calls report the API's trouble
+        urls = arm_urls(isvc, target, canary)
+        if urls is not None:
+            self._arms.publish(target, stable, canary, urls)
+
     def promote(self, target: Target, ref: VersionRef) -> None:
         self._apply(target, self._wanted(target, ref))
 
     def clean_up(self, target: Target) -> None:
         from kubernetes.client.exceptions import ApiException
+
+        if self._arms is not None:
+            self._arms.remove(target)
 
         try:
             self.api.delete_namespaced_custom_object(

@@ -4,7 +4,7 @@ Example (the chart runs the same with the label Secret mounted)::
 
     python -m modeldeploy.serving.joiner --port 8080 --events-port 8081 \\
         --label-token-file /auth/label-token --control-token-file /auth/control-token \\
-        --arms-file /config/arms.json
+        --arms-file /etc/modeldeploy/joiner
 """
 
 from __future__ import annotations
@@ -50,8 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--arms-file",
-        help="JSON file naming each deployment's arm URLs, for pairing on label (re-read "
-        "when it changes); without it labels are never paired here",
+        help="JSON file naming each deployment's arm URLs, for pairing on label, or a "
+        "directory of them (every *.json: the mounted arms ConfigMap the operator keeps "
+        "current); re-read when it changes; without it labels are never paired here",
     )
     parser.add_argument(
         "--pair-on-label-rate",

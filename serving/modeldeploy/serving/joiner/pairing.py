@@ -6,8 +6,9 @@ has its own URL (tag routing: ``status.components.predictor.traffic[].url``), so
 joiner sends the stored request body there, within a :class:`RescoreBudget`, and records
 the answer as that arm's prediction.
 
-Where the arms are comes from a small JSON file the joiner re-reads when it changes
-(:class:`ArmsFile`; on a cluster a ConfigMap), one entry per deployment::
+Where the arms are comes from a small JSON file, or a directory of them, the joiner re-reads
+when it changes (:class:`ArmsFile`; on a cluster the arms ConfigMap, whose per-deployment
+keys the operator keeps current while a canary runs), one entry per deployment::
 
     {"deployments": {"demo": {"model": "demo",
                               "arms": {"stable": "http://prev-demo-predictor.ns",
@@ -74,29 +75,72 @@ def parse_arms(data: object) -> dict[str, DeploymentArms]:
 
 
 class ArmsFile:
-    """The arms file, re-read when its modification time changes; a bad file keeps the last
-    good content (and says why in :attr:`error`), so a half-written ConfigMap pairs nothing
-    wrongly."""
+    """The arms file, or a directory of them, re-read when it changes; a bad file keeps the
+    last good content (and says why in :attr:`error`), so a half-written ConfigMap pairs
+    nothing wrongly.
+
+    A directory is what the kubelet makes of the arms ConfigMap: one file per key (the
+    chart's hand-filled ``arms.json`` and one ``<namespace>.<name>.json`` per deployment the
+    operator is rolling out, ``contract/joiner.py`` ``arms_key``). Every ``*.json`` in it is
+    read and merged; a deployment named by two files is left out (it is ambiguous, so it is
+    not paired) and named in :attr:`error`.
+    """
 
     def __init__(self, path: str | os.PathLike[str] | None) -> None:
         self.path = Path(path) if path else None
-        self._stamp: float | None = None
+        self._stamp: object = None
         self._arms: dict[str, DeploymentArms] = {}
         self.error = ""
+
+    def _files(self) -> list[Path]:
+        assert self.path is not None
+        if not self.path.is_dir():
+            return [self.path]
+        # ``..data`` and the timestamped folder are the kubelet's atomic-update machinery.
+        names = (p for p in self.path.iterdir() if not p.name.startswith("."))
+        return sorted(p for p in names if p.name.endswith(".json"))
+
+    def _stamp_now(self) -> object:
+        """What changes when any file changes: each file's name, mtime and size."""
+        out = []
+        for file in self._files():
+            st = file.stat()
+            out.append((file.name, st.st_mtime_ns, st.st_size))
+        return tuple(out)
+
+    def _load(self) -> dict[str, DeploymentArms]:
+        merged: dict[str, DeploymentArms] = {}
+        seen: dict[str, str] = {}
+        twice: dict[str, str] = {}
+        for file in self._files():
+            try:
+                found = parse_arms(json.loads(file.read_text(encoding="utf-8")))
+            except ValueError as exc:
+                raise ValueError(f"{file.name}: {exc}") from exc
+            for name, arms in found.items():
+                if name in seen:
+                    twice[name] = f"{name!r} in {seen[name]} and {file.name}"
+                seen[name] = file.name
+                merged[name] = arms
+        for name in twice:
+            del merged[name]
+        if twice:
+            self.error = "named by two files, not paired: " + "; ".join(twice.values())
+        return merged
 
     def get(self, deployment: str) -> DeploymentArms | None:
         if self.path is None:
             return None
         try:
-            stamp = self.path.stat().st_mtime
+            stamp = self._stamp_now()
         except OSError as exc:
             self.error = f"cannot read {self.path}: {exc}"
             return self._arms.get(deployment)
         if stamp != self._stamp:
             self._stamp = stamp
+            self.error = ""
             try:
-                self._arms = parse_arms(json.loads(self.path.read_text(encoding="utf-8")))
-                self.error = ""
+                self._arms = self._load()
             except (OSError, ValueError) as exc:
                 self.error = f"{self.path}: {exc}"
         return self._arms.get(deployment)
