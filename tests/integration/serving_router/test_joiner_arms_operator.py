@@ -228,6 +228,18 @@ async def test_operator_writes_the_arms_and_the_joiner_pairs_on_the_canary_url(
     tick(platform, demo, rolling(25))
     assert len(cluster.operator_calls("configmaps")) == patches
 
+    # A newer canary replaces it: until KServe reports its revision ready, "latest" is the
+    # old canary's, so the key is withdrawn rather than left naming the new version.
+    newer = VersionRef("3", "cc", "s3://b/3")
+    platform.set_canary(demo, STABLE, newer, 10)
+    newer_rolling = Status("Progressing", stable=STABLE, canary=CanaryState("3", weight=10))
+    tick(platform, demo, newer_rolling)
+    assert arms_key("ml", "demo") not in cluster.arms_data()
+    cluster.serve_serverless(demo, "http://127.0.0.1:9", joiner_on.canary.base_url)
+    tick(platform, demo, newer_rolling)
+    again = json.loads(cluster.arms_data()[arms_key("ml", "demo")])["deployments"]["demo"]
+    assert again["arms"]["canary"]["version"] == "3"
+
     # The rollout of demo ends: its key goes, the other namespace's stays.
     tick(platform, demo, Status("Succeeded", stable=CANARY))
     data = cluster.arms_data()

@@ -164,7 +164,9 @@ class KServePlatform:
         self, target: Target, stable: VersionRef | None, canary: VersionRef | None
     ) -> None:
         """Keep the joiner's arms for ``target`` current (``kserve_arms``): the stable and
-        canary URLs while a canary serves at its own URL, nothing once the rollout ended.
+        canary URLs while ``canary`` serves at its own URL; nothing while it does not yet
+        (a stale key could name the previous canary's revision under this version) and
+        nothing once the rollout ended.
         A no-op without a joiner arms ConfigMap; never raises (pairing decides nothing)."""
         if self._arms is None:
             return
@@ -176,7 +178,9 @@ class KServePlatform:
         except PlatformError:
             return  # the tick's own calls report the API's trouble
         urls = arm_urls(isvc, target, canary)
-        if urls is not None:
+        if urls is None:  # e.g. a new canary version not ready yet: "latest" is the old one
+            self._arms.remove(target)
+        else:
             self._arms.publish(target, stable, canary, urls)
 
     def promote(self, target: Target, ref: VersionRef) -> None:
