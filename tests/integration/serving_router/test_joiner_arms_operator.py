@@ -4,7 +4,8 @@ The real KServe platform and executor write against the emulated API server; the
 KServe (status: readiness, tagged traffic URLs, canary statuses) and the kubelet (each key
 of the arms ConfigMap becomes a file of one directory); the real joiner reads that
 directory and re-scores a label for a stable-only id on the canary URL the operator wrote
-(a fake predictor arm that records what reached it).
+(a fake predictor arm that records what reached it); an arm URL that answers with another
+registry version than the key names is refused, not recorded.
 """
 
 from __future__ import annotations
@@ -239,6 +240,16 @@ async def test_operator_writes_the_arms_and_the_joiner_pairs_on_the_canary_url(
     tick(platform, demo, newer_rolling)
     again = json.loads(cluster.arms_data()[arms_key("ml", "demo")])["deployments"]["demo"]
     assert again["arms"]["canary"]["version"] == "3"
+    # Here the URL still reaches the fake arm serving version 2: its answer is refused (a
+    # re-score is recorded as the key's version), the label counts for stable alone.
+    kubelet(cluster.arms_data(), tmp_path / "arms")
+    third = issued("stable")
+    request = {"id": "c3", "instances": ["a good cast"]}
+    await joiner_on.log("stable", "1", request, v1(third, 1, "1"))
+    assert (await joiner_on.label(third, 1))[0] == 200
+    assert len(joiner_on.canary.predictions) == 2
+    paired = await joiner_on.counts("modeldeploy_paired_outcomes_total")
+    assert sum(paired.values()) == 1.0  # still only the first pair
 
     # The rollout of demo ends: its key goes, the other namespace's stays.
     tick(platform, demo, Status("Succeeded", stable=CANARY))
@@ -248,9 +259,11 @@ async def test_operator_writes_the_arms_and_the_joiner_pairs_on_the_canary_url(
     later = issued("stable")
     await joiner_on.log("stable", "2", {"instances": ["a good plot"]}, v1(later, 1, "2"))
     assert (await joiner_on.label(later, 1))[0] == 200
-    assert len(joiner_on.canary.predictions) == 1  # not paired: no arms for demo any more
+    assert len(joiner_on.canary.predictions) == 2  # not paired: no arms for demo any more
     rescores = await joiner_on.counts("modeldeploy_joiner_rescores_total")
-    assert {dict(k)["outcome"]: v for k, v in rescores.items()} == {"paired": 1.0, "no_arms": 1.0}
+    assert {dict(k)["outcome"]: v for k, v in rescores.items()} == {
+        "paired": 1.0, "wrong_version": 1.0, "no_arms": 1.0
+    }  # fmt: skip
 
     # RBAC: on ConfigMaps the operator only merge-patched the one the chart grants
     # (rbac.JOINER_ARMS); everything else it called is in the namespaced run's rules.

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from modeldeploy.serving.contract.joiner import arms_entry, arms_key
-from modeldeploy.serving.joiner.pairing import ArmsFile
+from modeldeploy.serving.joiner.pairing import ArmsFile, answered_versions
 
 
 def test_every_key_is_read_and_a_deployment_named_twice_is_not_paired(tmp_path: Path) -> None:
@@ -34,3 +34,15 @@ def test_a_bad_key_keeps_the_last_good_arms(tmp_path: Path) -> None:
     assert arms.get("demo") is not None
     (tmp_path / "x.json").write_text("{not json")
     assert arms.get("demo") is not None and "x.json" in arms.error
+
+
+def test_an_answer_from_another_version_is_recognised() -> None:
+    def v1(version: str) -> bytes:
+        item = {"id": "r", "label": "positive", "label_index": 1}
+        return json.dumps({"predictions": [item], "model_version": version}).encode()
+
+    assert answered_versions(v1("2")) == {"2"}
+    assert answered_versions(v1("")) == set()
+    triton = {"id": "r", "model_version": "1", "outputs": [{"name": "LABEL", "data": ["x"]}]}
+    assert answered_versions(json.dumps(triton).encode()) == set()  # Triton's own numbering
+    assert answered_versions(b"not json") == set()

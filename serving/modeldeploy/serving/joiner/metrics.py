@@ -32,7 +32,7 @@ FEEDBACK = "modeldeploy_joiner_feedback_total"
 FEEDBACK_OUTCOMES = ("counted", "unknown_id", "expired", "duplicate", "bad_input",
                      *n.AUTH_REJECT_REASONS)  # fmt: skip
 RESCORES = "modeldeploy_joiner_rescores_total"
-RESCORE_OUTCOMES = ("paired", "over_budget", "no_input", "no_arms", "failed")
+RESCORE_OUTCOMES = ("paired", "over_budget", "no_input", "no_arms", "failed", "wrong_version")
 
 
 class JoinerMetrics:

@@ -35,6 +35,7 @@ import aiohttp
 from modeldeploy.serving.joiner.book import JoinBook, JoinedItem
 from modeldeploy.serving.joiner.events import EventError, Scored, scored
 from modeldeploy.serving.router.pairing import RescoreBudget, StoredInput, rescore_role
+from modeldeploy.serving.router.responses import predictions_in
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,25 @@ class Rescorer:
         except (TimeoutError, aiohttp.ClientError):
             return "failed"
         try:
-            return scored(body, chosen.version)
+            got = scored(body, chosen.version)
         except EventError:
             return "failed"
+        answered = answered_versions(body)
+        if chosen.version and answered and answered != {chosen.version}:
+            return "wrong_version"
+        return got
+
+
+def answered_versions(body: bytes) -> set[str]:
+    """The registry versions a modeldeploy predictor says answered (v1/v2 ``model_version``);
+    empty where the answer does not say (Triton's answers carry its repository's version).
+
+    A re-score is recorded as the arm's version, so an answer from another version (the URL
+    still reached the previous revision) must be refused, not recorded under the wrong one.
+    """
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return set()
+    found, _ = predictions_in(answer) if isinstance(answer, dict) else ([], None)
+    return {p.model_version for p in found if p.model_version}
