@@ -129,6 +129,13 @@ class KServeSettings:
     # each ModelDeployment's namespace.
     label_auth_secret: str = LABEL_AUTH_SECRET
     label_auth_mount_path: str = LABEL_AUTH_MOUNT_PATH
+    # The joiner (docs/serving.md): its events URL goes into every predictor's
+    # ``logger`` block, its metrics URL into the scrape targets; "" keeps labels on the pods.
+    joiner_events_url: str = ""
+    joiner_metrics_url: str = ""
+    # "<namespace>/<name>" of the joiner's arms ConfigMap: while a canary runs, its stable
+    # and canary URLs are patched into one key of it (platforms/kserve_arms.py); "" never.
+    joiner_arms_configmap: str = ""
 
     def __post_init__(self) -> None:
         path = self.label_auth_mount_path
@@ -157,6 +164,9 @@ class KServeSettings:
             label_auth_secret=env.get("MODELDEPLOY_PREDICTOR_LABEL_AUTH_SECRET", LABEL_AUTH_SECRET),
             label_auth_mount_path=env.get("MODELDEPLOY_PREDICTOR_LABEL_AUTH_MOUNT_PATH")
             or LABEL_AUTH_MOUNT_PATH,
+            joiner_events_url=env.get("MODELDEPLOY_JOINER_EVENTS_URL", ""),
+            joiner_metrics_url=env.get("MODELDEPLOY_JOINER_METRICS_URL", ""),
+            joiner_arms_configmap=env.get("MODELDEPLOY_JOINER_ARMS_CONFIGMAP", ""),
         )
 
 
