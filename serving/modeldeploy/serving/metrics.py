@@ -85,8 +85,8 @@ def collectors(registry: CollectorRegistry = REGISTRY) -> Collectors:
             ),
             tokenization_failures=Counter(
                 n.TOKENIZATION_FAILURES,
-                "Inputs the tokenizer could not encode.",
-                c,
+                "Inputs the tokenizer could not turn into readable model input, by reason.",
+                (*c, n.REASON),
                 registry=registry,
             ),
             input_tokens=Histogram(
@@ -169,7 +169,10 @@ class ArmMetrics:
         self._duration = {p: col.request_duration.labels(**base, protocol=p) for p in PROTOCOLS}
         self._requests = {o: col.requests.labels(**base, outcome=o) for o in OUTCOMES}
         self.nan_outputs = col.nan_outputs.labels(**base)
-        self.tokenization_failures = col.tokenization_failures.labels(**base)
+        self._tokenization_failures = {
+            r: col.tokenization_failures.labels(**base, reason=r)
+            for r in n.TOKENIZATION_FAILURE_REASONS
+        }
         self.input_tokens = col.input_tokens.labels(**base)
         self.truncated_inputs = col.truncated_inputs.labels(**base)
         self.batch_size = col.batch_size.labels(**base)
@@ -192,6 +195,10 @@ class ArmMetrics:
         if not warming_up:
             self._duration[protocol].observe(seconds)
         self._requests[outcome].inc()
+
+    def tokenization_failure(self, reason: str) -> None:
+        """Count one input under ``reason`` (``contract.names.TOKENIZATION_FAILURE_REASONS``)."""
+        self._tokenization_failures[reason].inc()
 
     def observe_prediction(self, label: str, confidence: float) -> None:
         self._predictions[label].inc()

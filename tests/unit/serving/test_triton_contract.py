@@ -173,3 +173,25 @@ def test_ensemble_pins_its_version_in_policy_and_every_step() -> None:
     assert "version_policy: { specific { versions: [ 3 ] } }" in ensemble
     for part in ("m_tokenize", "m_postprocess"):
         assert 'key: "export_name" value: { string_value: "m" }' in configs[part]
+
+
+def test_tokenization_failure_rule_is_the_predictors() -> None:
+    from modeldeploy.serving.contract import names
+
+    assert backend_model.TOKENIZATION_FAILURE_REASONS == names.TOKENIZATION_FAILURE_REASONS
+    assert backend_model.UNKNOWN_TOKEN_SHARE_LIMIT == names.UNKNOWN_TOKEN_SHARE_LIMIT
+    assert backend_model.METRIC_TOKENIZATION_FAILURES == names.TOKENIZATION_FAILURES
+    for content in range(6):
+        for unknown in range(content + 1):
+            for too_long in (False, True):
+                args = (content, unknown, too_long)
+                assert backend_model.tokenization_issues(*args) == codecs.tokenization_issues(*args)
+
+
+def test_triton_encoder_finds_the_failures_the_predictor_finds(tiny_checkpoint: Path) -> None:
+    texts = ["good film", "\u0301", "日本語 テキスト ☃☃", " ".join(["word"] * 80)]
+    triton = backend_model.TextEncoder(tiny_checkpoint).encode(texts).issues
+    policy = codecs.TruncationPolicy(max_length=backend_model.read_max_length(tiny_checkpoint))
+    python = codecs.TextEncoder.from_directory(tiny_checkpoint, policy, token_types=True)
+    assert list(triton) == [e.issues for e in python.encode(texts)]
+    assert triton == ((), ("empty",), ("unknown_tokens",), ("over_limit",))
