@@ -54,6 +54,7 @@ METRIC_NAN_OUTPUTS = "modeldeploy_nan_outputs_total"
 METRIC_PREDICTIONS = "modeldeploy_predictions_total"
 METRIC_DURATION = "modeldeploy_request_duration_seconds"
 METRIC_TOKENIZATION_FAILURES = "modeldeploy_tokenization_failures_total"
+METRIC_CPU_SECONDS = "modeldeploy_cpu_seconds_total"
 METRIC_HELP = {
     METRIC_REQUESTS: "Requests by outcome.",
     METRIC_NAN_OUTPUTS: "Responses whose logits contained NaN.",
@@ -62,6 +63,7 @@ METRIC_HELP = {
     METRIC_TOKENIZATION_FAILURES: (
         "Inputs the tokenizer could not turn into readable model input, by reason."
     ),
+    METRIC_CPU_SECONDS: "CPU seconds (user + system) the process serving this arm has used.",
 }
 OUTCOMES = ("ok", "bad_input", "error")
 # contract.names.TOKENIZATION_FAILURE_REASONS and UNKNOWN_TOKEN_SHARE_LIMIT.
@@ -402,6 +404,7 @@ class ArmMetrics:
                 (METRIC_PREDICTIONS, family.COUNTER),
                 (METRIC_DURATION, family.HISTOGRAM),
                 (METRIC_TOKENIZATION_FAILURES, family.COUNTER),
+                (METRIC_CPU_SECONDS, family.COUNTER),
             )
         }
         requests = self._families[METRIC_REQUESTS]
@@ -417,8 +420,20 @@ class ArmMetrics:
             r: failures.Metric(labels={**base, "reason": r}) for r in TOKENIZATION_FAILURE_REASONS
         }
 
+        # This stub process serves only this model instance: all its CPU time is the arm's,
+        # charged as it is used (Triton's counters cannot be read at scrape time).
+        self.cpu_seconds = self._families[METRIC_CPU_SECONDS].Metric(labels=dict(base))
+        self._cpu_mark = 0.0
+        self.charge_cpu()
+
     def tokenization_failure(self, reason: str) -> None:
         self.tokenization_failures[reason].increment(1)
+
+    def charge_cpu(self) -> None:
+        """Add the CPU time this process used since the last call (load included)."""
+        now = time.process_time()
+        self.cpu_seconds.increment(now - self._cpu_mark)
+        self._cpu_mark = now
 
     def observe(self, outcome: str, seconds: float) -> None:
         self.requests[outcome].increment(1)
@@ -429,7 +444,7 @@ class ArmMetrics:
         self.requests = {}
         self.predictions = {}
         self.tokenization_failures = {}
-        self.nan_outputs = self.duration = None
+        self.nan_outputs = self.duration = self.cpu_seconds = None
         self._families = {}
 
 
@@ -551,6 +566,7 @@ class TritonPythonModel:
                 seconds = time.perf_counter() - started
                 for outcome in outcomes:
                     self.metrics.observe(outcome, seconds)
+                self.metrics.charge_cpu()
 
     def _postprocess(self, pb_utils: Any, request: Any) -> Any:
         logits = pb_utils.get_input_tensor_by_name(request, "LOGITS").as_numpy()
