@@ -249,3 +249,56 @@ def test_cost_per_1k_inferences_per_version(chart, tmp_path: Path) -> None:
 
 def _labels(name: str, labels: dict[str, str]) -> str:
     return name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+
+
+# -- the dashboard's executive and on-call rows ---------------------------------------------
+
+
+def _board(chart: helm.Chart) -> dict[str, Any]:
+    import json
+
+    docs = render(chart, VALUES)
+    (config_map,) = [d for d in docs if d["kind"] == "ConfigMap" and "dashboard" in str(d)]
+    (text,) = config_map["data"].values()
+    return dict(json.loads(text))
+
+
+def test_dashboard_opens_with_the_executive_and_on_call_rows(chart: helm.Chart) -> None:
+    panels = _board(chart)["panels"]
+    rows = [(p["title"].split(":")[0], p["gridPos"]["y"]) for p in panels if p["type"] == "row"]
+    assert [title for title, _ in rows] == ["Executive", "On call", "Rollouts"]
+    below: dict[str, list[str]] = {title: [] for title, _ in rows}
+    for panel in panels:
+        if panel["type"] != "row":
+            row = [title for title, y in rows if y < panel["gridPos"]["y"]][-1]
+            below[row].append(" ".join(t["expr"] for t in panel["targets"]))
+    executive, on_call = " ".join(below["Executive"]), " ".join(below["On call"])
+    for series in (
+        "modeldeploy_requests_total",
+        "modeldeploy_request_duration_seconds_bucket",
+        "modeldeploy_labelled_predictions_total",
+        "modeldeploy:cost_per_1k_inferences:rate1h",
+    ):
+        assert series in executive, series
+    for series in (
+        "modeldeploy:slo_errors:ratio_rate1h",
+        "modeldeploy:slo_slow:ratio_rate1h",
+        'outcome="error"',
+        "modeldeploy_nan_outputs_total",
+        "modeldeploy_tokenization_failures_total",
+        "modeldeploy_condition",
+    ):
+        assert series in on_call, series
+
+
+def test_dashboard_reads_only_rules_the_chart_records(chart: helm.Chart) -> None:
+    """Recording-rule names (``modeldeploy:...``) are outside the series-name check of
+    test_chart.py; each one the dashboard reads must be recorded by the PrometheusRule."""
+    import re
+
+    groups = _rule_groups(render(chart, VALUES))
+    recorded = {r["record"] for g in groups for r in g["rules"] if "record" in r}
+    exprs = " ".join(t["expr"] for p in _board(chart)["panels"] for t in p.get("targets", []))
+    used = set(re.findall(r"\bmodeldeploy:[a-z0-9_:]+", exprs))
+    assert len(used) >= 5
+    assert used <= recorded, used - recorded
