@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from modeldeploy.operator import registry_port
+from modeldeploy.operator.analysis import cost
 from modeldeploy.operator.analysis.assess import assess
 from modeldeploy.operator.analysis.observations import Observations
 from modeldeploy.operator.analysis.planning import plan
@@ -122,7 +123,9 @@ def _analyse(deps: Deps, target: Target, status: Status, now: datetime, baseline
     except Exception as exc:  # any provider failure is "no data", not a crash
         observations, taken, unavailable = None, None, f"metrics unavailable: {exc}"
     config = target.spec.rollout.analysis
-    verdict = assess(config, observations, unavailable)
+    verdict = cost.with_cost(
+        assess(config, observations, unavailable), observations, target.spec.cost.cpu_core_hour
+    )
     deps.on_verdict(target, verdict)
     expected = None
     if observations is not None:

@@ -116,8 +116,15 @@ ROUTER_FEEDBACK_OUTCOMES = (
 
 # --- what the analysis reads ----------------------------------------------------------
 
-ANALYSIS_ARM_SERIES = (LABELLED_PREDICTIONS, REQUESTS, NAN_OUTPUTS, REQUEST_DURATION_BUCKET)
-"""Per-arm series the analysis selects (one Prometheus query covers all of them)."""
+ANALYSIS_ARM_SERIES = (
+    LABELLED_PREDICTIONS,
+    REQUESTS,
+    NAN_OUTPUTS,
+    REQUEST_DURATION_BUCKET,
+    CPU_SECONDS,
+)
+"""Per-arm series the analysis selects (one Prometheus query covers all of them).
+``CPU_SECONDS`` feeds no check: the operator reports cost per 1k inferences from it."""
 
 
 def paired_outcome(stable_correct: bool, canary_correct: bool) -> str:
