@@ -119,7 +119,6 @@ async def rollout(meta: Any, memo: Any, logger: Any, stopped: Any, **_: Any) -> 
             else:
                 running = None
                 if outcome.body is None:
-                    telemetry.forget_state(namespace, name)
                     return  # deleted: kopf ends the daemon as well
                 _written(memo, outcome)
             due, planned = time.monotonic() + delay, delay
@@ -127,6 +126,7 @@ async def rollout(meta: Any, memo: Any, logger: Any, stopped: Any, **_: Any) -> 
             due = min(due, time.monotonic())  # woken early: due now
     finally:
         memo.wakers.forget(namespace, name)
+        telemetry.forget_state(namespace, name)  # deleted, or no longer this replica's
 
 
 def _timed(clock: telemetry.TickClock, due: float, planned: float, *args: Any) -> Outcome:
