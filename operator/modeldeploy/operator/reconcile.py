@@ -53,6 +53,7 @@ class Deps:
     emit: Callable[[str, str, str], None]  # (Normal|Warning, reason, message)
     default_registry_uri: str = ""
     on_verdict: Callable[[Target, Verdict], None] = field(default=_ignore_verdict)
+    default_cpu_core_hour: float | None = None  # the chart's price, for specs without one
 
 
 @dataclass(frozen=True)
@@ -123,8 +124,11 @@ def _analyse(deps: Deps, target: Target, status: Status, now: datetime, baseline
     except Exception as exc:  # any provider failure is "no data", not a crash
         observations, taken, unavailable = None, None, f"metrics unavailable: {exc}"
     config = target.spec.rollout.analysis
+    price = target.spec.cost.cpu_core_hour
     verdict = cost.with_cost(
-        assess(config, observations, unavailable), observations, target.spec.cost.cpu_core_hour
+        assess(config, observations, unavailable),
+        observations,
+        deps.default_cpu_core_hour if price is None else price,
     )
     deps.on_verdict(target, verdict)
     expected = None

@@ -87,3 +87,15 @@ def test_arms_without_cpu_time_stay_unknown_when_added() -> None:
     assert ArmCounters().plus(ArmCounters()).cpu_seconds is None
     assert ArmCounters(cpu_seconds=1.0).plus(ArmCounters()).cpu_seconds == 1.0
     assert ArmCounters.from_dict(ArmCounters().to_dict()).cpu_seconds is None
+
+
+def test_the_chart_price_reaches_the_operator_settings() -> None:
+    from modeldeploy.operator.settings import OperatorSettings
+
+    assert OperatorSettings.from_env({}).cpu_core_hour == 0.0
+    assert (
+        OperatorSettings.from_env({"MODELDEPLOY_COST_CPU_CORE_HOUR": "0.04"}).cpu_core_hour == 0.04
+    )
+    for bad in ("cheap", "-1", "inf"):
+        with pytest.raises(ValueError, match="MODELDEPLOY_COST_CPU_CORE_HOUR"):
+            OperatorSettings.from_env({"MODELDEPLOY_COST_CPU_CORE_HOUR": bad})

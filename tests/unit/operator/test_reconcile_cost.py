@@ -30,3 +30,15 @@ def test_promotion_reason_and_status_numbers_carry_the_cost() -> None:
     promoted = [h for h in status["history"] if h["outcome"] == "Promoted"]
     assert promoted, status
     assert "the canary costs 18% more per 1k inferences" in promoted[-1]["reason"]
+
+
+def test_without_spec_cost_the_chart_price_is_used() -> None:
+    world = World()
+    world.deps.default_cpu_core_hour = 7.2
+    world.windows.observations = Observations(
+        stable=replace(GOOD.stable, cpu_seconds=10.0), canary=replace(GOOD.canary, cpu_seconds=10.0)
+    )
+    world.platform.ready = True
+    world.canary_started()
+    numbers = world.run()["lastAnalysis"]["numbers"]
+    assert numbers["cost.stable_per_1k"] == 0.004  # 2 CPU s per 1k at 7.2 a core-hour
