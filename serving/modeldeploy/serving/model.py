@@ -20,7 +20,7 @@ from modeldeploy.serving import codecs
 from modeldeploy.serving.backends.base import Backend
 from modeldeploy.serving.batcher import DynamicBatcher
 from modeldeploy.serving.config import ServeConfig
-from modeldeploy.serving.errors import BadInput, NanOutput, TokenizationFailed
+from modeldeploy.serving.errors import BadInput, NanOutput
 from modeldeploy.serving.feedback import PredictionStore
 from modeldeploy.serving.loading import Checkpoint
 from modeldeploy.serving.metrics import ArmMetrics
@@ -109,11 +109,7 @@ class TextClassifier(Model):
             request = codecs.parse_v1(payload, headers, *limits)
         # With authentication the platform, not the client, names the prediction.
         request = replace(request, request_id=self.store.assign_id(request.request_id, headers))
-        try:
-            encoded = self.encoder.encode(request.texts)
-        except TokenizationFailed:
-            self.metrics.tokenization_failures.inc()
-            raise
+        encoded = self.encoder.encode(request.texts, self.metrics.tokenization_failure)
         return _Work(request, encoded)
 
     async def predict(

@@ -16,11 +16,12 @@ measures it), because a rollback needs the bound, not the estimate, beyond ``max
 from __future__ import annotations
 
 from pydantic import Field
+from pydantic.config import JsonDict
 
 from modeldeploy.operator.api.base import SpecModel
 
 _ENABLED = "Let this signal hold or roll back the rollout (off: not evaluated)."
-_NESTED = {"default": {}}
+_NESTED: JsonDict = {"default": {}}
 
 
 class ShiftSignal(SpecModel):

@@ -40,6 +40,7 @@ from modeldeploy.serving.contract import names as contract_names
 LABELLED = contract_names.LABELLED_PREDICTIONS
 REQUESTS = contract_names.REQUESTS
 NAN_OUTPUTS = contract_names.NAN_OUTPUTS
+CPU_SECONDS = contract_names.CPU_SECONDS
 DURATION_BUCKET = contract_names.REQUEST_DURATION_BUCKET
 PAIRED = contract_names.PAIRED_OUTCOMES_TOTAL
 START_TIME = "process_start_time_seconds"  # prometheus_client's process collector
@@ -80,11 +81,13 @@ class ArmCounters:
     nan_outputs: float = 0.0
     buckets: Mapping[float, float] = field(default_factory=dict)
     drift: Mapping[str, float] = field(default_factory=dict)
+    cpu_seconds: float | None = None  # None: the arm exports no CPU time (cost unknown)
 
     def _pairs(self, old: ArmCounters) -> list[tuple[float, float]]:
         """(now, before) for every counter either side has; a missing series counts 0."""
         pairs = [(self.correct, old.correct), (self.labelled, old.labelled)]
         pairs.append((self.nan_outputs, old.nan_outputs))
+        pairs.append((self.cpu_seconds or 0.0, old.cpu_seconds or 0.0))
         for outcome in set(self.requests) | set(old.requests):
             pairs.append((self.requests.get(outcome, 0.0), old.requests.get(outcome, 0.0)))
         for bound in set(self.buckets) | set(old.buckets):
@@ -112,6 +115,7 @@ class ArmCounters:
             nan_outputs=self.nan_outputs - old.nan_outputs,
             buckets={k: v - old.buckets.get(k, 0.0) for k, v in self.buckets.items()},
             drift={k: v - old.drift.get(k, 0.0) for k, v in self.drift.items()},
+            cpu_seconds=_cpu(self.cpu_seconds, old.cpu_seconds, -1.0),
         )
 
     def plus(self, other: ArmCounters) -> ArmCounters:
@@ -134,6 +138,7 @@ class ArmCounters:
             self.nan_outputs + other.nan_outputs,
             buckets,
             drift,
+            _cpu(self.cpu_seconds, other.cpu_seconds, 1.0),
         )
 
     def counts(self) -> ArmCounters:
@@ -151,7 +156,7 @@ class ArmCounters:
             "nan": _num(self.nan_outputs),
             "le": [[_le_text(b), _num(v)] for b, v in sorted(self.buckets.items())],
             "d": {k: _num(v) for k, v in sorted(self.drift.items())},
-        }
+        } | ({} if self.cpu_seconds is None else {"cpu": self.cpu_seconds})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ArmCounters:
@@ -162,7 +167,15 @@ class ArmCounters:
             nan_outputs=float(data.get("nan", 0.0)),
             buckets={_parse_le(str(b)): float(v) for b, v in data.get("le", [])},
             drift={str(k): float(v) for k, v in (data.get("d") or {}).items()},
+            cpu_seconds=float(data["cpu"]) if data.get("cpu") is not None else None,
         )
+
+
+def _cpu(a: float | None, b: float | None, sign: float) -> float | None:
+    """``a + sign * b`` for CPU seconds, where None (not exported) on both sides stays None."""
+    if a is None and b is None:
+        return None
+    return (a or 0.0) + sign * (b or 0.0)
 
 
 def _le_text(bound: float) -> str:
@@ -293,6 +306,7 @@ def arm_observations(counts: ArmCounters, latency: ArmCounters | None) -> ArmObs
             requests={k: round(v) for k, v in counts.requests.items()},
             nan_outputs=round(counts.nan_outputs),
             drift=drift_counts(counts.drift),
+            cpu_seconds=counts.cpu_seconds,
         )
     except (ValueError, OverflowError) as exc:
         raise InvalidMetrics(f"counts are not valid: {exc}") from exc
@@ -482,7 +496,7 @@ def collect(samples: Iterable[Sample], target: AnalysisTarget) -> SourceCounters
 
     def new_arm(arm: str) -> dict[str, Any]:
         empty = {"correct": 0.0, "labelled": 0.0, "requests": {}, "nan": 0.0, "buckets": {}}
-        return arms.setdefault(arm, {**empty, "drift": {}})
+        return arms.setdefault(arm, {**empty, "drift": {}, "cpu": None})
 
     for name, labels, value in samples:
         if name == START_TIME:
@@ -523,6 +537,8 @@ def collect(samples: Iterable[Sample], target: AnalysisTarget) -> SourceCounters
         elif name in DRIFT_METRICS:
             key = _drift_key(name, labels)
             acc["drift"][key] = acc["drift"].get(key, 0.0) + value
+        elif name == CPU_SECONDS:
+            acc["cpu"] = (acc["cpu"] or 0.0) + value
         else:  # summed over protocol (v1, v2, grpc)
             bound = _parse_le(labels.get("le", "+Inf"))
             acc["buckets"][bound] = acc["buckets"].get(bound, 0.0) + value
@@ -538,6 +554,7 @@ def collect(samples: Iterable[Sample], target: AnalysisTarget) -> SourceCounters
             acc["nan"],
             acc["buckets"],
             acc["drift"],
+            acc["cpu"],
         )
 
     return SourceCounters(
