@@ -26,7 +26,7 @@ help: ## Show this help.
 
 setup: $(STAMP) $(KUBECTL_STAMP) system-deps ## Create .venv with the pinned dependencies (a second run takes seconds).
 
-$(STAMP): requirements/lock.txt pyproject.toml
+$(STAMP): requirements/lock.txt requirements/nodeps.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo ">> installing pinned dependencies into $(VENV) (first run: a few minutes)"
 	$(PIP) install -q -r requirements/lock.txt

@@ -58,8 +58,20 @@ def build_parser(
     return parser
 
 
+# The long-running commands build their parser from their own module only, so the process
+# holds none of the other parts' imports: in an install with every extra, registering
+# ``serve`` loads the serving stack (kserve, pandas, fastapi: about 70 MB) that
+# ``operator run`` would then carry for its whole life.
+LONG_RUNNING: dict[str, str] = {
+    "operator": "modeldeploy.operator.cli",
+    "local": "modeldeploy.operator.local.cli",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return dispatch(build_parser(), argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    home = LONG_RUNNING.get(args[0]) if args else None
+    return dispatch(build_parser((home,) if home else COMMAND_MODULES), args)
 
 
 def dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,7 @@
-"""One registry contract, run against the MLflow registry (a real ``mlflow server``) and
-the in-memory fake: what the operator relies on (``registry_port`` and
-``modeldeploy.registry.decisions``) behaves the same on both, so tests that use the fake
-say something about MLflow too.
+"""One registry contract, run against a real ``mlflow server`` through both clients (the
+MLflow client, and the REST client the operator uses) and against the in-memory fake:
+what the operator relies on (``registry_port`` and ``modeldeploy.registry.decisions``)
+behaves the same on all three, so tests that use the fake say something about MLflow too.
 """
 
 from __future__ import annotations
@@ -22,17 +22,27 @@ from tests.support.in_memory_registry import InMemoryRegistry
 NewVersion = Callable[[str], str]  # model name -> the new version's number
 
 
-@pytest.fixture(params=["memory", pytest.param("mlflow", marks=pytest.mark.slow)])
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("mlflow", marks=pytest.mark.slow),
+        pytest.param("rest", marks=pytest.mark.slow),
+    ]
+)
 def registry(request, tmp_path: Path) -> Iterator[tuple[RegistryClient, NewVersion]]:
     files = tmp_path / "files"
     files.mkdir()
     (files / "weights.bin").write_bytes(b"\x00" * 16)
     if request.param == "memory":
         client: RegistryClient = InMemoryRegistry(tmp_path / "store")
-    else:
+    elif request.param == "mlflow":
         from modeldeploy.registry.mlflow_client import MlflowRegistry
 
         client = MlflowRegistry(request.getfixturevalue("mlflow_server").url)
+    else:
+        from modeldeploy.registry.rest_client import RestRegistry
+
+        client = RestRegistry(request.getfixturevalue("mlflow_server").url)
 
     def new_version(model: str) -> str:
         return client.create_version(model, files, tags={"kind": "test"}).version
@@ -94,6 +104,25 @@ def test_search_returns_every_version(registry) -> None:
     made = {new_version(model) for _ in range(3)}
     found, token = client.search_versions(model, max_results=10)
     assert {v.version for v in found} == made and token is None
+
+
+def test_search_pages_newest_first(registry) -> None:
+    client, new_version = registry
+    model = _model()
+    made = [new_version(model) for _ in range(3)]
+    first, token = client.search_versions(model, max_results=2)
+    assert [v.version for v in first] == made[::-1][:2] and token
+    rest, last = client.search_versions(model, max_results=2, page_token=token)
+    assert [v.version for v in rest] == made[:1] and last is None
+
+
+def test_the_listing_carries_each_models_aliases(registry) -> None:
+    client, new_version = registry
+    model = _model()
+    v1 = new_version(model)
+    client.set_alias(model, "champion", v1)
+    listed = {m.name: m for m in client.list_models()}
+    assert listed[model].aliases == {"champion": v1}
 
 
 def test_the_operator_reads_the_aliases_it_needs(registry) -> None:

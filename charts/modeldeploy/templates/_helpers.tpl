@@ -58,3 +58,27 @@ app.kubernetes.io/component: operator
 {{- define "modeldeploy.rbacRules" -}}
 {{- .Files.Get "files/rbac-rules.yaml" }}
 {{- end }}
+
+{{/* The joiner's Service host (docs/serving.md, "The joiner"). */}}
+{{- define "modeldeploy.joinerName" -}}
+{{- printf "%s-joiner" (include "modeldeploy.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "modeldeploy.joinerHost" -}}
+{{- printf "%s.%s.svc" (include "modeldeploy.joinerName" .) .Release.Namespace }}
+{{- end }}
+
+{{/* Labels of the joiner's objects; its pods are selected by name, instance and component. */}}
+{{- define "modeldeploy.joinerSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "modeldeploy.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: joiner
+{{- end }}
+
+{{- define "modeldeploy.joinerLabels" -}}
+helm.sh/chart: {{ include "modeldeploy.chart" . }}
+{{ include "modeldeploy.joinerSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: modeldeploy
+{{- end }}

@@ -10,6 +10,9 @@ After the actions, a tick with a canary re-asserts the weight the status wants
 (``Platform.reassert_traffic``): the status is the only state, so a weight changed by
 hand on the router lasts at most one tick, and each correction is counted
 (``modeldeploy_operator_traffic_drift_corrections_total``) and reported as a Warning Event.
+On a platform that publishes arms for the feedback joiner (``ArmsPublisher``: KServe), the
+same once-a-tick call keeps the joiner's arm URLs current while a canary is undecided, and
+withdraws them otherwise (best effort: pairing saves labels, it decides nothing).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 
 from modeldeploy.operator import registry_port, telemetry
 from modeldeploy.operator.api.status import Status
-from modeldeploy.operator.platforms.base import Platform, Target
+from modeldeploy.operator.platforms.base import ArmsPublisher, Platform, Target
 from modeldeploy.operator.rollout import actions as a
 from modeldeploy.registry.base import RegistryClient
 
@@ -65,6 +68,10 @@ class Executor:
         except Exception as exc:
             transient = bool(getattr(exc, "transient", True))
             raise ExecutionFailed(f"ReassertTraffic failed: {exc}", transient=transient) from exc
+        if isinstance(self.platform, ArmsPublisher):
+            undecided = after.canary is not None and not after.canary.outcome
+            canary = after.canary.ref if undecided and after.canary is not None else None
+            self.platform.publish_arms(target, after.stable, canary)
 
     def _reassert(self, target: Target, after: Status) -> None:
         """Set the canary's weight back to the status' if something else moved it.

@@ -34,6 +34,13 @@ Three groups, each derived from the code that makes the calls:
   and never reads namespaces). Without these permissions kopf logs a warning and carries
   on (a namespaced Helm install grants no cluster-scoped rules).
 
+``JOINER_ARMS``: with a joiner (the chart's ``joiner.enabled``), the KServe platform
+  merge-patches one key per ModelDeployment of the joiner's arms ConfigMap
+  (``platforms/kserve_arms.py``): ``patch`` only (a merge patch needs no read, and the
+  chart creates the object), and the chart grants it on that one ConfigMap
+  (``resourceNames``) in the release namespace, never on ConfigMaps at large. It is
+  rendered apart (``joinerArms``) and is not part of ``RULES``.
+
 Run ``modeldeploy operator rbac`` to print the rules as the chart's
 ``files/rbac-rules.yaml`` (cluster-scoped and namespaced resources apart).
 """
@@ -67,6 +74,7 @@ SCANNING: tuple[Rule, ...] = (
     ("", "namespaces", ("list", "watch")),
 )
 RULES: tuple[Rule, ...] = NAMESPACED_RUN + PEERING + SCANNING
+JOINER_ARMS: tuple[Rule, ...] = (("", "configmaps", ("patch",)),)
 
 # Resources that exist only cluster-wide: a namespaced install (Roles) leaves them out.
 CLUSTER_SCOPED = frozenset(
@@ -107,7 +115,8 @@ def cluster_role_rules(rules: Iterable[Rule] = RULES) -> list[dict[str, list[str
 
 def render(rules: Iterable[Rule] = RULES) -> str:
     """The chart's ``files/rbac-rules.yaml``: cluster-scoped and namespaced rules apart, and
-    the peering rules apart again (``peering``), granted only with leader election on."""
+    the peering rules apart again (``peering``), granted only with leader election on; last
+    ``joinerArms`` (always ``JOINER_ARMS``), granted on the joiner's arms ConfigMap only."""
     triples = merged(rules)
     peer = {(g, r) for g, r, _ in PEERING}
     always = [t for t in triples if t[:2] not in peer]
@@ -121,4 +130,5 @@ def render(rules: Iterable[Rule] = RULES) -> str:
             "cluster": cluster_role_rules(t for t in peering if t[:2] in CLUSTER_SCOPED),
             "namespaced": cluster_role_rules(t for t in peering if t[:2] not in CLUSTER_SCOPED),
         }
+    body["joinerArms"] = cluster_role_rules(JOINER_ARMS)
     return HEADER + yaml.safe_dump(body, sort_keys=False)

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from modeldeploy.operator import registry_port
+from modeldeploy.operator import drift_watch, registry_port
+from modeldeploy.operator.analysis import cost
 from modeldeploy.operator.analysis.assess import assess
 from modeldeploy.operator.analysis.observations import Observations
 from modeldeploy.operator.analysis.planning import plan
@@ -52,6 +53,7 @@ class Deps:
     emit: Callable[[str, str, str], None]  # (Normal|Warning, reason, message)
     default_registry_uri: str = ""
     on_verdict: Callable[[Target, Verdict], None] = field(default=_ignore_verdict)
+    default_cpu_core_hour: float | None = None  # the chart's price, for specs without one
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,12 @@ def _analyse(deps: Deps, target: Target, status: Status, now: datetime, baseline
     except Exception as exc:  # any provider failure is "no data", not a crash
         observations, taken, unavailable = None, None, f"metrics unavailable: {exc}"
     config = target.spec.rollout.analysis
-    verdict = assess(config, observations, unavailable)
+    price = target.spec.cost.cpu_core_hour
+    verdict = cost.with_cost(
+        assess(config, observations, unavailable),
+        observations,
+        deps.default_cpu_core_hour if price is None else price,
+    )
     deps.on_verdict(target, verdict)
     expected = None
     if observations is not None:
@@ -240,6 +247,9 @@ def tick(body: Mapping[str, Any], now: datetime, deps: Deps) -> TickResult:
         after = replace(after, metrics_available=True)
     todo, after = _execute(deps, client, target, before, after, todo, now)
     extra = {BASELINE: deps.windows.baseline_after(target, after, baseline, analysis.snapshot)}
+    extra.update(
+        drift_watch.after_tick(deps.windows, target, after, old_raw, analysis.snapshot, baseline)
+    )
     return _finish(
         before, after, old_raw, now, generation, tuple(todo), "", started, extra, analysis
     )

@@ -53,6 +53,9 @@ class OperatorSettings:
     peering: PeeringSettings = field(default_factory=PeeringSettings)
     metrics_port: int = 0  # 0: no operator /metrics endpoint
     kubeconfig: str = ""  # outside a cluster: the kubeconfig file (empty: ~/.kube/config)
+    # The chart's monitoring.cost.cpuCoreHour: the price behind the cost.* money figures of a
+    # ModelDeployment without spec.cost.cpuCoreHour; 0: CPU seconds per 1k only.
+    cpu_core_hour: float = 0.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -77,6 +80,7 @@ class OperatorSettings:
             ),
             metrics_port=int(env.get("MODELDEPLOY_OPERATOR_METRICS_PORT", "0")),
             kubeconfig=env.get("KUBECONFIG", ""),
+            cpu_core_hour=_price(env, "MODELDEPLOY_COST_CPU_CORE_HOUR"),
         )
 
 
@@ -90,6 +94,17 @@ TRITON_IMAGE = f"{IMAGE_REPO}/predictor-triton:{IMAGE_TAG}"
 # The chart's predictor.labelAuth defaults (secretName, mountPath): on unless turned off.
 LABEL_AUTH_SECRET = "modeldeploy-label-auth"
 LABEL_AUTH_MOUNT_PATH = "/var/run/modeldeploy/auth"
+
+
+def _price(env: Mapping[str, str], name: str) -> float:
+    raw = env.get(name, "").strip() or "0"
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r}: expected a price, a number >= 0") from None
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"{name}={raw!r}: expected a price, a number >= 0")
+    return value
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -129,6 +144,13 @@ class KServeSettings:
     # each ModelDeployment's namespace.
     label_auth_secret: str = LABEL_AUTH_SECRET
     label_auth_mount_path: str = LABEL_AUTH_MOUNT_PATH
+    # The joiner (docs/serving.md): its events URL goes into every predictor's
+    # ``logger`` block, its metrics URL into the scrape targets; "" keeps labels on the pods.
+    joiner_events_url: str = ""
+    joiner_metrics_url: str = ""
+    # "<namespace>/<name>" of the joiner's arms ConfigMap: while a canary runs, its stable
+    # and canary URLs are patched into one key of it (platforms/kserve_arms.py); "" never.
+    joiner_arms_configmap: str = ""
 
     def __post_init__(self) -> None:
         path = self.label_auth_mount_path
@@ -157,6 +179,9 @@ class KServeSettings:
             label_auth_secret=env.get("MODELDEPLOY_PREDICTOR_LABEL_AUTH_SECRET", LABEL_AUTH_SECRET),
             label_auth_mount_path=env.get("MODELDEPLOY_PREDICTOR_LABEL_AUTH_MOUNT_PATH")
             or LABEL_AUTH_MOUNT_PATH,
+            joiner_events_url=env.get("MODELDEPLOY_JOINER_EVENTS_URL", ""),
+            joiner_metrics_url=env.get("MODELDEPLOY_JOINER_METRICS_URL", ""),
+            joiner_arms_configmap=env.get("MODELDEPLOY_JOINER_ARMS_CONFIGMAP", ""),
         )
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from dataclasses import dataclass
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 ROLLOUTS = Counter(
     "modeldeploy_operator_rollouts",
@@ -39,11 +40,52 @@ TRAFFIC_DRIFT = Counter(
     "Ticks that found the served canary weight moved from the status' and set it back.",
     ["namespace", "name"],
 )
+DRIFT_LABELS = ["namespace", "name", "model_version", "signal"]
+DRIFT_SHIFT = Gauge(
+    "modeldeploy_drift_shift_ratio",
+    "Serving version against its reference (recorded at promotion): the largest share"
+    " shift of a signal (prediction mix, confidence, input tokens; truncation: rate rise), 0-1.",
+    DRIFT_LABELS,
+)
+DRIFT_SHIFT_LOWER = Gauge(
+    "modeldeploy_drift_shift_lower_bound_ratio",
+    "Always-valid lower bound (spec confidence) of modeldeploy_drift_shift_ratio: above a"
+    " limit, the shift is real, not noise.",
+    DRIFT_LABELS,
+)
+DRIFT_WINDOW_REQUESTS = Gauge(
+    "modeldeploy_drift_window_requests",
+    "Requests of the serving version in the current drift window (the figures' sample).",
+    ["namespace", "name", "model_version"],
+)
 RECONCILE_SECONDS = Histogram(
     "modeldeploy_operator_reconcile_duration_seconds",
     "Time one reconcile tick took.",
     ["namespace", "name"],
 )
+
+
+def record_drift(
+    namespace: str, name: str, version: str, figures: dict[str, dict[str, float]]
+) -> None:
+    """Set the drift gauges of the serving version from ``drift_watch``'s figures."""
+    requests = 0.0
+    for signal, figure in figures.items():
+        DRIFT_SHIFT.labels(namespace, name, version, signal).set(float(figure["estimate"]))
+        DRIFT_SHIFT_LOWER.labels(namespace, name, version, signal).set(float(figure["lower"]))
+        requests = max(requests, float(figure.get("requests", 0)))
+    DRIFT_WINDOW_REQUESTS.labels(namespace, name, version).set(requests)
+
+
+def clear_drift(namespace: str, name: str, version: str, signals: list[str]) -> None:
+    """Drop a version's drift gauges (a rollout began, or it is no longer served): a stale
+    figure must not keep an alert firing."""
+    for signal in signals:
+        for gauge in (DRIFT_SHIFT, DRIFT_SHIFT_LOWER):
+            with contextlib.suppress(KeyError):
+                gauge.remove(namespace, name, version, signal)
+    with contextlib.suppress(KeyError):
+        DRIFT_WINDOW_REQUESTS.remove(namespace, name, version)
 
 
 def record_tick(namespace: str, name: str, result, conflicts: int = 0) -> None:  # type: ignore[no-untyped-def]
@@ -125,3 +167,139 @@ class TickClock:
                 LATE.late(period, interval, now)
         self.last_start = now
         return lag
+
+
+# -- per-ModelDeployment state for alerts: conditions, SLO targets, prices ----------------
+# Built at scrape time from the last written tick of each ModelDeployment, so a condition
+# that changed (or a ModelDeployment that is gone) leaves no stale series behind.
+
+CONDITION = "modeldeploy_condition"
+CONDITION_SINCE = "modeldeploy_condition_last_transition_timestamp_seconds"
+SLO_OBJECTIVE = "modeldeploy_slo_objective_ratio"
+SLO_LATENCY_BUCKET = "modeldeploy_slo_latency_bucket_info"
+COST_CPU_CORE_HOUR = "modeldeploy_cost_cpu_core_hour"
+LATENCY_SLO_QUANTILE = 0.99  # spec.slo.p99LatencySeconds: 99% of requests under it
+
+
+@dataclass(frozen=True)
+class ExportedState:
+    """What one ModelDeployment's last written tick exports (see :func:`record_state`)."""
+
+    conditions: tuple[tuple[str, str, str, float], ...] = ()  # type, status, reason, since
+    availability: float | None = None
+    latency_le: str | None = None  # the latency bucket's ``le`` text the SLO is measured at
+    cpu_core_hour: float | None = None
+
+
+def latency_slo_bucket(threshold_seconds: float) -> str:
+    """The ``le`` label of the largest contract latency edge at or below the threshold,
+    spelled as ``prometheus_client`` exports it, so a rule can join on it exactly. Never
+    above the threshold: the measured SLO is at most one bucket (5%) stricter than written."""
+    from prometheus_client.utils import floatToGoString
+
+    from modeldeploy.serving.contract.latency import latency_bucket_edges
+
+    edges = [e for e in latency_bucket_edges() if e <= threshold_seconds]
+    return floatToGoString(edges[-1] if edges else latency_bucket_edges()[0])
+
+
+def _since(timestamp: object) -> float:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(timestamp).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return float("nan")
+
+
+def exported_state(spec: object, conditions: object) -> ExportedState:
+    """The exported state from a raw spec mapping and the status conditions (bad input:
+    what can be read of it; an invalid spec exports its conditions and no targets)."""
+    from modeldeploy.operator.api.spec import ModelDeploymentSpec
+
+    rows = tuple(
+        (
+            str(c.get("type")),
+            str(c.get("status")),
+            str(c.get("reason") or ""),
+            _since(c.get("lastTransitionTime")),
+        )
+        for c in (conditions if isinstance(conditions, list | tuple) else ())
+        if isinstance(c, dict) and c.get("type")
+    )
+    try:
+        parsed = ModelDeploymentSpec.model_validate(spec)
+    except Exception:  # invalid spec: InvalidSpec is already reported; export no targets
+        return ExportedState(rows)
+    slo, cost = parsed.slo, parsed.cost
+    threshold = slo.p99_latency_seconds
+    return ExportedState(
+        rows,
+        slo.availability,
+        None if threshold is None else latency_slo_bucket(threshold),
+        cost.cpu_core_hour,
+    )
+
+
+class _StateCollector:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.states: dict[tuple[str, str], ExportedState] = {}
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        from prometheus_client.core import GaugeMetricFamily
+
+        with self.lock:
+            states = sorted(self.states.items())
+        condition = GaugeMetricFamily(
+            CONDITION,
+            "1 for each ModelDeployment condition's current status and reason.",
+            labels=["namespace", "name", "type", "status", "reason"],
+        )
+        since = GaugeMetricFamily(
+            CONDITION_SINCE,
+            "When each ModelDeployment condition last changed status (Unix seconds).",
+            labels=["namespace", "name", "type"],
+        )
+        objective = GaugeMetricFamily(
+            SLO_OBJECTIVE,
+            "spec.slo targets: availability, and latency (the share under the P99 bound).",
+            labels=["namespace", "deployment", "slo"],
+        )
+        bucket = GaugeMetricFamily(
+            SLO_LATENCY_BUCKET,
+            "1 on the latency bucket (le) that spec.slo.p99LatencySeconds is measured at.",
+            labels=["namespace", "deployment", "le"],
+        )
+        cpu = GaugeMetricFamily(
+            COST_CPU_CORE_HOUR, "spec.cost.cpuCoreHour.", labels=["namespace", "deployment"]
+        )
+        for (namespace, name), state in states:
+            for ctype, status, reason, at in state.conditions:
+                condition.add_metric([namespace, name, ctype, status, reason], 1.0)
+                since.add_metric([namespace, name, ctype], at)
+            if state.availability is not None:
+                objective.add_metric([namespace, name, "availability"], state.availability)
+            if state.latency_le is not None:
+                objective.add_metric([namespace, name, "latency"], LATENCY_SLO_QUANTILE)
+                bucket.add_metric([namespace, name, state.latency_le], 1.0)
+            if state.cpu_core_hour is not None:
+                cpu.add_metric([namespace, name], state.cpu_core_hour)
+        return [condition, since, objective, bucket, cpu]
+
+
+STATES = _StateCollector()
+REGISTRY.register(STATES)  # type: ignore[arg-type]
+
+
+def record_state(namespace: str, name: str, spec: object, conditions: object) -> None:
+    """Export a ModelDeployment's conditions, SLO targets and prices after a written tick."""
+    state = exported_state(spec, conditions)
+    with STATES.lock:
+        STATES.states[(namespace, name)] = state
+
+
+def forget_state(namespace: str, name: str) -> None:
+    """The ModelDeployment is gone (or no longer ours): its series go with it."""
+    with STATES.lock:
+        STATES.states.pop((namespace, name), None)

@@ -1,4 +1,4 @@
-"""``modeldeploy registry list|show|publish|fetch|seal|promote|reject|subscribe``.
+"""``modeldeploy registry list|show|publish|upload-triton|fetch|seal|promote|reject|subscribe``.
 
 Thin: each handler parses nothing itself, calls one function of this package and
 prints a table. Exit codes: 0 done, 1 failed (the message says why, via CommandError),
@@ -62,10 +62,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     publish.add_argument(
         "--triton-base-uri",
         default=None,
-        help="also publish the version's Triton repository, to be copied to"
-        " <base>/<model>/<version>/triton (s3://, gs://, https:// or pvc://; the operator's"
-        " MODELDEPLOY_TRITON_BASE_URI)",
+        help="also publish the version's Triton repository and upload it to"
+        " <base>/<model>/<version>/triton (s3://, pvc://, or https:// as triton.tar.gz; gs://"
+        " with --no-triton-upload; the operator's MODELDEPLOY_TRITON_BASE_URI)",
     )
+    publish.add_argument(
+        "--no-triton-upload",
+        action="store_true",
+        help="attach the Triton repository to the version but copy it to the base URI yourself",
+    )
+    _storage_args(publish)
+
+    upload = add(
+        "upload-triton",
+        "upload a published version's Triton repository (verified) to <base>/<model>/<version>",
+        _upload_triton,
+    )
+    upload.add_argument("model")
+    upload.add_argument("version")
+    upload.add_argument(
+        "--triton-base-uri", required=True, help="s3://bucket/path, pvc://claim/path or https://..."
+    )
+    _storage_args(upload)
 
     fetch = add("fetch", "download and verify a version into the local cache", _fetch)
     fetch.add_argument("model")
@@ -98,6 +116,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=SECRET_ENV,
         help=f"variable holding the secret (default {SECRET_ENV})",
     )
+
+
+def _storage_args(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--pvc-mount",
+        action="append",
+        default=[],
+        metavar="CLAIM=DIR",
+        help="where a pvc:// claim is mounted on this machine (default $MODELDEPLOY_PVC_MOUNTS);"
+        " s3:// reads AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ... as KServe does",
+    )
+
+
+def _store_factory(args: argparse.Namespace):
+    """``open_store`` with the command's --pvc-mount options (None: $MODELDEPLOY_PVC_MOUNTS)."""
+    from modeldeploy.registry.storage import open_store, pvc_mounts
+
+    mounts = _run(lambda: pvc_mounts(",".join(args.pvc_mount))) if args.pvc_mount else None
+    return lambda uri: open_store(uri, mounts=mounts)
 
 
 def _default_cache() -> Path:
@@ -199,6 +236,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def _publish(args: argparse.Namespace) -> int:
     from modeldeploy.registry.publish import inspect_checkpoint, publish_checkpoint
+    from modeldeploy.registry.triton import TAG_TRITON_URI
 
     _run(lambda: inspect_checkpoint(args.directory))  # refuse before touching the network
     client = _client(args)
@@ -210,10 +248,26 @@ def _publish(args: argparse.Namespace) -> int:
             alias=args.alias,
             description=args.description,
             triton_base_uri=args.triton_base_uri,
+            triton_store=None if args.no_triton_upload else _store_factory(args),
         )
     )
     alias = f" with alias {args.alias}" if args.alias else ""
     print(f"published {info.name} version {info.version}{alias}")
+    if uri := info.tags.get(TAG_TRITON_URI):
+        print(f"Triton repository at {uri}")
+    return 0
+
+
+def _upload_triton(args: argparse.Namespace) -> int:
+    from modeldeploy.registry.triton import upload_triton
+
+    client = _client(args)
+    store = _store_factory(args)
+    result = _run(
+        lambda: upload_triton(client, args.model, args.version, args.triton_base_uri, store)
+    )
+    state = "already in place" if result.unchanged else f"{len(result.written)} files uploaded"
+    print(f"{args.model} version {args.version}: Triton repository at {result.uri} ({state})")
     return 0
 
 

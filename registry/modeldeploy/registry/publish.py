@@ -32,6 +32,7 @@ from modeldeploy.registry.base import (
     PublishRefused,
     RegistryClient,
 )
+from modeldeploy.registry.storage import StoreFactory, open_store
 from modeldeploy.registry.triton import check_publishable as check_triton
 from modeldeploy.registry.triton import publish_triton
 
@@ -167,6 +168,7 @@ def publish_checkpoint(
     description: str = "",
     now: datetime | None = None,
     triton_base_uri: str | None = None,
+    triton_store: StoreFactory | None = open_store,
 ) -> ModelVersionInfo:
     """Validate, hash, upload and register ``checkpoint_dir`` as a new version of ``model``.
 
@@ -175,14 +177,16 @@ def publish_checkpoint(
 
     With ``triton_base_uri`` (``s3://``, ``gs://``, ``https://`` or ``pvc://``) the version
     also gets its Triton model repository as an artifact, with its manifest and the
-    ``storageUri`` KServe loads it from as tags (``registry/triton.py``). The base URI and the
-    checkpoint's Triton files are checked before anything is registered; the alias is set
-    only once the repository is attached, so a rollout never starts on half a version.
+    ``storageUri`` KServe loads it from as tags (``registry/triton.py``), and the repository
+    is uploaded to that URI through ``triton_store`` (``registry/storage.py``; ``None``: not
+    uploaded, copy it yourself). The base URI, the checkpoint's Triton files and the storage
+    are checked before anything is registered; the alias is set only once the repository is
+    in place, so a rollout never starts on half a version.
     """
     checkpoint_dir = Path(checkpoint_dir)
     info = inspect_checkpoint(checkpoint_dir)
     if triton_base_uri is not None:
-        check_triton(checkpoint_dir, triton_base_uri, model)
+        check_triton(checkpoint_dir, triton_base_uri, model, triton_store)
     manifest = manifests.build_manifest(checkpoint_dir)
     tags = version_tags(info, manifest, now or datetime.now(UTC))
     created = client.create_version(model, checkpoint_dir, tags=tags, description=description)
@@ -193,6 +197,7 @@ def publish_checkpoint(
             created.version,
             checkpoint_dir,
             triton_base_uri,
+            triton_store,
         )
         created = replace(created, tags={**created.tags, **triton_tags})
     if alias:

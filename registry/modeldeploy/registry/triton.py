@@ -9,13 +9,18 @@ publishing with a Triton base URI also:
    and weights in one version directory, Triton model version = registry version, its own
    SHA-256 manifest inside, which ``model.py`` checks before loading);
 2. logs that repository as the ``triton/`` artifact of the version's publish run;
-3. tags the version with the artifact's location, the repository's manifest (the registry
-   format, every file) and :func:`triton_uri`, the URI KServe loads it from:
-   ``<base>/<model>/<version>/triton``.
+3. tags the version with the artifact's location and the repository's manifest (the
+   registry format, every file);
+4. uploads the repository to :func:`triton_uri` (``<base>/<model>/<version>/triton``), the
+   URI the operator writes as the InferenceService's ``storageUri`` and KServe's storage
+   initializer fetches (``registry/storage.py``: s3://, pvc:// and https:// as one
+   ``.tar.gz``; manifest last, idempotent);
+5. tags the version with that URI, last: a version with ``modeldeploy.triton_uri`` has its
+   repository in place.
 
-Copying the artifact to that URI is the storage's side (``fetch_triton`` downloads and
-verifies it; then ``aws s3 sync``, ``gsutil rsync`` or a copy into the PVC). The operator
-writes ``triton_uri(base, model, version)`` as the InferenceService's ``storageUri``.
+``gs://`` bases are not uploaded by publishing (pass ``store=None``): copy the repository
+there yourself (``fetch_triton`` downloads and verifies it). If an upload fails,
+:func:`upload_triton` completes it later from the version's artifact.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Protocol
 
 from modeldeploy.registry import manifest as manifests
 from modeldeploy.registry.base import TAG_PREFIX, IntegrityError, NotFound, RegistryClient
+from modeldeploy.registry.storage import StorageError, StoreFactory, UploadResult, open_store
 
 TAG_TRITON_URI = TAG_PREFIX + "triton_uri"
 TAG_TRITON_ARTIFACT = TAG_PREFIX + "triton_artifact"
@@ -61,7 +67,10 @@ def triton_uri(base_uri: str, model: str, version: str | int) -> str:
     """``<base>/<model>/<version>/triton``: where KServe loads this version's repository.
 
     Pure. ``base_uri`` is the operator's setting, under one of :data:`URI_SCHEMES`;
-    ``model`` must be usable as a path segment and a Triton model name.
+    ``model`` must be usable as a path segment and a Triton model name. Under ``https://``
+    it is ``.../triton.tar.gz``: KServe's https download fetches one file and unpacks it only
+    when the path names an archive (``kserve_storage._download_from_uri``), so the repository
+    is published there as one archive (``registry/storage.py``).
     """
     scheme, sep, rest = base_uri.partition("://")
     if not sep or scheme not in URI_SCHEMES or not rest.strip("/"):
@@ -77,7 +86,8 @@ def triton_uri(base_uri: str, model: str, version: str | int) -> str:
     version = str(version)
     if not version.isdigit() or int(version) < 1:
         raise TritonUriError(f"version {version!r}: registry versions are positive integers")
-    return f"{base_uri.rstrip('/')}/{model}/{int(version)}/triton"
+    suffix = ".tar.gz" if scheme == "https" else ""
+    return f"{base_uri.rstrip('/')}/{model}/{int(version)}/triton{suffix}"
 
 
 def build_repository(checkpoint: Path, target: Path, model: str, version: str) -> Path:
@@ -88,32 +98,88 @@ def build_repository(checkpoint: Path, target: Path, model: str, version: str) -
     return target
 
 
-def check_publishable(checkpoint: Path, base_uri: str, model: str) -> None:
-    """Everything that can be refused before a version is registered (raises)."""
+def manifest_rel(model: str, version: str | int) -> str:
+    """The export's own manifest inside the repository: the file uploaded last."""
+    from modeldeploy.serving.triton.backend_model import manifest_name
+
+    return f"{model}/{manifest_name(int(version))}"
+
+
+def check_publishable(
+    checkpoint: Path, base_uri: str, model: str, store: StoreFactory | None = None
+) -> None:
+    """Everything that can be refused before a version is registered (raises).
+
+    With ``store`` the storage behind ``base_uri`` must answer too (an unreachable bucket
+    or an unmounted claim registers nothing).
+    """
     from modeldeploy.serving.triton.export import check_checkpoint
 
     triton_uri(base_uri, model, 1)
     check_checkpoint(checkpoint)
+    if store is not None:
+        store(base_uri).check()
 
 
 def publish_triton(
-    client: TritonRegistry, model: str, version: str, checkpoint: Path, base_uri: str
+    client: TritonRegistry,
+    model: str,
+    version: str,
+    checkpoint: Path,
+    base_uri: str,
+    store: StoreFactory | None = open_store,
 ) -> dict[str, str]:
-    """Export, attach and tag the Triton repository of a registered version; return the tags."""
+    """Export, attach, upload and tag the Triton repository of a registered version.
+
+    Returns the tags set. ``store=None`` skips the upload (and the URI tag stays unset
+    until :func:`upload_triton` ran); an upload failure raises
+    :class:`~modeldeploy.registry.storage.StorageError` after the artifact tags are set.
+    """
     uri = triton_uri(base_uri, model, version)
     with tempfile.TemporaryDirectory(prefix="modeldeploy-triton-") as tmp:
         repository = build_repository(Path(checkpoint), Path(tmp) / "repository", model, version)
         manifest = manifests.build_manifest(repository)
         artifact = client.log_version_artifacts(model, str(version), repository, ARTIFACT_PATH)
-    tags = {
-        TAG_TRITON_ARTIFACT: artifact,
-        TAG_TRITON_MANIFEST: manifests.to_json(manifest),
-        TAG_TRITON_MANIFEST_SHA256: manifests.manifest_sha256(manifest),
-        TAG_TRITON_URI: uri,  # last: a version with this tag has everything above
-    }
-    for key, value in tags.items():
-        client.set_version_tag(model, str(version), key, value)
-    return tags
+        tags = {
+            TAG_TRITON_ARTIFACT: artifact,
+            TAG_TRITON_MANIFEST: manifests.to_json(manifest),
+            TAG_TRITON_MANIFEST_SHA256: manifests.manifest_sha256(manifest),
+        }
+        for key, value in tags.items():
+            client.set_version_tag(model, str(version), key, value)
+        if store is None:
+            return tags
+        try:
+            store(uri).upload(repository, manifest_rel(model, version))
+        except StorageError as exc:
+            hint = (
+                f"; version {version} is registered without it (no alias set): complete it with "
+                f"`modeldeploy registry upload-triton {model} {version} --triton-base-uri "
+                f"{base_uri}`"
+            )
+            raise type(exc)(exc.uri, exc.reason + hint) from None
+    client.set_version_tag(model, str(version), TAG_TRITON_URI, uri)  # last: it is in place
+    return {**tags, TAG_TRITON_URI: uri}
+
+
+def upload_triton(
+    client: TritonRegistry,
+    model: str,
+    version: str,
+    base_uri: str,
+    store: StoreFactory = open_store,
+) -> UploadResult:
+    """Upload an already published version's repository (verified) to its URI.
+
+    Completes a publish whose upload failed, or copies a version to a new base. Idempotent:
+    a repository already in place gives a result with nothing written.
+    """
+    uri = triton_uri(base_uri, model, version)
+    with tempfile.TemporaryDirectory(prefix="modeldeploy-triton-") as tmp:
+        repository = fetch_triton(client, model, str(version), Path(tmp) / "repository")
+        result = store(uri).upload(repository, manifest_rel(model, version))
+    client.set_version_tag(model, str(version), TAG_TRITON_URI, uri)
+    return result
 
 
 def triton_tags(tags: Mapping[str, str]) -> tuple[str, manifests.Manifest]:

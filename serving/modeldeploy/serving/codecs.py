@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +26,7 @@ import numpy as np
 from modeldeploy.serving.contract.ids import REQUEST_ID_HEADER as REQUEST_ID_HEADER
 from modeldeploy.serving.contract.ids import RequestIdError, parse_request_id
 from modeldeploy.serving.contract.ids import item_ids as item_ids
+from modeldeploy.serving.contract.names import UNKNOWN_TOKEN_SHARE_LIMIT
 from modeldeploy.serving.errors import (
     EmptyText,
     InvalidUtf8,
@@ -64,6 +65,8 @@ class ParsedRequest:
 class Encoded:
     ids: list[int]
     truncated: bool
+    issues: tuple[str, ...] = ()
+    """Reasons this input counts in ``modeldeploy_tokenization_failures_total``."""
 
 
 @dataclass(frozen=True)
@@ -216,6 +219,7 @@ class TextEncoder:
     pad_id: int
     policy: TruncationPolicy
     token_types: bool = False
+    unk_id: int | None = None
     _probe_limit: int = field(init=False, default=0)
 
     @classmethod
@@ -228,7 +232,7 @@ class TextEncoder:
         pad_id = tokenizer.token_to_id(pad_token if isinstance(pad_token, str) else "[PAD]")
         if pad_id is None:
             raise ValueError(f"pad token {pad_token!r} is not in the vocabulary of {path}")
-        return cls(tokenizer, pad_id, policy, token_types)
+        return cls(tokenizer, pad_id, policy, token_types, unknown_token_id(tokenizer, config))
 
     def __post_init__(self) -> None:
         self.tokenizer.no_padding()
@@ -236,18 +240,29 @@ class TextEncoder:
         self._probe_limit = self.policy.max_length + 1
         self.tokenizer.enable_truncation(self._probe_limit)
 
-    def encode(self, texts: Sequence[str]) -> list[Encoded]:
+    def encode(
+        self, texts: Sequence[str], on_issue: Callable[[str], None] = lambda reason: None
+    ) -> list[Encoded]:
+        """Token ids per text; ``on_issue(reason)`` once per tokenization failure reason of
+        each input (``contract.names.TOKENIZATION_FAILURE_REASONS``), called before an input
+        is refused so a refused input is counted too."""
         try:
             encodings = self.tokenizer.encode_batch(list(texts))
         except Exception as exc:
+            on_issue("error")
             raise TokenizationFailed(f"the tokenizer could not encode the input: {exc}") from exc
         out: list[Encoded] = []
         limit = self.policy.max_length
         for i, enc in enumerate(encodings):
             ids = list(enc.ids)
+            too_long = len(ids) > limit
+            special = sum(enc.special_tokens_mask)
+            unknown = 0 if self.unk_id is None else ids.count(self.unk_id)
+            issues = tokenization_issues(len(ids) - special, unknown, too_long)
+            for reason in issues:
+                on_issue(reason)
             if len(ids) == 0:
                 raise TokenizationFailed(f"instance {i} produced no tokens")
-            too_long = len(ids) > limit
             if too_long and self.policy.mode == "reject":
                 raise TextTooLong(
                     f"instance {i} has more than {limit} tokens and the truncation policy "
@@ -255,8 +270,34 @@ class TextEncoder:
                 )
             if too_long:
                 ids = _truncate_keeping_last(ids, limit)
-            out.append(Encoded(ids, too_long))
+            out.append(Encoded(ids, too_long, issues))
         return out
+
+
+def unknown_token_id(tokenizer: Any, config: Mapping[str, Any]) -> int | None:
+    """The id of the checkpoint's unknown token (``unk_token``), or None when it has none
+    (byte-level BPE such as RoBERTa's can encode any text, so it never produces one)."""
+    unk = config.get("unk_token") or getattr(tokenizer.model, "unk_token", None)
+    if isinstance(unk, dict):  # older tokenizer_config.json: an AddedToken object
+        unk = unk.get("content")
+    return tokenizer.token_to_id(unk) if isinstance(unk, str) else None
+
+
+def tokenization_issues(content: int, unknown: int, too_long: bool) -> tuple[str, ...]:
+    """The failure reasons of one input (docs/metrics.md), from counts before truncation.
+
+    ``content``: tokens other than the special ones ([CLS], [SEP], ...); ``unknown``: how
+    many of them are the unknown token; ``too_long``: more tokens than the max length.
+    The Triton backend keeps a copy of this rule (a unit test holds the two equal).
+    """
+    issues = []
+    if content <= 0:
+        issues.append("empty")
+    if too_long:
+        issues.append("over_limit")
+    if content > 0 and unknown / content > UNKNOWN_TOKEN_SHARE_LIMIT:
+        issues.append("unknown_tokens")
+    return tuple(issues)
 
 
 def _truncate_keeping_last(ids: list[int], limit: int) -> list[int]:

@@ -11,6 +11,7 @@ serves), so unit tests can use a fresh registry without clashing.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
@@ -53,6 +54,39 @@ class Collectors:
     confidence: Histogram
     labelled_predictions: Counter
     feedback_rejected: Counter
+    cpu_seconds: ProcessCpu
+
+
+class ProcessCpu:
+    """``modeldeploy_cpu_seconds_total``: the process's own CPU time, read at scrape.
+
+    ``time.process_time()`` (user + system, every thread: tokenizer, batcher, torch's
+    pool) rather than the process collector's ``process_cpu_seconds_total``: that series has
+    no ``deployment``/``model_version``/``role``, so cost per request would need a join on
+    the scrape target, which differs between Kubernetes, local mode and Triton. One
+    predictor process serves one arm, so its whole CPU time is that arm's cost, idle
+    overhead included (it is paid for too).
+    """
+
+    def __init__(self) -> None:
+        self._bound: list[tuple[str, ...]] = []
+
+    def bind(self, labels: tuple[str, ...]) -> None:
+        if labels not in self._bound:
+            self._bound.append(labels)
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        from prometheus_client.core import CounterMetricFamily
+
+        family = CounterMetricFamily(
+            n.CPU_SECONDS,
+            "CPU seconds (user + system) the process serving this arm has used.",
+            labels=COMMON_LABELS,
+        )
+        seconds = time.process_time()
+        for labels in self._bound:
+            family.add_metric(list(labels), seconds)
+        return [family]
 
 
 _BY_REGISTRY: dict[int, Collectors] = {}
@@ -85,8 +119,8 @@ def collectors(registry: CollectorRegistry = REGISTRY) -> Collectors:
             ),
             tokenization_failures=Counter(
                 n.TOKENIZATION_FAILURES,
-                "Inputs the tokenizer could not encode.",
-                c,
+                "Inputs the tokenizer could not turn into readable model input, by reason.",
+                (*c, n.REASON),
                 registry=registry,
             ),
             input_tokens=Histogram(
@@ -134,7 +168,9 @@ def collectors(registry: CollectorRegistry = REGISTRY) -> Collectors:
                 (*c, n.REASON),
                 registry=registry,
             ),
+            cpu_seconds=ProcessCpu(),
         )
+        registry.register(_BY_REGISTRY[key].cpu_seconds)  # type: ignore[arg-type]
     return _BY_REGISTRY[key]
 
 
@@ -169,7 +205,10 @@ class ArmMetrics:
         self._duration = {p: col.request_duration.labels(**base, protocol=p) for p in PROTOCOLS}
         self._requests = {o: col.requests.labels(**base, outcome=o) for o in OUTCOMES}
         self.nan_outputs = col.nan_outputs.labels(**base)
-        self.tokenization_failures = col.tokenization_failures.labels(**base)
+        self._tokenization_failures = {
+            r: col.tokenization_failures.labels(**base, reason=r)
+            for r in n.TOKENIZATION_FAILURE_REASONS
+        }
         self.input_tokens = col.input_tokens.labels(**base)
         self.truncated_inputs = col.truncated_inputs.labels(**base)
         self.batch_size = col.batch_size.labels(**base)
@@ -183,6 +222,7 @@ class ArmMetrics:
         self._rejected = {
             r: col.feedback_rejected.labels(**base, reason=r) for r in FEEDBACK_REJECT_REASONS
         }
+        col.cpu_seconds.bind((deployment, model_version, role))
 
     def observe_request(self, protocol: str, outcome: str, seconds: float) -> None:
         """Count one finished request; time it unless it is one of the warm-up requests."""
@@ -192,6 +232,10 @@ class ArmMetrics:
         if not warming_up:
             self._duration[protocol].observe(seconds)
         self._requests[outcome].inc()
+
+    def tokenization_failure(self, reason: str) -> None:
+        """Count one input under ``reason`` (``contract.names.TOKENIZATION_FAILURE_REASONS``)."""
+        self._tokenization_failures[reason].inc()
 
     def observe_prediction(self, label: str, confidence: float) -> None:
         self._predictions[label].inc()

@@ -26,7 +26,7 @@ from modeldeploy.serving.backends.base import Backend
 from modeldeploy.serving.batcher import DynamicBatcher
 from modeldeploy.serving.config import ServeConfig
 from modeldeploy.serving.contract import names
-from modeldeploy.serving.errors import BadInput, NanOutput, TokenizationFailed
+from modeldeploy.serving.errors import BadInput, NanOutput
 from modeldeploy.serving.feedback import PredictionStore
 from modeldeploy.serving.loading import Checkpoint
 from modeldeploy.serving.metrics import ArmMetrics
@@ -92,7 +92,8 @@ class TextClassifier(Model):
             encoder.pad_id,
             config.batching,
             on_batch=metrics.batch_size.observe,
-            encode=encoder.encode,
+            # Failures are counted per reason as they are found (in the inference thread).
+            encode=lambda texts: encoder.encode(texts, metrics.tokenization_failure),
             on_shed=shed.inc,
         )
         self.ready = True
@@ -144,11 +145,7 @@ class TextClassifier(Model):
         headers: dict[str, str] | None = None,
         response_headers: dict[str, str] | None = None,
     ) -> _Work:
-        try:
-            encoded, logits = await self.batcher.submit_texts(payload.request.texts)
-        except TokenizationFailed:
-            self.metrics.tokenization_failures.inc()
-            raise
+        encoded, logits = await self.batcher.submit_texts(payload.request.texts)
         payload.encoded = encoded
         try:
             probabilities = codecs.softmax(logits)

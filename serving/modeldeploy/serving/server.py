@@ -134,7 +134,8 @@ def install_routes(app: Any, model: Any, config: ServeConfig) -> None:
     from modeldeploy.serving.feedback import feedback_router
     from modeldeploy.serving.middleware import InferenceGuard
 
-    app.include_router(feedback_router(model.store, model.labels, model.metrics, model.auth))
+    if not config.labels_at_joiner:  # else the joiner counts labels (docs/serving.md)
+        app.include_router(feedback_router(model.store, model.labels, model.metrics, model.auth))
     errors.install(app)
     app.add_middleware(InferenceGuard, metrics=model.metrics, max_body_bytes=config.max_body_bytes)
 

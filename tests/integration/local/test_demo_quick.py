@@ -35,6 +35,8 @@ def test_quick_demo_promotes_the_good_candidate_and_rolls_back_the_bad(tmp_path:
     # promoted step by step: a window at every step of examples/local-demo.yaml
     assert [row["weight"] for row in good.steps] == [50, 100], good.steps
     assert good.steps[0]["pairs"] >= 200 and good.steps[0]["canary_requests"] >= 1000
+    # cost per 1k inferences, measured per arm from each predictor's own CPU time
+    assert all(row["canary_cpu_per_1k"] > 0 and row["stable_cpu_per_1k"] > 0 for row in good.steps)
     text = result.report_path.read_text()
     assert "**Promoted**" in text and "**RolledBack**" in text and bad.reason[:40] in text
     assert result.png_path.read_bytes()[:4] == b"\x89PNG"

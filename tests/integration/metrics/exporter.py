@@ -34,6 +34,19 @@ PAIRED = Counter(
     "paired outcomes",
     ["deployment", "stable_version", "canary_version", "source", "outcome"],
 )
+PREDICTIONS = Counter("modeldeploy_predictions_total", "predictions by class", [*ARM, "label"])
+CONFIDENCE = Histogram(
+    "modeldeploy_prediction_confidence",
+    "top-class probability",
+    ARM,
+    buckets=(0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 1.0),
+)
+TRUNCATED = Counter("modeldeploy_truncated_inputs_total", "truncated inputs", ARM)
+PAIRED_PREDICTIONS = Counter(
+    "modeldeploy_paired_predictions_total",
+    "inputs both arms scored, by predicted class",
+    ["deployment", "stable_version", "canary_version", "stable_label", "canary_label"],
+)
 
 # One batch, per arm. The test module holds the same numbers as its expectations.
 BATCH = {
@@ -43,6 +56,9 @@ BATCH = {
         "requests": {"ok": 1000, "error": 2, "bad_input": 5},
         "nan": 0,
         "latency": {"v1": [(0.020, 600)], "v2": [(0.020, 400), (0.050, 10)]},
+        "predicted": {"negative": 500, "positive": 500},
+        "confidence": [(0.97, 1000)],
+        "truncated": 3,
     },
     "canary": {
         "version": "2",
@@ -50,9 +66,14 @@ BATCH = {
         "requests": {"ok": 990, "error": 10},
         "nan": 1,
         "latency": {"grpc": [(0.030, 1000)]},
+        "predicted": {"negative": 400, "positive": 600},
+        "confidence": [(0.97, 700), (0.62, 300)],
+        "truncated": 3,
     },
 }
 PAIRS = {"both_correct": 80, "stable_only": 12, "canary_only": 4, "both_wrong": 4}
+PAIRED_ANSWERS = {("negative", "negative"): 40, ("negative", "positive"): 10}
+PAIRED_ANSWERS[("positive", "positive")] = 50
 DEPLOYMENT = "demo"
 
 
@@ -65,12 +86,20 @@ def apply_batch() -> None:
         for outcome, count in arm["requests"].items():
             REQUESTS.labels(**labels, outcome=outcome).inc(count)
         NAN.labels(**labels).inc(arm["nan"])
+        for label, count in arm["predicted"].items():
+            PREDICTIONS.labels(**labels, label=label).inc(count)
+        for value, count in arm["confidence"]:
+            for _ in range(count):
+                CONFIDENCE.labels(**labels).observe(value)
+        TRUNCATED.labels(**labels).inc(arm["truncated"])
         for protocol, observations in arm["latency"].items():
             for value, count in observations:
                 for _ in range(count):
                     DURATION.labels(**labels, protocol=protocol).observe(value)
     for outcome, count in PAIRS.items():
         PAIRED.labels(DEPLOYMENT, "1", "2", "probe", outcome).inc(count)
+    for (stable_label, canary_label), count in PAIRED_ANSWERS.items():
+        PAIRED_PREDICTIONS.labels(DEPLOYMENT, "1", "2", stable_label, canary_label).inc(count)
     # another deployment's series, which the providers must ignore
     REQUESTS.labels("other", "1", "stable", "ok").inc(7)
 

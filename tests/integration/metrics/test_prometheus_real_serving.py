@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -91,14 +92,32 @@ def feedback(client: httpx.Client, base: str, item_id: str, label: int) -> dict[
 
 
 def by_source(snapshot: Snapshot, prometheus: bool) -> dict[str, SourceCounters]:
-    """Sources keyed by ``host:port`` for either provider; empty sources dropped."""
+    """Sources keyed by ``host:port`` for either provider; empty sources dropped.
+
+    CPU seconds are left out: a process's CPU time grows between any two reads (it is its
+    clock, read at scrape), so the two providers can never hold the same value; the test
+    checks it apart (``without_cpu``).
+    """
     keyed = {}
-    for name, counters in snapshot.sources.items():
+    for name, counters in without_cpu(snapshot).sources.items():
         if counters.is_empty:
             continue
         key = name.rsplit("/", 1)[-1] if prometheus else name.split("//", 1)[1].split("/", 1)[0]
         keyed[key] = counters
     return keyed
+
+
+def without_cpu(snapshot: Snapshot) -> Snapshot:
+    def strip(arm: Any) -> Any:
+        return None if arm is None else replace(arm, cpu_seconds=None)
+
+    return Snapshot(
+        {
+            name: replace(counters, stable=strip(counters.stable), canary=strip(counters.canary))
+            for name, counters in snapshot.sources.items()
+        },
+        snapshot.taken_at,
+    )
 
 
 def test_prometheus_provider_reads_what_real_serving_processes_counted(
@@ -253,7 +272,6 @@ def test_prometheus_provider_reads_what_real_serving_processes_counted(
     total = {arm: ok[arm] + 1 for arm in ok}  # + the malformed body
     scrape_now, prometheus_now = settled({arm: n + 1 for arm, n in total.items()})  # + warm-up
     from_prometheus = prometheus_now.since(prometheus_base).observations()
-    from_scrape = scrape_now.since(scrape_base).observations()
 
     # --- Prometheus reports what the test sent ---------------------------------------------
     for arm, got in (("stable", from_prometheus.stable), ("canary", from_prometheus.canary)):
@@ -266,8 +284,19 @@ def test_prometheus_provider_reads_what_real_serving_processes_counted(
     assert from_prometheus.paired == PairedCounts(**paired)
     assert labelled == {"stable": per_arm + ROUTED_REQUESTS, "canary": per_arm + routed["canary"]}
 
-    # --- and the direct scrape agrees exactly, window and lifetime -------------------------
-    assert from_scrape == from_prometheus
+    # --- CPU seconds: each arm's process worked in the window, and both providers read its
+    # lifetime CPU time (at different moments, so not the same value) ----------------------
+    for arm in ("stable", "canary"):
+        window_cpu = getattr(from_prometheus, arm).cpu_seconds
+        assert window_cpu is not None and window_cpu > 0, arm
+        for lifetime in (scrape_now.observations(), prometheus_now.observations()):
+            assert getattr(lifetime, arm).cpu_seconds > window_cpu, arm  # + load and warm-up
+
+    # --- and the direct scrape agrees exactly otherwise, window and lifetime ----------------
+    scrape_now, prometheus_now = without_cpu(scrape_now), without_cpu(prometheus_now)
+    prometheus_base, scrape_base = without_cpu(prometheus_base), without_cpu(scrape_base)
+    from_prometheus = prometheus_now.since(prometheus_base).observations()
+    assert scrape_now.since(scrape_base).observations() == from_prometheus
     assert prometheus_now.observations() == scrape_now.observations()
     restored = Snapshot.from_dict(prometheus_base.to_dict())  # as kept in a resource status
     assert prometheus_now.since(restored).observations() == from_prometheus

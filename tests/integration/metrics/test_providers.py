@@ -39,6 +39,16 @@ def assert_one_batch(obs: Observations, batches: int = 1) -> None:
     # every stable request at 20 ms is at or below the first bound >= 0.02
     at_20ms = next(c for b, c in zip(stable.bounds, stable.cumulative, strict=True) if b >= 0.02)
     assert at_20ms == 1000 * k
+    # the label-free series (drift checks)
+    assert obs.stable.drift is not None and obs.canary.drift is not None
+    assert dict(obs.canary.drift.predictions) == {"negative": 400 * k, "positive": 600 * k}
+    confidence = obs.canary.drift.confidence
+    assert confidence is not None and confidence.count == 1000 * k
+    cumulative = dict(zip(confidence.bounds, confidence.cumulative, strict=True))
+    assert cumulative[0.65] == 300 * k
+    assert obs.stable.drift.truncated == 3 * k
+    assert obs.agreement is not None
+    assert (obs.agreement.agree, obs.agreement.disagree) == (90 * k, 10 * k)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:

@@ -27,7 +27,14 @@ from modeldeploy.operator.api.openapi import to_jsonschema
 from modeldeploy.registry.base import TAG_DECIDED_AT, TAG_OUTCOME
 from modeldeploy.registry.mlflow_client import MlflowRegistry
 from modeldeploy.registry.publish import publish_checkpoint
-from tests.integration.operator.kopf_world import MD_PATH, Cluster, http, model_name, resource
+from tests.integration.operator.kopf_world import (
+    MD_PATH,
+    NS,
+    Cluster,
+    http,
+    model_name,
+    resource,
+)
 from tests.support.mlflow_server import MlflowServer, start_mlflow
 
 pytestmark = pytest.mark.slow
@@ -83,6 +90,9 @@ def test_invalid_spec_fails_with_a_degraded_condition_an_event_and_nothing_appli
             assert degraded["status"] == "True" and field in degraded["message"]
             assert condition(status, "Ready")["status"] == "False"
         cluster.wait_ticks("bad-steps", 3)  # more ticks: the Event is posted once
+        # the operator exports the condition for alerts (the chart's rules read it)
+        degraded = {"namespace": NS, "name": "bad-steps", "type": "Degraded"}
+        assert exported("modeldeploy_condition", {**degraded, "status": "True"}) == 1.0
         for name, field in (("bad-steps", "spec.rollout.steps"),):
             told = [e for e in cluster.event_objects(name) if e["reason"] == "InvalidSpec"]
             assert len(told) == 1 and told[0]["type"] == "Warning", told
@@ -90,12 +100,32 @@ def test_invalid_spec_fails_with_a_degraded_condition_an_event_and_nothing_appli
         assert cluster.isvc("bad-steps") is None and cluster.isvc("bad-runtime") is None
 
         # Fixed, it is applied: the same resource goes to Stable and gets its InferenceService.
-        fix = {"spec": {"rollout": {"steps": [25, 100]}}}
+        fix = {"spec": {"rollout": {"steps": [25, 100]}, "slo": {"availability": 0.999}}}
         http(f"{cluster.url}{MD_PATH}/bad-steps", "PATCH", fix, merge=True)
         status = cluster.wait("bad-steps", lambda s: s.get("phase") == "Stable")
         assert condition(status, "Degraded")["status"] == "False"
+        cluster.wait_ticks("bad-steps", 1)
+        assert exported("modeldeploy_condition", {**degraded, "status": "True"}) is None
+        assert exported("modeldeploy_condition", {**degraded, "status": "False"}) == 1.0
+        objective = {"namespace": degraded["namespace"], "deployment": "bad-steps"}
+        assert (
+            exported("modeldeploy_slo_objective_ratio", {**objective, "slo": "availability"})
+            == 0.999
+        )
         assert cluster.isvc("bad-steps") is not None
     assert cluster.isvc("bad-runtime") is None
+
+
+def exported(name: str, labels: dict[str, str]) -> float | None:
+    """A value the in-process operator (``cluster.operator()``) exports for alerts, whatever
+    other labels (``reason``) the series has; None when no such series exists."""
+    from prometheus_client import REGISTRY
+
+    for family in REGISTRY.collect():
+        for sample in family.samples:
+            if sample.name == name and labels.items() <= sample.labels.items():
+                return float(sample.value)
+    return None
 
 
 class RegistryWrites:

@@ -17,7 +17,7 @@ CONTRACT = {
     "modeldeploy_request_duration_seconds": {"protocol"},
     "modeldeploy_requests_total": {"outcome"},
     "modeldeploy_nan_outputs_total": set(),
-    "modeldeploy_tokenization_failures_total": set(),
+    "modeldeploy_tokenization_failures_total": {"reason"},
     "modeldeploy_input_tokens": set(),
     "modeldeploy_truncated_inputs_total": set(),
     "modeldeploy_batch_size": set(),
@@ -107,3 +107,18 @@ def test_concurrent_requests_share_forward_passes(tiny_predictor):
         after, "modeldeploy_batch_size_bucket", le="1.0"
     )
     assert larger >= 1
+
+
+def test_tokenization_failures_are_counted_by_reason(tiny_predictor):
+    """The tiny checkpoint's max length is 64; its vocabulary is English word pieces."""
+    reasons = ("empty", "over_limit", "unknown_tokens", "error")
+    before = scrape(tiny_predictor.url)
+    texts = ["\u0301", " ".join(["word"] * 80), "日本語 テキスト ☃☃", "a fine film"]
+    r = httpx.post(tiny_predictor.v1, json={"instances": texts})
+    assert r.status_code == 200, r.text  # counted, still scored (truncated when over-long)
+    after = scrape(tiny_predictor.url)
+    name = "modeldeploy_tokenization_failures_total"
+    counted = {x: value(after, name, reason=x) - value(before, name, reason=x) for x in reasons}
+    assert counted == {"empty": 1, "over_limit": 1, "unknown_tokens": 1, "error": 0}
+    truncated = "modeldeploy_truncated_inputs_total"
+    assert value(after, truncated) - value(before, truncated) == 1

@@ -10,11 +10,7 @@ unchanged failed. Everything is loopback, bounded, and stops by itself.
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,14 +19,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from modeldeploy.serving.auth import CONTROL_TOKEN_FILE, LABEL_TOKEN_FILE, write_token_file
-from modeldeploy.tools.checkpoints import build
-from tests.support.processes import ManagedProcess, free_port, http_ok, start_process
+from tests.support.processes import ManagedProcess
+from tests.support.two_arms import call, metric_sum, two_arms
 
 pytestmark = pytest.mark.slow
-PY = sys.executable
 TEXT = "a warm, funny and beautifully made film"
 FLOOD = 50_000
 
@@ -44,47 +37,19 @@ class Stack:
     router_proc: ManagedProcess
 
 
-def call(
-    method: str, url: str, body: Any = None, token: str | None = None
-) -> tuple[int, Any, dict[str, str]]:
-    headers = {"Content-Type": "application/json"}
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            reply = response.status, json.loads(response.read()), response.headers
-    except urllib.error.HTTPError as exc:
-        reply = exc.code, json.loads(exc.read() or b"null"), exc.headers
-    return reply[0], reply[1], {k.lower(): v for k, v in reply[2].items()}
-
-
 def post_label(
     url: str, request_id: str, label: int, token: str | None
 ) -> tuple[int, Any, dict[str, str]]:
     return call("POST", f"{url}/v1/feedback", {"request_id": request_id, "label": label}, token)
 
 
-def counts(url: str, name: str) -> float:
-    """Sum of ``name`` over all label sets (the whole series, so any change shows)."""
-    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
-        text = response.read().decode()
-    return sum(
-        s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == name
-    )
-
-
 def decision_counts(stack: Stack) -> dict[str, float]:
     """Every count the analysis decides on."""
     out = {
-        role: counts(url, "modeldeploy_labelled_predictions_total")
+        role: metric_sum(url, "modeldeploy_labelled_predictions_total")
         for role, url in stack.arms.items()
     }
-    out["paired"] = counts(stack.router, "modeldeploy_paired_outcomes_total")
+    out["paired"] = metric_sum(stack.router, "modeldeploy_paired_outcomes_total")
     return out
 
 
@@ -106,51 +71,12 @@ def rss_kib(proc: ManagedProcess) -> int:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("label-auth")
-    label_file = write_token_file(root / "auth" / LABEL_TOKEN_FILE)
-    control_file = write_token_file(root / "auth" / CONTROL_TOKEN_FILE)
-    auth_args = ["--label-token-file", str(label_file), "--control-token-file", str(control_file)]
-    started: list[ManagedProcess] = []
-    try:
-        arms = {}
-        arm_checkpoints = (("stable", "tiny", "1"), ("canary", "tiny-distilbert", "2"))
-        for role, checkpoint, version in arm_checkpoints:
-            port = free_port()
-            url = f"http://127.0.0.1:{port}"
-            argv = [PY, "-m", "modeldeploy.serving", "--model-dir", str(build(checkpoint)),
-                    "--name", "m", "--deployment", "demo", "--role", role,
-                    "--model-version", version, "--http-port", str(port), "--grpc-port", "0",
-                    "--threads", "1", *auth_args]  # fmt: skip
-            started.append(
-                start_process(
-                    f"predictor-{role}",
-                    argv,
-                    root / "logs",
-                    lambda url=url: http_ok(f"{url}/v2/health/ready"),
-                    timeout=180,
-                )
-            )
-            arms[role] = url
-        port = free_port()
-        router = f"http://127.0.0.1:{port}"
-        argv = [PY, "-m", "modeldeploy.serving.router", "--stable", arms["stable"],
-                "--canary", arms["canary"], "--weight", "50", "--paired-share", "100",
-                "--deployment", "demo", "--port", str(port), "--seed", "5",
-                "--label-rate", "100", "--label-burst", "100", *auth_args]  # fmt: skip
-        router_proc = start_process(
-            "router", argv, root / "logs", lambda: http_ok(f"{router}/healthz"), timeout=60
-        )
-        started.append(router_proc)
-        yield Stack(
-            router,
-            arms,
-            label_file.read_text().strip(),
-            control_file.read_text().strip(),
-            router_proc,
-        )
-    finally:
-        for proc in reversed(started):
-            proc.stop()
+    with two_arms(tmp_path_factory.mktemp("label-auth")) as pair:
+        router, router_proc = pair.router_process(
+            "router", "--seed", "5", "--label-rate", "100", "--label-burst", "100",
+            weight=50, paired_share=100,
+        )  # fmt: skip
+        yield Stack(router, pair.urls, pair.label, pair.control, router_proc)
 
 
 def test_anonymous_or_wrong_credential_with_a_real_id_changes_no_count(stack: Stack) -> None:

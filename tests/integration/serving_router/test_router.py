@@ -204,3 +204,28 @@ async def test_an_unreachable_arm_gives_a_clear_502_and_the_router_stays_up(
         sample(setup, "modeldeploy_router_upstream_errors_total", role="canary", reason="connect")
         == 1
     )
+
+
+async def test_paired_inputs_count_what_each_arm_predicted_without_labels(
+    start_router: Callable[..., Any],
+) -> None:
+    """The drift checks' paired table: no label needed, one count per input both scored."""
+    setup = await start_router(split=Split(canary=100, paired_share=100), canary_wrong=True)
+    async with aiohttp.ClientSession() as session:
+        for text in ["good", "good", "bad"]:
+            await predict(session, setup, text)
+    await settle(setup)
+
+    def pairs(stable_label: str, canary_label: str) -> float:
+        return sample(
+            setup,
+            "modeldeploy_paired_predictions_total",
+            stable_version="1",
+            canary_version="2",
+            stable_label=stable_label,
+            canary_label=canary_label,
+        )
+
+    # stable says positive for "good", negative for "bad"; the canary arm says the opposite
+    assert pairs("positive", "negative") == 2 and pairs("negative", "positive") == 1
+    assert pairs("positive", "positive") == pairs("negative", "negative") == 0

@@ -174,3 +174,33 @@ def test_metrics_carry_the_series_the_analysis_reads(triton: TritonServer) -> No
     names = {name for name, _, _ in samples()}
     assert "modeldeploy_predictions_total" in names
     assert "nv_inference_request_summary_us" in names  # --metrics-config summary_latencies
+
+
+def test_tokenization_failures_and_cpu_seconds_on_triton(triton: TritonServer) -> None:
+    """The same reasons as the Python predictor, and CPU time that grows with work."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from modeldeploy.serving.contract import names
+
+    def read() -> dict[tuple[str, str], float]:
+        text = urllib.request.urlopen(triton.metrics_url, timeout=10).read().decode()
+        return {
+            (s.name, s.labels.get("reason", "")): float(s.value)
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.labels.get("model_version") == str(VERSION)
+        }
+
+    before = read()
+    texts = ["\u0301", "日本語 テキスト ☃☃", " ".join(["word"] * 600), "a fine film"]
+    classify(triton.http_url, MODEL, texts, version=VERSION, batch_size=len(texts))
+    after = read()
+    failures = names.TOKENIZATION_FAILURES
+    counted = {
+        reason: after[(failures, reason)] - before[(failures, reason)]
+        for reason in names.TOKENIZATION_FAILURE_REASONS
+    }
+    assert counted == {"empty": 1, "over_limit": 1, "unknown_tokens": 1, "error": 0}
+    cpu = (names.CPU_SECONDS, "")
+    assert before[cpu] > 0  # model load is charged too
+    assert after[cpu] > before[cpu]

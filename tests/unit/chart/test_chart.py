@@ -120,7 +120,11 @@ def test_lint_is_clean_in_strict_mode(name: str) -> None:
         ({"webhook": {"port": 70000}}, "/webhook/port", "maximum"),
         ({"securityContext": {"readOnlyRootFilesystem": False}}, "/securityContext", "true"),
         ({"replicaCount": 2}, "/replicaCount", "maximum"),
-        ({"monitoring": {"prometheusRule": {"stuckFor": "soon"}}}, "/stuckFor", "pattern"),
+        (
+            {"monitoring": {"prometheusRule": {"inconclusiveFor": "soon"}}},
+            "/inconclusiveFor",
+            "pattern",
+        ),
     ],
     ids=[
         "wrong-type",
@@ -449,11 +453,15 @@ def test_monitoring_objects_only_when_enabled(chart: helm.Chart) -> None:
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
     assert monitor["spec"]["endpoints"][0]["honorLabels"] is True
     rule = only(docs, "PrometheusRule")
-    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r}
     assert alerts == {
         "ModelDeployRolledBack",
-        "ModelDeployCanaryStuck",
+        "ModelDeployAnalysisInconclusive",
+        "ModelDeployCanaryUnderpowered",
+        "ModelDeployAvailabilityBudgetBurn",
+        "ModelDeployLatencyBudgetBurn",
         "ModelDeployRegistryUnavailable",
+        "ModelDeployDriftFromReference",
     }
     dashboard = only(docs, "ConfigMap")
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
@@ -467,7 +475,7 @@ def _dashboard(docs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def test_dashboard_has_the_rollout_panels(chart: helm.Chart) -> None:
     board = _dashboard(render(chart, MONITORING_ON))
-    by_title = {p["title"]: [t["expr"] for t in p["targets"]] for p in board["panels"]}
+    by_title = {p["title"]: [t["expr"] for t in p.get("targets", [])] for p in board["panels"]}
     (p99,) = by_title["P99 latency per version"]
     assert re.fullmatch(
         r"histogram_quantile\(0\.99, sum by \(le, model_version, role\) "
@@ -524,7 +532,7 @@ def test_promql_uses_only_metric_names_that_exist(chart: helm.Chart) -> None:
     rule = only(docs, "PrometheusRule")
     exprs = [r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]]
     board = _dashboard(docs)
-    exprs += [t["expr"] for p in board["panels"] for t in p["targets"]]
+    exprs += [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
     exprs += [v["query"] for v in board["templating"]["list"] if v["type"] == "query"]
     used = {m for e in exprs for m in METRIC.findall(e)}
     assert len(used) >= 8
@@ -535,7 +543,7 @@ def test_analysis_numbers_on_the_dashboard_are_ones_the_analysis_writes(
     chart: helm.Chart,
 ) -> None:
     board = _dashboard(render(chart, MONITORING_ON))
-    exprs = " ".join(t["expr"] for p in board["panels"] for t in p["targets"])
+    exprs = " ".join(t["expr"] for p in board["panels"] for t in p.get("targets", []))
     keys = set(re.findall(r'metric="([a-z_]+)\.([a-z_]+)"', exprs))
     assert keys
     for check, key in keys:
@@ -550,7 +558,7 @@ def test_docs_name_only_metrics_and_alerts_that_exist(chart: helm.Chart, doc: st
     for name in set(METRIC.findall(text)):
         assert name in known or f"{name}_bucket" in known, f"{doc}: unknown metric {name}"
     rule = only(render(chart, MONITORING_ON), "PrometheusRule")
-    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r}
     named = set(re.findall(r"\bModelDeploy[A-Z][A-Za-z]+\b", text))
     assert named and named <= alerts, named - alerts
 
@@ -629,7 +637,7 @@ def test_alert_and_dashboard_promql_parses(chart: helm.Chart, tmp_path: Path) ->
     groups = _rule_groups(docs)
     board = _dashboard(docs)
     records = []
-    for i, expr in enumerate(t["expr"] for p in board["panels"] for t in p["targets"]):
+    for i, expr in enumerate(t["expr"] for p in board["panels"] for t in p.get("targets", [])):
         for variable, value in GRAFANA_VARIABLES.items():
             expr = expr.replace(variable, value)
         assert "$" not in expr, expr
@@ -669,11 +677,6 @@ def test_alerts_fire_on_the_situations_they_name(chart: helm.Chart, tmp_path: Pa
                         "series": f'{rollouts}{{{md},outcome="Promoted"}}',
                         "values": "1x70",
                     },
-                    # canary at 10% that moves to 25% at 6m and then sits there
-                    {
-                        "series": f"modeldeploy_operator_canary_weight_percent{{{md}}}",
-                        "values": "10x5 25x70",
-                    },
                     {
                         "series": registry_up,
                         "values": "1x4 0x10 1x10",
@@ -690,12 +693,6 @@ def test_alerts_fire_on_the_situations_they_name(chart: helm.Chart, tmp_path: Pa
                     {
                         "eval_time": "52m",
                         "alertname": "ModelDeployRolledBack",
-                        "exp_alerts": expected_md,
-                    },
-                    {"eval_time": "30m", "alertname": "ModelDeployCanaryStuck", "exp_alerts": []},
-                    {
-                        "eval_time": "45m",
-                        "alertname": "ModelDeployCanaryStuck",
                         "exp_alerts": expected_md,
                     },
                     {

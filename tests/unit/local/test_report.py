@@ -10,6 +10,7 @@ import pytest
 from modeldeploy.tools.demo.report import (
     Rollout,
     Sample,
+    cpu_per_1k,
     markdown,
     p99_ms,
     plot,
@@ -60,6 +61,21 @@ def test_step_table_takes_the_last_window_of_each_step_of_that_version() -> None
     ]
     assert rows[1]["seconds"] == 14 and rows[0]["pairs"] == 200
     assert rows[0]["canary_requests"] == 1000
+
+
+def test_cpu_per_1k_of_a_window() -> None:
+    assert cpu_per_1k({"requests": {"ok": 900, "bad_input": 100}, "cpu_seconds": 2.5}) == 2.5
+    assert math.isnan(cpu_per_1k({"requests": {"ok": 1000}}))  # no CPU series
+    assert math.isnan(cpu_per_1k({"requests": {"ok": 10}, "cpu_seconds": 1.0}))  # too few
+    samples = [
+        Sample(0, "Progressing", "1", "2", 50, 0, _obs(150, 200, 1000), "continue"),
+    ]
+    samples[0].observations["canary"] = {  # type: ignore[index]
+        **samples[0].observations["canary"],  # type: ignore[index]
+        "cpu_seconds": 3.0,
+    }
+    (row,) = step_table(samples, "2")
+    assert row["canary_cpu_per_1k"] == 3.0 and math.isnan(row["stable_cpu_per_1k"])
 
 
 @pytest.mark.slow  # matplotlib's first import takes seconds

@@ -21,7 +21,7 @@ import kopf
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from modeldeploy.operator import reconcile
+from modeldeploy.operator import reconcile, telemetry
 from modeldeploy.operator.handlers import lifecycle
 from modeldeploy.operator.handlers.wakeup import Wakers
 from modeldeploy.operator.platforms.nop import NopPlatform
@@ -181,9 +181,13 @@ def test_the_daemon_ticks_when_woken_posts_events_after_the_write_and_stops(
         assert len(kube.patches) == 1  # the next regular tick is an hour away
         memo.wakers.wake("ml", "s")
         await until(lambda: kube.obj["status"].get("phase") == "Progressing")  # type: ignore[index]
+        # the conditions of the last written tick are exported for alerts ...
+        exported = telemetry.STATES.states[("ml", "s")].conditions
+        assert ("Progressing", "True", "Progressing") in {row[:3] for row in exported}
         stopped.flag.set()
         await asyncio.wait_for(task, 2)
         assert ("ml", "s") not in memo.wakers.events
+        assert ("ml", "s") not in telemetry.STATES.states  # ... until the daemon ends
 
     asyncio.run(scenario())
     # Each Event after the status write that records it.

@@ -21,7 +21,7 @@ def test_defaults_come_from_the_models() -> None:
     # The analysis section is the analysis configuration, with its (benchmarked) defaults.
     assert spec.rollout.analysis == AnalysisConfig()
     assert spec.rollout.analysis.on_inconclusive == "hold"
-    assert spec.rollout.analysis.p99_tolerance == 0.16
+    assert spec.rollout.analysis.p99_tolerance == 0.1025
 
 
 def test_camel_case_yaml_becomes_snake_case_python() -> None:
@@ -73,7 +73,7 @@ def test_camel_case_yaml_becomes_snake_case_python() -> None:
             "spec.rollout.analysis.minLabels:",
         ),
         (
-            {"model": {"name": "m"}, "rollout": {"analysis": {"p99Tolerance": 0.05}}},
+            {"model": {"name": "m"}, "rollout": {"analysis": {"p99Tolerance": 0.04}}},
             "spec.rollout.analysis.p99Tolerance:",
         ),
         (

@@ -9,6 +9,7 @@ import pytest
 from modeldeploy.registry import manifest as manifests
 from modeldeploy.registry.base import IntegrityError, NotFound
 from modeldeploy.registry.publish import publish_checkpoint
+from modeldeploy.registry.storage import FilesystemStore
 from modeldeploy.registry.triton import (
     TAG_TRITON_MANIFEST,
     TAG_TRITON_MANIFEST_SHA256,
@@ -21,12 +22,18 @@ from modeldeploy.serving.triton.backend_model import verify_unit
 from tests.support.in_memory_registry import InMemoryRegistry
 
 
+def claim(mount: Path):
+    """A store factory for ``pvc://models/...`` with the claim mounted at ``mount``."""
+    mount.mkdir(parents=True, exist_ok=True)
+    return lambda uri: FilesystemStore(uri, mount)
+
+
 @pytest.mark.parametrize(
     ("base", "expected"),
     [
         ("s3://bucket/triton", "s3://bucket/triton/reviews/3/triton"),
         ("gs://bucket/a/b/", "gs://bucket/a/b/reviews/3/triton"),
-        ("https://models.example/repo", "https://models.example/repo/reviews/3/triton"),
+        ("https://models.example/repo", "https://models.example/repo/reviews/3/triton.tar.gz"),
         ("pvc://models-claim/triton", "pvc://models-claim/triton/reviews/3/triton"),
     ],
 )
@@ -71,11 +78,12 @@ def test_publish_attaches_a_verified_repository_and_records_its_uri(
         tiny_checkpoint,
         "reviews",
         alias="challenger",
-        triton_base_uri="s3://models/triton",
+        triton_base_uri="pvc://models/triton",
+        triton_store=claim(tmp_path / "claim"),
     )
     assert created.version == "2" and created.aliases == ("challenger",)
     tags = registry.get_version("reviews", "2").tags
-    assert tags[TAG_TRITON_URI] == "s3://models/triton/reviews/2/triton"
+    assert tags[TAG_TRITON_URI] == "pvc://models/triton/reviews/2/triton"
     manifest = manifests.from_json(tags[TAG_TRITON_MANIFEST])
     assert tags[TAG_TRITON_MANIFEST_SHA256] == manifests.manifest_sha256(manifest)
     # Tokenizer and weights as one unit, under the registry's version number.
@@ -85,6 +93,10 @@ def test_publish_attaches_a_verified_repository_and_records_its_uri(
 
     repository = fetch_triton(registry, "reviews", "2", tmp_path / "synced")
     verify_unit(repository, "reviews", "reviews", "2")  # what model.py checks at load
+    # ... and the same repository sits where the storageUri points (pvc://models/<path>).
+    uploaded = tmp_path / "claim" / "triton" / "reviews" / "2" / "triton"
+    manifests.verify(uploaded, manifest)
+    verify_unit(uploaded, "reviews", "reviews", "2")
 
     with pytest.raises(NotFound, match="without a Triton repository"):
         fetch_triton(registry, "reviews", "1", tmp_path / "none")
@@ -93,7 +105,9 @@ def test_publish_attaches_a_verified_repository_and_records_its_uri(
 @pytest.mark.slow
 def test_a_tampered_artifact_is_refused_on_fetch(tmp_path: Path, tiny_checkpoint: Path) -> None:
     registry = InMemoryRegistry(store_dir=tmp_path / "store")
-    publish_checkpoint(registry, tiny_checkpoint, "reviews", triton_base_uri="gs://b")
+    publish_checkpoint(
+        registry, tiny_checkpoint, "reviews", triton_base_uri="gs://b", triton_store=None
+    )
     stored = tmp_path / "store" / "artifacts" / "reviews" / "1" / "triton"
     (stored / "reviews" / "1" / "labels.json").write_text('{"0": "positive", "1": "negative"}')
     with pytest.raises(IntegrityError, match=r"reviews/1/labels\.json"):

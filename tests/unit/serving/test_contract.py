@@ -501,6 +501,7 @@ def test_serving_exports_the_contract_names() -> None:
         n.LABELLED_PREDICTIONS: "counter",
         n.FEEDBACK_REJECTED: "counter",
         n.PAIRED_OUTCOMES_TOTAL: "counter",
+        n.CPU_SECONDS: "counter",
     }
     assert exported == per_arm
     assert set(n.ANALYSIS_ARM_SERIES) <= {*per_arm, n.REQUEST_DURATION_BUCKET}
@@ -522,6 +523,7 @@ def test_the_router_exports_the_contract_names() -> None:
         n.ROUTER_CANARY_WEIGHT,
         n.ROUTER_PAIRED_SHARE,
         n.PAIRED_OUTCOMES_TOTAL,
+        n.PAIRED_PREDICTIONS,
     }
     get = metrics.registry.get_sample_value
     assert get(n.ROUTER_CANARY_WEIGHT, {"deployment": "d"}) == 0.25
@@ -531,7 +533,9 @@ def test_the_router_exports_the_contract_names() -> None:
 def test_the_analysis_reads_the_contract_names() -> None:
     from modeldeploy.operator.metrics import prometheus, snapshot
 
-    assert snapshot.ARM_METRICS == prometheus.ARM_METRICS == n.ANALYSIS_ARM_SERIES
+    expected = n.ANALYSIS_ARM_SERIES + n.DRIFT_ARM_SERIES
+    assert snapshot.ARM_METRICS == prometheus.ARM_METRICS == expected
+    assert snapshot.PAIR_DRIFT_METRICS == prometheus.PAIR_DRIFT_METRICS == n.DRIFT_PAIR_SERIES
     assert snapshot.PAIRED == prometheus.PAIRED == n.PAIRED_OUTCOMES_TOTAL
     assert snapshot.PAIRED_OUTCOMES == n.PAIRED_OUTCOMES
 
@@ -553,6 +557,7 @@ def test_docs_list_every_serving_series_with_its_type() -> None:
         n.NAN_OUTPUTS,
         n.TOKENIZATION_FAILURES,
         n.TRUNCATED_INPUTS,
+        n.CPU_SECONDS,
         n.PREDICTIONS,
         n.LABELLED_PREDICTIONS,
         n.FEEDBACK_REJECTED,
@@ -571,3 +576,23 @@ def test_paired_outcome_is_one_of_the_contract_outcomes(stable, canary, outcome)
     assert set(n.PAIRED_OUTCOMES) == {
         n.paired_outcome(a, b) for a in (True, False) for b in (True, False)
     }
+
+
+def test_cpu_seconds_are_the_processs_own_and_grow_with_work() -> None:
+    import time
+
+    from modeldeploy.serving.metrics import ArmMetrics
+
+    registry = CollectorRegistry()
+    ArmMetrics("d", "1", "canary", LABELS, registry)
+    ArmMetrics("d", "1", "canary", LABELS, registry)  # a second bind adds no second series
+    labels = {"deployment": "d", "model_version": "1", "role": "canary"}
+    samples = [s for f in registry.collect() for s in f.samples if s.name == n.CPU_SECONDS]
+    assert [s.labels for s in samples] == [labels]
+    before = registry.get_sample_value(n.CPU_SECONDS, labels)
+    assert before is not None and 0 < before <= time.process_time()
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:  # burn 50 ms of CPU
+        pass
+    after = registry.get_sample_value(n.CPU_SECONDS, labels)
+    assert after is not None and after - before >= 0.05

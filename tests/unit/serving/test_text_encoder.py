@@ -31,3 +31,46 @@ def test_reject_mode_refuses_over_long_text(encoder_for):
 def test_no_padding_is_baked_in(encoder_for):
     (enc,) = encoder_for("truncate").encode(["ok"])
     assert len(enc.ids) <= 4  # [CLS] ok [SEP], never padded to a fixed length
+
+
+# --- tokenization failures (docs/metrics.md: modeldeploy_tokenization_failures_total) ---
+
+COMBINING_ACCENT = "\u0301"  # visible to the input check, erased by the uncased normaliser
+UNREADABLE = "日本語 テキスト ☃☃"  # every word is [UNK] in the tiny English vocabulary
+
+
+def _issues(encoder: TextEncoder, texts: list[str]) -> tuple[list[tuple[str, ...]], list[str]]:
+    counted: list[str] = []
+    encoded = encoder.encode(texts, counted.append)
+    return [e.issues for e in encoded], counted
+
+
+def test_each_failure_reason_is_found_on_a_real_tokenizer(encoder_for):
+    issues, counted = _issues(
+        encoder_for("truncate"),
+        ["good film", COMBINING_ACCENT, UNREADABLE, "one two three four five six seven eight"],
+    )
+    assert issues == [(), ("empty",), ("unknown_tokens",), ("over_limit",)]
+    assert counted == ["empty", "unknown_tokens", "over_limit"]
+
+
+def test_a_refused_over_long_input_is_counted_before_it_is_refused(encoder_for):
+    counted: list[str] = []
+    with pytest.raises(TextTooLong):
+        encoder_for("reject").encode(["one two three four five six seven eight"], counted.append)
+    assert counted == ["over_limit"]
+
+
+def test_one_unknown_word_among_many_is_not_a_failure(encoder_for):
+    issues, _ = _issues(encoder_for("truncate"), ["a good ☃ film here"])
+    assert issues == [()]  # at most 1 [UNK] among 5 or more content tokens
+
+
+def test_the_unknown_share_limit_is_a_strict_bound() -> None:
+    from modeldeploy.serving.codecs import tokenization_issues
+    from modeldeploy.serving.contract.names import UNKNOWN_TOKEN_SHARE_LIMIT
+
+    assert UNKNOWN_TOKEN_SHARE_LIMIT == 0.25
+    assert tokenization_issues(4, 1, False) == ()
+    assert tokenization_issues(4, 2, False) == ("unknown_tokens",)
+    assert tokenization_issues(0, 0, True) == ("empty", "over_limit")

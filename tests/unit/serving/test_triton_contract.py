@@ -173,3 +173,83 @@ def test_ensemble_pins_its_version_in_policy_and_every_step() -> None:
     assert "version_policy: { specific { versions: [ 3 ] } }" in ensemble
     for part in ("m_tokenize", "m_postprocess"):
         assert 'key: "export_name" value: { string_value: "m" }' in configs[part]
+
+
+def test_tokenization_failure_rule_is_the_predictors() -> None:
+    from modeldeploy.serving.contract import names
+
+    assert backend_model.TOKENIZATION_FAILURE_REASONS == names.TOKENIZATION_FAILURE_REASONS
+    assert backend_model.UNKNOWN_TOKEN_SHARE_LIMIT == names.UNKNOWN_TOKEN_SHARE_LIMIT
+    assert backend_model.METRIC_TOKENIZATION_FAILURES == names.TOKENIZATION_FAILURES
+    for content in range(6):
+        for unknown in range(content + 1):
+            for too_long in (False, True):
+                args = (content, unknown, too_long)
+                assert backend_model.tokenization_issues(*args) == codecs.tokenization_issues(*args)
+
+
+def test_triton_encoder_finds_the_failures_the_predictor_finds(tiny_checkpoint: Path) -> None:
+    texts = ["good film", "\u0301", "日本語 テキスト ☃☃", " ".join(["word"] * 80)]
+    triton = backend_model.TextEncoder(tiny_checkpoint).encode(texts).issues
+    policy = codecs.TruncationPolicy(max_length=backend_model.read_max_length(tiny_checkpoint))
+    python = codecs.TextEncoder.from_directory(tiny_checkpoint, policy, token_types=True)
+    assert list(triton) == [e.issues for e in python.encode(texts)]
+    assert triton == ((), ("empty",), ("unknown_tokens",), ("over_limit",))
+
+
+class _FakeMetricFamily:
+    """Just enough of ``pb_utils.MetricFamily`` to record what ArmMetrics does."""
+
+    COUNTER, HISTOGRAM = "counter", "histogram"
+
+    def __init__(self, name: str, description: str, kind: str) -> None:
+        self.name, self.kind, self.metrics = name, kind, []
+
+    def Metric(self, labels: dict[str, str], buckets: list[float] | None = None):
+        family = self
+
+        class _Metric:
+            value = 0.0
+
+            def increment(self, by: float) -> None:
+                assert family.kind == "counter" and by >= 0
+                self.value += by
+
+            def observe(self, value: float) -> None:
+                self.value += value
+
+        metric = _Metric()
+        self.metrics.append((labels, metric))
+        return metric
+
+
+def test_triton_arm_charges_its_cpu_time_and_counts_failures_by_reason() -> None:
+    import time
+    from types import SimpleNamespace
+
+    from modeldeploy.serving.contract import names
+
+    families: dict[str, _FakeMetricFamily] = {}
+
+    def family(name: str, description: str, kind: str) -> _FakeMetricFamily:
+        families[name] = _FakeMetricFamily(name, description, kind)
+        return families[name]
+
+    family.COUNTER, family.HISTOGRAM = "counter", "histogram"  # type: ignore[attr-defined]
+    base = {"deployment": "d", "model_version": "3", "role": "canary"}
+    arm = backend_model.ArmMetrics(SimpleNamespace(MetricFamily=family), base, ["a", "b"])
+    assert backend_model.METRIC_CPU_SECONDS == names.CPU_SECONDS
+    ((labels, cpu),) = families[names.CPU_SECONDS].metrics
+    assert labels == base
+    loaded = cpu.value
+    assert 0 < loaded <= time.process_time()
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:
+        pass
+    arm.charge_cpu()
+    assert cpu.value - loaded >= 0.05
+    arm.tokenization_failure("unknown_tokens")
+    counted = {
+        m_labels["reason"]: m.value for m_labels, m in families[names.TOKENIZATION_FAILURES].metrics
+    }
+    assert counted == {"empty": 0, "over_limit": 0, "unknown_tokens": 1, "error": 0}

@@ -19,6 +19,8 @@ from collections.abc import Callable
 
 from modeldeploy.operator.analysis.accuracy import check_accuracy
 from modeldeploy.operator.analysis.config import AnalysisConfig
+from modeldeploy.operator.analysis.drift import check_names as drift_check_names
+from modeldeploy.operator.analysis.drift import run_drift_checks
 from modeldeploy.operator.analysis.errors import check_errors
 from modeldeploy.operator.analysis.latency import check_latency
 from modeldeploy.operator.analysis.observations import Observations
@@ -35,11 +37,14 @@ CHECK_FUNCTIONS: dict[str, Check] = {
 def run_checks(
     config: AnalysisConfig, observations: Observations | None, unavailable: str | None = None
 ) -> tuple[CheckResult, ...]:
-    """Each configured check's result; all inconclusive when there are no observations."""
+    """Each configured check's result, then each enabled drift signal's (``drift.py``);
+    all inconclusive when there are no observations."""
     if observations is None:
         why = unavailable or "metrics could not be read"
-        return tuple(CheckResult(name, CheckStatus.INCONCLUSIVE, why) for name in config.checks)
-    return tuple(CHECK_FUNCTIONS[name](config, observations) for name in config.checks)
+        names = (*config.checks, *drift_check_names(config))
+        return tuple(CheckResult(name, CheckStatus.INCONCLUSIVE, why) for name in names)
+    checks = tuple(CHECK_FUNCTIONS[name](config, observations) for name in config.checks)
+    return checks + run_drift_checks(config, observations)
 
 
 def _numbers(checks: tuple[CheckResult, ...]) -> dict[str, object]:

@@ -114,6 +114,60 @@ class PairedCounts:
 
 
 @dataclass(frozen=True)
+class DriftCounts:
+    """One arm's label-free counts (docs/metrics.md): what it predicted, how sure it was,
+    how long its inputs were. Histograms are cumulative, like latency's."""
+
+    predictions: Mapping[str, int] = field(default_factory=dict)  # class -> count
+    confidence: LatencyHistogram | None = None  # top-class probability
+    tokens: LatencyHistogram | None = None  # tokens per input after truncation
+    truncated: int = 0
+
+    def __post_init__(self) -> None:
+        _require_counts("drift counts", [*self.predictions.values(), self.truncated])
+
+    @property
+    def inputs(self) -> int:
+        """Inputs tokenized (the truncation rate's denominator)."""
+        return self.tokens.count if self.tokens is not None else sum(self.predictions.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "predictions": dict(self.predictions),
+            "confidence": self.confidence.to_dict() if self.confidence is not None else None,
+            "tokens": self.tokens.to_dict() if self.tokens is not None else None,
+            "truncated": self.truncated,
+        }
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Inputs both arms scored, without labels: did they predict the same class?
+
+    ``table`` (stable class, canary class) -> count, where the exporter gives it; it also
+    says which way the answers moved (the prediction mix, paired).
+    """
+
+    agree: int = 0
+    disagree: int = 0
+    table: Mapping[tuple[str, str], int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _require_counts("agreement counts", [self.agree, self.disagree, *self.table.values()])
+
+    @property
+    def total(self) -> int:
+        return self.agree + self.disagree
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "agree": self.agree,
+            "disagree": self.disagree,
+            "table": [[s, c, n] for (s, c), n in sorted(self.table.items())],
+        }
+
+
+@dataclass(frozen=True)
 class ArmObservations:
     """One arm over the window.
 
@@ -126,12 +180,16 @@ class ArmObservations:
     latency: LatencyHistogram | None = None
     requests: Mapping[str, int] = field(default_factory=dict)  # outcome -> count
     nan_outputs: int = 0
+    drift: DriftCounts | None = None  # None: the arm exported no label-free series
+    cpu_seconds: float | None = None  # CPU time of the arm's process (None: not exported)
 
     def __post_init__(self) -> None:
         _require_counts("arm counts", [self.labelled_correct, self.labelled_total])
         if not 0 <= self.labelled_correct <= self.labelled_total:
             raise ValueError("need 0 <= labelled_correct <= labelled_total")
         _require_counts("request counts", [*self.requests.values(), self.nan_outputs])
+        if self.cpu_seconds is not None and not 0 <= self.cpu_seconds < float("inf"):
+            raise ValueError("cpu_seconds must be a finite number >= 0")
 
     @property
     def errors(self) -> int:
@@ -149,7 +207,8 @@ class ArmObservations:
             "latency": self.latency.to_dict() if self.latency is not None else None,
             "requests": dict(self.requests),
             "nan_outputs": self.nan_outputs,
-        }
+            "drift": self.drift.to_dict() if self.drift is not None else None,
+        } | ({} if self.cpu_seconds is None else {"cpu_seconds": round(self.cpu_seconds, 6)})
 
 
 @dataclass(frozen=True)
@@ -163,6 +222,7 @@ class Observations:
     # and errors are one experiment per canary version, latency one per step, so the
     # latency check spends its alpha across steps (``sequential.step_alpha``).
     step: int = 0
+    agreement: Agreement | None = None  # unlabelled inputs both arms scored
 
     def __post_init__(self) -> None:
         if self.step < 0:
@@ -174,4 +234,5 @@ class Observations:
             "canary": self.canary.to_dict(),
             "paired": self.paired.to_dict() if self.paired is not None else None,
             "step": self.step,
+            "agreement": self.agreement.to_dict() if self.agreement is not None else None,
         }

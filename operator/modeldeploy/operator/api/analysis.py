@@ -16,16 +16,20 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from modeldeploy.operator.api.base import SpecModel
+from modeldeploy.operator.api.drift import DriftConfig
 
 OnInconclusive = Literal["rollback", "hold"]
 PairedMode = Literal["auto", "paired", "unpaired"]
 CheckName = Literal["accuracy", "latency", "errors"]
 CHECKS: tuple[CheckName, ...] = ("accuracy", "latency", "errors")
 
-# The latency histogram's buckets grow geometrically by this ratio: two P99s closer than
-# about 2 x (ratio - 1) can land in the same or adjacent buckets and cannot be told apart.
+# The latency histogram's buckets grow geometrically by this ratio. The latency check compares
+# the arms' shares above thresholds one tolerance apart on these edges, so it resolves the
+# tolerances ratio**k - 1 exactly (0.05, 0.1025, 0.157625, ...); others are rounded up to fail
+# and down to pass. Below one bucket an identical canary could never be proven equal.
 LATENCY_BUCKET_RATIO = 1.05
-MIN_P99_TOLERANCE = round(2 * (LATENCY_BUCKET_RATIO - 1), 6)
+MIN_P99_TOLERANCE = round(LATENCY_BUCKET_RATIO - 1, 6)
+DEFAULT_P99_TOLERANCE = round(LATENCY_BUCKET_RATIO**2 - 1, 6)
 
 
 class AnalysisConfig(SpecModel):
@@ -76,12 +80,13 @@ class AnalysisConfig(SpecModel):
         description="The latency quantile compared (0.99 = P99).",
     )
     p99_tolerance: float = Field(
-        default=0.16,
+        default=DEFAULT_P99_TOLERANCE,
         ge=MIN_P99_TOLERANCE,
         le=10.0,
         description="How much slower the canary's latency quantile may be, relative (0.1 ="
-        " 10%): canary <= stable x (1 + tolerance). At least 0.1: latency buckets grow by"
-        " 5% each, and a tolerance below 2 x (1.05 - 1) cannot be resolved.",
+        " 10%): canary <= stable x (1 + tolerance). Latency buckets grow by 5% each, so"
+        " 1.05^k - 1 (0.05, 0.1025, 0.157625, ...) are resolved exactly; others are rounded"
+        " up to fail and down to pass. At least 0.05 (one bucket).",
     )
     p99_cap_seconds: float | None = Field(
         default=None,
@@ -128,6 +133,13 @@ class AnalysisConfig(SpecModel):
         max_length=len(CHECKS),
         description="The checks that gate the rollout, each at most once.",
         json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+    drift: DriftConfig = Field(
+        default_factory=DriftConfig,
+        description="Label-free checks of the canary against stable on the same window"
+        " (prediction mix, confidence, input length, truncation, agreement); each off"
+        " unless enabled.",
     )
 
     @field_validator("checks")

@@ -15,6 +15,7 @@ from pydantic.json_schema import JsonDict
 
 from modeldeploy.operator.api.analysis import AnalysisConfig
 from modeldeploy.operator.api.base import SpecModel
+from modeldeploy.operator.api.slo import Cost, ServiceLevelObjectives
 
 Runtime = Literal["kserve-python", "triton"]
 DeploymentMode = Literal["Serverless", "RawDeployment"]
@@ -203,5 +204,16 @@ class ModelDeploymentSpec(SpecModel):
     metrics: MetricsSource = Field(
         default_factory=MetricsSource,
         description="Where the analysis reads request counts, errors and latency.",
+        json_schema_extra=ALL_DEFAULTS,
+    )
+    slo: ServiceLevelObjectives = Field(
+        default_factory=ServiceLevelObjectives,
+        description="Availability and P99 latency objectives; the chart alerts on their"
+        " error-budget burn rate.",
+        json_schema_extra=ALL_DEFAULTS,
+    )
+    cost: Cost = Field(
+        default_factory=Cost,
+        description="The price per CPU core-hour, for cost per 1k inferences.",
         json_schema_extra=ALL_DEFAULTS,
     )

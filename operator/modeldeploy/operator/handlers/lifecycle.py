@@ -126,6 +126,7 @@ async def rollout(meta: Any, memo: Any, logger: Any, stopped: Any, **_: Any) -> 
             due = min(due, time.monotonic())  # woken early: due now
     finally:
         memo.wakers.forget(namespace, name)
+        telemetry.forget_state(namespace, name)  # deleted, or no longer this replica's
 
 
 def _timed(clock: telemetry.TickClock, due: float, planned: float, *args: Any) -> Outcome:
@@ -144,6 +145,7 @@ def _written(memo: Any, outcome: Outcome) -> None:
     for kind, reason, message in outcome.events:
         kopf.event(body, type=kind, reason=reason, message=message)  # type: ignore[arg-type]
     telemetry.record_tick(namespace, name, result, outcome.conflicts)
+    telemetry.record_state(namespace, name, body.get("spec"), list(result.status.conditions))
     if result.invalid:  # the InvalidSpec Event is posted once; the log repeats each tick
         log.error("%s/%s: %s", namespace, name, result.invalid)
     model = (body.get("spec") or {}).get("model") or {}

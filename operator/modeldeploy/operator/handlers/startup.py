@@ -20,6 +20,7 @@ from modeldeploy.operator.observer import MetricsWindows, default_provider_for
 from modeldeploy.operator.platforms.factory import make_platform
 from modeldeploy.operator.registry_port import AliasCache
 from modeldeploy.operator.settings import OperatorSettings, apply_mlflow_client_env
+from modeldeploy.registry.rest_client import operator_registry
 
 # An alias cache entry is trusted for this many watcher intervals; after that a tick reads
 # the registry itself (the watcher is dead, or backing off while MLflow is down).
@@ -30,11 +31,9 @@ def _registry_for(default_uri: str) -> Callable[[str], Any]:
     clients: dict[str, Any] = {}
 
     def get(uri: str) -> Any:
-        from modeldeploy.registry.mlflow_client import MlflowRegistry
-
         uri = uri or default_uri
         if uri not in clients:
-            clients[uri] = MlflowRegistry(uri)
+            clients[uri] = operator_registry(uri)  # REST: the operator never imports mlflow
         return clients[uri]
 
     return get
@@ -103,6 +102,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         windows=MetricsWindows(default_provider_for(platform.metrics_endpoints)),
         emit=lambda kind, reason, message: None,  # each tick collects its own
         default_registry_uri=ours.registry.default_uri,
+        default_cpu_core_hour=ours.cpu_core_hour or None,
     )
     memo.webhooks = None
     if ours.registry.webhook_port and events is not None:

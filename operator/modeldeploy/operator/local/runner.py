@@ -128,11 +128,11 @@ class LocalOperator:
     # --- deps -----------------------------------------------------------------------
 
     def _registry_for(self, spec: ModelDeploymentSpec) -> RegistryClient:
-        from modeldeploy.registry.mlflow_client import MlflowRegistry
+        from modeldeploy.registry.rest_client import operator_registry
 
         uri = spec.model.registry_uri or self.registry_uri
         if uri not in self._clients:
-            self._clients[uri] = MlflowRegistry(uri)
+            self._clients[uri] = operator_registry(uri)
         return self._clients[uri]
 
     def _emit(self, kind: str, reason: str, message: str) -> None:

@@ -6,9 +6,10 @@ the restart). Instead every read adds the increase since the *previous* read, so
 source (``SourceCounters.minus``: Prometheus' ``increase`` rule, plus the process start
 time), to running totals. The state is therefore:
 
-* ``totals``: labels, requests, errors, NaN outputs and paired outcomes since this canary
-  version's window began. Accuracy and errors do not depend on the traffic share, so they
-  are one sequential experiment per canary version, carried across steps.
+* ``totals``: labels, requests, errors, NaN outputs, paired outcomes and the label-free
+  drift counters (``ArmCounters.drift``) since this canary version's window began.
+  Accuracy, errors and drift do not depend on the traffic share, so they are one
+  sequential experiment per canary version, carried across steps.
 * ``latency``: the histograms since the current *step* began (latency depends on load).
 * ``last``: the last raw snapshot per source, with its start time: the next read's
   reference. Sources that vanished are kept (a process that comes back must not be
@@ -236,6 +237,8 @@ def _encode(arm: ArmCounters | None, edges: list[list[str]]) -> dict[str, Any] |
         first = nonzero[0] if nonzero else 0
         last = nonzero[-1] + 1 if nonzero else 0
         data["h"] = [edges.index(row), first, counts[first:last]]
+    if arm.drift:  # every key, zeros too: histogram keys must match between the arms
+        data["d"] = {k: _num(v) for k, v in sorted(arm.drift.items())}
     return data
 
 
@@ -256,4 +259,5 @@ def _decode(data: Mapping[str, Any] | None, edges: list[list[float]]) -> ArmCoun
         requests={str(k): float(v) for k, v in (data.get("r") or {}).items()},
         nan_outputs=float(data.get("nan", 0.0)),
         buckets=buckets,
+        drift={str(k): float(v) for k, v in (data.get("d") or {}).items()},
     )

@@ -23,6 +23,7 @@ from modeldeploy.operator.analysis.observations import Observations
 from modeldeploy.operator.metrics.base import AnalysisTarget, NoDataError, ProviderUnavailable
 from modeldeploy.operator.metrics.snapshot import (
     ARM_METRICS,
+    PAIR_DRIFT_METRICS,
     PAIRED,
     START_TIME,
     Sample,
@@ -54,6 +55,16 @@ def paired_selector(target: AnalysisTarget) -> str:
     )
 
 
+def pair_drift_selector(target: AnalysisTarget) -> str:
+    """Label-free pair series (paired predictions, shadow agreement) of this deployment;
+    ``collect`` keeps those of this stable and canary version."""
+    names = "|".join(PAIR_DRIFT_METRICS)
+    return (
+        f'{{__name__=~"{names}",{n.DEPLOYMENT}={_quote(target.deployment)},'
+        f"{n.STABLE_VERSION}={_quote(target.stable_version)}}}"
+    )
+
+
 def snapshot_query(target: AnalysisTarget) -> str:
     """One instant query for both arms, the paired outcomes, and the start time of every
     instance that exports them (so the observer sees a restart even when the counters
@@ -62,6 +73,7 @@ def snapshot_query(target: AnalysisTarget) -> str:
         arm_selector(target, target.stable_version),
         arm_selector(target, target.canary_version),
         paired_selector(target),
+        pair_drift_selector(target),
     ]
     ours = " or ".join(series)
     return f"{ours} or ({START_TIME} and on (job, instance) ({ours}))"
@@ -75,7 +87,7 @@ def window_queries(target: AnalysisTarget, seconds: int) -> dict[str, str]:
     versions = "|".join(
         re.escape(v) for v in sorted({target.stable_version, target.canary_version})
     )
-    arm_by = ", ".join((*n.COMMON_LABELS, n.LE, n.OUTCOME, n.CORRECT))
+    arm_by = ", ".join((*n.COMMON_LABELS, n.LE, n.OUTCOME, n.CORRECT, n.LABEL))
     queries = {
         name: (
             f"sum by ({arm_by}) "
@@ -86,6 +98,11 @@ def window_queries(target: AnalysisTarget, seconds: int) -> dict[str, str]:
     }
     paired_by = ", ".join((n.DEPLOYMENT, n.STABLE_VERSION, n.CANARY_VERSION, n.OUTCOME))
     queries[PAIRED] = f"sum by ({paired_by}) (increase({paired_selector(target)}[{seconds}s]))"
+    pair_labels = (n.DEPLOYMENT, n.STABLE_VERSION, n.CANARY_VERSION, n.SHADOW_VERSION)
+    pair_by = ", ".join((*pair_labels, n.STABLE_LABEL, n.CANARY_LABEL, n.AGREE))
+    for name in PAIR_DRIFT_METRICS:
+        selector = f"{name}{{{n.DEPLOYMENT}={_quote(target.deployment)}}}"
+        queries[name] = f"sum by ({pair_by}) (increase({selector}[{seconds}s]))"
     return queries
 
 

@@ -27,7 +27,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from modeldeploy.operator.analysis.observations import (
+    Agreement,
     ArmObservations,
+    DriftCounts,
     LatencyHistogram,
     Observations,
     PairedCounts,
@@ -38,10 +40,13 @@ from modeldeploy.serving.contract import names as contract_names
 LABELLED = contract_names.LABELLED_PREDICTIONS
 REQUESTS = contract_names.REQUESTS
 NAN_OUTPUTS = contract_names.NAN_OUTPUTS
+CPU_SECONDS = contract_names.CPU_SECONDS
 DURATION_BUCKET = contract_names.REQUEST_DURATION_BUCKET
 PAIRED = contract_names.PAIRED_OUTCOMES_TOTAL
 START_TIME = "process_start_time_seconds"  # prometheus_client's process collector
-ARM_METRICS = contract_names.ANALYSIS_ARM_SERIES
+DRIFT_METRICS = contract_names.DRIFT_ARM_SERIES
+ARM_METRICS = contract_names.ANALYSIS_ARM_SERIES + DRIFT_METRICS
+PAIR_DRIFT_METRICS = contract_names.DRIFT_PAIR_SERIES
 PAIRED_OUTCOMES = contract_names.PAIRED_OUTCOMES
 CANARY_ROLES = contract_names.CANARY_ROLES
 # Two start times closer than this are the same process: prometheus_client computes the
@@ -60,22 +65,35 @@ def _num(value: float) -> float | int:
 
 @dataclass(frozen=True)
 class ArmCounters:
-    """One arm's counters in one source. ``buckets`` maps ``le`` -> cumulative count."""
+    """One arm's counters in one source. ``buckets`` maps ``le`` -> cumulative count.
+
+    ``drift`` holds the label-free counters under short keys (each a plain counter, so
+    restarts and increases follow the same rules): ``p/<class>`` predictions,
+    ``c/<le>`` and ``t/<le>`` the confidence and input-token histograms (cumulative),
+    ``x`` truncated inputs; and on the canary arm only, the pairs both arms scored:
+    ``a/<stable class>/<canary class>`` (router) and ``s/true``, ``s/false`` (shadow
+    agreement).
+    """
 
     correct: float = 0.0
     labelled: float = 0.0
     requests: Mapping[str, float] = field(default_factory=dict)
     nan_outputs: float = 0.0
     buckets: Mapping[float, float] = field(default_factory=dict)
+    drift: Mapping[str, float] = field(default_factory=dict)
+    cpu_seconds: float | None = None  # None: the arm exports no CPU time (cost unknown)
 
     def _pairs(self, old: ArmCounters) -> list[tuple[float, float]]:
         """(now, before) for every counter either side has; a missing series counts 0."""
         pairs = [(self.correct, old.correct), (self.labelled, old.labelled)]
         pairs.append((self.nan_outputs, old.nan_outputs))
+        pairs.append((self.cpu_seconds or 0.0, old.cpu_seconds or 0.0))
         for outcome in set(self.requests) | set(old.requests):
             pairs.append((self.requests.get(outcome, 0.0), old.requests.get(outcome, 0.0)))
         for bound in set(self.buckets) | set(old.buckets):
             pairs.append((self.buckets.get(bound, 0.0), old.buckets.get(bound, 0.0)))
+        for key in set(self.drift) | set(old.drift):
+            pairs.append((self.drift.get(key, 0.0), old.drift.get(key, 0.0)))
         return pairs
 
     def went_down_from(self, old: ArmCounters) -> bool:
@@ -96,6 +114,8 @@ class ArmCounters:
             requests={k: v - old.requests.get(k, 0.0) for k, v in self.requests.items()},
             nan_outputs=self.nan_outputs - old.nan_outputs,
             buckets={k: v - old.buckets.get(k, 0.0) for k, v in self.buckets.items()},
+            drift={k: v - old.drift.get(k, 0.0) for k, v in self.drift.items()},
+            cpu_seconds=_cpu(self.cpu_seconds, old.cpu_seconds, -1.0),
         )
 
     def plus(self, other: ArmCounters) -> ArmCounters:
@@ -108,12 +128,17 @@ class ArmCounters:
         buckets = dict(self.buckets)
         for b, v in other.buckets.items():
             buckets[b] = buckets.get(b, 0.0) + v
+        drift = dict(self.drift)
+        for key, v in other.drift.items():
+            drift[key] = drift.get(key, 0.0) + v
         return ArmCounters(
             self.correct + other.correct,
             self.labelled + other.labelled,
             requests,
             self.nan_outputs + other.nan_outputs,
             buckets,
+            drift,
+            _cpu(self.cpu_seconds, other.cpu_seconds, 1.0),
         )
 
     def counts(self) -> ArmCounters:
@@ -130,7 +155,8 @@ class ArmCounters:
             "r": {k: _num(v) for k, v in self.requests.items()},
             "nan": _num(self.nan_outputs),
             "le": [[_le_text(b), _num(v)] for b, v in sorted(self.buckets.items())],
-        }
+            "d": {k: _num(v) for k, v in sorted(self.drift.items())},
+        } | ({} if self.cpu_seconds is None else {"cpu": self.cpu_seconds})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ArmCounters:
@@ -140,7 +166,16 @@ class ArmCounters:
             requests={str(k): float(v) for k, v in data.get("r", {}).items()},
             nan_outputs=float(data.get("nan", 0.0)),
             buckets={_parse_le(str(b)): float(v) for b, v in data.get("le", [])},
+            drift={str(k): float(v) for k, v in (data.get("d") or {}).items()},
+            cpu_seconds=float(data["cpu"]) if data.get("cpu") is not None else None,
         )
+
+
+def _cpu(a: float | None, b: float | None, sign: float) -> float | None:
+    """``a + sign * b`` for CPU seconds, where None (not exported) on both sides stays None."""
+    if a is None and b is None:
+        return None
+    return (a or 0.0) + sign * (b or 0.0)
 
 
 def _le_text(bound: float) -> str:
@@ -270,9 +305,51 @@ def arm_observations(counts: ArmCounters, latency: ArmCounters | None) -> ArmObs
             latency=histogram,
             requests={k: round(v) for k, v in counts.requests.items()},
             nan_outputs=round(counts.nan_outputs),
+            drift=drift_counts(counts.drift),
+            cpu_seconds=counts.cpu_seconds,
         )
     except (ValueError, OverflowError) as exc:
         raise InvalidMetrics(f"counts are not valid: {exc}") from exc
+
+
+def _histogram_of(drift: Mapping[str, float], prefix: str) -> LatencyHistogram | None:
+    buckets = {_parse_le(k[len(prefix) :]): v for k, v in drift.items() if k.startswith(prefix)}
+    if not buckets:
+        return None
+    return LatencyHistogram.from_buckets(list(buckets), list(buckets.values()), cumulative=True)
+
+
+def drift_counts(drift: Mapping[str, float]) -> DriftCounts | None:
+    """An arm's label-free counts from its ``drift`` keys (None: it exported none)."""
+    arm_keys = [k for k in drift if k[:2] in ("p/", "c/", "t/") or k == "x"]
+    if not arm_keys:
+        return None
+    return DriftCounts(
+        predictions={k[2:]: round(v) for k, v in drift.items() if k.startswith("p/")},
+        confidence=_histogram_of(drift, "c/"),
+        tokens=_histogram_of(drift, "t/"),
+        truncated=round(drift.get("x", 0.0)),
+    )
+
+
+def agreement_of(drift: Mapping[str, float]) -> Agreement | None:
+    """Pairs both arms scored, from the canary arm's ``a/`` and ``s/`` keys (None: none)."""
+    table: dict[tuple[str, str], int] = {}
+    agree = disagree = 0
+    for key, value in drift.items():
+        if key.startswith("a/"):
+            stable, _, canary = key[2:].partition("/")
+            table[(stable, canary)] = round(value)
+            if stable == canary:
+                agree += round(value)
+            else:
+                disagree += round(value)
+        elif key == "s/true":
+            agree += round(value)
+        elif key == "s/false":
+            disagree += round(value)
+    present = any(k.startswith(("a/", "s/")) for k in drift)
+    return Agreement(agree, disagree, table) if present else None
 
 
 def observations_of(
@@ -294,7 +371,16 @@ def observations_of(
             pairs = PairedCounts(*(round(v) for v in paired))
         except (ValueError, OverflowError) as exc:
             raise InvalidMetrics(f"paired counts are not valid: {exc}") from exc
-    return Observations(arm_observations(stable, lat_s), arm_observations(canary, lat_c), pairs)
+    try:
+        agreement = agreement_of(canary.drift)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidMetrics(f"agreement counts are not valid: {exc}") from exc
+    return Observations(
+        arm_observations(stable, lat_s),
+        arm_observations(canary, lat_c),
+        pairs,
+        agreement=agreement,
+    )
 
 
 @dataclass(frozen=True)
@@ -375,11 +461,43 @@ def _count(value: Any, arm: str) -> float:
     return number
 
 
+def _drift_key(name: str, labels: Mapping[str, str]) -> str:
+    """The ``ArmCounters.drift`` key of one label-free per-arm sample."""
+    if name == contract_names.PREDICTIONS:
+        return "p/" + labels.get(contract_names.LABEL, "")
+    if name == contract_names.TRUNCATED_INPUTS:
+        return "x"
+    prefix = "c/" if name == contract_names.PREDICTION_CONFIDENCE_BUCKET else "t/"
+    return prefix + _le_text(_parse_le(labels.get("le", "+Inf")))
+
+
+def _pair_key(name: str, labels: Mapping[str, str], target: AnalysisTarget) -> str | None:
+    """The canary arm's ``drift`` key of a pair sample of this rollout (None: not ours)."""
+    if labels.get("deployment") != target.deployment:
+        return None
+    if labels.get("stable_version") != target.stable_version:
+        return None
+    if name == contract_names.PAIRED_PREDICTIONS:
+        if labels.get("canary_version") != target.canary_version:
+            return None
+        stable = labels.get(contract_names.STABLE_LABEL, "")
+        canary = labels.get(contract_names.CANARY_LABEL, "")
+        return f"a/{stable}/{canary}"
+    if labels.get("shadow_version") != target.canary_version:
+        return None
+    return "s/" + ("true" if labels.get(contract_names.AGREE) == "true" else "false")
+
+
 def collect(samples: Iterable[Sample], target: AnalysisTarget) -> SourceCounters:
     """Map one source's samples onto this rollout's counters (other series are ignored)."""
     arms: dict[str, dict[str, Any]] = {}
     paired: list[float] | None = None
     start: float | None = None
+
+    def new_arm(arm: str) -> dict[str, Any]:
+        empty = {"correct": 0.0, "labelled": 0.0, "requests": {}, "nan": 0.0, "buckets": {}}
+        return arms.setdefault(arm, {**empty, "drift": {}, "cpu": None})
+
     for name, labels, value in samples:
         if name == START_TIME:
             start = float(value) if math.isfinite(float(value)) else None
@@ -394,14 +512,18 @@ def collect(samples: Iterable[Sample], target: AnalysisTarget) -> SourceCounters
                 paired = paired or [0.0, 0.0, 0.0, 0.0]
                 paired[PAIRED_OUTCOMES.index(labels["outcome"])] += _count(value, "paired")
             continue
+        if name in PAIR_DRIFT_METRICS:
+            key = _pair_key(name, labels, target)
+            if key is not None:
+                drift = new_arm("canary")["drift"]
+                drift[key] = drift.get(key, 0.0) + _count(value, "paired predictions")
+            continue
         if name not in ARM_METRICS:
             continue
         arm = _arm_of(labels, target)
         if arm is None:
             continue
-        acc = arms.setdefault(
-            arm, {"correct": 0.0, "labelled": 0.0, "requests": {}, "nan": 0.0, "buckets": {}}
-        )
+        acc = new_arm(arm)
         value = _count(value, arm)
         if name == LABELLED:
             acc["labelled"] += value
@@ -412,6 +534,11 @@ def collect(samples: Iterable[Sample], target: AnalysisTarget) -> SourceCounters
             acc["requests"][outcome] = acc["requests"].get(outcome, 0.0) + value
         elif name == NAN_OUTPUTS:
             acc["nan"] += value
+        elif name in DRIFT_METRICS:
+            key = _drift_key(name, labels)
+            acc["drift"][key] = acc["drift"].get(key, 0.0) + value
+        elif name == CPU_SECONDS:
+            acc["cpu"] = (acc["cpu"] or 0.0) + value
         else:  # summed over protocol (v1, v2, grpc)
             bound = _parse_le(labels.get("le", "+Inf"))
             acc["buckets"][bound] = acc["buckets"].get(bound, 0.0) + value
@@ -421,7 +548,13 @@ def collect(samples: Iterable[Sample], target: AnalysisTarget) -> SourceCounters
         if acc is None:
             return None
         return ArmCounters(
-            acc["correct"], acc["labelled"], acc["requests"], acc["nan"], acc["buckets"]
+            acc["correct"],
+            acc["labelled"],
+            acc["requests"],
+            acc["nan"],
+            acc["buckets"],
+            acc["drift"],
+            acc["cpu"],
         )
 
     return SourceCounters(

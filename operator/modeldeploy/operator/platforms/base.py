@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from modeldeploy.operator.api.status import ArmHealth, VersionRef
 from modeldeploy.operator.api.types import ModelDeploymentSpec
 
-__all__ = ["ArmHealth", "Platform", "PlatformError", "Target"]
+__all__ = ["ArmHealth", "ArmsPublisher", "Platform", "PlatformError", "Target"]
 
 
 class PlatformError(Exception):
@@ -98,4 +98,17 @@ class Platform(Protocol):
     def metrics_endpoints(self, target: Target) -> list[str]:
         """The ``/metrics`` URLs of the processes serving ``target`` (the scrape provider's
         list when the spec names no Prometheus); empty when nothing is served."""
+        ...
+
+
+@runtime_checkable
+class ArmsPublisher(Protocol):
+    """A platform that tells the feedback joiner where each arm serves (KServe): optional,
+    so platforms without a joiner (local mode, nop) need nothing."""
+
+    def publish_arms(
+        self, target: Target, stable: VersionRef | None, canary: VersionRef | None
+    ) -> None:
+        """Publish stable's and the canary's own URLs while ``canary`` is given, else
+        withdraw them; best effort, never raises."""
         ...

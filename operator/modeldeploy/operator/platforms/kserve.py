@@ -21,6 +21,7 @@ from typing import Any
 from modeldeploy.operator.api.status import ArmHealth, VersionRef
 from modeldeploy.operator.platforms import kserve_manifests as m
 from modeldeploy.operator.platforms.base import PlatformError, Target
+from modeldeploy.operator.platforms.kserve_arms import ArmsConfigMap, arm_urls
 from modeldeploy.operator.settings import KServeSettings
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
@@ -32,6 +33,15 @@ class KServePlatform:
         # Built in the kopf startup hook (make_platform), so reading the environment here
         # is still reading it once, at startup.
         self.settings = settings if settings is not None else KServeSettings.from_env()
+        self._arms: ArmsConfigMap | None = None
+        if self.settings.joiner_arms_configmap:
+            self._arms = ArmsConfigMap(self._core_api(), self.settings.joiner_arms_configmap)
+
+    def _core_api(self) -> Any:
+        """A CoreV1Api on the same connection as ``api`` (the arms ConfigMap is core v1)."""
+        import kubernetes
+
+        return kubernetes.client.CoreV1Api(getattr(self.api, "api_client", None))
 
     def _wanted(
         self,
@@ -146,13 +156,41 @@ class KServePlatform:
         status = (self._get(target) or {}).get("status") or {}
         traffic = ((status.get("components") or {}).get("predictor") or {}).get("traffic") or []
         urls = [str(t["url"]).rstrip("/") + "/metrics" for t in traffic if t.get("url")]
+        if self.settings.joiner_metrics_url:  # labels are counted there (docs/serving.md)
+            urls.append(self.settings.joiner_metrics_url)
         return sorted(set(urls))
+
+    def publish_arms(
+        self, target: Target, stable: VersionRef | None, canary: VersionRef | None
+    ) -> None:
+        """Keep the joiner's arms for ``target`` current (``kserve_arms``): the stable and
+        canary URLs while ``canary`` serves at its own URL; nothing while it does not yet
+        (a stale key could name the previous canary's revision under this version) and
+        nothing once the rollout ended.
+        A no-op without a joiner arms ConfigMap; never raises (pairing decides nothing)."""
+        if self._arms is None:
+            return
+        if stable is None or canary is None:
+            self._arms.remove(target)
+            return
+        try:
+            isvc = self._get(target)
+        except PlatformError:
+            return  # the tick's own calls report the API's trouble
+        urls = arm_urls(isvc, target, canary)
+        if urls is None:  # e.g. a new canary version not ready yet: "latest" is the old one
+            self._arms.remove(target)
+        else:
+            self._arms.publish(target, stable, canary, urls)
 
     def promote(self, target: Target, ref: VersionRef) -> None:
         self._apply(target, self._wanted(target, ref))
 
     def clean_up(self, target: Target) -> None:
         from kubernetes.client.exceptions import ApiException
+
+        if self._arms is not None:
+            self._arms.remove(target)
 
         try:
             self.api.delete_namespaced_custom_object(
@@ -179,6 +217,7 @@ OWNED_OPTIONAL = frozenset(
         "containers",
         "storageUri",
         "image",
+        "logger",
     }
 )
 _RESOURCE_KEYS = frozenset({"cpu", "memory", "nvidia.com/gpu", "ephemeral-storage"})

@@ -18,6 +18,13 @@ spec asks for something the cluster would refuse (GPU placement on Serverless wi
 Knative features off), ``ManifestError`` says which feature to turn on instead of writing
 an object the webhook rejects.
 
+With a joiner configured (``KServeSettings.joiner_events_url``) every predictor, canary
+included, both runtimes and both modes, gets ``logger: {mode: all, url}``: KServe's agent
+then posts each request and 200 answer to the joiner, and the URL's query names the arm
+(:func:`~modeldeploy.serving.contract.joiner.logger_url`), because in Serverless mode each
+revision keeps the logger block it was created with. kserve-python predictors then leave
+labels to the joiner (``--labels-at-joiner``: no feedback route, nothing counted twice).
+
 kserve-python predictors authenticate labels (docs/serving.md, "Label contract"): the
 ``label_auth_secret`` is a read-only Secret volume at ``label_auth_mount_path`` and the
 container gets ``--label-token-file``/``--control-token-file`` there. Triton predictors have
@@ -38,6 +45,7 @@ from modeldeploy.registry.triton import TritonUriError, triton_uri
 from modeldeploy.registry.uris import redact_uri
 from modeldeploy.serving.auth import CONTROL_TOKEN_FILE, LABEL_TOKEN_FILE
 from modeldeploy.serving.contract.args import DEFAULT_HTTP_PORT, PredictorOptions, predictor_args
+from modeldeploy.serving.contract.joiner import logger_url
 from modeldeploy.serving.contract.triton import ENV_DEPLOYMENT, ENV_ROLE, TRITON_METRICS_ARGS
 
 API_VERSION = "serving.kserve.io/v1beta1"
@@ -153,6 +161,7 @@ def _python_container(
         target.name,
         role,
         http_port=HTTP_PORT,
+        labels_at_joiner=bool(cfg.joiner_events_url),
         **auth,
     )
     args = predictor_args(options)
@@ -245,6 +254,9 @@ def predictor(
         out["minReplicas"] = res.min_replicas
         out["maxReplicas"] = res.max_replicas
     out["labels"] = {"modeldeploy.io/role": role, "modeldeploy.io/version": ref.version}
+    if cfg.joiner_events_url:
+        url = logger_url(cfg.joiner_events_url, target.name, role, ref.version)
+        out["logger"] = {"mode": "all", "url": url}
     out.update(_pod_fields(target, cfg))
     if spec.runtime == "triton":
         # No ``name``: KServe refuses it on a standard predictor (kserve_isvc_validation.go:296).

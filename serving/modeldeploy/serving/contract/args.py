@@ -141,6 +141,13 @@ class PredictorOptions:
         default=None,
         metadata=_meta(Path, "the platform's control token: request-id signing key, router hop"),
     )
+    labels_at_joiner: bool = field(
+        default=False,
+        metadata=_meta(
+            bool,
+            "labels are joined by the joiner (KServe): no /v1/feedback here, none counted twice",
+        ),
+    )
 
     @classmethod
     def from_registry(

@@ -1,10 +1,11 @@
 """Latency histogram buckets and the per-pod warm-up: one definition for serving and analysis.
 
 Buckets are geometric with an exact ratio: edge ``k`` is ``BASE * RATIO**k`` as a float,
-never rounded, so every bucket has the same relative width. The analysis bounds each
-arm's P99 by bucket edges (``operator/analysis/latency.py``), so each arm's P99 is known
-to one bucket, and the ratio of two arms' P99s to about two buckets:
-``2 * (RATIO - 1)`` is the smallest P99 tolerance the histogram can resolve.
+never rounded, so every bucket has the same relative width. The analysis
+(``operator/analysis/latency.py``) compares the arms' shares above two edges ``1 +
+tolerance`` apart, so it resolves the tolerances ``RATIO**k - 1`` exactly (0.05, 0.1025, ...).
+``LATENCY_RESOLVABLE_TOLERANCE`` is the resolution of two separate quantile bounds, one
+bucket per arm: the comparison the analysis made before.
 """
 
 from __future__ import annotations

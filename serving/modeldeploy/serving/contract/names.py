@@ -47,6 +47,17 @@ FEEDBACK_REJECT_REASONS = ("unknown_id", "expired", "duplicate", "bad_input", *A
 PAIRED_OUTCOMES = ("both_correct", "stable_only", "canary_only", "both_wrong")
 """Order matters: the analysis keeps paired counts as a tuple in this order."""
 BOOLEAN_VALUES = ("true", "false")
+TOKENIZATION_FAILURE_REASONS = ("empty", "over_limit", "unknown_tokens", "error")
+"""The ``reason`` of ``modeldeploy_tokenization_failures_total``, one count per input:
+``empty``: no content token left after the tokenizer's normalisation (only [CLS]/[SEP]);
+``over_limit``: more tokens than the model's max length, whether the policy then truncated it
+(also counted in ``modeldeploy_truncated_inputs_total``) or refused it; ``unknown_tokens``: more
+than ``UNKNOWN_TOKEN_SHARE_LIMIT`` of the content tokens are the unknown token; ``error``: the
+tokenizer raised. One input may count under several reasons."""
+UNKNOWN_TOKEN_SHARE_LIMIT = 0.25
+"""Share of [UNK] among an input's content tokens above which it counts as ``unknown_tokens``:
+a quarter of the words unreadable is text the model was not trained on (another script,
+emoji-only, binary noise), not a typo."""
 
 # --- per-arm serving series (the predictor) ---------------------------------------------
 
@@ -60,8 +71,13 @@ TRUNCATED_INPUTS = "modeldeploy_truncated_inputs_total"
 BATCH_SIZE = "modeldeploy_batch_size"
 PREDICTIONS = "modeldeploy_predictions_total"
 PREDICTION_CONFIDENCE = "modeldeploy_prediction_confidence"
+PREDICTION_CONFIDENCE_BUCKET = PREDICTION_CONFIDENCE + "_bucket"
+INPUT_TOKENS_BUCKET = INPUT_TOKENS + "_bucket"
 LABELLED_PREDICTIONS = "modeldeploy_labelled_predictions_total"
 FEEDBACK_REJECTED = "modeldeploy_feedback_rejected_total"
+CPU_SECONDS = "modeldeploy_cpu_seconds_total"
+"""CPU time of the process serving the arm (user + system, all threads), from its own
+accounting; with ``modeldeploy_requests_total`` it gives CPU seconds per request."""
 
 # --- errors of the process itself (predictor and router) -----------------------------
 
@@ -79,6 +95,11 @@ STORE_LABELS = (DEPLOYMENT, COMPONENT)
 
 PAIRED_OUTCOMES_TOTAL = "modeldeploy_paired_outcomes_total"
 PAIRED_LABELS = (DEPLOYMENT, STABLE_VERSION, CANARY_VERSION, SOURCE, OUTCOME)
+STABLE_LABEL = "stable_label"
+CANARY_LABEL = "canary_label"
+PAIRED_PREDICTIONS = "modeldeploy_paired_predictions_total"
+PAIRED_PREDICTION_LABELS = (DEPLOYMENT, STABLE_VERSION, CANARY_VERSION, STABLE_LABEL, CANARY_LABEL)
+"""Unlabelled inputs both arms scored (the router's paired share), by what each predicted."""
 
 # --- the router's own series ----------------------------------------------------------
 
@@ -108,8 +129,24 @@ They are also in ``modeldeploy_requests_total{outcome="error"}``; this says why.
 
 # --- what the analysis reads ----------------------------------------------------------
 
-ANALYSIS_ARM_SERIES = (LABELLED_PREDICTIONS, REQUESTS, NAN_OUTPUTS, REQUEST_DURATION_BUCKET)
-"""Per-arm series the analysis selects (one Prometheus query covers all of them)."""
+ANALYSIS_ARM_SERIES = (
+    LABELLED_PREDICTIONS,
+    REQUESTS,
+    NAN_OUTPUTS,
+    REQUEST_DURATION_BUCKET,
+    CPU_SECONDS,
+)
+"""Per-arm series the analysis selects (one Prometheus query covers all of them).
+``CPU_SECONDS`` feeds no check: the operator reports cost per 1k inferences from it."""
+DRIFT_ARM_SERIES = (
+    PREDICTIONS,
+    PREDICTION_CONFIDENCE_BUCKET,
+    INPUT_TOKENS_BUCKET,
+    TRUNCATED_INPUTS,
+)
+"""Per-arm label-free series the drift checks read (same query as the above)."""
+DRIFT_PAIR_SERIES = (PAIRED_PREDICTIONS, ROUTER_SHADOW_COMPARISONS)
+"""Per-pair label-free series: whether both arms predicted the same class."""
 
 
 def paired_outcome(stable_correct: bool, canary_correct: bool) -> str:

@@ -259,6 +259,7 @@ class Router:
         stable = primary if role == STABLE else None
         if CANARY in self.urls and also_score_on_stable(self.split, role, self.rng):
             stable = call(STABLE, "paired")
+            self._spawn(self._compare_paired(stable, primary), request_id)
         if SHADOW in self.urls:
             shadow = call(SHADOW, "mirror")
             if stable is not None:
@@ -343,6 +344,17 @@ class Router:
             agree = shadow_agrees({STABLE: mine, SHADOW: theirs})
             if agree is not None:
                 self.metrics.shadow_compared(mine.model_version, theirs.model_version, agree)
+
+    async def _compare_paired(
+        self, stable: asyncio.Task[Upstream], canary: asyncio.Task[Upstream]
+    ) -> None:
+        """Count what each arm predicted for an input both scored (no label needed)."""
+        stable_answer, canary_answer = await asyncio.gather(stable, canary)
+        pairs = zip(stable_answer.predictions, canary_answer.predictions, strict=False)
+        for mine, theirs in pairs:
+            self.metrics.paired_prediction(
+                mine.model_version, theirs.model_version, mine.label, theirs.label
+            )
 
     # --- feedback -------------------------------------------------------------------
 

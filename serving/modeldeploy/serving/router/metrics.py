@@ -68,6 +68,12 @@ class RouterMetrics:
             registry=r,
         )
         self.paired_outcomes = paired_outcomes_counter(r)
+        self.paired_predictions = Counter(
+            n.PAIRED_PREDICTIONS,
+            "Inputs scored by stable and canary (paired share), by each arm's predicted class.",
+            n.PAIRED_PREDICTION_LABELS,
+            registry=r,
+        )
         for outcome in FEEDBACK_OUTCOMES:
             self.feedback.labels(deployment, outcome)
 
@@ -84,6 +90,14 @@ class RouterMetrics:
     def shadow_compared(self, stable_version: str, shadow_version: str, agree: bool) -> None:
         flag = "true" if agree else "false"
         self.shadow_comparisons.labels(self.deployment, stable_version, shadow_version, flag).inc()
+
+    def paired_prediction(
+        self, stable_version: str, canary_version: str, stable_label: str, canary_label: str
+    ) -> None:
+        """One unlabelled input both arms scored (the drift checks' paired evidence)."""
+        self.paired_predictions.labels(
+            self.deployment, stable_version, canary_version, stable_label, canary_label
+        ).inc()
 
     def feedback_outcome(self, outcome: str) -> None:
         self.feedback.labels(self.deployment, outcome).inc()

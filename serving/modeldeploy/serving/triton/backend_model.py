@@ -53,13 +53,22 @@ METRIC_REQUESTS = "modeldeploy_requests_total"
 METRIC_NAN_OUTPUTS = "modeldeploy_nan_outputs_total"
 METRIC_PREDICTIONS = "modeldeploy_predictions_total"
 METRIC_DURATION = "modeldeploy_request_duration_seconds"
+METRIC_TOKENIZATION_FAILURES = "modeldeploy_tokenization_failures_total"
+METRIC_CPU_SECONDS = "modeldeploy_cpu_seconds_total"
 METRIC_HELP = {
     METRIC_REQUESTS: "Requests by outcome.",
     METRIC_NAN_OUTPUTS: "Responses whose logits contained NaN.",
     METRIC_PREDICTIONS: "Predictions by class.",
     METRIC_DURATION: "End-to-end request time, tokenization included.",
+    METRIC_TOKENIZATION_FAILURES: (
+        "Inputs the tokenizer could not turn into readable model input, by reason."
+    ),
+    METRIC_CPU_SECONDS: "CPU seconds (user + system) the process serving this arm has used.",
 }
 OUTCOMES = ("ok", "bad_input", "error")
+# contract.names.TOKENIZATION_FAILURE_REASONS and UNKNOWN_TOKEN_SHARE_LIMIT.
+TOKENIZATION_FAILURE_REASONS = ("empty", "over_limit", "unknown_tokens", "error")
+UNKNOWN_TOKEN_SHARE_LIMIT = 0.25
 # Both Triton endpoints (HTTP and gRPC) speak the v2 protocol; the model cannot tell them apart.
 TRITON_PROTOCOL = "v2"
 # Where deployment and role come from: the operator sets them on the Triton container.
@@ -91,6 +100,20 @@ class Encoded:
     """A padded batch: one int64 array per model input, all (batch, sequence)."""
 
     arrays: dict[str, np.ndarray]
+    issues: tuple[tuple[str, ...], ...] = ()
+    """Per input, its tokenization failure reasons (``tokenization_issues``)."""
+
+
+def tokenization_issues(content: int, unknown: int, too_long: bool) -> tuple[str, ...]:
+    """A copy of ``modeldeploy.serving.codecs.tokenization_issues`` (docs/metrics.md)."""
+    issues = []
+    if content <= 0:
+        issues.append("empty")
+    if too_long:
+        issues.append("over_limit")
+    if content > 0 and unknown / content > UNKNOWN_TOKEN_SHARE_LIMIT:
+        issues.append("unknown_tokens")
+    return tuple(issues)
 
 
 class TextEncoder:
@@ -119,6 +142,10 @@ class TextEncoder:
             length=self.max_length if pad_to_max_length else None,
         )
         self._tokenizer = tokenizer
+        unk = settings.get("unk_token")
+        if isinstance(unk, dict):  # older tokenizer_config.json: an AddedToken object
+            unk = unk.get("content")
+        self.unk_id = tokenizer.token_to_id(unk) if isinstance(unk, str) else None
 
     def encode(self, texts: Sequence[str]) -> Encoded:
         encodings = self._tokenizer.encode_batch(list(texts))
@@ -127,8 +154,20 @@ class TextEncoder:
                 "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
                 "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
                 "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
-            }
+            },
+            issues=tuple(self._issues(e) for e in encodings),
         )
+
+    def _issues(self, encoding: Any) -> tuple[str, ...]:
+        """Counted on the real tokens (padding excluded); over-long: truncation overflowed."""
+        content = unknown = 0
+        for token, special, real in zip(
+            encoding.ids, encoding.special_tokens_mask, encoding.attention_mask, strict=True
+        ):
+            if real and not special:
+                content += 1
+                unknown += token == self.unk_id
+        return tokenization_issues(content, unknown, bool(encoding.overflowing))
 
 
 def read_max_length(directory: Path) -> int:
@@ -323,8 +362,14 @@ class Classifier:
         else:
             raise ValueError(f"unknown runtime {runtime!r}: use 'onnx' or 'torch'")
 
-    def classify(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        logits = self.runner.logits(self.encoder.encode(texts))
+    def classify(self, texts: Sequence[str], on_issue: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """``on_issue(reason)``: called once per tokenization failure reason of each input."""
+        encoded = self.encoder.encode(texts)
+        if on_issue is not None:
+            for issues in encoded.issues:
+                for reason in issues:
+                    on_issue(reason)
+        logits = self.runner.logits(encoded)
         if not np.all(np.isfinite(logits)):
             raise FloatingPointError("the model produced NaN or infinite logits")
         return to_outputs(softmax(logits), self.labels)
@@ -358,6 +403,8 @@ class ArmMetrics:
                 (METRIC_NAN_OUTPUTS, family.COUNTER),
                 (METRIC_PREDICTIONS, family.COUNTER),
                 (METRIC_DURATION, family.HISTOGRAM),
+                (METRIC_TOKENIZATION_FAILURES, family.COUNTER),
+                (METRIC_CPU_SECONDS, family.COUNTER),
             )
         }
         requests = self._families[METRIC_REQUESTS]
@@ -368,6 +415,25 @@ class ArmMetrics:
         self.duration = self._families[METRIC_DURATION].Metric(
             labels={**base, "protocol": TRITON_PROTOCOL}, buckets=list(latency_buckets())
         )
+        failures = self._families[METRIC_TOKENIZATION_FAILURES]
+        self.tokenization_failures = {
+            r: failures.Metric(labels={**base, "reason": r}) for r in TOKENIZATION_FAILURE_REASONS
+        }
+
+        # This stub process serves only this model instance: all its CPU time is the arm's,
+        # charged as it is used (Triton's counters cannot be read at scrape time).
+        self.cpu_seconds = self._families[METRIC_CPU_SECONDS].Metric(labels=dict(base))
+        self._cpu_mark = 0.0
+        self.charge_cpu()
+
+    def tokenization_failure(self, reason: str) -> None:
+        self.tokenization_failures[reason].increment(1)
+
+    def charge_cpu(self) -> None:
+        """Add the CPU time this process used since the last call (load included)."""
+        now = time.process_time()
+        self.cpu_seconds.increment(now - self._cpu_mark)
+        self._cpu_mark = now
 
     def observe(self, outcome: str, seconds: float) -> None:
         self.requests[outcome].increment(1)
@@ -377,7 +443,8 @@ class ArmMetrics:
         """Metrics before their families, as the Python backend requires."""
         self.requests = {}
         self.predictions = {}
-        self.nan_outputs = self.duration = None
+        self.tokenization_failures = {}
+        self.nan_outputs = self.duration = self.cpu_seconds = None
         self._families = {}
 
 
@@ -473,8 +540,9 @@ class TritonPythonModel:
                     ]
                     responses[index] = pb_utils.InferenceResponse(output_tensors=tensors)
                 return responses
+            on_issue = None if self.metrics is None else self.metrics.tokenization_failure
             try:
-                names, probabilities = self.classifier.classify(texts)
+                names, probabilities = self.classifier.classify(texts, on_issue)
             except Exception as exc:  # one bad batch must answer every request, not hang them
                 if isinstance(exc, FloatingPointError) and self.metrics is not None:
                     self.metrics.nan_outputs.increment(len(spans))
@@ -498,6 +566,7 @@ class TritonPythonModel:
                 seconds = time.perf_counter() - started
                 for outcome in outcomes:
                     self.metrics.observe(outcome, seconds)
+                self.metrics.charge_cpu()
 
     def _postprocess(self, pb_utils: Any, request: Any) -> Any:
         logits = pb_utils.get_input_tensor_by_name(request, "LOGITS").as_numpy()

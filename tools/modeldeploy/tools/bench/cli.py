@@ -22,6 +22,7 @@ from typing import Any
 # suite name -> "module:function"; each function takes (output_dir, progress).
 SUITES: dict[str, str] = {
     "analysis": "modeldeploy.tools.bench.simulation:run_suite",
+    "drift": "modeldeploy.tools.bench.drift:run_suite",
     "operator": "modeldeploy.tools.bench.operator_scale:run_suite",
     "serving": "modeldeploy.tools.bench.serving.run:run",
     "rollouts": "modeldeploy.tools.bench.rollouts:run_suite",

@@ -432,6 +432,13 @@ def measure_models(
     return row
 
 
+def registry_client(url: str) -> str:
+    """The client class the operator picks for ``url`` in this environment (it inherits it)."""
+    from modeldeploy.registry.rest_client import operator_registry
+
+    return type(operator_registry(url)).__name__
+
+
 @contextmanager
 def world(root: Path, progress: Progress) -> Iterator[tuple[Process, CountingProxy]]:
     """A real MLflow with the model published, behind a counting proxy."""
@@ -457,6 +464,8 @@ def run_suite(output_dir: Path, progress: Progress) -> dict[str, Any]:
         with world(root, progress) as (_, proxy), serve(stub) as kube_url:
             mlflow_url = proxy.upstream_url
             operator = start_operator(kube_url, proxy.url, root, tick_s, watch_s)
+            started_mb = round(operator.rss_mb(), 1)
+            progress(f"operator RSS at start, no ModelDeployments: {started_mb} MB")
             try:
                 rows = measure(
                     kube_url,
@@ -490,6 +499,8 @@ def run_suite(output_dir: Path, progress: Progress) -> dict[str, Any]:
             f"registry watch {watch_s:.0f}s; each size measured over a 60 s window; then "
             f"{MODELS} more models with one ModelDeployment each, nothing changing"
         ),
+        "registry_client": registry_client(proxy.url),
+        "rss_mb_at_start": started_mb,
         "sizes": rows,
         "many_models_quiet": quiet,
         "api_requests": dict(stub.requests),

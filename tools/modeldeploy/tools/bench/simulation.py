@@ -5,10 +5,11 @@ with the product's own code: the bounds come from ``analysis.sequential`` and
 ``analysis.latency`` and the rule from ``analysis.verdict.crossed``, applied to arrays of
 thousands of rollouts at once. Nothing here re-implements a test.
 
-Scenarios: A/A, 5- and 3-point accuracy drops (unpaired and paired), a 25% P99
-regression, a Flagger-style fixed threshold and a Kayenta-style Mann-Whitney tuned to
-1% A/A false rollbacks in the same run, Wald's SPRT as the reference, and a replay of the
-real checkpoints' test predictions. ``run()`` returns one JSON-serialisable dict.
+Scenarios: A/A, 5- and 3-point accuracy drops (unpaired and paired), with a Flagger-style
+fixed threshold tuned to 1% A/A false rollbacks in the same run and Wald's SPRT as the
+reference; latency at sigma 0.5 and 1.0 (identical canary, P99 +25% in the tail or
+everywhere, and the hardest null for the latency test's level); and a replay of the real
+checkpoints' test predictions. ``run()`` returns one JSON-serialisable dict.
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import mannwhitneyu
+from scipy.special import ndtr
 
 from modeldeploy.operator.analysis.config import AnalysisConfig
-from modeldeploy.operator.analysis.latency import bounds_from_counts
+from modeldeploy.operator.analysis.latency import tail_test
 from modeldeploy.operator.analysis.sequential import (
-    binomial_count_bounds,
     paired_difference,
+    step_alpha,
     unpaired_difference,
 )
 from modeldeploy.operator.analysis.verdict import crossed
@@ -38,14 +39,16 @@ from modeldeploy.serving.contract.latency import latency_bucket_edges
 Progress = Callable[[str], None]
 STEP = 50
 HORIZON = 4000
-LATENCY_HORIZON = 10_000
-MW_STEP = 1000
+LATENCY_HORIZON = 10_000  # the issue's goal: caught by 10,000 requests per arm
+LATENCY_EVERY = 100
+EQUAL_HORIZON = 100_000  # how long an identical canary takes to be proven equal
+EQUAL_EVERY = 1000
+BOUNDARY_HORIZON = 20_000
+LATENCY_SIGMAS = (0.5, 1.0)
+Z99, Z98 = 2.3263478740408408, 2.0537489106318225
 STABLE_ACCURACY = 0.85
 TARGET_FALSE_ROLLBACK = 0.01
-# CPU latency of the MiniLM classifier measured on these machines (docs: NOTES):
-# median 20 ms, P99 about 32 ms -> lognormal sigma = ln(32/20) / z_0.99.
-LATENCY_MEDIAN_S = 0.020
-LATENCY_SIGMA = math.log(32 / 20) / 2.3263478740408408
+LATENCY_MEDIAN_S = 0.020  # the MiniLM classifier's median on these machines
 P99_REGRESSION = 1.25
 REAL_RECIPES = ("good", "bad", "close")
 
@@ -261,129 +264,157 @@ def _discordance_sweep(
 # ---------------------------------------------------------------- latency
 
 
-def _latency_samples(
-    rng: np.random.Generator, rollouts: int, scale: float, sigma: float
-) -> np.ndarray:
-    return (LATENCY_MEDIAN_S * scale) * np.exp(
-        sigma * rng.standard_normal((rollouts, LATENCY_HORIZON)).astype(np.float32)
-    )
+def lognormal_cdf(sigma: float, scale: float = 1.0) -> Callable[[np.ndarray], np.ndarray]:
+    """CDF of the stable arm's latency (median ``LATENCY_MEDIAN_S``), optionally scaled."""
+
+    def cdf(x: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return ndtr(np.log(x / (LATENCY_MEDIAN_S * scale)) / sigma)
+
+    return cdf
 
 
-def _cumulative_histograms(samples: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    """(rollouts, checks, buckets) cumulative counts at every STEP requests."""
-    rollouts = samples.shape[0]
-    buckets = len(bounds)
-    index = np.searchsorted(bounds, samples, side="left")  # value <= bound[index]
-    checks = samples.shape[1] // STEP
-    per_chunk = np.empty((rollouts, checks, buckets), dtype=np.int32)
-    offsets = (np.arange(rollouts) * buckets)[:, None]
-    for j in range(checks):
-        chunk = index[:, j * STEP : (j + 1) * STEP] + offsets
-        per_chunk[:, j, :] = np.bincount(chunk.ravel(), minlength=rollouts * buckets).reshape(
-            rollouts, buckets
-        )
-    # cumulative over time, then over buckets (le semantics)
-    return per_chunk.cumsum(axis=1).cumsum(axis=2)
+def slow_tail_cdf(sigma: float) -> Callable[[np.ndarray], np.ndarray]:
+    """The issue's tail regression: stable's requests above its P98 are 25% slower, so the
+    P99 is 25% worse and everything up to the P98 is unchanged."""
+    stable = lognormal_cdf(sigma)
+    start = LATENCY_MEDIAN_S * math.exp(sigma * Z98)
+
+    def cdf(x: np.ndarray) -> np.ndarray:
+        return np.where(x <= start, stable(x), np.maximum(0.98, stable(x / P99_REGRESSION)))
+
+    return cdf
 
 
-def latency_stops(
-    config: AnalysisConfig, stable_hist: np.ndarray, canary_hist: np.ndarray, bounds: np.ndarray
-) -> np.ndarray:
-    """First check at which the P99 check fails (relative or cap); -1 if never."""
-    rollouts, checks, _ = stable_hist.shape
-    failed_any = np.zeros((rollouts, checks), dtype=bool)
-    half_alpha, q, w = config.alpha / 2, config.latency_quantile, config.quantile_mixture_weight
-    limit = math.log1p(config.p99_tolerance)
-    for j in range(checks):
-        n = (j + 1) * STEP
+def bucket_probabilities(cdf: Callable[[np.ndarray], np.ndarray], bounds: np.ndarray) -> np.ndarray:
+    """Probability of each contract bucket (the last bound is ``+Inf``)."""
+    return np.diff(np.append(cdf(bounds[:-1]), 1.0), prepend=0.0)
+
+
+def latency_decisions(
+    config: AnalysisConfig,
+    rng: np.random.Generator,
+    p_stable: np.ndarray,
+    p_canary: np.ndarray,
+    rollouts: int,
+    horizon: int,
+    every: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Requests per arm at the first FAIL and the first PASS of the relative check (-1: none).
+
+    Requests are drawn straight into buckets; the running totals are judged every ``every``
+    requests per arm by ``analysis.latency.tail_test``, the code ``check_latency`` runs, on
+    the first traffic step's alpha. The cap is not simulated (unset by default).
+    """
+    bounds = contract_buckets()
+    alpha = step_alpha(config.alpha, 0)
+    totals_s = np.zeros((rollouts, bounds.size), dtype=np.int64)
+    totals_c = np.zeros_like(totals_s)
+    fail_at = np.full(rollouts, -1)
+    pass_at = np.full(rollouts, -1)
+    for look in range(horizon // every):
+        totals_s += rng.multinomial(every, p_stable, size=rollouts)
+        totals_c += rng.multinomial(every, p_canary, size=rollouts)
+        n = (look + 1) * every
         if n < config.min_requests:
             continue
-        lo, hi = binomial_count_bounds(n, q, half_alpha, w)
-        _, s_upper = bounds_from_counts(bounds, stable_hist[:, j, :], lo, hi)
-        c_lower, c_upper = bounds_from_counts(bounds, canary_hist[:, j, :], lo, hi)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            harm_lower = np.where(
-                (c_lower > 0) & np.isfinite(s_upper), np.log(c_lower / s_upper), -np.inf
-            )
-        failed, _ = crossed(harm_lower, np.inf, limit)
-        if config.p99_cap_seconds is not None:
-            cap_failed, _ = crossed(c_lower, c_upper, config.p99_cap_seconds)
-            failed = failed | cap_failed
-        failed_any[:, j] = failed
-    return _first_true(failed_any)
+        test = tail_test(
+            bounds,
+            totals_s.cumsum(axis=1),
+            bounds,
+            totals_c.cumsum(axis=1),
+            tolerance=config.p99_tolerance,
+            quantile=config.latency_quantile,
+            alpha=alpha,
+            weight=config.quantile_mixture_weight,
+        )
+        fail_at[(fail_at < 0) & test.failed] = n
+        pass_at[(pass_at < 0) & test.passed] = n
+    return fail_at, pass_at
 
 
-def _mann_whitney_min_p(stable: np.ndarray, canary: np.ndarray) -> np.ndarray:
-    """Kayenta-style: one-sided Mann-Whitney p-value (canary slower) at every MW_STEP."""
-    sizes = range(MW_STEP, LATENCY_HORIZON + 1, MW_STEP)
-    pvalues = np.stack(
-        [
-            mannwhitneyu(
-                canary[:, :n], stable[:, :n], alternative="greater", axis=1, method="asymptotic"
-            ).pvalue
-            for n in sizes
-        ],
-        axis=1,
-    )
-    return pvalues
+def _requests_summary(at: np.ndarray, horizon: int) -> dict[str, Any]:
+    """Share decided within the horizon and quantiles of when (requests per arm)."""
+    when = np.where(at > 0, at, np.inf)
+
+    def quantile(q: float) -> float | None:
+        value = float(np.quantile(when, q, method="higher"))
+        return None if math.isinf(value) else value
+
+    return {
+        "rollouts": int(at.size),
+        "share": float((at > 0).mean()),
+        "median": quantile(0.5),
+        "p95": quantile(0.95),
+        "horizon": horizon,
+    }
 
 
 def _latency_scenarios(
     config: AnalysisConfig, rng: np.random.Generator, rollouts: int, say: Progress
 ) -> dict[str, Any]:
     bounds = contract_buckets()
-    z99 = 2.3263478740408408
-    # "tail": the canary's P99 is 25% worse with the same median (a heavier tail);
-    # "scaled": every request is 25% slower.
-    tail_sigma = LATENCY_SIGMA + math.log(P99_REGRESSION) / z99
-    scenarios = {
-        "a_a": (1.0, LATENCY_SIGMA),
-        "p99_25pct_worse_tail": (1.0, tail_sigma),
-        "p99_25pct_worse_scaled": (P99_REGRESSION, LATENCY_SIGMA),
-    }
     out: dict[str, Any] = {
         "distribution": {
             "stable_median_ms": LATENCY_MEDIAN_S * 1000,
-            "stable_p99_ms": LATENCY_MEDIAN_S * math.exp(LATENCY_SIGMA * z99) * 1000,
-            "buckets": "docs/metrics.md (ratio 1.1 from 5 ms)",
+            "latency": "lognormal; P99 +25%: tail = requests above stable's P98 25% slower,"
+            " heavier_tail = same median and a larger sigma, scaled = every request",
+            "buckets": "the metrics contract (docs/metrics.md): ratio 1.05 from 1 ms",
         },
         "tolerance": config.p99_tolerance,
         "min_requests": config.min_requests,
+        "alpha_first_step": step_alpha(config.alpha, 0),
+        "checked_every": LATENCY_EVERY,
+        "goal": "+25% tail P99 caught in >= 95% of rollouts by 10,000 requests per arm at"
+        " sigma 0.5; identical canary failed in <= 1% and proven equal",
     }
-    mw_min_p: dict[str, np.ndarray] = {}
-    mw_pvalues: dict[str, np.ndarray] = {}
-    for name, (scale, sigma) in scenarios.items():
-        say(f"latency: {name}")
-        stable = _latency_samples(rng, rollouts, 1.0, LATENCY_SIGMA)
-        canary = _latency_samples(rng, rollouts, scale, sigma)
-        stops = latency_stops(
-            config,
-            _cumulative_histograms(stable, bounds),
-            _cumulative_histograms(canary, bounds),
-            bounds,
-        )
-        summary = _stop_summary(stops, STEP, LATENCY_HORIZON)
-        if name == "a_a":
-            out[name] = {"false_rollback": summary["share_caught"], "rollouts": rollouts}
-        else:
-            out[name] = {"analysis": summary}
-        pvalues = _mann_whitney_min_p(stable, canary)
-        mw_pvalues[name] = pvalues
-        mw_min_p[name] = pvalues.min(axis=1)
-        del stable, canary
-    # Tune the Mann-Whitney level on this run's A/A rollouts to 1% false rollbacks.
-    level = float(np.quantile(mw_min_p["a_a"], TARGET_FALSE_ROLLBACK, method="lower"))
-    out["a_a"]["mann_whitney_false_rollback"] = float((mw_min_p["a_a"] < level).mean())
-    for name in scenarios:
-        if name == "a_a":
-            continue
-        stops = _first_true(mw_pvalues[name] < level)
-        out[name]["mann_whitney_baseline"] = {
-            "p_value_threshold": level,
-            "checked_every": MW_STEP,
-            **_stop_summary(stops, MW_STEP, LATENCY_HORIZON),
+    for sigma in LATENCY_SIGMAS:
+        stable = bucket_probabilities(lognormal_cdf(sigma), bounds)
+        cases = {
+            "p99_25pct_worse_tail": slow_tail_cdf(sigma),
+            "p99_25pct_worse_scaled": lognormal_cdf(sigma, P99_REGRESSION),
+            # the rollout benchmark's tail (traffic.py): same median, a larger sigma
+            "p99_25pct_worse_heavier_tail": lognormal_cdf(sigma + math.log(P99_REGRESSION) / Z99),
         }
-    out["goal"] = "median requests per arm before rollback <= 2000"
+        figures: dict[str, Any] = {
+            "stable_p99_ms": LATENCY_MEDIAN_S * math.exp(sigma * Z99) * 1000,
+        }
+        for name, cdf in cases.items():
+            say(f"latency: sigma {sigma}, {name}")
+            fail_at, pass_at = latency_decisions(
+                config,
+                rng,
+                stable,
+                bucket_probabilities(cdf, bounds),
+                rollouts,
+                LATENCY_HORIZON,
+                LATENCY_EVERY,
+            )
+            figures[name] = {
+                "caught": _requests_summary(fail_at, LATENCY_HORIZON),
+                "wrongly_passed": float((pass_at > 0).mean()),
+            }
+        say(f"latency: sigma {sigma}, identical canary")
+        fail_at, pass_at = latency_decisions(
+            config, rng, stable, stable, rollouts, EQUAL_HORIZON, EQUAL_EVERY
+        )
+        figures["a_a"] = {
+            "false_rollback": float((fail_at > 0).mean()),
+            "proven_equal": _requests_summary(pass_at, EQUAL_HORIZON),
+            "checked_every": EQUAL_EVERY,
+        }
+        say(f"latency: sigma {sigma}, hardest null (exactly 1 + tolerance slower)")
+        boundary = bucket_probabilities(lognormal_cdf(sigma, 1.0 + config.p99_tolerance), bounds)
+        fail_at, pass_at = latency_decisions(
+            config, rng, stable, boundary, rollouts, BOUNDARY_HORIZON, LATENCY_EVERY
+        )
+        figures["hardest_null"] = {
+            "false_fail": float((fail_at > 0).mean()),
+            "false_pass": float((pass_at > 0).mean()),
+            "horizon": BOUNDARY_HORIZON,
+            "limit": step_alpha(config.alpha, 0),
+        }
+        out[f"sigma_{sigma:g}"] = figures
     return out
 
 
@@ -510,6 +541,10 @@ def _fmt(summary: dict[str, Any]) -> str:
     return f"{summary['share_caught']:.1%} | {n(summary['median'])} | {n(summary['p95'])}"
 
 
+def _fmt_requests(summary: dict[str, Any]) -> str:
+    return _fmt({**summary, "share_caught": summary["share"]})
+
+
 def markdown_table(results: dict[str, Any]) -> str:
     """The results as a Markdown table (for docs/statistics.md and the README)."""
     acc, lat, real = results["accuracy"], results["latency"], results["real_checkpoints"]
@@ -541,11 +576,28 @@ def markdown_table(results: dict[str, Any]) -> str:
     for key, sweep in acc["drop_5_points_discordance_sweep"].items():
         head = f"5-point drop, paired, discordance {sweep['discordance']:.3f} ({key})"
         rows.append(f"| {head} | {_fmt(sweep)} |")
-    rows.append(f"| latency A/A: false rollbacks | {lat['a_a']['false_rollback']:.1%} | | |")
-    for key in ("p99_25pct_worse_tail", "p99_25pct_worse_scaled"):
-        rows.append(f"| latency {key} (requests) | {_fmt(lat[key]['analysis'])} |")
+    for key, fig in lat.items():
+        if not key.startswith("sigma_"):
+            continue
+        sigma = key.removeprefix("sigma_")
+        a_a, null = fig["a_a"], fig["hardest_null"]
         rows.append(
-            f"| latency {key}, Mann-Whitney (1% A/A) | {_fmt(lat[key]['mann_whitney_baseline'])} |"
+            f"| latency sigma {sigma}, A/A: false rollbacks | {a_a['false_rollback']:.1%} | | |"
+        )
+        head = f"| latency sigma {sigma}"
+        rows.append(
+            f"{head}, A/A: proven equal (requests) | {_fmt_requests(a_a['proven_equal'])} |"
+        )
+        for name in (
+            "p99_25pct_worse_tail",
+            "p99_25pct_worse_heavier_tail",
+            "p99_25pct_worse_scaled",
+        ):
+            rows.append(f"{head}, {name} (requests) | {_fmt_requests(fig[name]['caught'])} |")
+        rows.append(
+            f"| latency sigma {sigma}, exactly 1 + tolerance slower: false fail / false pass"
+            f" (limit {null['limit']:.1%}) | {null['false_fail']:.1%} /"
+            f" {null['false_pass']:.1%} | | |"
         )
     for key, r in real.items():
         head = f"real {key} ({r['stable_accuracy']:.3f} -> {r['canary_accuracy']:.3f})"

@@ -4,7 +4,9 @@ The timeline is one sample per operator tick: phase, versions, canary weight and
 analysis ran, that window's observations (per arm: labels, correct, requests, latency
 histogram). Accuracy bands are 95% Wilson intervals per arm and per window (a window is
 one traffic step, so they widen again when a step starts); P99 is read from the window's
-latency histogram (the bucket edge at which 99% of requests are done).
+latency histogram (the bucket edge at which 99% of requests are done); cost is CPU seconds
+per 1k inferences per arm over the same window (``modeldeploy_cpu_seconds_total``, the rule of
+``operator.analysis.cost``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from modeldeploy.operator.analysis.cost import MIN_REQUESTS
 
 MIN_PLOTTED_LABELS = 20
 
@@ -81,6 +85,15 @@ def p99_ms(latency: Mapping[str, Any] | None, minimum: int = 100) -> float:
     return math.nan
 
 
+def cpu_per_1k(arm: Mapping[str, Any]) -> float:
+    """CPU seconds per 1k requests of one arm's window (NaN: no CPU series or too few)."""
+    total = sum((arm.get("requests") or {}).values())
+    cpu = arm.get("cpu_seconds")
+    if cpu is None or total < MIN_REQUESTS:
+        return math.nan
+    return 1000.0 * float(cpu) / total
+
+
 def step_table(samples: Sequence[Sample], version: str) -> list[dict[str, Any]]:
     """Per traffic step of ``version``: the last window seen (labels, requests, accuracy)."""
     last: dict[int, Sample] = {}
@@ -114,6 +127,8 @@ def step_table(samples: Sequence[Sample], version: str) -> list[dict[str, Any]]:
                 )[0],
                 "canary_p99_ms": p99_ms(canary.get("latency")),
                 "stable_p99_ms": p99_ms(stable.get("latency")),
+                "canary_cpu_per_1k": cpu_per_1k(canary),
+                "stable_cpu_per_1k": cpu_per_1k(stable),
                 "decision": last[step].decision,
             }
         )
@@ -158,8 +173,8 @@ def markdown(
         lines += [
             "| step | weight | s | canary labels | stable labels | pairs "
             "| canary req | stable req | canary acc | stable acc | canary P99 ms "
-            "| stable P99 ms | decision |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| stable P99 ms | canary CPU s/1k | stable CPU s/1k | decision |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for row in r.steps:
             lines.append(
@@ -167,10 +182,12 @@ def markdown(
                 f"| {row['stable_labels']} | {row['pairs']} | {row['canary_requests']} "
                 f"| {row['stable_requests']} | {_fmt(row['canary_accuracy'])} "
                 f"| {_fmt(row['stable_accuracy'])} | {_fmt(row['canary_p99_ms'], '.1f')} "
-                f"| {_fmt(row['stable_p99_ms'], '.1f')} | {row['decision']} |"
+                f"| {_fmt(row['stable_p99_ms'], '.1f')} "
+                f"| {_fmt(row.get('canary_cpu_per_1k', math.nan), '.2f')} "
+                f"| {_fmt(row.get('stable_cpu_per_1k', math.nan), '.2f')} | {row['decision']} |"
             )
         if not r.steps:
-            lines.append("| - | - | - | - | - | - | - | - | - | - | - | - | - |")
+            lines.append("| - | - | - | - | - | - | - | - | - | - | - | - | - | - | - |")
     lines += ["", "## Operator events", ""]
     for e in events:
         lines.append(f"- {e.get('time')} {e.get('type')} **{e.get('reason')}**: {e.get('message')}")
@@ -179,6 +196,8 @@ def markdown(
         "Accuracy is per analysis window (one traffic step, from 20 labels) with 95% Wilson bands;",
         "P99 is the",
         "latency-histogram bucket edge at 99% of the window's requests (shown from 100 requests).",
+        "CPU s/1k is the CPU time of each arm's predictor process per 1,000 requests in the",
+        "window (docs/metrics.md, Cost per 1k inferences; shared cores make it noisy).",
         "",
     ]
     return "\n".join(lines)

@@ -1,0 +1,142 @@
+"""``python -m modeldeploy.serving.joiner``: run the joiner. The only place argv is parsed.
+
+Example (the chart runs the same with the label Secret mounted)::
+
+    python -m modeldeploy.serving.joiner --port 8080 --events-port 8081 \\
+        --label-token-file /auth/label-token --control-token-file /auth/control-token \\
+        --arms-file /etc/modeldeploy/joiner
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from modeldeploy.serving.auth import DEFAULT_LABEL_BURST, DEFAULT_LABEL_RATE_PER_S, Auth
+from modeldeploy.serving.contract.ids import ROUTER_ORIGIN, IdIssuer
+from modeldeploy.serving.contract.store import (
+    DEFAULT_STORE_CAPACITY,
+    DEFAULT_STORE_MAX_BYTES,
+    DEFAULT_STORE_TTL_S,
+)
+from modeldeploy.serving.joiner.app import Joiner, JoinerConfig
+from modeldeploy.serving.joiner.book import JoinBook
+from modeldeploy.serving.joiner.pairing import ArmsFile
+from modeldeploy.serving.router.pairing import DEFAULT_INPUT_BYTES, DEFAULT_RESCORES_PER_S
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m modeldeploy.serving.joiner",
+        description="Join labels to what each arm predicted, from KServe's inference logger "
+        "(CloudEvents), across replicas and revisions; export the per-version accuracy and "
+        "paired-outcome counters the canary analysis reads.",
+    )
+    parser.add_argument("--host", default="0.0.0.0", help="address of both listeners")
+    parser.add_argument(
+        "--port", type=int, default=8080, help="labels (POST /v1/feedback), /metrics, /healthz"
+    )
+    parser.add_argument(
+        "--events-port",
+        type=int,
+        default=8081,
+        help="KServe's logger posts here (POST /v1/events?deployment=&role=&version=); keep "
+        "it reachable by predictor pods only (the chart's NetworkPolicy)",
+    )
+    parser.add_argument(
+        "--arms-file",
+        help="JSON file naming each deployment's arm URLs, for pairing on label, or a "
+        "directory of them (every *.json: the mounted arms ConfigMap the operator keeps "
+        "current); re-read when it changes; without it labels are never paired here",
+    )
+    parser.add_argument(
+        "--pair-on-label-rate",
+        type=float,
+        default=DEFAULT_RESCORES_PER_S,
+        help="re-scores/s on the other arm for labels of items one arm scored; 0: off",
+    )
+    parser.add_argument("--rescore-timeout-s", type=float, default=10.0)
+    store = parser.add_argument_group("the bounded store (oldest out first on every bound)")
+    store.add_argument("--store-capacity", type=int, default=DEFAULT_STORE_CAPACITY)
+    store.add_argument("--store-ttl-s", type=float, default=DEFAULT_STORE_TTL_S)
+    store.add_argument("--store-max-bytes", type=int, default=DEFAULT_STORE_MAX_BYTES)
+    store.add_argument(
+        "--input-bytes",
+        type=int,
+        default=DEFAULT_INPUT_BYTES,
+        help="memory for request bodies kept for pairing",
+    )
+    auth = parser.add_argument_group(
+        "authentication (both token files, or neither: then labels are open and ids unchecked)"
+    )
+    auth.add_argument("--label-token-file", help="tokens that may post labels, one per line")
+    auth.add_argument(
+        "--control-token-file",
+        help="the platform's control token: the request-id signing key (the predictors' too)",
+    )
+    auth.add_argument(
+        "--label-rate", type=float, default=DEFAULT_LABEL_RATE_PER_S, help="labels/s per token"
+    )
+    auth.add_argument(
+        "--label-burst", type=float, default=DEFAULT_LABEL_BURST, help="label burst per token"
+    )
+    return parser
+
+
+def config_from(args: argparse.Namespace) -> JoinerConfig:
+    if bool(args.label_token_file) != bool(args.control_token_file):
+        raise ValueError("give both --label-token-file and --control-token-file, or neither")
+    if args.pair_on_label_rate < 0:
+        raise ValueError("--pair-on-label-rate must be >= 0")
+    auth = None
+    if args.label_token_file:
+        auth = Auth.from_files(
+            args.label_token_file, args.control_token_file, args.label_rate, args.label_burst
+        )
+    checker = IdIssuer(auth.id_key, ROUTER_ORIGIN) if auth else None  # checks any origin
+    book = JoinBook(
+        checker, args.store_capacity, args.store_ttl_s, args.store_max_bytes, args.input_bytes
+    )
+    return JoinerConfig(
+        auth, book, ArmsFile(args.arms_file), args.pair_on_label_rate, args.rescore_timeout_s
+    )
+
+
+async def _run(joiner: Joiner, host: str, port: int, events_port: int) -> None:
+    runners = [web.AppRunner(joiner.api_app(), access_log=None),
+               web.AppRunner(joiner.events_app(), access_log=None)]  # fmt: skip
+    for runner, at in zip(runners, (port, events_port), strict=True):
+        await runner.setup()
+        await web.TCPSite(runner, host, at).start()
+    print(f"joiner: labels on http://{host}:{port}, events on http://{host}:{events_port}",
+          flush=True)  # fmt: skip
+    if joiner.auth is None:
+        print("warning: no token files: anyone who reaches this joiner can post labels, "
+              "and unsigned ids are recorded", file=sys.stderr, flush=True)  # fmt: skip
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    for runner in runners:
+        await runner.cleanup()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from(args)
+    except ValueError as exc:  # AuthConfigError is one
+        parser.error(str(exc))
+    asyncio.run(_run(Joiner(config), args.host, args.port, args.events_port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

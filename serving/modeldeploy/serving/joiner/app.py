@@ -1,0 +1,245 @@
+"""The joiner's two HTTP listeners (aiohttp).
+
+- **events** (``--events-port``; the chart's NetworkPolicy admits only predictor pods):
+  ``POST /v1/events?deployment=&role=&version=`` takes KServe's inference-logger
+  CloudEvents (:mod:`.events`) and answers 202 whatever it did with them (the agent only
+  logs the status); what happened is counted in ``modeldeploy_joiner_events_total``.
+- **api** (``--port``): ``POST /v1/feedback`` (the label contract of the router and the
+  predictors: ``{"request_id", "label", "source"?}``, a label credential, 401/403/429 before
+  the body is read, 400/404 for a bad or unknown label, and a repeat is acknowledged with
+  ``counted: false``); ``POST /v1/ids`` hands a label-credential holder a signed id to send
+  with a Triton request (Triton echoes the client's id and signs nothing); ``/metrics``;
+  ``/healthz``.
+
+Answers to labels say only whether the label counted, never what an arm predicted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from modeldeploy.serving.auth import Auth
+from modeldeploy.serving.contract.ids import (
+    IdIssuer,
+    RequestIdError,
+    item_ids,
+    parse_item_id,
+    request_of,
+)
+from modeldeploy.serving.contract.names import LABEL_SOURCES
+from modeldeploy.serving.feedback import FeedbackError
+from modeldeploy.serving.joiner.book import JOINER_ORIGIN, JoinBook, JoinedItem
+from modeldeploy.serving.joiner.events import (
+    PREDICTOR_COMPONENT,
+    Arm,
+    EventError,
+    parse_event,
+    protocol_of,
+    scored,
+)
+from modeldeploy.serving.joiner.metrics import JoinerMetrics
+from modeldeploy.serving.joiner.pairing import ArmsFile, Plan, Rescorer, plan
+from modeldeploy.serving.router.pairing import RescoreBudget, StoredInput
+from modeldeploy.serving.router.responses import json_too_deep
+
+MAX_EVENT_BYTES = 16 * 1024 * 1024
+MAX_LABEL_BYTES = 64 * 1024
+
+
+@dataclass
+class JoinerConfig:
+    """Everything a joiner process needs; built by ``__main__`` from argv."""
+
+    auth: Auth | None
+    book: JoinBook
+    arms: ArmsFile
+    rescores_per_s: float = 20.0
+    rescore_timeout_s: float = 10.0
+
+
+class Joiner:
+    """Ingest, labels and pairing over one :class:`JoinBook`."""
+
+    def __init__(self, config: JoinerConfig, metrics: JoinerMetrics | None = None) -> None:
+        self.config = config
+        self.auth = config.auth
+        self.book = config.book
+        self.metrics = metrics or JoinerMetrics()
+        self.metrics.watch_store(lambda: len(self.book.items),
+                                 lambda: self.book.items.estimated_bytes)  # fmt: skip
+        self.rescorer = Rescorer(RescoreBudget(config.rescores_per_s), config.rescore_timeout_s)
+        self.minter = IdIssuer(config.auth.id_key, JOINER_ORIGIN) if config.auth else None
+        self._rescoring: dict[str, asyncio.Future[None]] = {}
+
+    # --- applications -------------------------------------------------------------------
+
+    def events_app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_EVENT_BYTES)
+        app.router.add_post("/v1/events", self.ingest)
+        app.router.add_get("/healthz", self.health)
+        return app
+
+    def api_app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_LABEL_BYTES, middlewares=[self._guard])
+        app.router.add_post("/v1/feedback", self.feedback)
+        app.router.add_post("/v1/ids", self.issue_id)
+        app.router.add_get("/metrics", self.metrics_page)
+        app.router.add_get("/healthz", self.health)
+        app.on_startup.append(self._open)
+        app.on_cleanup.append(self._close)
+        return app
+
+    async def _open(self, _: web.Application) -> None:
+        await self.rescorer.open()
+
+    async def _close(self, _: web.Application) -> None:
+        await self.rescorer.close()
+
+    # --- ingest -------------------------------------------------------------------------
+
+    async def ingest(self, request: web.Request) -> web.Response:
+        outcome = self._ingest(request.query_string, dict(request.headers), await request.read())
+        self.metrics.event(outcome)
+        return web.json_response({"outcome": outcome}, status=202)
+
+    def _ingest(self, query: str, headers: dict[str, str], body: bytes) -> str:
+        try:
+            arm = Arm.from_query(query)
+            event = parse_event(headers, body)
+        except EventError:
+            return "bad_event"
+        if event.component and event.component != PREDICTOR_COMPONENT:
+            return "ignored"
+        if event.kind == "request":
+            protocol = protocol_of(event.body)
+            if protocol is None:
+                return "ignored"  # binary tensors: routed, never paired
+            kept = {"content-type": event.content_type or "application/json"}
+            self.book.record_input(event.link, StoredInput("", event.body, kept, protocol))
+            return "input"
+        try:
+            answer = scored(event.body, arm.version)
+        except EventError:
+            return "ignored"
+        return self.book.record(arm, answer, event.link)
+
+    # --- labels -------------------------------------------------------------------------
+
+    @web.middleware
+    async def _guard(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """The label credential before the body is read: an anonymous post costs nothing."""
+        if self.auth is not None and request.method == "POST":
+            denied = self.auth.admit_label(request.headers)
+            if denied is not None:
+                self.metrics.feedback(denied.reason)
+                return web.json_response(
+                    {"error": denied.message, "code": denied.reason},
+                    status=denied.status,
+                    headers=denied.headers(),
+                )
+        return await handler(request)
+
+    async def feedback(self, request: web.Request) -> web.Response:
+        try:
+            body, item_id, item = self._admit(await request.read())
+            true_index = self.book.classes.resolve(item.deployment, body.get("label"))
+            if true_index is None:
+                raise FeedbackError(400, "bad_input", f"label {body.get('label')!r} names no "
+                                    f"class of {item.deployment!r}")  # fmt: skip
+        except FeedbackError as exc:
+            self.metrics.feedback(exc.reason)
+            return web.json_response({"error": exc.message, "code": exc.reason}, status=exc.status)
+        source = body.get("source", "feedback")
+        if item.labelled:
+            self.metrics.feedback("duplicate")
+            return web.json_response({"request_id": item_id, "counted": False, "source": source})
+        item.labelled = True  # before any await: a concurrent repeat is a duplicate
+        await self._pair(item_id, item)
+        self.metrics.counted(item.deployment, source, self.book.count(item, true_index))
+        self.metrics.feedback("counted")
+        return web.json_response({"request_id": item_id, "counted": True, "source": source})
+
+    def _admit(self, raw: bytes) -> tuple[dict[str, Any], str, JoinedItem]:
+        """The label post's body, item id and item; raises :class:`FeedbackError`."""
+        try:
+            if json_too_deep(raw):
+                raise ValueError("too deep")
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise FeedbackError(400, "bad_input", "body is not valid JSON") from exc
+        if not isinstance(body, dict):
+            raise FeedbackError(400, "bad_input", 'expected {"request_id": ..., "label": ...}')
+        try:
+            item_id = parse_item_id(body.get("request_id"))
+        except RequestIdError as exc:
+            raise FeedbackError(400, "bad_input", str(exc)) from exc
+        refused = self.book.id_verdict(item_id)
+        if refused is not None:
+            raise FeedbackError(404, refused, f"the platform issued no live request id {item_id!r}")
+        if body.get("source", "feedback") not in LABEL_SOURCES:
+            raise FeedbackError(400, "bad_input", f'"source" must be one of {list(LABEL_SOURCES)}')
+        status, item = self.book.lookup(item_id)
+        if item is None:
+            if status == "expired":
+                raise FeedbackError(404, "expired", f"request id {item_id!r} has expired here")
+            raise FeedbackError(404, "unknown_id", f"no arm was logged serving {item_id!r}")
+        return body, item_id, item
+
+    async def _pair(self, item_id: str, item: JoinedItem) -> None:
+        """Pairing on label (:mod:`.pairing`): the other arm scores the stored input.
+
+        One re-score per request (it pairs every item of it): a label for another item of
+        the same request that arrives meanwhile waits for it instead of starting another.
+        """
+        request_id = request_of(item_id)
+        running = self._rescoring.get(request_id)
+        if running is None:
+            chosen = plan(self.book, item, self.config.arms.get(item.deployment))
+            if chosen.skip:
+                if chosen.skip != "not_needed":
+                    self.metrics.rescore(chosen.skip)
+                return
+            running = asyncio.ensure_future(self._rescore(request_id, item.deployment, chosen))
+            self._rescoring[request_id] = running
+            running.add_done_callback(lambda _: self._rescoring.pop(request_id, None))
+        # Shielded: a client that hangs up must not cancel a re-score other labels wait on.
+        await asyncio.shield(running)
+
+    async def _rescore(self, request_id: str, deployment: str, chosen: Plan) -> None:
+        result = await self.rescorer.score(chosen)
+        if isinstance(result, str):
+            self.metrics.rescore(result)
+            return
+        # Booked under the labelled request's ids: the arm answered under an id of its own.
+        ours = tuple(item_ids(request_id, len(result.predictions)))
+        arm = Arm(deployment, chosen.role, chosen.version)
+        self.book.put_predictions(arm, replace(result, request_id=request_id, item_ids=ours), None)
+        self.metrics.rescore("paired")
+
+    async def issue_id(self, _: web.Request) -> web.Response:
+        if self.minter is None:
+            return web.json_response(
+                {"error": "this joiner has no credentials: no signed ids", "code": "bad_input"},
+                status=400,
+            )
+        return web.json_response({"request_id": self.minter.issue()})
+
+    # --- metrics, health ----------------------------------------------------------------
+
+    async def metrics_page(self, _: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(self.metrics.registry),
+            headers={"Content-Type": CONTENT_TYPE_LATEST},
+        )
+
+    async def health(self, _: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "arms_file_error": self.config.arms.error})

@@ -1,0 +1,93 @@
+"""The joiner's Prometheus series, in its own registry (docs/metrics.md, "The joiner").
+
+The two the analysis reads are the contract's, with the contract's labels:
+``modeldeploy_labelled_predictions_total{deployment, model_version, role, source, correct}``
+and ``modeldeploy_paired_outcomes_total{deployment, stable_version, canary_version, source,
+outcome}``. On KServe the predictors leave labels to the joiner, so these are counted once.
+The rest say what the joiner did with what it was sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
+
+from modeldeploy.serving.contract import names as n
+from modeldeploy.serving.joiner.book import Counted
+
+EVENTS = "modeldeploy_joiner_events_total"
+EVENT_OUTCOMES = (
+    "input",  # a request body kept for pairing
+    "recorded",
+    "duplicate",  # first write wins per (id, arm)
+    "not_issued",
+    "wrong_arm",
+    "expired",
+    "conflict",
+    "bad_event",
+    "ignored",  # not the predictor component, or an unreadable (binary) body
+)
+FEEDBACK = "modeldeploy_joiner_feedback_total"
+FEEDBACK_OUTCOMES = ("counted", "unknown_id", "expired", "duplicate", "bad_input",
+                     *n.AUTH_REJECT_REASONS)  # fmt: skip
+RESCORES = "modeldeploy_joiner_rescores_total"
+RESCORE_OUTCOMES = ("paired", "over_budget", "no_input", "no_arms", "failed", "wrong_version")
+
+
+class JoinerMetrics:
+    """Every series of one joiner process; each child exists (at 0) from the start."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        # process_start_time_seconds: the scrape provider sees a restart (counters reset).
+        ProcessCollector(registry=r)
+        self._labelled = Counter(
+            n.LABELLED_PREDICTIONS, "Predictions joined to a true label.",
+            (*n.COMMON_LABELS, n.SOURCE, n.CORRECT), registry=r,
+        )  # fmt: skip
+        self._paired = Counter(
+            n.PAIRED_OUTCOMES_TOTAL,
+            "Labelled inputs scored by both arms, by which arm was right.",
+            n.PAIRED_LABELS,
+            registry=r,
+        )
+        self._events = Counter(EVENTS, "Inference-logger events by outcome.", ["outcome"],
+                               registry=r)  # fmt: skip
+        self._feedback = Counter(FEEDBACK, "Label posts by outcome.", ["outcome"], registry=r)
+        self._rescores = Counter(
+            RESCORES, "Pairing on label: re-scores on the other arm by outcome.", ["outcome"],
+            registry=r,
+        )  # fmt: skip
+        for o in EVENT_OUTCOMES:
+            self._events.labels(o)
+        for o in FEEDBACK_OUTCOMES:
+            self._feedback.labels(o)
+        for o in RESCORE_OUTCOMES:
+            self._rescores.labels(o)
+        self._entries = Gauge(n.STORE_ENTRIES, "Entries in the bounded id store.",
+                              n.STORE_LABELS, registry=r)  # fmt: skip
+        self._bytes = Gauge(
+            n.STORE_BYTES, "Estimated bytes of the bounded id store (entries and tombstones).",
+            n.STORE_LABELS, registry=r,
+        )  # fmt: skip
+
+    def watch_store(self, entries: Callable[[], float], size: Callable[[], float]) -> None:
+        self._entries.labels("", "joiner").set_function(entries)
+        self._bytes.labels("", "joiner").set_function(size)
+
+    def event(self, outcome: str) -> None:
+        self._events.labels(outcome).inc()
+
+    def feedback(self, outcome: str) -> None:
+        self._feedback.labels(outcome).inc()
+
+    def rescore(self, outcome: str) -> None:
+        self._rescores.labels(outcome).inc()
+
+    def counted(self, deployment: str, source: str, counted: Counted) -> None:
+        for role, version, correct in counted.arms:
+            self._labelled.labels(deployment, version, role, source, str(correct).lower()).inc()
+        for stable_version, canary_version, outcome in counted.pairs:
+            self._paired.labels(deployment, stable_version, canary_version, source, outcome).inc()

@@ -1,0 +1,147 @@
+"""The chart's joiner: Deployment, Service, arms ConfigMap and NetworkPolicy, valid Kubernetes;
+the operator is told where it is; only predictor pods reach its events port."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+
+from modeldeploy.operator import rbac
+from modeldeploy.operator.platforms import kserve_manifests as m
+from modeldeploy.operator.settings import KServeSettings
+from modeldeploy.serving.joiner.__main__ import build_parser, config_from
+from modeldeploy.serving.joiner.pairing import parse_arms
+from tests.unit.chart.chart_files import CHART
+from tests.unit.chart.test_chart import KUBE_VERSION, render
+from tests.unit.operator.test_kserve_platform import STABLE, target
+
+ON = {"joiner": {"enabled": True}}
+ARMS = {"demo": {"model": "demo", "arms": {"stable": "http://prev-demo-predictor.ml",
+                                          "canary": {"url": "http://latest-demo-predictor.ml",
+                                                     "version": "2"}}}}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def chart() -> Iterator[helm.Chart]:
+    with helm.Chart.load(CHART) as loaded:
+        yield loaded
+
+
+def joiner_objects(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        d["kind"]: d
+        for d in docs
+        if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "joiner"
+    }
+
+
+def operator_env(docs: list[dict[str, Any]]) -> dict[str, str]:
+    deployment = next(
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "md-modeldeploy"
+    )
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    return {e["name"]: e["value"] for e in env if "value" in e}
+
+
+def test_off_by_default_and_nothing_logs(chart: helm.Chart) -> None:
+    docs = render(chart, {})
+    assert joiner_objects(docs) == {}
+    assert "MODELDEPLOY_JOINER_EVENTS_URL" not in operator_env(docs)
+
+
+@pytest.mark.parametrize("values", [ON, {"joiner": {"enabled": True, "arms": ARMS}}])
+def test_lint_is_clean_and_every_object_is_valid_kubernetes(
+    chart: helm.Chart, values: dict[str, Any]
+) -> None:
+    report = helm.lint(CHART, values, strict=True, kube_version="v1.30.0")
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+    objects = joiner_objects(render(chart, values))
+    assert set(objects) == {
+        "ConfigMap", "Deployment", "Service", "NetworkPolicy", "Role", "RoleBinding"
+    }  # fmt: skip
+    for doc in objects.values():
+        kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+
+
+def test_the_operator_logs_to_the_joiner_service_and_scrapes_it(chart: helm.Chart) -> None:
+    docs = render(chart, ON)
+    cfg = KServeSettings.from_env(operator_env(docs))
+    service = joiner_objects(docs)["Service"]
+    host = f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc"
+    ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
+    assert cfg.joiner_events_url == f"http://{host}:{ports['events']}"
+    assert cfg.joiner_metrics_url == f"http://{host}:{ports['labels']}/metrics"
+
+
+def test_the_operator_may_patch_the_arms_configmap_and_nothing_else(chart: helm.Chart) -> None:
+    docs = render(chart, ON)
+    objects = joiner_objects(docs)
+    arms = objects["ConfigMap"]["metadata"]
+    where = KServeSettings.from_env(operator_env(docs)).joiner_arms_configmap
+    assert where == f"{arms['namespace']}/{arms['name']}"
+    role, binding = objects["Role"], objects["RoleBinding"]
+    assert role["metadata"]["namespace"] == arms["namespace"]
+    assert role["rules"] == [
+        {"apiGroups": [g], "resources": [r], "resourceNames": [arms["name"]], "verbs": list(v)}
+        for g, r, v in rbac.merged(rbac.JOINER_ARMS)
+    ]
+    assert role["rules"][0]["verbs"] == ["patch"]  # a merge patch of its own key, no read
+    operator = next(d for d in docs if d["kind"] == "ServiceAccount")["metadata"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": operator["name"], "namespace": operator["namespace"]}
+    ]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    # The joiner reads the whole mounted ConfigMap: one file per key.
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    mount = next(v for v in pod["containers"][0]["volumeMounts"] if v["name"] == "arms")
+    args = build_parser().parse_args(pod["containers"][0]["args"])
+    assert args.arms_file == mount["mountPath"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "arms")
+    assert volume["configMap"] == {"name": arms["name"]}  # every key, no items list
+    no_rbac = joiner_objects(render(chart, {**ON, "rbac": {"create": False}}))
+    assert not {"Role", "RoleBinding"} & set(no_rbac)
+
+
+def test_the_joiner_container_runs_with_the_label_secret_and_its_arms(chart: helm.Chart) -> None:
+    objects = joiner_objects(render(chart, {"joiner": {"enabled": True, "arms": ARMS}}))
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    assert objects["Deployment"]["spec"]["replicas"] == 1  # one store
+    container = pod["containers"][0]
+    assert container["command"] == ["python", "-m", "modeldeploy.serving.joiner"]
+    args = build_parser().parse_args(container["args"])
+    assert args.label_token_file.endswith("/label-token") and args.arms_file
+    secret = next(v for v in pod["volumes"] if v["name"] == "label-auth")["secret"]
+    assert secret["secretName"] == "modeldeploy-label-auth"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    arms = parse_arms(json.loads(objects["ConfigMap"]["data"]["arms.json"]))
+    assert arms["demo"].versions["canary"] == "2"
+    with pytest.raises(ValueError, match="both"):  # token files are required together
+        config_from(build_parser().parse_args(["--label-token-file", "x"]))
+
+
+def test_only_predictor_pods_reach_the_events_port(chart: helm.Chart) -> None:
+    policy = joiner_objects(render(chart, ON))["NetworkPolicy"]["spec"]
+    events, labels = policy["ingress"]
+    assert events["ports"] == [{"port": 8081, "protocol": "TCP"}]
+    selector = events["from"][0]["podSelector"]["matchExpressions"][0]
+    pod_labels = m.inference_service(target(), STABLE)["spec"]["predictor"]["labels"]
+    assert selector["key"] in pod_labels and pod_labels[selector["key"]] in selector["values"]
+    assert labels["ports"] == [{"port": 8080, "protocol": "TCP"}] and "from" not in labels
+    narrowed = joiner_objects(render(chart, {"joiner": {"enabled": True, "networkPolicy": {
+        "enabled": True, "predictorNamespaceSelector": {"matchLabels": {"team": "ml"}},
+        "labelClients": [{"podSelector": {"matchLabels": {"app": "labeller"}}}]}}}))  # fmt: skip
+    events, labels = narrowed["NetworkPolicy"]["spec"]["ingress"]
+    assert events["from"][0]["namespaceSelector"] == {"matchLabels": {"team": "ml"}}
+    assert labels["from"] == [{"podSelector": {"matchLabels": {"app": "labeller"}}}]
+
+
+def test_the_schema_refuses_a_bad_arm_url(chart: helm.Chart) -> None:
+    bad = {"joiner": {"enabled": True, "arms": {"demo": {"arms": {"stable": "file:///x"}}}}}
+    with pytest.raises(helm.HelmValuesError):
+        render(chart, bad)
