@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 from modeldeploy.operator.analysis.observations import Observations
@@ -151,7 +152,7 @@ class WindowState:
         if not data or data.get("format") != FORMAT:
             return None
         try:
-            edges = [[_parse_le(e) for e in row] for row in data.get("edges", [])]
+            edges = [_parsed_row(tuple(row)) for row in data.get("edges", [])]
             totals = data.get("totals") or {}
             last = data.get("last") or {}
             sources = {
@@ -213,6 +214,17 @@ def _parse_le(text: str) -> float:
     return math.inf if text == "+Inf" else float(text)
 
 
+@lru_cache(maxsize=64)
+def _edge_row(bounds: tuple[float, ...]) -> list[str]:
+    """The edge table row of a histogram's bounds (the same few rows on every tick)."""
+    return [_le_text(b) for b in bounds]
+
+
+@lru_cache(maxsize=64)
+def _parsed_row(row: tuple[str, ...]) -> tuple[float, ...]:
+    return tuple(_parse_le(e) for e in row)
+
+
 def _encode(arm: ArmCounters | None, edges: list[list[str]]) -> dict[str, Any] | None:
     """Compact arm: counts, and the histogram as (edge-table row, sparse bucket counts)."""
     if arm is None:
@@ -225,9 +237,9 @@ def _encode(arm: ArmCounters | None, edges: list[list[str]]) -> dict[str, Any] |
     }
     if arm.buckets:
         bounds = sorted(arm.buckets)
-        row = [_le_text(b) for b in bounds]
+        row = _edge_row(tuple(bounds))
         if row not in edges:
-            edges.append(row)
+            edges.append(list(row))  # a copy: the status owns it, the cache keeps its own
         counts, previous = [], 0.0
         for bound in bounds:
             counts.append(_num(arm.buckets[bound] - previous))
@@ -239,7 +251,7 @@ def _encode(arm: ArmCounters | None, edges: list[list[str]]) -> dict[str, Any] |
     return data
 
 
-def _decode(data: Mapping[str, Any] | None, edges: list[list[float]]) -> ArmCounters | None:
+def _decode(data: Mapping[str, Any] | None, edges: Sequence[Sequence[float]]) -> ArmCounters | None:
     if data is None:
         return None
     buckets: dict[float, float] = {}
