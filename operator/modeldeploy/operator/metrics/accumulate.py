@@ -21,6 +21,7 @@ a shared table of bucket edges.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -240,14 +241,12 @@ def _encode(arm: ArmCounters | None, edges: list[list[str]]) -> dict[str, Any] |
         row = _edge_row(tuple(bounds))
         if row not in edges:
             edges.append(list(row))  # a copy: the status owns it, the cache keeps its own
-        counts, previous = [], 0.0
-        for bound in bounds:
-            counts.append(_num(arm.buckets[bound] - previous))
-            previous = arm.buckets[bound]
-        nonzero = [i for i, c in enumerate(counts) if c]
+        cumulative = [arm.buckets[b] for b in bounds]
+        deltas = [v - p for v, p in zip(cumulative, [0.0, *cumulative[:-1]], strict=True)]
+        nonzero = [i for i, c in enumerate(deltas) if c]
         first = nonzero[0] if nonzero else 0
         last = nonzero[-1] + 1 if nonzero else 0
-        data["h"] = [edges.index(row), first, counts[first:last]]
+        data["h"] = [edges.index(row), first, [_num(c) for c in deltas[first:last]]]
     return data
 
 
@@ -257,11 +256,15 @@ def _decode(data: Mapping[str, Any] | None, edges: Sequence[Sequence[float]]) ->
     buckets: dict[float, float] = {}
     if data.get("h"):
         row, first, counts = data["h"]
-        running = 0.0
-        for i, bound in enumerate(edges[int(row)]):
-            k = i - int(first)
-            running += float(counts[k]) if 0 <= k < len(counts) else 0.0
-            buckets[bound] = running
+        bounds, first = edges[int(row)], int(first)
+        if first < 0:
+            raise ValueError(f"a histogram starts at bucket {first}")
+        lead = min(first, len(bounds))
+        # running sums of the stored counts; zeros before them, their total after them
+        running = list(itertools.accumulate(float(c) for c in counts[: len(bounds) - lead]))
+        tail = running[-1] if running else 0.0
+        values = [0.0] * lead + running + [tail] * (len(bounds) - lead - len(running))
+        buckets = dict(zip(bounds, values, strict=True))
     return ArmCounters(
         correct=float(data.get("c", 0.0)),
         labelled=float(data.get("n", 0.0)),
