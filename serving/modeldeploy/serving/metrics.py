@@ -11,6 +11,7 @@ serves), so unit tests can use a fresh registry without clashing.
 from __future__ import annotations
 
 import threading
+import weakref
 from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
@@ -55,12 +56,14 @@ class Collectors:
     feedback_rejected: Counter
 
 
-_BY_REGISTRY: dict[int, Collectors] = {}
+# Keyed by the registry itself, weakly: an ``id()`` key outlives its registry, and a new
+# registry that gets the same id would be handed collectors registered in the dead one.
+_BY_REGISTRY: weakref.WeakKeyDictionary[CollectorRegistry, Collectors] = weakref.WeakKeyDictionary()
 
 
 def collectors(registry: CollectorRegistry = REGISTRY) -> Collectors:
     """The collectors registered in ``registry`` (created once per registry)."""
-    key = id(registry)
+    key = registry
     if key not in _BY_REGISTRY:
         c = COMMON_LABELS
         _BY_REGISTRY[key] = Collectors(

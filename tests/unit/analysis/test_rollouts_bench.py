@@ -144,3 +144,16 @@ def test_cells_are_chosen_by_name_and_merged_under_rollouts(
     assert [c["name"] for c in written["rollouts"]["cells"]] == ["worse 5pt 50/s"]
     assert written["rollouts"]["note"].startswith("REDUCED RUN: 1 rollouts per cell")
     assert written["rollouts"]["machine"]["cpus"] >= 1
+
+
+def test_every_new_pod_registry_gets_series_of_its_own() -> None:
+    """Pods come and go by the thousand in a matrix run; a collector cache keyed by
+    ``id(registry)`` handed a new registry the dead one's collectors (no series at all)."""
+    from modeldeploy.tools.bench.sim_world import FastSamples, SimPod
+
+    for i in range(300):
+        pod = SimPod("1", "stable", float(i))
+        pod.ok.inc(3)
+        names = {name for name, _, _ in FastSamples(pod.registry)()}
+        assert any(name.startswith("modeldeploy_requests") for name in names), i
+        del pod
