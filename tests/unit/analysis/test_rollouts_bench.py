@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry
 
 from modeldeploy.operator.metrics.base import AnalysisTarget
 from modeldeploy.tools.bench import rollouts
@@ -120,7 +121,7 @@ def test_the_fast_samples_are_the_registry_samples_through_restarts_and_new_seri
     world.pods["canary"] = SimPod("2", "canary", 0.0)
     world.weight["bench/m"] = 10
     traffic = Traffic(Truth(restart_at=150.0, cold_requests=30), 60.0, np.random.default_rng(3))
-    fast = {}
+    fast: dict[CollectorRegistry, FastSamples] = {}
     for t in (60.0, 120.0, 180.0, 240.0):  # the router's series appear; the canary restarts
         traffic.advance(world, t)
         for _, registry in world.registries():
