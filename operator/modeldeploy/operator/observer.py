@@ -56,6 +56,21 @@ class MetricsWindows:
 
     def __init__(self, provider_for: Callable[[Target], MetricsProvider]) -> None:
         self.provider_for = provider_for
+        # The last state ``read`` encoded, with its dict: ``baseline_after`` gets that very
+        # dict back in the same tick and need not decode and encode it again. Only an
+        # identity match is used, so a stale or foreign entry just means decoding.
+        self._encoded: tuple[dict[str, Any], WindowState] | None = None
+
+    def _encode(self, state: WindowState) -> dict[str, Any]:
+        data = state.to_dict()
+        self._encoded = (data, state)
+        return data
+
+    def _decoded(self, data: Mapping[str, Any] | None) -> WindowState | None:
+        known = self._encoded
+        if known is not None and data is known[0]:
+            return known[1]
+        return _state(data)
 
     def _snapshot(self, target: Target, status: Status) -> Snapshot:
         assert status.stable is not None and status.canary is not None
@@ -78,9 +93,11 @@ class MetricsWindows:
         except MetricsError as exc:
             return Reading(problem=f"no metrics for this window: {exc}")
         try:
-            return Reading(state.observations(), snapshot=state.to_dict())
+            return Reading(state.observations(), snapshot=self._encode(state))
         except MetricsError as exc:
-            return Reading(problem=f"no metrics for this window: {exc}", snapshot=state.to_dict())
+            return Reading(
+                problem=f"no metrics for this window: {exc}", snapshot=self._encode(state)
+            )
 
     def baseline_after(
         self,
@@ -96,13 +113,16 @@ class MetricsWindows:
         if after.canary is None:
             return None
         version, step = after.canary.version, after.canary.step
-        state = _state(taken) or _state(old)
+        state = self._decoded(taken) or _state(old)
         if state is not None and state.version == version:
             if taken is None and state.step != step:
                 # The step moved on a tick that did not read: end the old step's latency now.
                 with contextlib.suppress(MetricsError, ValueError):
                     state = state.advance(self._snapshot(target, after))
-            return state.next_step(step).to_dict()
+            following = state.next_step(step)
+            if taken is not None and following is self._decoded(taken):
+                return taken  # unchanged: the dict ``read`` just made is this state
+            return following.to_dict()
         # A new canary version: its window starts with a snapshot of its own series.
         try:
             return WindowState.start(version, step, self._snapshot(target, after)).to_dict()

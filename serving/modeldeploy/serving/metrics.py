@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
@@ -89,12 +90,14 @@ class ProcessCpu:
         return [family]
 
 
-_BY_REGISTRY: dict[int, Collectors] = {}
+# Keyed by the registry itself, weakly: an ``id()`` key outlives its registry, and a new
+# registry that gets the same id would be handed collectors registered in the dead one.
+_BY_REGISTRY: weakref.WeakKeyDictionary[CollectorRegistry, Collectors] = weakref.WeakKeyDictionary()
 
 
 def collectors(registry: CollectorRegistry = REGISTRY) -> Collectors:
     """The collectors registered in ``registry`` (created once per registry)."""
-    key = id(registry)
+    key = registry
     if key not in _BY_REGISTRY:
         c = COMMON_LABELS
         _BY_REGISTRY[key] = Collectors(

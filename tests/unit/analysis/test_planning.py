@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from modeldeploy.operator.analysis import AnalysisConfig, assess
-from modeldeploy.operator.analysis.planning import plan, samples_for_margin
+from modeldeploy.operator.analysis.planning import _GRID, plan, samples_for_margin
 from modeldeploy.operator.analysis.sequential import mixture_radius
 from tests.unit.analysis.helpers import arm, both
 
@@ -57,3 +59,16 @@ def test_paired_counts_plan_on_the_discordance_rate() -> None:
     fewer = plan(config, rare, 10.0).checks["accuracy"].needed
     more = plan(config, often, 10.0).checks["accuracy"].needed
     assert fewer < more  # models that mostly agree need fewer pairs
+
+
+def test_the_shortcut_finds_the_same_grid_point_as_a_search_of_the_whole_grid() -> None:
+    """``samples_for_margin`` checks two grid points near ``v / V*`` instead of ~600 radii;
+    it must give what the search of every grid point gives."""
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        variance, margin = 10 ** rng.uniform(-6, 0.5), 10 ** rng.uniform(-3.5, -0.5)
+        scale = 10 ** rng.uniform(-3, -0.5)
+        radius = mixture_radius(variance / _GRID, scale, ACCURACY.alpha)
+        ok = np.nonzero(radius <= margin)[0]
+        whole = int(_GRID[ok[0]]) if ok.size else int(_GRID[-1])
+        assert samples_for_margin(variance, margin, ACCURACY, scale) == whole

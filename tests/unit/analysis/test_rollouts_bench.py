@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
 
 from modeldeploy.operator.metrics.base import AnalysisTarget
 from modeldeploy.tools.bench import rollouts
@@ -108,3 +111,50 @@ def test_every_label_pairs_when_the_router_pairs_per_label() -> None:
     only_shares.advance(world2, 60.0)
     _, _, fewer = SimProvider(world2, text=False).snapshot(AnalysisTarget("m", "1", "2")).totals()
     assert fewer is not None and sum(fewer) < sum(paired) / 3
+
+
+def test_the_fast_samples_are_the_registry_samples_through_restarts_and_new_series() -> None:
+    from modeldeploy.tools.bench.sim_world import FastSamples, SimPod, samples_of
+
+    world = SimPlatform()
+    world.pods["stable"] = SimPod("1", "stable", 0.0)
+    world.pods["canary"] = SimPod("2", "canary", 0.0)
+    world.weight["bench/m"] = 10
+    traffic = Traffic(Truth(restart_at=150.0, cold_requests=30), 60.0, np.random.default_rng(3))
+    fast: dict[CollectorRegistry, FastSamples] = {}
+    for t in (60.0, 120.0, 180.0, 240.0):  # the router's series appear; the canary restarts
+        traffic.advance(world, t)
+        for _, registry in world.registries():
+            reader = fast.setdefault(registry, FastSamples(registry))
+            assert reader() == samples_of(registry)
+
+
+def test_cells_are_chosen_by_name_and_merged_under_rollouts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert rollouts.main(["--cells", "no such cell"]) == 2
+    assert capsys.readouterr().err.strip() == "no cell matches"
+    assert rollouts.main(["--list", "--cells", "5pt 50,5pt 10"]) == 0
+    assert capsys.readouterr().err.split("\n")[:2] == ["worse 5pt 10/s", "worse 5pt 50/s"]
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"other": {"kept": True}}))
+    args = ["--runs", "1", "--jobs", "1", "--cells", "5pt 50", "--merge", str(results)]
+    assert rollouts.main(args) == 0
+    written = json.loads(results.read_text())
+    assert written["other"] == {"kept": True}
+    assert [c["name"] for c in written["rollouts"]["cells"]] == ["worse 5pt 50/s"]
+    assert written["rollouts"]["note"].startswith("REDUCED RUN: 1 rollouts per cell")
+    assert written["rollouts"]["machine"]["cpus"] >= 1
+
+
+def test_every_new_pod_registry_gets_series_of_its_own() -> None:
+    """Pods come and go by the thousand in a matrix run; a collector cache keyed by
+    ``id(registry)`` handed a new registry the dead one's collectors (no series at all)."""
+    from modeldeploy.tools.bench.sim_world import FastSamples, SimPod
+
+    for i in range(300):
+        pod = SimPod("1", "stable", float(i))
+        pod.ok.inc(3)
+        names = {name for name, _, _ in FastSamples(pod.registry)()}
+        assert any(name.startswith("modeldeploy_requests") for name in names), i
+        del pod

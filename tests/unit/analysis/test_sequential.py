@@ -7,6 +7,8 @@ a naive fixed-sample test looked at as often does not.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.stats import norm
 
@@ -70,3 +72,13 @@ def test_binomial_count_bounds_are_always_valid_under_peeking() -> None:
     assert escaped <= 2 * alpha
     lo, hi = binomial_count_bounds(1000, 0.99, alpha, 400.0)
     assert lo < 990 < hi
+
+
+def test_one_radius_in_floats_is_the_radius_of_the_array_path() -> None:
+    """Checks ask for one radius a tick (floats); simulations for arrays: same numbers."""
+    variances = np.geomspace(1e-9, 10.0, 200)
+    arrays = mixture_radius(variances, 0.02, 0.05)
+    one_by_one = np.array([float(mixture_radius(float(v), 0.02, 0.05)) for v in variances])
+    np.testing.assert_allclose(one_by_one, arrays, rtol=1e-12)
+    assert math.isinf(float(mixture_radius(math.inf, 0.02, 0.05)))
+    assert math.isinf(float(mixture_radius(0.0, 0.02, 0.05)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 
@@ -17,7 +18,8 @@ def busy_arm(rng: np.random.Generator) -> ArmCounters:
     latencies = np.sort(0.02 * np.exp(0.5 * rng.standard_normal(100_000)))
     cumulative = np.searchsorted(latencies, EDGES, side="right").astype(float)
     requests = {"ok": 100_000.0, "error": 12.0, "bad_input": 3.0}
-    return ArmCounters(85_000, 100_000, requests, 0, dict(zip(EDGES, cumulative, strict=True)))
+    buckets = dict(zip(EDGES, cumulative, strict=True))
+    return ArmCounters(85_000, 100_000, requests, 0, buckets, cpu_seconds=412.25)
 
 
 def snapshot(sources: int, at: float, seed: int = 0) -> Snapshot:
@@ -38,6 +40,20 @@ def test_the_state_survives_json_exactly() -> None:
         snapshot(3, 1.7e9 + 200, seed=0)
     )
     assert WindowState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+
+
+def test_cpu_seconds_survive_the_status_round_trip() -> None:
+    """Cost per 1k inferences reads the window's CPU time, so the stored state must keep it."""
+    first, later = snapshot(1, 1.7e9 + 100), snapshot(1, 1.7e9 + 200)
+    source = next(iter(later.sources))
+    counters = later.sources[source]
+    assert counters.stable is not None
+    grown = replace(counters.stable, cpu_seconds=430.75)
+    later = Snapshot({source: replace(counters, stable=grown)}, later.taken_at)
+    state = WindowState.start("2", 1, first).advance(later)
+    assert state.stable is not None and state.stable.cpu_seconds == 430.75 - 412.25
+    stored = json.loads(json.dumps(state.to_dict()))
+    assert WindowState.from_dict(stored) == state
 
 
 def test_the_state_stays_small_with_the_most_sources_it_keeps() -> None:

@@ -15,7 +15,7 @@ def test_defaults_come_from_the_models() -> None:
     assert spec.model.candidate_alias == "challenger"
     assert spec.runtime == "kserve-python"
     assert spec.deployment_mode == "Serverless"
-    assert spec.rollout.steps == (10, 25, 50, 100)
+    assert spec.rollout.steps == (10, 50, 100)
     assert spec.rollout.step_deadline_seconds == 3600
     assert spec.resources.gpu == 0
     # The analysis section is the analysis configuration, with its (benchmarked) defaults.

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from modeldeploy.operator.analysis.observations import Observations
 from modeldeploy.operator.analysis.sequential import mixture_radius
 
 _GRID = np.unique(np.geomspace(1, 1e9, 600).round().astype(np.int64))
+_LIMIT_STEPS = 50
 
 
 @dataclass(frozen=True)
@@ -75,12 +77,44 @@ class Plan:
 def samples_for_margin(
     variance_per_sample: float, margin: float, config: AnalysisConfig, scale: float
 ) -> int:
-    """Smallest ``n`` with an always-valid radius at most ``margin`` (0 margin: never)."""
+    """Smallest ``n`` on the grid with an always-valid radius at most ``margin`` (0: never).
+
+    The radius grows with the estimate's variance ``v / n``, so the answer is the first
+    grid ``n`` at or above ``v / V*``, where ``V*`` (the largest variance whose radius fits
+    the margin) depends on the configuration only and is found once (``_variance_limit``).
+    The few grid points around that ``n`` are checked with the radius itself, so the
+    result is exactly the first grid point that fits, without computing ~600 radii a tick.
+    """
     if margin <= 0:
         return int(_GRID[-1])
-    radius = mixture_radius(variance_per_sample / _GRID, scale, config.alpha)
+    limit = _variance_limit(margin, scale, config.alpha)
+    at = int(np.searchsorted(_GRID, variance_per_sample / limit)) if limit > 0 else len(_GRID)
+    for i in (at, at + 1):  # the first that fits is normally ``at`` (float rounding: +1)
+        if i >= len(_GRID) or not _fits(_GRID[i], variance_per_sample, margin, config, scale):
+            continue
+        if i == 0 or not _fits(_GRID[i - 1], variance_per_sample, margin, config, scale):
+            return int(_GRID[i])
+        break
+    radius = mixture_radius(variance_per_sample / _GRID, scale, config.alpha)  # not expected
     ok = np.nonzero(radius <= margin)[0]
     return int(_GRID[ok[0]]) if ok.size else int(_GRID[-1])
+
+
+def _fits(n: int, variance: float, margin: float, config: AnalysisConfig, scale: float) -> bool:
+    return bool(float(mixture_radius(variance / float(n), scale, config.alpha)) <= margin)
+
+
+@lru_cache(maxsize=256)
+def _variance_limit(margin: float, scale: float, alpha: float) -> float:
+    """The largest estimate variance whose always-valid radius is at most ``margin``."""
+    lo, hi = -60.0, 10.0  # log10 of the variance
+    for _ in range(_LIMIT_STEPS):
+        mid = 0.5 * (lo + hi)
+        if float(mixture_radius(10.0**mid, scale, alpha)) <= margin:
+            lo = mid
+        else:
+            hi = mid
+    return float(10.0**lo)
 
 
 def _rate(count: int, seconds: float) -> float:

@@ -125,7 +125,7 @@ class RolloutPolicy(SpecModel):
     """How a candidate is rolled out and judged."""
 
     steps: tuple[Percent, ...] = Field(
-        default=(10, 25, 50, 100),
+        default=(10, 50, 100),
         min_length=1,
         max_length=20,
         description="Canary traffic percentages (1-100), strictly increasing; the last must"

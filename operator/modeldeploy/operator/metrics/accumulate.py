@@ -22,9 +22,11 @@ a shared table of bucket edges.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 from modeldeploy.operator.analysis.observations import Observations
@@ -152,7 +154,7 @@ class WindowState:
         if not data or data.get("format") != FORMAT:
             return None
         try:
-            edges = [[_parse_le(e) for e in row] for row in data.get("edges", [])]
+            edges = [_parsed_row(tuple(row)) for row in data.get("edges", [])]
             totals = data.get("totals") or {}
             last = data.get("last") or {}
             sources = {
@@ -214,6 +216,17 @@ def _parse_le(text: str) -> float:
     return math.inf if text == "+Inf" else float(text)
 
 
+@lru_cache(maxsize=64)
+def _edge_row(bounds: tuple[float, ...]) -> list[str]:
+    """The edge table row of a histogram's bounds (the same few rows on every tick)."""
+    return [_le_text(b) for b in bounds]
+
+
+@lru_cache(maxsize=64)
+def _parsed_row(row: tuple[str, ...]) -> tuple[float, ...]:
+    return tuple(_parse_le(e) for e in row)
+
+
 def _encode(arm: ArmCounters | None, edges: list[list[str]]) -> dict[str, Any] | None:
     """Compact arm: counts, and the histogram as (edge-table row, sparse bucket counts)."""
     if arm is None:
@@ -226,33 +239,37 @@ def _encode(arm: ArmCounters | None, edges: list[list[str]]) -> dict[str, Any] |
     }
     if arm.buckets:
         bounds = sorted(arm.buckets)
-        row = [_le_text(b) for b in bounds]
+        row = _edge_row(tuple(bounds))
         if row not in edges:
-            edges.append(row)
-        counts, previous = [], 0.0
-        for bound in bounds:
-            counts.append(_num(arm.buckets[bound] - previous))
-            previous = arm.buckets[bound]
-        nonzero = [i for i, c in enumerate(counts) if c]
+            edges.append(list(row))  # a copy: the status owns it, the cache keeps its own
+        cumulative = [arm.buckets[b] for b in bounds]
+        deltas = [v - p for v, p in zip(cumulative, [0.0, *cumulative[:-1]], strict=True)]
+        nonzero = [i for i, c in enumerate(deltas) if c]
         first = nonzero[0] if nonzero else 0
         last = nonzero[-1] + 1 if nonzero else 0
-        data["h"] = [edges.index(row), first, counts[first:last]]
+        data["h"] = [edges.index(row), first, [_num(c) for c in deltas[first:last]]]
     if arm.drift:  # every key, zeros too: histogram keys must match between the arms
         data["d"] = {k: _num(v) for k, v in sorted(arm.drift.items())}
+    if arm.cpu_seconds is not None:  # absent: the arm exports no CPU time (cost unknown)
+        data["cpu"] = _num(arm.cpu_seconds)
     return data
 
 
-def _decode(data: Mapping[str, Any] | None, edges: list[list[float]]) -> ArmCounters | None:
+def _decode(data: Mapping[str, Any] | None, edges: Sequence[Sequence[float]]) -> ArmCounters | None:
     if data is None:
         return None
     buckets: dict[float, float] = {}
     if data.get("h"):
         row, first, counts = data["h"]
-        running = 0.0
-        for i, bound in enumerate(edges[int(row)]):
-            k = i - int(first)
-            running += float(counts[k]) if 0 <= k < len(counts) else 0.0
-            buckets[bound] = running
+        bounds, first = edges[int(row)], int(first)
+        if first < 0:
+            raise ValueError(f"a histogram starts at bucket {first}")
+        lead = min(first, len(bounds))
+        # running sums of the stored counts; zeros before them, their total after them
+        running = list(itertools.accumulate(float(c) for c in counts[: len(bounds) - lead]))
+        tail = running[-1] if running else 0.0
+        values = [0.0] * lead + running + [tail] * (len(bounds) - lead - len(running))
+        buckets = dict(zip(bounds, values, strict=True))
     return ArmCounters(
         correct=float(data.get("c", 0.0)),
         labelled=float(data.get("n", 0.0)),
@@ -260,4 +277,5 @@ def _decode(data: Mapping[str, Any] | None, edges: list[list[float]]) -> ArmCoun
         nan_outputs=float(data.get("nan", 0.0)),
         buckets=buckets,
         drift={str(k): float(v) for k, v in (data.get("d") or {}).items()},
+        cpu_seconds=float(data["cpu"]) if data.get("cpu") is not None else None,
     )

@@ -24,6 +24,7 @@ import itertools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 from modeldeploy.operator.analysis.observations import (
@@ -445,6 +446,7 @@ def _arm_of(labels: Mapping[str, str], target: AnalysisTarget) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1024)
 def _parse_le(text: str) -> float:
     return math.inf if text in ("+Inf", "Inf", "inf") else float(text)
 
