@@ -22,6 +22,12 @@ without a restart and answers once the requests in flight before the change have
 (drained), so the caller can stop a removed arm's process without failing a request.
 An unreachable arm gives a 502 (504 on timeout) that names it; the router stays up.
 
+With a joiner (``RouterConfig.joiner_url``/``joiner_events_url``; local mode always) the
+router is KServe's logger agent instead (:mod:`.logger`): every answered call is posted to
+the joiner as inference-logger CloudEvents, ``POST /v1/feedback`` is passed to the joiner,
+and the router keeps no inputs, re-scores nothing and counts no pairs (the joiner does),
+so both modes have one feedback path and nothing is counted twice.
+
 With ``RouterConfig.auth`` (:mod:`modeldeploy.serving.auth`) the router issues every
 request id itself (signed; a client's ``id`` is ignored), feedback needs a label token and
 an id this router issued, everything under ``/router/`` needs the control token, and
