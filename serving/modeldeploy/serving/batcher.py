@@ -1,22 +1,34 @@
-"""Dynamic batching: requests wait briefly in an asyncio queue and share a forward pass.
+"""Dynamic batching that keeps the event loop free and the cores on the model.
 
-One worker coroutine takes the first waiting item, then keeps collecting until the
-batch is full (``max_batch_size``) or the oldest item has waited ``max_delay_s``.
-The batch is padded to its longest item and run in a single dedicated thread, so
-the event loop keeps accepting requests while the model computes, and forward
-passes never compete with each other for the cores.
+Requests (a request's texts, or already tokenized ids) wait in a bounded queue. One
+worker coroutine takes what is waiting and hands the whole batch to a single inference
+thread, which does all the CPU work there, off the event loop:
 
-Throughput on CPU comes mostly from this: under load each forward pass carries
-many sentences for little more than the cost of one.
+- **tokenization** of every text in the batch (the loop only parses and answers HTTP);
+- **length-aware passes**: the batch's sequences are sorted by length and split into
+  forward passes where that saves padded work. :func:`plan_passes` minimises
+  ``passes x overhead + sum(rows x longest)`` exactly (a small dynamic programme), so
+  short sentences never pay for the longest one in a random mix;
+- the forward passes themselves, one at a time (they never compete for the cores).
+
+Waiting for company only when it is expected: an idle predictor runs a lone request at
+once (no added latency at concurrency 1); only when the previous batch was full (the
+server is saturated) does the worker wait up to ``max_delay_s`` for a full batch. While a pass runs,
+new arrivals queue, so load forms full batches by itself.
+
+Overload sheds instead of slowing everyone: past ``queue_limit()`` waiting items a
+request is refused at once with :class:`Overloaded` (HTTP 503 with ``Retry-After``),
+so the requests already admitted keep their latency and throughput does not collapse.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -24,23 +36,53 @@ from modeldeploy.serving.codecs import pad_batch
 from modeldeploy.serving.errors import Overloaded
 
 LogitsFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+EncodeFn = Callable[[Sequence[str]], list[Any]]  # texts -> objects with ``.ids``
 
 
 @dataclass(frozen=True)
 class BatchingConfig:
     max_batch_size: int = 32
     max_delay_s: float = 0.005
-    max_queue: int = 4096  # items; beyond this, answer 503 rather than queue forever
+    max_queue: int = 0  # waiting items; 0 = 4 x max_batch_size. Beyond it: shed (503)
+    pass_overhead_tokens: int = 96  # one more forward pass costs about this many token slots
+
+    def queue_limit(self) -> int:
+        return self.max_queue or 4 * self.max_batch_size
+
+
+def plan_passes(lengths: Sequence[int], max_rows: int, overhead: int) -> list[list[int]]:
+    """Split items (by index) into passes minimising ``overhead`` per pass + padded slots.
+
+    Items are sorted by length; a pass is a contiguous run of at most ``max_rows`` of them
+    and costs ``overhead + rows * longest``. Exact over all contiguous splits, O(n x max_rows).
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    n = len(order)
+    best = [0] + [0] * n
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        longest = lengths[order[j - 1]]
+        best[j], cut[j] = min(
+            (best[i] + overhead + (j - i) * longest, i) for i in range(max(0, j - max_rows), j)
+        )
+    passes: list[list[int]] = []
+    j = n
+    while j > 0:
+        passes.append(order[cut[j] : j])
+        j = cut[j]
+    return passes[::-1]
 
 
 @dataclass
-class _Item:
-    ids: Sequence[int]
-    future: asyncio.Future[np.ndarray]
+class _Request:
+    texts: Sequence[str] | None
+    ids: Sequence[Sequence[int]] | None
+    size: int
+    future: asyncio.Future[tuple[list[Any] | None, np.ndarray]]
 
 
 class DynamicBatcher:
-    """Collects token-id sequences into batches and returns one logits row per sequence."""
+    """Batches requests; returns each request's encodings (if it sent texts) and logits."""
 
     def __init__(
         self,
@@ -48,76 +90,154 @@ class DynamicBatcher:
         pad_id: int,
         config: BatchingConfig,
         on_batch: Callable[[int], None] | None = None,
+        encode: EncodeFn | None = None,
+        on_shed: Callable[[], None] | None = None,
     ) -> None:
         self._logits = logits
         self._pad_id = pad_id
         self.config = config
         self._on_batch = on_batch or (lambda _n: None)
-        self._queue: asyncio.Queue[_Item] | None = None
+        self._on_shed = on_shed or (lambda: None)
+        self._encode = encode
+        self._pending: deque[_Request] = deque()
+        self._pending_items = 0
+        self._last_batch = 0
+        self._arrived: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
 
-    def _ensure_started(self) -> asyncio.Queue[_Item]:
+    def _ensure_started(self) -> asyncio.Event:
         # Created lazily inside the serving loop: kserve runs its own asyncio.run().
-        if self._queue is None or self._worker is None or self._worker.done():
-            self._queue = asyncio.Queue()
+        if self._arrived is None or self._worker is None or self._worker.done():
+            self._arrived = asyncio.Event()
+            self._pending.clear()
+            self._pending_items = 0
             self._worker = asyncio.get_running_loop().create_task(self._run())
-        return self._queue
+        return self._arrived
 
     async def submit(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
-        """Logits for ``sequences`` (one request's items), batched with other requests."""
-        queue = self._ensure_started()
-        if queue.qsize() + len(sequences) > self.config.max_queue:
-            raise Overloaded(f"inference queue is full ({self.config.max_queue} items); retry")
-        loop = asyncio.get_running_loop()
-        futures = []
-        for ids in sequences:
-            future: asyncio.Future[np.ndarray] = loop.create_future()
-            queue.put_nowait(_Item(ids, future))
-            futures.append(future)
-        rows = await asyncio.gather(*futures)
-        return np.stack(rows)
+        """Logits for token-id ``sequences`` (one request's items), batched with others."""
+        _, logits = await self._enqueue(None, sequences, len(sequences))
+        return logits
 
-    async def _collect(self, queue: asyncio.Queue[_Item]) -> list[_Item]:
-        batch = [await queue.get()]
-        deadline = time.monotonic() + self.config.max_delay_s
-        while len(batch) < self.config.max_batch_size:
-            if not queue.empty():
-                batch.append(queue.get_nowait())
-                continue
-            remaining = deadline - time.monotonic()
+    async def submit_texts(self, texts: Sequence[str]) -> tuple[list[Any], np.ndarray]:
+        """Encodings and logits for ``texts``, tokenized in the inference thread.
+
+        A tokenization error (bad input) fails this request only, with the encoder's error.
+        """
+        if self._encode is None:
+            raise RuntimeError("this batcher was built without an encoder")
+        encoded, logits = await self._enqueue(texts, None, len(texts))
+        assert encoded is not None
+        return encoded, logits
+
+    async def _enqueue(
+        self, texts: Sequence[str] | None, ids: Sequence[Sequence[int]] | None, size: int
+    ) -> tuple[list[Any] | None, np.ndarray]:
+        arrived = self._ensure_started()
+        limit = self.config.queue_limit()
+        if self._pending_items + size > limit:
+            self._on_shed()
+            raise Overloaded(f"inference queue is full ({limit} items waiting); retry shortly")
+        future: asyncio.Future[tuple[list[Any] | None, np.ndarray]]
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append(_Request(texts, ids, size, future))
+        self._pending_items += size
+        arrived.set()
+        return await future
+
+    async def _collect(self) -> list[_Request]:
+        assert self._arrived is not None
+        arrived, loop = self._arrived, asyncio.get_running_loop()
+        while not self._pending:
+            arrived.clear()
+            await arrived.wait()
+        # Wait for company only when the last batch was full (the server is saturated, so
+        # more is on its way within the delay). Below that, requests that arrived during
+        # the previous pass are batched anyway, and waiting would only add latency: at a
+        # low rate it put up to max_delay_s on every request (a canary at 20 req/s showed a
+        # P99 1.7x its busier stable's in the quick demo, for that reason alone).
+        full = self._last_batch >= self.config.max_batch_size
+        target = self.config.max_batch_size if full else 1
+        deadline = loop.time() + self.config.max_delay_s
+        while self._pending_items < target:
+            remaining = deadline - loop.time()
             if remaining <= 0:
                 break
+            arrived.clear()
             try:
-                batch.append(await asyncio.wait_for(queue.get(), remaining))
+                await asyncio.wait_for(arrived.wait(), remaining)
             except TimeoutError:
                 break
+        batch = [self._pending.popleft()]  # at least one request, whatever its size
+        items = batch[0].size
+        while self._pending and items + self._pending[0].size <= self.config.max_batch_size:
+            request = self._pending.popleft()
+            batch.append(request)
+            items += request.size
+        self._pending_items -= items
+        self._last_batch = items
         return batch
 
-    def _forward(self, batch: list[_Item]) -> np.ndarray:
-        ids, mask = pad_batch([item.ids for item in batch], self._pad_id)
-        return self._logits(ids, mask)
+    def _process(self, batch: list[_Request]) -> list[Any]:
+        """In the inference thread: tokenize, plan passes by length, run them."""
+        outcomes: list[Any] = [None] * len(batch)
+        encodings: list[list[Any] | None] = [None] * len(batch)
+        sequences: list[Sequence[int]] = []
+        owner: list[int] = []  # request index of each sequence
+        for k, request in enumerate(batch):
+            if request.texts is not None:
+                assert self._encode is not None
+                try:
+                    encodings[k] = self._encode(request.texts)
+                except Exception as exc:  # this request's bad input, not the batch's
+                    outcomes[k] = exc
+                    continue
+                seqs: Sequence[Sequence[int]] = [e.ids for e in encodings[k] or []]
+            else:
+                seqs = request.ids or []
+            sequences.extend(seqs)
+            owner.extend([k] * len(seqs))
+        rows: list[np.ndarray | None] = [None] * len(sequences)
+        lengths = [len(s) for s in sequences]
+        plan = plan_passes(lengths, self.config.max_batch_size, self.config.pass_overhead_tokens)
+        for group in plan:
+            try:
+                ids, mask = pad_batch([sequences[i] for i in group], self._pad_id)
+                self._on_batch(len(group))
+                out = self._logits(ids, mask)
+            except Exception as exc:  # a failed pass fails its requests, not the worker
+                for i in group:
+                    outcomes[owner[i]] = exc
+                continue
+            for i, row in zip(group, out, strict=True):
+                rows[i] = row
+        start = 0
+        for k, request in enumerate(batch):
+            count = len(encodings[k] or []) if request.texts is not None else request.size
+            mine = rows[start : start + count]
+            start += count
+            if outcomes[k] is None:
+                outcomes[k] = (encodings[k], np.stack([r for r in mine if r is not None]))
+        return outcomes
 
     async def _run(self) -> None:
-        assert self._queue is not None
-        queue = self._queue
         loop = asyncio.get_running_loop()
         while True:
-            batch = await self._collect(queue)
-            batch = [item for item in batch if not item.future.done()]  # client gone
+            batch = [r for r in await self._collect() if not r.future.done()]  # gone: skip
             if not batch:
                 continue
-            self._on_batch(len(batch))
             try:
-                logits = await loop.run_in_executor(self._executor, self._forward, batch)
-            except Exception as exc:  # a failed pass fails its requests, not the worker
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
-                continue
-            for item, row in zip(batch, logits, strict=True):
-                if not item.future.done():
-                    item.future.set_result(row)
+                outcomes = await loop.run_in_executor(self._executor, self._process, batch)
+            except Exception as exc:
+                outcomes = [exc] * len(batch)
+            for request, outcome in zip(batch, outcomes, strict=True):
+                if request.future.done():
+                    continue
+                if isinstance(outcome, BaseException):
+                    request.future.set_exception(outcome)
+                else:
+                    request.future.set_result(outcome)
 
     def close(self) -> None:
         if self._worker is not None:

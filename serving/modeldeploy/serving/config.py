@@ -48,6 +48,7 @@ class ServeConfig:
     max_instances: int = 64
     policy: TruncationPolicy = field(default_factory=TruncationPolicy)
     runtime: str = "torch"
+    precision: str = "auto"
     threads: int = 0  # 0: all cores this process may use
     parity_tolerance: float = 0.01
     max_body_bytes: int = 1_000_000
@@ -120,6 +121,7 @@ def from_args(args: argparse.Namespace, default_max_length: int = 64) -> ServeCo
             max_chars=o.max_chars,
         ),
         runtime=o.runtime,
+        precision=o.precision,
         threads=o.threads,
         parity_tolerance=o.parity_tolerance,
         max_body_bytes=o.max_body_bytes,

@@ -129,6 +129,7 @@ def install(app: Any) -> None:
             orjson.dumps(error_body(exc)),
             status_code=status_for(exc),
             media_type="application/json",
+            headers={"Retry-After": "1"} if isinstance(exc, Overloaded) else None,
         )
 
     app.add_exception_handler(BadInput, handle)

@@ -1,4 +1,8 @@
-"""The KServe model: parse -> tokenize -> dynamic batch -> softmax -> shape, per request.
+"""The KServe model: parse -> dynamic batch (tokenize, forward) -> softmax -> shape, per request.
+
+Only parsing and shaping happen on the event loop; tokenization and the forward passes
+run in the batcher's inference thread (:mod:`batcher`), so the loop stays free to accept
+and answer requests while the model computes.
 
 kserve's ``Model`` drives ``preprocess`` / ``predict`` / ``postprocess`` for v1, v2
 REST and v2 gRPC alike; everything protocol-specific is in :mod:`codecs`, every
@@ -15,11 +19,13 @@ from typing import Any
 from kserve import Model
 from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 from modeldeploy.serving import codecs
 from modeldeploy.serving.backends.base import Backend
 from modeldeploy.serving.batcher import DynamicBatcher
 from modeldeploy.serving.config import ServeConfig
+from modeldeploy.serving.contract import names
 from modeldeploy.serving.errors import BadInput, NanOutput
 from modeldeploy.serving.feedback import PredictionStore
 from modeldeploy.serving.loading import Checkpoint
@@ -35,12 +41,27 @@ V2_DATATYPES = {
 }
 
 
+_SHED: dict[int, Counter] = {}
+
+
+def shed_counter(registry: CollectorRegistry = REGISTRY) -> Counter:
+    """``modeldeploy_shed_requests_total`` in ``registry`` (created once per registry)."""
+    if id(registry) not in _SHED:
+        _SHED[id(registry)] = Counter(
+            names.SHED_REQUESTS,
+            "Requests refused (503, Retry-After) because the inference queue was full.",
+            names.COMMON_LABELS,
+            registry=registry,
+        )
+    return _SHED[id(registry)]
+
+
 @dataclass
 class _Work:
     """What flows from preprocess to postprocess for one request."""
 
     request: codecs.ParsedRequest
-    encoded: list[codecs.Encoded]
+    encoded: list[codecs.Encoded] | None = None
     predictions: list[codecs.Prediction] | None = None
 
 
@@ -65,8 +86,15 @@ class TextClassifier(Model):
         self.labels = labels
         self.store = store
         self.model_version = model_version
+        shed = shed_counter().labels(config.deployment, model_version, config.role)
         self.batcher = DynamicBatcher(
-            backend.logits, encoder.pad_id, config.batching, on_batch=metrics.batch_size.observe
+            backend.logits,
+            encoder.pad_id,
+            config.batching,
+            on_batch=metrics.batch_size.observe,
+            # Failures are counted per reason as they are found (in the inference thread).
+            encode=lambda texts: encoder.encode(texts, metrics.tokenization_failure),
+            on_shed=shed.inc,
         )
         self.ready = True
 
@@ -109,8 +137,7 @@ class TextClassifier(Model):
             request = codecs.parse_v1(payload, headers, *limits)
         # With authentication the platform, not the client, names the prediction.
         request = replace(request, request_id=self.store.assign_id(request.request_id, headers))
-        encoded = self.encoder.encode(request.texts, self.metrics.tokenization_failure)
-        return _Work(request, encoded)
+        return _Work(request)  # tokenized in the batcher's inference thread
 
     async def predict(
         self,
@@ -118,15 +145,16 @@ class TextClassifier(Model):
         headers: dict[str, str] | None = None,
         response_headers: dict[str, str] | None = None,
     ) -> _Work:
-        logits = await self.batcher.submit([e.ids for e in payload.encoded])
+        encoded, logits = await self.batcher.submit_texts(payload.request.texts)
+        payload.encoded = encoded
         try:
             probabilities = codecs.softmax(logits)
         except NanOutput:
             self.metrics.nan_outputs.inc()
             log.error("NaN logits for request %s", payload.request.request_id)
             raise
-        ids = codecs.item_ids(payload.request.request_id, len(payload.encoded))
-        predictions = codecs.make_predictions(probabilities, payload.encoded, self.labels, ids)
+        ids = codecs.item_ids(payload.request.request_id, len(encoded))
+        predictions = codecs.make_predictions(probabilities, encoded, self.labels, ids)
         for prediction in predictions:
             self.store.put(prediction.item_id, prediction.label_index)
             self.metrics.observe_prediction(prediction.label, max(prediction.probabilities))

@@ -88,6 +88,7 @@ def build(config: ServeConfig, say: Callable[[str], None] | None = None) -> Any:
         encoder,
         config.parity_tolerance,
         progress=say,
+        precision=config.precision,
     )
     phase(f"backend {config.runtime}")
     from modeldeploy.serving.backends.parity import FINITE_CHECK_TEXTS, check_finite

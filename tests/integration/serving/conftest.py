@@ -48,6 +48,8 @@ def start_predictor(
         str(grpc_port),
         "--threads",
         "1",
+        "--precision",  # these tests compare probabilities with the fp32 reference at 1e-4
+        "fp32",
         *extra,
     ]
     ready = f"http://127.0.0.1:{http_port}/v2/health/ready"

@@ -1,13 +1,16 @@
-"""Loading every family, and the ONNX paths' accuracy parity gate, in process."""
+"""Loading every family, precision chosen from the hardware, and the parity gates, in process."""
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from modeldeploy.serving.backends import hardware
 from modeldeploy.serving.backends.base import ParityFailed
 from modeldeploy.serving.backends.onnx_backend import optimized_path
 from modeldeploy.serving.config import ModelSource, ServeConfig
@@ -40,7 +43,7 @@ def _probabilities(model, texts) -> np.ndarray:
 @pytest.mark.parametrize("recipe", ["tiny", "tiny-distilbert", "tiny-roberta"])
 def test_every_family_loads_and_matches_the_reference(checkpoint, recipe):
     path = checkpoint(recipe)
-    model = build(_config(path))
+    model = build(_config(path, precision="fp32"))
     family = {"tiny": "bert", "tiny-distilbert": "distilbert", "tiny-roberta": "roberta"}[recipe]
     assert model.checkpoint.family == family
     np.testing.assert_allclose(
@@ -70,19 +73,61 @@ def test_onnx_passes_parity_on_the_held_out_split_and_matches_torch(
     assert list(tmp_path.glob("onnx/*/model.parity-*.json"))
 
 
+def test_auto_precision_follows_the_cpu_and_passes_the_half_point_gate(
+    tiny_checkpoint, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("MODELDEPLOY_CACHE", str(tmp_path))
+    expected = hardware.choose("auto", hardware.detect(with_cuda=True))
+    model = build(_config(tiny_checkpoint, precision="auto"))
+    backend, report = model.backend, model.parity_report
+    assert (backend.device, backend.precision) == (expected.device, expected.precision)
+    if expected.precision == "fp32":
+        assert report is None  # the reference itself needs no gate
+        return
+    assert report is not None and report.passed and report.tolerance == 0.005
+    assert report.n == len(load_split("validation")) and abs(report.drop) <= 0.005
+    assert backend.traced and list(tmp_path.glob("onnx/*/torch-cpu-*.parity-0.005.json"))
+    probabilities = _probabilities(model, TEXTS)
+    np.testing.assert_allclose(probabilities, predict_directory(tiny_checkpoint, TEXTS), atol=0.05)
+
+
+def test_a_restart_loads_the_cached_trace_without_transformers(
+    tiny_checkpoint, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("MODELDEPLOY_CACHE", str(tmp_path))
+    first = build(_config(tiny_checkpoint, precision="fp32"))
+    assert first.backend.traced
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from modeldeploy.serving.backends.onnx_backend import artifact_dir\n"
+        "from modeldeploy.serving.backends.torch_backend import TorchBackend\n"
+        f"path = Path({str(tiny_checkpoint)!r})\n"
+        "backend = TorchBackend(path, 1, 'fp32', 'cpu', artifact_dir(path))\n"
+        "print(backend.traced, 'transformers' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.split() == ["True", "False"]
+
+
 def test_a_runtime_that_loses_too_much_accuracy_is_refused(tiny_checkpoint, tmp_path, monkeypatch):
     monkeypatch.setenv("MODELDEPLOY_CACHE", str(tmp_path))
     with pytest.raises(ParityFailed, match=r"refusing to serve: onnx accuracy .* EXCEEDS"):
         build(_config(tiny_checkpoint, "onnx", parity_tolerance=-1.0))
 
 
-def test_int8_minilm_keeps_accuracy_on_the_held_out_split(good_checkpoint, tmp_path, monkeypatch):
-    # Dynamic INT8 costs MiniLM about 1-2 points here (0.021 in one clean build, less in
-    # another), so the default gate (0.01) refuses it; an operator who accepts that sets
-    # --parity-tolerance, as this test does.
+def test_int8_is_held_to_half_a_point_whatever_the_tolerance(
+    good_checkpoint, tmp_path, monkeypatch
+):
+    # Dynamic INT8 is a reduced precision: a looser --parity-tolerance does not loosen its
+    # gate below 0.5 points (it cost MiniLM 1-2 points in earlier builds, so it may be refused).
     monkeypatch.setenv("MODELDEPLOY_CACHE", str(tmp_path))
-    model = build(_config(good_checkpoint, "onnx-int8", parity_tolerance=0.03))
+    try:
+        model = build(_config(good_checkpoint, "onnx-int8", parity_tolerance=0.03))
+    except ParityFailed as exc:
+        assert "EXCEEDS the tolerance 0.0050" in str(exc)
+        return
     report = model.parity_report
-    assert report is not None and report.passed, report
-    assert report.reference_accuracy > 0.7
-    assert abs(report.drop) <= 0.03
+    assert report is not None and report.passed and report.tolerance == 0.005
+    assert report.reference_accuracy > 0.7 and report.drop <= 0.005

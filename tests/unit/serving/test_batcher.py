@@ -1,13 +1,16 @@
-"""Dynamic batching rules: concurrent submissions share passes, bounded by size and delay."""
+"""Dynamic batching rules: shared passes, length-aware splits, tokenizing off the loop, shedding."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import threading
+import time
 
 import numpy as np
 import pytest
 
-from modeldeploy.serving.batcher import BatchingConfig, DynamicBatcher
+from modeldeploy.serving.batcher import BatchingConfig, DynamicBatcher, plan_passes
 from modeldeploy.serving.errors import Overloaded
 
 
@@ -81,3 +84,122 @@ def test_full_queue_is_overloaded():
     batcher = DynamicBatcher(lambda i, m: np.zeros((len(i), 2)), 0, BatchingConfig(max_queue=2))
     with pytest.raises(Overloaded):
         asyncio.run(batcher.submit([[1], [1], [1]]))
+
+
+def test_overload_sheds_at_once_and_counts_it():
+    shed: list[int] = []
+    batcher = DynamicBatcher(
+        lambda i, m: np.zeros((len(i), 2)),
+        0,
+        BatchingConfig(max_batch_size=2),
+        on_shed=lambda: shed.append(1),
+    )
+    assert batcher.config.queue_limit() == 8  # 4 x max_batch_size by default
+
+    async def run() -> list[object]:
+        return await asyncio.gather(
+            *(batcher.submit([[1]] * 3) for _ in range(4)), return_exceptions=True
+        )
+
+    outcomes = asyncio.run(run())
+    refused = [o for o in outcomes if isinstance(o, Overloaded)]
+    assert len(refused) == 2 and len(shed) == 2  # 3 + 3 items fit in 8, the next two do not
+    assert all(isinstance(o, np.ndarray) and o.shape == (3, 2) for o in outcomes[:2])
+
+
+class _Encoded:
+    def __init__(self, ids: list[int]) -> None:
+        self.ids = ids
+
+
+def test_texts_are_tokenized_in_the_inference_thread_and_bad_input_fails_only_its_request():
+    threads: list[str] = []
+
+    def encode(texts):
+        threads.append(threading.current_thread().name)
+        if "bad" in texts:
+            raise ValueError("cannot tokenize")
+        return [_Encoded([1] * len(t)) for t in texts]
+
+    calls: list[tuple[int, int]] = []
+    batcher = DynamicBatcher(
+        _fake_logits(calls), 0, BatchingConfig(max_delay_s=0.05), encode=encode
+    )
+
+    async def run() -> list[object]:
+        return await asyncio.gather(
+            batcher.submit_texts(["abc", "a"]),
+            batcher.submit_texts(["bad"]),
+            batcher.submit_texts(["abcde"]),
+            return_exceptions=True,
+        )
+
+    good, bad, other = asyncio.run(run())
+    assert isinstance(bad, ValueError)
+    encoded, logits = good
+    assert [len(e.ids) for e in encoded] == [3, 1] and list(logits[:, 0]) == [3, 1]
+    assert other[1][0, 0] == 5
+    assert threads and all(name.startswith("inference") for name in threads)
+    assert threading.current_thread().name not in threads
+
+
+def test_a_batch_is_split_by_length_when_that_saves_padded_work():
+    calls: list[tuple[int, int]] = []
+    config = BatchingConfig(max_batch_size=16, max_delay_s=0.05, pass_overhead_tokens=16)
+    batcher = DynamicBatcher(_fake_logits(calls), 0, config)
+    results = asyncio.run(_submit_many(batcher, [60, 4, 5, 62, 3, 4]))
+    # one pass would pad 6 rows to 62 (372 slots); two passes cost 16 + 4*5 + 16 + 2*62
+    assert sorted(calls) == [(2, 62), (4, 5)]
+    assert [r[0, 0] for r in results] == [60, 4, 5, 62, 3, 4]  # rows return to their owners
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_plan_passes_is_optimal_over_contiguous_splits(seed):
+    rng = np.random.default_rng(seed)
+    lengths = list(rng.integers(1, 80, size=int(rng.integers(1, 9))))
+    max_rows, overhead = int(rng.integers(1, 5)), int(rng.integers(0, 100))
+    plan = plan_passes(lengths, max_rows, overhead)
+    assert sorted(i for p in plan for i in p) == list(range(len(lengths)))
+    assert all(len(p) <= max_rows for p in plan)
+
+    def cost(passes) -> int:
+        return sum(overhead + len(p) * max(lengths[i] for i in p) for p in passes)
+
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    n = len(order)
+    best = min(
+        cost([order[a:b] for a, b in zip((0, *cuts), (*cuts, n), strict=True)])
+        for k in range(n)
+        for cuts in itertools.combinations(range(1, n), k)
+        if all(b - a <= max_rows for a, b in zip((0, *cuts), (*cuts, n), strict=True))
+    )
+    assert cost(plan) == best
+
+
+def test_only_a_saturated_batcher_waits_for_company():
+    calls: list[tuple[int, int]] = []
+    batcher = DynamicBatcher(
+        _fake_logits(calls), 0, BatchingConfig(max_batch_size=3, max_delay_s=0.5)
+    )
+
+    async def late() -> np.ndarray:
+        await asyncio.sleep(0.05)
+        return await batcher.submit([[1]])
+
+    async def run() -> tuple[float, float]:
+        started = time.perf_counter()
+        await batcher.submit([[1]])  # idle: runs at once, not after 0.5 s
+        alone = time.perf_counter() - started
+        # not saturated (last batch 1 < 3): two that arrived together run at once, and a
+        # late third is not waited for
+        started = time.perf_counter()
+        await asyncio.gather(batcher.submit([[1]]), batcher.submit([[1]]), late())
+        unsaturated = time.perf_counter() - started
+        await _submit_many(batcher, [1, 1, 1])  # a full batch: the server is saturated
+        # saturated: the worker waits (up to 0.5 s) for the late third one
+        await asyncio.gather(batcher.submit([[1]]), batcher.submit([[1]]), late())
+        return alone, unsaturated
+
+    alone, unsaturated = asyncio.run(run())
+    assert alone < 0.25 and unsaturated < 0.25
+    assert [c[0] for c in calls] == [1, 2, 1, 3, 3]

@@ -9,6 +9,7 @@ from modeldeploy.serving.router.pairing import (
     ArmPrediction,
     InputBook,
     RescoreBudget,
+    RescorePacer,
     ScoreBook,
     StoredInput,
     item_ids,
@@ -128,3 +129,19 @@ def test_rescore_budget_is_a_token_bucket_and_zero_turns_it_off() -> None:
     assert not off.enabled and not off.take()
     with pytest.raises(ValueError):
         RescoreBudget(-1)
+
+
+def test_rescore_pacer_spreads_a_clump_per_arm_and_lets_a_quiet_arm_go_at_once() -> None:
+    now = [10.0]
+    pacer = RescorePacer.for_rate(20, clock=lambda: now[0])  # 0.025 s apart
+    # Six labels at the same instant: one now, the rest in slots 25 ms apart.
+    assert [round(pacer.reserve("canary"), 6) for _ in range(6)] == [
+        0.0, 0.025, 0.05, 0.075, 0.1, 0.125,
+    ]  # fmt: skip
+    assert pacer.reserve("stable") == 0.0  # arms are paced separately
+    now[0] = 11.0  # the clump is long past: no wait, and no credit saved up either
+    assert pacer.reserve("canary") == 0.0
+    assert pacer.reserve("canary") == pytest.approx(0.025)
+    assert RescorePacer.for_rate(0).reserve("canary") == 0.0  # pairing on label is off
+    with pytest.raises(ValueError):
+        RescorePacer(-0.1)

@@ -7,6 +7,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 Runtime = Literal["torch", "onnx", "onnx-int8"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
 RUNTIMES: tuple[Runtime, ...] = ("torch", "onnx", "onnx-int8")
 
 

@@ -22,6 +22,8 @@ from modeldeploy.serving.contract.store import DEFAULT_STORE_CAPACITY, DEFAULT_S
 PREDICTOR_MODULE = "modeldeploy.serving"
 """``python -m`` target of a predictor process."""
 PREDICTOR_RUNTIMES = ("torch", "onnx", "onnx-int8")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+"""``auto``: bf16 where the CPU has AMX or AVX-512 bf16 (or on a GPU), else fp32; parity-gated."""
 TRUNCATION_MODES = ("truncate", "reject")
 DEFAULT_MODEL_NAME = "classifier"
 DEFAULT_HOST = "0.0.0.0"
@@ -108,6 +110,9 @@ class PredictorOptions:
     max_body_bytes: int = field(default=1_000_000, metadata=_meta(int, "request body limit"))
     runtime: str = field(
         default="torch", metadata=_meta(str, "inference runtime", choices=PREDICTOR_RUNTIMES)
+    )
+    precision: str = field(
+        default="fp32", metadata=_meta(str, "torch precision (parity-gated)", choices=PRECISIONS)
     )
     parity_tolerance: float = field(
         default=0.01, metadata=_meta(float, "max accuracy drop of ONNX vs torch")

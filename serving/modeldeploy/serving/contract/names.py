@@ -121,6 +121,12 @@ ROUTER_FEEDBACK_OUTCOMES = (
     *AUTH_REJECT_REASONS,
 )
 
+# --- load shedding (the predictor's batcher) -------------------------------------------
+
+SHED_REQUESTS = "modeldeploy_shed_requests_total"
+"""Requests refused with 503 + Retry-After because the inference queue was full (per arm).
+They are also in ``modeldeploy_requests_total{outcome="error"}``; this says why."""
+
 # --- what the analysis reads ----------------------------------------------------------
 
 ANALYSIS_ARM_SERIES = (

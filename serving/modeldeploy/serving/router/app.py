@@ -15,8 +15,8 @@ Per request (v1 ``:predict`` or v2 ``/infer``):
 time an item scored by stable and a candidate is labelled, counts
 ``modeldeploy_paired_outcomes_total``. When the first label arrives for an item only one of
 stable and canary scored, the router first has the other arm score the request's stored
-input (pairing on label, within ``rescores_per_s``; see :mod:`.pairing`), so that label
-is paired too; over the budget it stays an unpaired label. ``GET/PUT /router/weights``
+input (pairing on label, within ``rescores_per_s`` and paced per arm; see :mod:`.pairing`),
+so that label is paired too; over the budget it stays an unpaired label. ``GET/PUT /router/weights``
 read and change the split; ``PUT /router/arms`` (loopback callers only) changes the arms
 without a restart and answers once the requests in flight before the change have finished
 (drained), so the caller can stop a removed arm's process without failing a request.
@@ -74,6 +74,7 @@ from modeldeploy.serving.router.pairing import (
     ArmPrediction,
     InputBook,
     RescoreBudget,
+    RescorePacer,
     ScoreBook,
     ScoredItem,
     StoredInput,
@@ -165,6 +166,7 @@ class Router:
         self.book = ScoreBook(config.book_capacity, config.book_ttl_s)
         self.inputs = InputBook(config.book_capacity, config.input_bytes, config.book_ttl_s)
         self.budget = RescoreBudget(config.rescores_per_s)
+        self.pacer = RescorePacer.for_rate(config.rescores_per_s)
         self._rescoring: dict[str, asyncio.Task[None]] = {}
         self.rng = random.Random(config.seed)
         self.auth = config.auth
@@ -542,7 +544,12 @@ class Router:
 
     async def _rescore(self, role: str, request_id: str, stored: StoredInput) -> None:
         """Send a stored input to ``role`` (as the paired path does) and book its answers
-        under the router's ids, noting the arm's own id where it chose another."""
+        under the router's ids, noting the arm's own id where it chose another.
+
+        Paced (:class:`RescorePacer`): a clump of labels must not become a burst on one arm."""
+        delay = self.pacer.reserve(role)
+        if delay > 0:
+            await asyncio.sleep(delay)
         self.metrics.routed(role, "label", stored.protocol)
         headers = {**stored.headers, REQUEST_ID_HEADER: request_id}
         answer = await self._forward(role, stored.path, stored.body, headers, request_id, False)

@@ -1,12 +1,18 @@
 """Demo traffic: real review sentences through the router, true labels fed back later.
 
 ``TrafficDriver`` runs a few worker threads that send held-out Rotten Tomatoes sentences to
-the router (v1 ``:predict``, one sentence per request), at most ``rate`` requests per
-second in all. Each answered request's true label is posted to the router's
-``/v1/feedback`` ``label_delay_s`` seconds later by a feedback thread, as a user's
-correction or a reviewer's label would arrive, under the request id the router answered
-with (``x-request-id``: with authentication on, the router issues ids and ignores ours)
-and with the label token (``label_token_file``; local mode writes it as
+the router (v1 ``:predict``, one sentence per request), ``rate`` requests per second in
+all, as a Poisson process (independent users). Not evenly spaced: on an even grid stable's
+two streams (its own requests and its paired copies of the canary's) never overlapped,
+while the canary's re-scores for pairing on label landed at random phase among its
+requests, so the canary queued more for that reason alone (P99 1.22x stable's against
+1.10x with these arrivals, equal models, paced re-scores; docs/serving.md).
+
+Each answered request's true label is posted to the router's ``/v1/feedback``
+``label_delay_s`` seconds later by a feedback thread, as a user's correction or a
+reviewer's label would arrive, under the request id the router answered with
+(``x-request-id``: with authentication on, the router issues ids and ignores ours) and
+with the label token (``label_token_file``; local mode writes it as
 ``<state dir>/auth/label-token``). Everything is bounded: a stop event, a request cap,
 and per-call timeouts; only 127.0.0.1 is ever contacted.
 """
@@ -61,6 +67,7 @@ class TrafficDriver:
         max_requests: int = 1_000_000,
         seed: int = 0,
         label_token_file: Path | None = None,
+        poisson: bool = True,
     ) -> None:
         if not router_url.startswith("http://127.0.0.1:"):
             raise ValueError("the demo only sends traffic to 127.0.0.1")
@@ -68,6 +75,7 @@ class TrafficDriver:
         self.model = model
         self.texts, self.labels = list(texts), list(labels)
         self.rate = rate
+        self.poisson = poisson  # False: evenly spaced (the old driver; see the docstring)
         self.workers = workers
         self.label_delay_s = label_delay_s
         self.max_requests = max_requests
@@ -112,7 +120,8 @@ class TrafficDriver:
                     if self.stats.sent >= self.max_requests:
                         return
                     slot = max(self._next_slot, time.monotonic())
-                    self._next_slot = slot + 1.0 / self.rate
+                    gap = self._rng.expovariate(self.rate) if self.poisson else 1.0 / self.rate
+                    self._next_slot = slot + gap
                     self.stats.sent += 1
                     index = self._rng.randrange(len(self.texts))
                 delay = slot - time.monotonic()

@@ -1,4 +1,4 @@
-"""Benchmarks of the predictor against a naive baseline (and Triton, when available).
+"""Benchmarks of the predictor against its in-process ceiling, a naive baseline and Triton.
 
 ``run(output_dir, progress) -> dict`` (also ``python -m modeldeploy.tools.bench.serving``).
 """

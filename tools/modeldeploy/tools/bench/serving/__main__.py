@@ -1,24 +1,39 @@
-"""``python -m modeldeploy.tools.bench.serving --output FILE`` (logs go to serving-logs/)."""
+"""``python -m modeldeploy.tools.bench.serving [--quick] --output FILE``.
+
+Merges the figures into FILE under ``serving`` (other keys are kept), as
+``modeldeploy-dev bench`` does; logs go to ``serving-logs/`` beside FILE. ``--quick``
+checks the shape on the tiny checkpoint (its figures mean nothing; keep it out of
+bench/results.json).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m modeldeploy.tools.bench.serving")
-    parser.add_argument("--output", type=Path, default=Path("bench/serving.json"))
+    parser.add_argument("--output", type=Path, default=Path("bench/results.json"))
+    parser.add_argument("--quick", action="store_true", help="tiny checkpoint, few requests")
     args = parser.parse_args(argv)
     from modeldeploy.tools.bench.serving.run import run
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    results = run(args.output.parent)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps({"cold_start": results["cold_start"]}, indent=2))
-    print(json.dumps(results["ratios_vs_baseline"], indent=2))
+    started = time.monotonic()
+    figures = run(args.output.parent, quick=args.quick)
+    merged = json.loads(args.output.read_text()) if args.output.exists() else {}
+    merged["serving"] = {
+        "figures": figures,
+        "seconds": round(time.monotonic() - started, 1),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    args.output.write_text(json.dumps(merged, indent=2) + "\n")
+    print(json.dumps(figures["summary"], indent=2))
     return 0
 
 

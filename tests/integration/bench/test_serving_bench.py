@@ -1,0 +1,59 @@
+"""The serving benchmark runs end to end (quick plan) and writes a complete summary.
+
+The quick plan serves the tiny checkpoint with a few requests, so its figures mean
+nothing; this checks the measurement code and the results' shape, not performance.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from modeldeploy.tools.bench.serving.__main__ import main
+from modeldeploy.tools.bench.serving.readme import render
+from modeldeploy.tools.bench.serving.run import CONCURRENCY, GOALS
+
+pytestmark = pytest.mark.slow
+
+SUMMARY_KEYS = {
+    "speedup_c16",
+    "fraction_of_ceiling_c16",
+    "p99_ratio_c16",
+    "overhead_c1_ms",
+    "accuracy_delta_points",
+    "cold_start_s",
+    "vs_triton_c16",
+    "c64_over_c16",
+}
+
+
+def test_quick_bench_measures_every_system_and_merges_a_summary(tmp_path):
+    output = tmp_path / "results.json"
+    output.write_text(json.dumps({"analysis": {"kept": True}}))
+    assert main(["--quick", "--output", str(output)]) == 0
+    merged = json.loads(output.read_text())
+    assert merged["analysis"] == {"kept": True}  # other suites' figures survive
+    figures = merged["serving"]["figures"]
+    assert figures["quick"] is True
+    summary = figures["summary"]
+    assert set(summary) >= SUMMARY_KEYS and set(summary["met"]) == set(GOALS)
+    for key in SUMMARY_KEYS - {"vs_triton_c16"}:
+        assert isinstance(summary[key], float | int) and math.isfinite(summary[key]), key
+    assert summary["best_predictor"] in ("predictor_torch", "predictor_onnx")
+    for name in ("baseline_pipeline", "predictor_torch", "predictor_onnx"):
+        runs = figures["systems"][name]["runs"]
+        assert set(runs) == {str(c) for c in CONCURRENCY}
+        assert all(r["errors"] == 0 and r["throughput_rps"] > 0 for r in runs.values())
+    triton = figures["systems"]["triton"]
+    assert "runs" in triton or triton["status"] == "failed"  # a failure is reported, not hidden
+    assert (summary["vs_triton_c16"] is None) == ("runs" not in triton)
+    ceiling = figures["ceiling"]
+    assert {"torch", "onnx", "onnx-int8"} <= set(ceiling)
+    assert ceiling["torch"]["admitted"] and ceiling["torch"]["accuracy_delta_points"] == 0
+    for runtime in ("torch", "onnx"):
+        assert figures["cold_start"][runtime]["median_s"] > 0
+    assert (tmp_path / "serving-logs" / "results.json").is_file()
+    section = render(merged)  # the README's section comes from the file
+    assert all(f"`{key}`" in section for key in SUMMARY_KEYS)

@@ -1,0 +1,123 @@
+"""Precision and device selection: read from the hardware, admitted only by the parity gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+from modeldeploy.serving.backends import factory, hardware
+from modeldeploy.serving.backends.base import ParityFailed
+from modeldeploy.serving.backends.hardware import Hardware, choose, cpu_flags
+
+SAPPHIRE = frozenset({"avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8"})
+SKYLAKE = frozenset({"avx2", "avx512f", "avx512bw"})
+
+
+def test_cpu_flags_come_from_cpuinfo(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx512f amx_bf16\n\nprocessor\t: 1\n")
+    assert cpu_flags(info) == {"fpu", "avx512f", "amx_bf16"}
+    assert cpu_flags(tmp_path / "missing") == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("hw", "expected"),
+    [
+        (Hardware(SAPPHIRE), ("cpu", "bf16")),
+        (Hardware(frozenset({"avx512_bf16"})), ("cpu", "bf16")),
+        (Hardware(SKYLAKE), ("cpu", "fp32")),
+        (Hardware(frozenset()), ("cpu", "fp32")),
+        (Hardware(SKYLAKE, cuda=True, cuda_bf16=True), ("cuda", "bf16")),
+        (Hardware(SAPPHIRE, cuda=True, cuda_bf16=False), ("cuda", "fp16")),
+    ],
+)
+def test_auto_picks_the_hardwares_precision(hw, expected):
+    choice = choose("auto", hw)
+    assert (choice.device, choice.precision) == expected and choice.automatic
+
+
+def test_an_explicit_precision_is_honoured_and_unknown_ones_refused():
+    choice = choose("fp32", Hardware(SAPPHIRE))
+    assert (choice.precision, choice.automatic) == ("fp32", False)
+    with pytest.raises(ValueError, match="unknown precision 'int4'"):
+        choose("int4", Hardware(SAPPHIRE))
+
+
+class FakeTorchBackend:
+    """Records how the factory built it; predicts class 0 except where told to be wrong."""
+
+    built: ClassVar[list[tuple[str, str]]] = []
+    wrong_share: ClassVar[dict[str, float]] = {"fp32": 0.0}
+
+    def __init__(self, model_dir, threads, precision, device, cache_dir) -> None:
+        self.precision, self.device = precision, device
+        self.runtime = f"torch-{device}-{precision}"
+        FakeTorchBackend.built.append((device, precision))
+
+    def logits(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        wrong = self.wrong_share.get(self.precision, 0.0)
+        out = np.tile([1.0, 0.0], (len(ids), 1))
+        out[ids[:, 0] < wrong * 1000] = [0.0, 1.0]  # first token decides who is "wrong"
+        return out
+
+
+class FakeEncoder:
+    pad_id = 0
+
+    def encode(self, texts):
+        return [SimpleNamespace(ids=[int(t)], truncated=False) for t in texts]
+
+
+@pytest.fixture
+def gpu_node(monkeypatch, tmp_path):
+    """A node whose torch sees a bf16-capable GPU; held-out split of 1000 label-0 texts."""
+    from modeldeploy.serving.backends import onnx_backend, torch_backend
+
+    FakeTorchBackend.built = []
+    monkeypatch.setattr(hardware, "detect", lambda with_cuda: Hardware(SKYLAKE, True, True))
+    monkeypatch.setattr(torch_backend, "TorchBackend", FakeTorchBackend)
+    monkeypatch.setattr(onnx_backend, "artifact_dir", lambda _d: tmp_path)
+    monkeypatch.setattr(
+        factory, "_validation_split", lambda: ([str(i) for i in range(1000)], [0] * 1000)
+    )
+    return tmp_path
+
+
+def _load(precision: str):
+    return factory.load_backend(Path("m"), "torch", 2, FakeEncoder(), 0.01, precision=precision)
+
+
+def test_on_a_gpu_node_auto_runs_bf16_on_cuda_behind_the_gate(gpu_node):
+    FakeTorchBackend.wrong_share = {"fp32": 0.0, "bf16": 0.004}
+    backend, report = _load("auto")
+    assert (backend.device, backend.precision) == ("cuda", "bf16")
+    assert report is not None and report.passed and report.tolerance == 0.005
+    assert report.drop == pytest.approx(0.004)
+    assert FakeTorchBackend.built == [("cuda", "bf16"), ("cuda", "fp32")]  # fp32 = reference
+    assert list(gpu_node.glob("*.parity-0.005.json"))  # cached for the next start
+
+
+def test_auto_falls_back_to_fp32_when_the_reduced_precision_costs_too_much(gpu_node):
+    FakeTorchBackend.wrong_share = {"fp32": 0.0, "bf16": 0.02}
+    messages: list[str] = []
+    backend, report = factory.load_backend(
+        Path("m"), "torch", 2, FakeEncoder(), 0.01, messages.append, "auto"
+    )
+    assert (backend.device, backend.precision, report) == ("cuda", "fp32", None)
+    assert any("EXCEEDS" in m and "falling back to fp32" in m for m in messages)
+
+
+def test_an_explicit_reduced_precision_that_costs_too_much_refuses_to_start(gpu_node):
+    FakeTorchBackend.wrong_share = {"fp32": 0.0, "fp16": 0.02}
+    with pytest.raises(ParityFailed, match=r"EXCEEDS the tolerance 0\.0050"):
+        _load("fp16")
+
+
+def test_fp32_needs_no_gate(gpu_node):
+    backend, report = _load("fp32")
+    assert (backend.precision, report) == ("fp32", None)
+    assert FakeTorchBackend.built == [("cuda", "fp32")]

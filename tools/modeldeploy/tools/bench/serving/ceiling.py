@@ -1,0 +1,118 @@
+"""The in-process ceiling: what one backend does with no server at all, in its own process.
+
+``python -m modeldeploy.tools.bench.serving.ceiling --model-dir D --runtime R --precision P
+--texts FILE`` prints one JSON object: held-out accuracy, the best throughput over
+length-sorted batches (tokenization included, the best case a server can approach) and
+the P50/P99 of one sentence at a time (batch 1: the floor of a request's latency).
+It uses the predictor's own backend classes and tokenizer, so the server is compared
+with exactly what it runs. A fresh process per configuration keeps thread settings and
+allocator state from leaking between them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _backend(model_dir: Path, runtime: str, precision: str, threads: int) -> Any:
+    from modeldeploy.serving.backends import onnx_backend
+
+    if runtime == "torch":
+        from modeldeploy.serving.backends.torch_backend import TorchBackend
+
+        return TorchBackend(
+            model_dir, threads, precision, "cpu", onnx_backend.artifact_dir(model_dir)
+        )
+    graph = onnx_backend.ensure_artifact(model_dir, int8=runtime == "onnx-int8")
+    return onnx_backend.OnnxBackend(graph, threads, runtime)
+
+
+def measure(
+    model_dir: Path,
+    runtime: str,
+    precision: str,
+    texts: list[str],
+    labels: list[int],
+    batch_sizes: tuple[int, ...],
+    single: int,
+) -> dict[str, Any]:
+    from modeldeploy.serving import codecs, loading
+
+    threads = max(1, len(os.sched_getaffinity(0)))
+    checkpoint = loading.inspect(model_dir)
+    policy = codecs.TruncationPolicy(max_length=checkpoint.max_length)
+    encoder = codecs.TextEncoder.from_directory(
+        model_dir, policy, token_types=checkpoint.family == "bert"
+    )
+    backend = _backend(model_dir, runtime, precision, threads)
+
+    def classify(batch: list[str]) -> np.ndarray:
+        encoded = encoder.encode(batch)
+        ids, mask = codecs.pad_batch([e.ids for e in encoded], encoder.pad_id)
+        return np.argmax(backend.logits(ids, mask), axis=1)
+
+    lengths = [len(e.ids) for e in encoder.encode(texts)]
+    order = sorted(range(len(texts)), key=lambda i: lengths[i])
+    throughput: dict[str, float] = {}
+    predicted = np.zeros(len(texts), dtype=np.int64)
+    for size in batch_sizes:
+        # Untimed pass first: kernels (oneDNN/AMX, ORT) are created per (batch, length) shape
+        # on first sight; a long-running server has them all, so the ceiling does too.
+        for start in range(0, len(order), size):
+            classify([texts[i] for i in order[start : start + size]])
+        started = time.perf_counter()
+        for start in range(0, len(order), size):
+            idx = order[start : start + size]
+            predicted[idx] = classify([texts[i] for i in idx])
+        throughput[str(size)] = round(len(texts) / (time.perf_counter() - started), 1)
+    latencies = []
+    for text in texts[:single]:
+        started = time.perf_counter()
+        classify([text])
+        latencies.append((time.perf_counter() - started) * 1000)
+    return {
+        "runtime": backend.runtime,
+        "threads": threads,
+        "traced": getattr(backend, "traced", None),
+        "accuracy": round(float(np.mean(predicted == np.asarray(labels))), 4),
+        "sentences_per_s": throughput,
+        "best_sentences_per_s": max(throughput.values()),
+        "batch1_p50_ms": round(float(np.percentile(latencies, 50)), 2),
+        "batch1_p99_ms": round(float(np.percentile(latencies, 99)), 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m modeldeploy.tools.bench.serving.ceiling")
+    parser.add_argument("--model-dir", type=Path, required=True)
+    parser.add_argument("--runtime", default="torch", choices=("torch", "onnx", "onnx-int8"))
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    parser.add_argument("--texts", type=Path, required=True, help='JSON {"texts", "labels"}')
+    parser.add_argument("--batch-sizes", default="32,64")
+    parser.add_argument("--single", type=int, default=200, help="sentences timed at batch 1")
+    args = parser.parse_args(argv)
+    data = json.loads(args.texts.read_text())
+    sizes = tuple(int(s) for s in args.batch_sizes.split(","))
+    result = measure(
+        args.model_dir,
+        args.runtime,
+        args.precision,
+        data["texts"],
+        data["labels"],
+        sizes,
+        args.single,
+    )
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""Are two equal arms measured equally? Real predictors behind the real router, demo traffic.
+
+``python -m modeldeploy.tools.bench.serving.fairness [--even] [--no-pacing] ...``
+
+Starts a stable and a canary predictor (``tiny`` and ``tiny-distilbert`` by default: the
+same weights, so equal cost), 1 thread each as local mode runs them, and the router in
+front (weight, paired share and pairing on label as local mode sets them), drives the
+demo's traffic through it, and prints, per arm, the latency quantiles from the arm's own
+histogram (the analysis' source) and, per arm and purpose, what the router saw: latency,
+and how often a call arrived while another call to that arm was in flight.
+
+It found why the quick demo's canary showed a higher P99 than its equal stable
+(docs/serving.md, "Router pairing"). ``--no-pacing`` turns the router's re-score pacing
+off, ``--even`` spaces arrivals evenly (the old demo driver) instead of Poisson. On a shared
+machine run it at a raised priority (its processes use about a third of a core), or the
+other jobs decide the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from modeldeploy.serving.contract.names import REQUEST_DURATION
+
+ROUTER_WRAPPER = "modeldeploy.tools.bench.serving.fairness_router"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_ok(url: str, timeout: float = 300.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"not ready after {timeout:.0f}s: {url}")
+
+
+def _buckets(url: str) -> dict[float, float]:
+    """Cumulative v1 latency buckets of one predictor (upper edge -> count)."""
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    out: dict[float, float] = defaultdict(float)
+    for family in text_string_to_metric_families(text):
+        if family.name != REQUEST_DURATION:
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_bucket") and sample.labels.get("protocol") == "v1":
+                out[float(sample.labels["le"])] += sample.value
+    return dict(out)
+
+
+def histogram_quantiles(before: dict[float, float], after: dict[float, float]) -> dict[str, float]:
+    """P50/P90/P99 (bucket upper edges, ms) of the requests observed between two scrapes."""
+    edges = sorted(after)
+    counts = [after[e] - before.get(e, 0.0) for e in edges]
+    result: dict[str, float] = {"n": counts[-1] if counts else 0.0}
+    for q in (0.5, 0.9, 0.99):
+        for edge, count in zip(edges, counts, strict=True):
+            if counts and count >= q * counts[-1]:
+                result[f"p{round(q * 100)}_ms"] = round(edge * 1000, 2)
+                break
+    return result
+
+
+def call_stats(rows: list[tuple[float, str, str, float]]) -> dict[str, dict[str, Any]]:
+    """Per arm and purpose: latency quantiles (ms) and the share of calls that arrived busy.
+
+    ``rows`` are (start, role, purpose, seconds) of the router's upstream calls.
+    """
+
+    def quantile(values: list[float], q: float) -> float:
+        ordered = sorted(values)
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+    out: dict[str, dict[str, Any]] = {}
+    for role in sorted({r[1] for r in rows}):
+        mine = sorted(r for r in rows if r[1] == role)
+        starts = [r[0] for r in mine]
+        ends = sorted(r[0] + r[3] for r in mine)
+        latency: dict[str, list[float]] = defaultdict(list)
+        busy: dict[str, int] = defaultdict(int)
+        for start, _, purpose, seconds in mine:
+            latency[purpose].append(seconds * 1000)
+            if bisect.bisect_left(starts, start) - bisect.bisect_right(ends, start) > 0:
+                busy[purpose] += 1
+        out[role] = {
+            purpose: {
+                "n": len(values),
+                "p50_ms": quantile(values, 0.5),
+                "p99_ms": quantile(values, 0.99),
+                "busy_at_arrival": round(busy[purpose] / len(values), 3),
+            }
+            for purpose, values in latency.items()
+        }
+    return out
+
+
+def _checkpoint(name: str) -> Path:
+    from modeldeploy.tools.checkpoints import build
+
+    return Path(build(name))
+
+
+def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    from modeldeploy.tools.checkpoints.data import load_split
+    from modeldeploy.tools.demo.traffic import TrafficDriver
+
+    calls_log = work / "calls.log"
+    env = {**os.environ, "MODELDEPLOY_FAIRNESS_LOG": str(calls_log)}
+    if args.no_pacing:
+        env["MODELDEPLOY_FAIRNESS_NO_PACING"] = "1"
+    procs: list[subprocess.Popen[bytes]] = []
+    urls: dict[str, str] = {}
+
+    def start(argv: list[str], log: str) -> None:
+        with open(work / log, "wb") as out:
+            procs.append(subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env))
+
+    try:
+        for role, name in (("stable", args.stable), ("canary", args.canary)):
+            port = _free_port()
+            start(
+                [sys.executable, "-m", "modeldeploy.serving", "--model-dir",
+                 str(_checkpoint(name)), "--role", role, "--deployment", "fairness",
+                 "--host", "127.0.0.1", "--http-port", str(port), "--grpc-port", "0",
+                 "--threads", "1"],
+                f"{role}.log",
+            )  # fmt: skip
+            urls[role] = f"http://127.0.0.1:{port}"
+            _wait_ok(urls[role] + "/v2/health/ready")
+        port = _free_port()
+        start(
+            [sys.executable, "-m", ROUTER_WRAPPER, "--stable", urls["stable"], "--canary",
+             urls["canary"], "--weight", str(args.weight), "--paired-share", "100",
+             "--pair-on-label-rate", str(args.rescores), "--deployment", "fairness",
+             "--host", "127.0.0.1", "--port", str(port), "--seed", "1", "--expose-arm"],
+            "router.log",
+        )  # fmt: skip
+        router = f"http://127.0.0.1:{port}"
+        _wait_ok(router + "/healthz")
+        test = load_split("test")
+        driver = TrafficDriver(
+            router, "classifier", test.texts, test.labels, rate=args.rate, workers=6,
+            label_delay_s=2.0, poisson=not args.even,
+        ).start()  # fmt: skip
+        time.sleep(args.warmup)
+        before = {role: _buckets(url) for role, url in urls.items()}
+        t0, load0 = time.monotonic(), os.getloadavg()[0]
+        time.sleep(args.seconds)
+        after = {role: _buckets(url) for role, url in urls.items()}
+        t1 = time.monotonic()
+        driver.stop()
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    rows = []
+    for line in calls_log.read_text().splitlines():
+        start_s, role, purpose, seconds = line.split()
+        if t0 <= float(start_s) <= t1:
+            rows.append((float(start_s), role, purpose, float(seconds)))
+    arms = {role: histogram_quantiles(before[role], after[role]) for role in urls}
+    return {
+        "settings": {k: v for k, v in vars(args).items() if k != "output"},
+        "load_average": [round(load0, 1), round(os.getloadavg()[0], 1)],
+        "arms": arms,
+        "p99_ratio": round(arms["canary"]["p99_ms"] / arms["stable"]["p99_ms"], 3),
+        "router_calls": call_stats(rows),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m modeldeploy.tools.bench.serving.fairness")
+    parser.add_argument("--stable", default="tiny")
+    parser.add_argument("--canary", default="tiny-distilbert")
+    parser.add_argument("--weight", type=float, default=50.0, help="percent to the canary")
+    parser.add_argument("--rescores", type=float, default=20.0, help="pair-on-label rate")
+    parser.add_argument("--rate", type=float, default=40.0, help="requests/s offered")
+    parser.add_argument("--seconds", type=float, default=45.0, help="measured window")
+    parser.add_argument("--warmup", type=float, default=0.0, help="traffic before the window")
+    parser.add_argument("--even", action="store_true", help="evenly spaced arrivals")
+    parser.add_argument("--no-pacing", action="store_true", help="router sends re-scores at once")
+    parser.add_argument("--output", type=Path, help="append the result (one JSON line)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="fairness-") as work:
+        result = measure(args, Path(work))
+    line = json.dumps(result)
+    print(line)
+    if args.output:
+        with open(args.output, "a") as out:
+            out.write(line + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Render the README's serving benchmark section from ``bench/results.json``.
+
+``python -m modeldeploy.tools.bench.serving.readme [bench/results.json]`` prints Markdown;
+every figure comes from the file, so the README never carries a number the file lacks.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+NAMES = {
+    "baseline_pipeline": "naive baseline (transformers pipeline, one request at a time)",
+    "predictor_torch": "predictor, torch (`--precision auto`)",
+    "predictor_onnx": "predictor, ONNX Runtime",
+    "triton": "Triton (Python backend running ONNX Runtime)",
+}
+
+
+def _run(r: dict[str, Any]) -> str:
+    return f"{r['p50_ms']:.0f} / {r['p99_ms']:.0f} / {r['throughput_rps']:.0f}"
+
+
+def render(results: dict[str, Any]) -> str:
+    serving = results["serving"]
+    f = serving["figures"]
+    s = f["summary"]
+    lines = [
+        f"### Serving (`serving` suite, measured {serving['measured_at']})",
+        "",
+        f"{f['model']}, {f['texts']}, {f['machine']['cpus']} CPU cores (flags the figures "
+        f"depend on: {', '.join(f['machine']['cpu_flags_used'])}), load generator on the same "
+        f"machine; load average at the end {f['machine']['load_average_at_end']}.",
+        "",
+        "In-process ceiling (no server; tokenization included; length-sorted batches):",
+        "",
+        "| runtime | accuracy (delta, points) | admitted | best sentences/s | batch-1 P50 ms |",
+        "|---|---|---|---|---|",
+    ]
+    for key, c in f["ceiling"].items():
+        if "accuracy" not in c:
+            lines.append(f"| {key} | failed | | | |")
+            continue
+        lines.append(
+            f"| {key} | {c['accuracy']:.4f} ({c['accuracy_delta_points']:+.2f}) | "
+            f"{'yes' if c['admitted'] else 'no'} | {c['best_sentences_per_s']:.0f} | "
+            f"{c['batch1_p50_ms']:.1f} |"
+        )
+    lines += [
+        "",
+        "| system | c=1: P50 / P99 ms / req/s | c=16 | c=64 |",
+        "|---|---|---|---|",
+    ]
+    for name, label in NAMES.items():
+        system = f["systems"].get(name, {})
+        if "runs" not in system:
+            lines.append(f"| {label} | {system.get('status', 'not run')} | | |")
+            continue
+        runs = system["runs"]
+        lines.append(f"| {label} | {_run(runs['1'])} | {_run(runs['16'])} | {_run(runs['64'])} |")
+    cold = f["cold_start"]
+    lines += [
+        "",
+        "Cold start, process start to ready (median of restarts, caches prepared): "
+        + ", ".join(f"{k} {v['median_s']} s" for k, v in cold.items() if k != "goal_s")
+        + f" (goal {cold['goal_s']} s).",
+        "",
+        f"Summary (best predictor: `{s['best_predictor']}`, served as {s['served_as']}; "
+        f"ceiling used: `{s['ceiling_used']}`):",
+        "",
+        "| figure | value | goal | met |",
+        "|---|---|---|---|",
+    ]
+    for key, goal in s["goals"].items():
+        met = {True: "yes", False: "**no**", None: "n/a"}[s["met"][key]]
+        lines.append(f"| `{key}` | {s[key]} | {goal} | {met} |")
+    lines.append(f"| `accuracy_delta_points` | {s['accuracy_delta_points']} | within 0.5 | |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argv if argv is not None else sys.argv[1:]
+    path = Path(args[0] if args else "bench/results.json")
+    print(render(json.loads(path.read_text())), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
