@@ -9,17 +9,22 @@ slows a prediction (its events are dropped over the bound, and counted).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
+from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
+from modeldeploy.serving.contract.cloudevents import Agent
+from modeldeploy.serving.contract.joiner import arms_entry, logger_url
 from modeldeploy.serving.joiner.app import Joiner, JoinerConfig
 from modeldeploy.serving.joiner.book import JoinBook
 from modeldeploy.serving.joiner.pairing import ArmsFile
@@ -125,4 +130,55 @@ async def test_a_joiner_that_hangs_never_slows_a_prediction_and_drops_are_counte
         assert _by_outcome(text, LOGGED_EVENTS)["dropped"] == 2 * 4  # 4 calls over the bound
     finally:
         release.set()
+        await server.close()
+
+
+async def test_the_joiners_rescores_are_paced_per_arm(tmp_path: Path) -> None:
+    """A clump of labels for stable-only items re-scores on the canary one gap apart."""
+    arrivals: list[float] = []
+
+    async def canary(request: web.Request) -> web.Response:
+        arrivals.append(time.monotonic())
+        body = await request.json()
+        rid = request.headers.get("x-request-id") or "r"
+        text = body["instances"][0]
+        return web.json_response(
+            {"predictions": [{"label": "positive", "label_index": 1, "id": rid}],
+             "request_id": rid, "model_version": "2", "text": text}
+        )  # fmt: skip
+
+    arm = web.Application()
+    arm.router.add_post("/v1/models/demo:predict", canary)
+    server = TestServer(arm, host="127.0.0.1")
+    await server.start_server()
+    arms = tmp_path / "local.demo.json"
+    url = str(server.make_url("")).rstrip("/")
+    arms.write_text(arms_entry("demo", "demo", {"stable": ("http://127.0.0.1:9", "1"),
+                                                "canary": (url, "2")}))  # fmt: skip
+    rate = 4.0  # a gap of 0.5 / 4 = 0.125 s between re-scores on one arm
+    app = Joiner(JoinerConfig(None, JoinBook(None), ArmsFile(tmp_path), rescores_per_s=rate))
+    api, events = TestClient(TestServer(app.api_app())), TestClient(TestServer(app.events_app()))
+    await api.start_server()
+    await events.start_server()
+    try:
+        ids = [f"req-{i}" for i in range(3)]
+        for rid in ids:
+            request = json.dumps({"instances": [f"good {rid}"]}).encode()
+            answer = json.dumps({"predictions": [{"label": "positive", "label_index": 1}],
+                                 "request_id": rid, "model_version": "1"}).encode()  # fmt: skip
+            for headers, body in Agent("pod").events(request, answer):
+                logged = await events.post(logger_url("", "demo", "stable", "1"), data=body,
+                                           headers=headers)  # fmt: skip
+                assert logged.status == 202
+        labels = [api.post("/v1/feedback", json={"request_id": r, "label": 1}) for r in ids]
+        answers = await asyncio.gather(*labels)
+        assert [a.status for a in answers] == [200, 200, 200]
+        paired = _sums(await (await api.get("/metrics")).text(),
+                       "modeldeploy_paired_outcomes_total")  # fmt: skip
+        assert paired == {"modeldeploy_paired_outcomes_total": 3.0}
+        gaps = [b - a for a, b in pairwise(arrivals)]
+        assert len(arrivals) == 3 and min(gaps) >= 0.1, gaps
+    finally:
+        await api.close()
+        await events.close()
         await server.close()
