@@ -5,7 +5,8 @@ router is counted once, at the joiner (not by the predictors, not by the router)
 paired: a canary-served request was scored on stable too (share pairing) and the joiner
 re-scores a stable-served one on the canary (pairing on label, through the arms file the
 platform writes). A repeated label counts nothing. A dead joiner is reported and holds
-the rollout instead of letting it decide on labels that are not counted.
+the rollout instead of letting it decide on labels that are not counted, and the same tick
+starts it again.
 """
 
 from __future__ import annotations
@@ -109,8 +110,23 @@ def test_a_label_posted_to_the_router_counts_once_at_the_joiner_and_pairs(
         assert record.decision == "continue"  # PENDING: no decision on missing labels
         assert "joiner process exited" in record.status.message
         assert "the rollout holds" in record.status.message
+        # The same tick re-applied the arms (the healthy predictors adopted), which started
+        # the joiner again on its ports: labels count again, from a new (empty) book.
+        stable_pid = arms["stable"].pid
+        again = op.platform.table[DEPLOYMENT]
+        assert again[JOINER].alive() and again[JOINER].url == joiner
+        assert again["stable"].pid == stable_pid
+        restarted = [e for e in op.data["events"] if e["reason"] == "StableRestarted"]
+        assert restarted and "joiner process exited" in restarted[-1]["message"]
+        body = {"instances": ["a warm, funny and moving film, once more"]}
+        answer = httpx.post(f"{router}/v1/models/{MODEL}:predict", json=body, timeout=60)
+        label = {"request_id": answer.headers["x-request-id"], "label": 1}
+        first = httpx.post(f"{router}/v1/feedback", json=label, headers=bearer, timeout=60)
+        assert first.status_code == 200 and first.json()["counted"] is True, first.text
+        assert _counts(joiner + "/metrics") == {"labelled/stable": 1, "labelled/canary": 1,
+                                                "paired": 1}  # fmt: skip
         assert main(["local", "status", "--state-dir", str(state)]) == 0
-        assert f"PROCESS  {DEPLOYMENT} joiner: process" in capsys.readouterr().out
+        assert f"PROCESS  {DEPLOYMENT} joiner: running" in capsys.readouterr().out
     finally:
         assert main(["local", "down", "--state-dir", str(state)]) == 0
     assert StateDir(state).load_processes() == {}

@@ -557,10 +557,15 @@ class LocalPlatform:
         joiner = arms.get(JOINER)
         if joiner is not None and not joiner.alive():
             # Labels go nowhere: no arm is to blame, so nothing is rolled back; the analysis
-            # holds (``is_ready`` is false, and the joiner's /metrics cannot be read) until
-            # re-applying an arm starts the joiner again.
-            out[JOINER] = ArmHealth(False, f"joiner {procs.exit_reason(joiner)}: labels "
-                                    "are not counted, the rollout holds")  # fmt: skip
+            # holds (``is_ready`` is false, and the joiner's /metrics cannot be read).
+            reason = (
+                f"joiner {procs.exit_reason(joiner)}: labels are not counted, the rollout holds"
+            )
+            out[JOINER] = ArmHealth(False, reason)
+            if out.get(STABLE, ArmHealth(False)).ready:
+                # As for the router: re-applying the stable arm (which adopts the healthy
+                # predictors) starts the joiner again on its ports, within this tick.
+                out[STABLE] = ArmHealth(False, reason, gone=True)
         return out
 
     def promote(self, target: Target, ref: VersionRef) -> None:
