@@ -13,12 +13,18 @@ The same contract as KServe (``platforms.base.Platform``), carried out with proc
   are ``PUT /router/weights``; a change of arms (a new canary, a promotion, a rollback) is
   ``PUT /router/arms``: the router keeps running, drains requests still in flight to a
   removed arm, and only then is that arm's process stopped (no request fails);
+- one ``python -m modeldeploy.serving.joiner`` per deployment counts labels, as on KServe:
+  the router posts it KServe-format inference-logger events and passes it the labels
+  (``--joiner-url``/``--joiner-events-url``), the predictors run ``--labels-at-joiner``, and
+  the platform writes its arms file (``<state>/joiner/<name>/``, the operator's format) so it
+  pairs on label; a dead joiner is reported in ``health`` (the analysis holds) and started
+  again by the re-apply that follows;
 - everything listens on 127.0.0.1 only (predictors get ``--host 127.0.0.1``);
 - a child is written to ``processes.json`` as ``<role>.starting`` the moment it exists,
   before the wait for its readiness, so an operator killed meanwhile leaves nothing
   unrecorded: the next start adopts it (same version) or stops it, and ``local down``
-  stops every recorded process, then any predictor or router whose arguments name this
-  state directory (the predictor's ``--fetch-cache``, the router's ``--owner``);
+  stops every recorded process, then any predictor, router or joiner whose arguments name
+  this state directory (``--fetch-cache``, ``--owner``, ``--arms-file``);
 - ``health`` asks each predictor whether its model is ready (``/v2/models/NAME/ready``);
   an exited process is ``gone``, with its exit code and last output line;
 - promotion swaps roles: the promoted version starts as the new stable process (its
