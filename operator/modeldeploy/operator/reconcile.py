@@ -114,7 +114,7 @@ def _analyse(deps: Deps, target: Target, status: Status, now: datetime, baseline
         return Analysis()
     if not _ready(deps.platform, target):
         # Metrics of a revision that does not serve yet say nothing: pending.
-        held = Verdict(Outcome.PENDING, NOT_READY)
+        held = Verdict(Outcome.PENDING, _not_ready_reason(deps.platform, target))
         deps.on_verdict(target, held)
         return Analysis(held)
     try:
@@ -195,6 +195,15 @@ def _is_canary_start(action: Action, after: Status) -> bool:
         and after.canary is not None
         and action.ref.version == after.canary.version
     )
+
+
+def _not_ready_reason(platform: Platform, target: Target) -> str:
+    """Why the analysis waits: a serving component other than the arms that says why
+    (local mode's joiner: no label is counted while it is down), else the canary."""
+    for role, arm in (_health(platform, target) or {}).items():
+        if role not in ("stable", "canary") and not arm.ready and arm.reason:
+            return arm.reason
+    return NOT_READY
 
 
 def _ready(platform: Platform, target: Target) -> bool:

@@ -1,6 +1,6 @@
 """Local mode with authentication on, against real processes: who may label and steer.
 
-`local apply` writes the token files; the router and both predictors it starts then refuse
+`local apply` writes the token files; the router and the joiner it starts then refuse
 an anonymous label or weight change, accept the right tokens, and a weight moved by hand
 with the control token is set back by the next tick (counted, and a Warning Event).
 """
@@ -53,7 +53,8 @@ def test_labels_and_weights_need_tokens_and_a_hand_moved_weight_is_set_back(
         target = op.target()
 
         # Labels: none without a token, none with a wrong one, yes with the label token;
-        # the predictors behind the router refuse anonymous labels too.
+        # the joiner behind the router refuses anonymous labels too, and the predictors
+        # take none at all (the joiner counts them, as on KServe).
         body = {"instances": ["a warm, funny and moving film"]}
         answer = httpx.post(f"{router}/v1/models/{MODEL}:predict", json=body, timeout=60)
         assert answer.status_code == 200
@@ -66,7 +67,9 @@ def test_labels_and_weights_need_tokens_and_a_hand_moved_weight_is_set_back(
         assert accepted.status_code == 200, accepted.text
         for role in ("stable", "canary"):
             arm = op.platform.table["sentiment-demo"][role].url
-            assert httpx.post(f"{arm}/v1/feedback", json=label, timeout=30).status_code == 401
+            assert httpx.post(f"{arm}/v1/feedback", json=label, timeout=30).status_code == 404
+        joiner = op.platform.table["sentiment-demo"]["joiner"].url
+        assert httpx.post(f"{joiner}/v1/feedback", json=label, timeout=30).status_code == 401
 
         # Weights: the label token does not steer; the control token does, for one tick.
         weights = f"{router}/router/weights"

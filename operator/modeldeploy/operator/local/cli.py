@@ -157,7 +157,19 @@ def _status(args: argparse.Namespace) -> int:
     else:
         _print_status(data)
         _print_label_token(args.state_dir)
+        _print_processes(args.state_dir)
     return 0
+
+
+def _print_processes(state_dir: str) -> None:
+    """Each recorded process (predictors, router, joiner): alive, or why it is gone."""
+    from modeldeploy.operator.local import procs
+    from modeldeploy.operator.local.platform import LocalPlatform
+
+    for name, arms in LocalPlatform(StateDir(state_dir)).table.items():
+        for role, rec in sorted(arms.items()):
+            state = "running" if rec.alive() else procs.exit_reason(rec)
+            print(f"PROCESS  {name} {role}: {state} (pid {rec.pid}, {rec.url})")
 
 
 def _down(args: argparse.Namespace) -> int:

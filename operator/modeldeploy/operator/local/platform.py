@@ -13,12 +13,18 @@ The same contract as KServe (``platforms.base.Platform``), carried out with proc
   are ``PUT /router/weights``; a change of arms (a new canary, a promotion, a rollback) is
   ``PUT /router/arms``: the router keeps running, drains requests still in flight to a
   removed arm, and only then is that arm's process stopped (no request fails);
+- one ``python -m modeldeploy.serving.joiner`` per deployment counts labels, as on KServe:
+  the router posts it KServe-format inference-logger events and passes it the labels
+  (``--joiner-url``/``--joiner-events-url``), the predictors run ``--labels-at-joiner``, and
+  the platform writes its arms file (``<state>/joiner/<name>/``, the operator's format) so it
+  pairs on label; a dead joiner is reported in ``health`` (the analysis holds) and started
+  again by the re-apply that follows;
 - everything listens on 127.0.0.1 only (predictors get ``--host 127.0.0.1``);
 - a child is written to ``processes.json`` as ``<role>.starting`` the moment it exists,
   before the wait for its readiness, so an operator killed meanwhile leaves nothing
   unrecorded: the next start adopts it (same version) or stops it, and ``local down``
-  stops every recorded process, then any predictor or router whose arguments name this
-  state directory (the predictor's ``--fetch-cache``, the router's ``--owner``);
+  stops every recorded process, then any predictor, router or joiner whose arguments name
+  this state directory (``--fetch-cache``, ``--owner``, ``--arms-file``);
 - ``health`` asks each predictor whether its model is ready (``/v2/models/NAME/ready``);
   an exited process is ``gone``, with its exit code and last output line;
 - promotion swaps roles: the promoted version starts as the new stable process (its
@@ -61,9 +67,12 @@ from modeldeploy.serving.contract.args import (
     PredictorOptions,
     predictor_args,
 )
+from modeldeploy.serving.contract.joiner import arms_entry, arms_key
 
-STABLE, CANARY, ROUTER = "stable", "canary", "router"
+STABLE, CANARY, ROUTER, JOINER = "stable", "canary", "router", "joiner"
 ROUTER_MODULE = "modeldeploy.serving.router"
+JOINER_MODULE = "modeldeploy.serving.joiner"
+ARMS_NAMESPACE = "local"  # the arms file's key, as the KServe platform's is namespace.name
 STARTING = ".starting"  # suffix of a child recorded before it is ready
 
 
@@ -236,6 +245,7 @@ class LocalPlatform:
             threads=self.options.threads,
             label_token_file=label_file,
             control_token_file=control_file,
+            labels_at_joiner=True,  # the joiner counts labels, as on KServe
         )
         argv = [
             self.options.python,
@@ -280,10 +290,13 @@ class LocalPlatform:
         """The router with exactly these arms: changed in place (``PUT /router/arms``, no
         restart, in-flight requests drained), started only when none is running."""
         arms = self._arms(target)
+        self._write_arms(target, stable, canary)  # before the router sends the canary traffic
+        joiner = self._joiner(target)
         rec = arms.get(ROUTER)
         share = round(DEFAULT_PAIRED_SHARE * 100, 3)  # the router's option is in percent
         wanted = {"stable": stable.url, "canary": canary.url if canary else ""}
-        if rec is not None and self._healthy(rec, "/healthz"):
+        same_joiner = rec is not None and rec.labels.get(JOINER) == joiner.url
+        if rec is not None and same_joiner and self._healthy(rec, "/healthz"):
             have = {"stable": rec.labels.get("stable"), "canary": rec.labels.get("canary") or ""}
             if have == wanted:
                 if canary is not None:
@@ -302,7 +315,7 @@ class LocalPlatform:
             except OSError as exc:
                 raise PlatformError(f"cannot change the router's arms: {exc}") from exc
             else:
-                arms[ROUTER] = replace(rec, labels=wanted)
+                arms[ROUTER] = replace(rec, labels={**wanted, JOINER: joiner.url})
                 self._save()
                 return arms[ROUTER]
         port = self._router_port(target)
@@ -322,6 +335,10 @@ class LocalPlatform:
             stable.url,
             "--owner",
             self._marker(),
+            "--joiner-url",
+            joiner.url,
+            "--joiner-events-url",
+            f"http://{LOOPBACK}:{joiner.labels['events_port']}",
         ]
         if canary is not None:
             argv += ["--canary", canary.url, "--weight", str(weight), "--paired-share", str(share)]
@@ -341,7 +358,7 @@ class LocalPlatform:
                 log_dir=self.state.logs,
                 ready=lambda: procs.http_ok(f"http://127.0.0.1:{port}/healthz"),
                 timeout=min(self.options.start_timeout_s, 120.0),
-                labels=wanted,
+                labels={**wanted, JOINER: joiner.url},
                 progress=self.options.progress,
                 on_spawn=self._spawned(target, ROUTER),
             )
@@ -350,6 +367,75 @@ class LocalPlatform:
             self._save()
             raise PlatformError(f"the router failed to start: {exc.reason}") from exc
         arms[ROUTER] = new
+        self._save()
+        return new
+
+    def _arms_dir(self, target: Target) -> Path:
+        """The joiner's ``--arms-file`` directory (absolute: ``strays`` matches the marker)."""
+        return self.state.root.resolve() / JOINER / target.name
+
+    def _write_arms(self, target: Target, stable: ProcRecord, canary: ProcRecord | None) -> None:
+        """The arms the joiner re-scores on when pairing on label, in the operator's format
+        (``contract/joiner.py``), written whole (a temporary file, then a rename)."""
+        roles = {STABLE: stable, **({CANARY: canary} if canary is not None else {})}
+        entry = arms_entry(
+            target.name,
+            target.spec.model.name,
+            {role: (rec.url, str(rec.labels.get("version", ""))) for role, rec in roles.items()},
+        )
+        folder = self._arms_dir(target)
+        folder.mkdir(parents=True, exist_ok=True)
+        final = folder / arms_key(ARMS_NAMESPACE, target.name)
+        scratch = folder / f".{final.name}.tmp"  # a dot-name: the joiner never reads it
+        scratch.write_text(entry, encoding="utf-8")
+        scratch.replace(final)
+
+    def _joiner(self, target: Target) -> ProcRecord:
+        """The deployment's joiner (labels, pairing on label, the analysis's label counters),
+        started when none is healthy; its two ports are kept, so the router's URLs hold."""
+        arms = self._arms(target)
+        rec = arms.get(JOINER)
+        if rec is not None and self._healthy(rec, "/healthz"):
+            return rec
+        port = rec.port if rec is not None else procs.free_port()
+        events_port = int(rec.labels["events_port"]) if rec is not None else procs.free_port()
+        if rec is not None:
+            procs.stop(rec)
+        argv = [
+            self.options.python,
+            "-m",
+            JOINER_MODULE,
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(port),
+            "--events-port",
+            str(events_port),
+            "--arms-file",
+            str(self._arms_dir(target)),
+        ]
+        label_file, control_file = self._auth_files()
+        if label_file is not None and control_file is not None:
+            argv += ["--label-token-file", str(label_file),
+                     "--control-token-file", str(control_file)]  # fmt: skip
+        self.options.progress(f"starting the joiner on :{port} (events :{events_port})")
+        try:
+            new = procs.start(
+                f"{target.name}-joiner",
+                argv,
+                port=port,
+                log_dir=self.state.logs,
+                ready=lambda: procs.http_ok(f"http://127.0.0.1:{port}/healthz"),
+                timeout=min(self.options.start_timeout_s, 120.0),
+                labels={"events_port": events_port},
+                progress=self.options.progress,
+                on_spawn=self._spawned(target, JOINER),
+            )
+        except procs.StartFailed as exc:
+            arms.pop(JOINER, None)
+            self._save()
+            raise PlatformError(f"the joiner failed to start: {exc.reason}") from exc
+        arms[JOINER] = new
         self._save()
         return new
 
@@ -474,6 +560,18 @@ class LocalPlatform:
             # Every request goes through the router: a dead router is a dead stable arm,
             # and re-applying the stable arm (ensure, set_canary) starts the router again.
             out[STABLE] = ArmHealth(False, f"router {procs.exit_reason(router)}", gone=True)
+        joiner = arms.get(JOINER)
+        if joiner is not None and not joiner.alive():
+            # Labels go nowhere: no arm is to blame, so nothing is rolled back; the analysis
+            # holds (``is_ready`` is false, and the joiner's /metrics cannot be read).
+            reason = (
+                f"joiner {procs.exit_reason(joiner)}: labels are not counted, the rollout holds"
+            )
+            out[JOINER] = ArmHealth(False, reason)
+            if out.get(STABLE, ArmHealth(False)).ready:
+                # As for the router: re-applying the stable arm (which adopts the healthy
+                # predictors) starts the joiner again on its ports, within this tick.
+                out[STABLE] = ArmHealth(False, reason, gone=True)
         return out
 
     def promote(self, target: Target, ref: VersionRef) -> None:
@@ -507,11 +605,11 @@ class LocalPlatform:
         any predictor that names this state directory's fetch cache but was not recorded."""
         for key in [name] if name else list(self.table):
             arms = self.table.pop(key, {}) if key else {}
-            for role in sorted(arms, key=lambda r: r != ROUTER):  # the router first
+            for role in sorted(arms, key=lambda r: (r != ROUTER, r == JOINER)):  # router first
                 procs.stop(arms[role])
         self._save()
         known = {rec.pid for arms in self.table.values() for rec in arms.values()}
-        for module in (ROUTER_MODULE, PREDICTOR_MODULE):
+        for module in (ROUTER_MODULE, JOINER_MODULE, PREDICTOR_MODULE):
             for pid in procs.strays(module, self._marker(), known):
                 self.options.progress(f"stopping unrecorded {module} (pid {pid})")
                 procs.kill_pid(pid)
@@ -522,9 +620,10 @@ class LocalPlatform:
         return str(self.state.root.resolve()) + os.sep
 
     def metrics_endpoints(self, target: Target) -> list[str]:
-        """``/metrics`` of every serving process of ``target``: predictors and router."""
+        """``/metrics`` of every serving process of ``target``: predictors, router and joiner
+        (which alone counts labelled predictions and paired outcomes here, as on KServe)."""
         arms = self.table.get(target.name, {})
-        return [arms[r].url + "/metrics" for r in (STABLE, CANARY, ROUTER) if r in arms]
+        return [arms[r].url + "/metrics" for r in (STABLE, CANARY, ROUTER, JOINER) if r in arms]
 
     def logs_dir(self) -> Path:
         return self.state.logs

@@ -46,7 +46,7 @@ from modeldeploy.serving.joiner.events import (
 )
 from modeldeploy.serving.joiner.metrics import JoinerMetrics
 from modeldeploy.serving.joiner.pairing import ArmsFile, Plan, Rescorer, plan
-from modeldeploy.serving.router.pairing import RescoreBudget, StoredInput
+from modeldeploy.serving.router.pairing import RescoreBudget, RescorePacer, StoredInput
 from modeldeploy.serving.router.responses import json_too_deep
 
 MAX_EVENT_BYTES = 16 * 1024 * 1024
@@ -74,7 +74,11 @@ class Joiner:
         self.metrics = metrics or JoinerMetrics()
         self.metrics.watch_store(lambda: len(self.book.items),
                                  lambda: self.book.items.estimated_bytes)  # fmt: skip
-        self.rescorer = Rescorer(RescoreBudget(config.rescores_per_s), config.rescore_timeout_s)
+        self.rescorer = Rescorer(
+            RescoreBudget(config.rescores_per_s),
+            config.rescore_timeout_s,
+            RescorePacer.for_rate(config.rescores_per_s),
+        )
         self.minter = IdIssuer(config.auth.id_key, JOINER_ORIGIN) if config.auth else None
         self._rescoring: dict[str, asyncio.Future[None]] = {}
 

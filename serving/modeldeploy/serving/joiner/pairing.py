@@ -23,6 +23,7 @@ The decision (:func:`plan`) is pure; :class:`Rescorer` does the one HTTP call.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Mapping
@@ -34,7 +35,12 @@ import aiohttp
 
 from modeldeploy.serving.joiner.book import JoinBook, JoinedItem
 from modeldeploy.serving.joiner.events import EventError, Scored, scored
-from modeldeploy.serving.router.pairing import RescoreBudget, StoredInput, rescore_role
+from modeldeploy.serving.router.pairing import (
+    RescoreBudget,
+    RescorePacer,
+    StoredInput,
+    rescore_role,
+)
 from modeldeploy.serving.router.responses import predictions_in
 
 
@@ -174,11 +180,18 @@ def plan(book: JoinBook, item: JoinedItem, arms: DeploymentArms | None) -> Plan:
 
 
 class Rescorer:
-    """Sends a stored input to the other arm within the budget and parses its answer."""
+    """Sends a stored input to the other arm within the budget and parses its answer.
 
-    def __init__(self, budget: RescoreBudget, timeout_s: float = 10.0) -> None:
+    Paced per arm as the router's re-scores are (:class:`RescorePacer`): a clump of labels
+    must not become a burst on one arm, whose latency histogram counts the re-scores.
+    """
+
+    def __init__(
+        self, budget: RescoreBudget, timeout_s: float = 10.0, pacer: RescorePacer | None = None
+    ) -> None:
         self.budget = budget
         self.timeout_s = timeout_s
+        self.pacer = pacer or RescorePacer(0.0)
         self._session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
@@ -193,6 +206,9 @@ class Rescorer:
         assert chosen.stored is not None and self._session is not None
         if not self.budget.take():
             return "over_budget"
+        delay = self.pacer.reserve(chosen.role)
+        if delay > 0:
+            await asyncio.sleep(delay)
         headers: dict[str, Any] = dict(chosen.stored.headers)
         try:
             async with self._session.post(

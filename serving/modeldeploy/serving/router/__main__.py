@@ -69,6 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="show clients the serving arm (default: only without authentication)",
     )
+    joiner = parser.add_argument_group(
+        "the joiner (local mode: one feedback path with KServe; give both or neither)"
+    )
+    joiner.add_argument(
+        "--joiner-url",
+        help="the joiner's label listener: POST /v1/feedback is passed there, and the "
+        "joiner (not this router) pairs on label and counts paired outcomes",
+    )
+    joiner.add_argument(
+        "--joiner-events-url",
+        help="the joiner's events listener: every answered call is posted there as "
+        "KServe's inference-logger agent posts it (bounded, in the background)",
+    )
     parser.add_argument(
         "--owner",
         default="",
@@ -94,6 +107,8 @@ def config_from(args: argparse.Namespace) -> RouterConfig:
         raise ValueError("--weight needs --canary")
     if args.pair_on_label_rate < 0:
         raise ValueError("--pair-on-label-rate must be >= 0")
+    if bool(args.joiner_url) != bool(args.joiner_events_url):
+        raise ValueError("give both --joiner-url and --joiner-events-url, or neither")
     return RouterConfig(
         stable=args.stable,
         canary=args.canary,
@@ -106,6 +121,8 @@ def config_from(args: argparse.Namespace) -> RouterConfig:
         seed=args.seed,
         auth=auth_from(args),
         expose_arm=args.expose_arm,
+        joiner_url=args.joiner_url,
+        joiner_events_url=args.joiner_events_url,
     )
 
 

@@ -22,6 +22,12 @@ without a restart and answers once the requests in flight before the change have
 (drained), so the caller can stop a removed arm's process without failing a request.
 An unreachable arm gives a 502 (504 on timeout) that names it; the router stays up.
 
+With a joiner (``RouterConfig.joiner_url``/``joiner_events_url``; local mode always) the
+router is KServe's logger agent instead (:mod:`.logger`): every answered call is posted to
+the joiner as inference-logger CloudEvents, ``POST /v1/feedback`` is passed to the joiner,
+and the router keeps no inputs, re-scores nothing and counts no pairs (the joiner does),
+so both modes have one feedback path and nothing is counted twice.
+
 With ``RouterConfig.auth`` (:mod:`modeldeploy.serving.auth`) the router issues every
 request id itself (signed; a client's ``id`` is ignored), feedback needs a label token and
 an id this router issued, everything under ``/router/`` needs the control token, and
@@ -55,7 +61,12 @@ from modeldeploy.serving.contract.ids import (
     parse_request_id,
     request_of,
 )
-from modeldeploy.serving.contract.names import LABEL_SOURCES, paired_outcome
+from modeldeploy.serving.contract.names import (
+    LABEL_SOURCES,
+    ROUTER_FEEDBACK_OUTCOMES,
+    paired_outcome,
+)
+from modeldeploy.serving.router.logger import EventLogger
 from modeldeploy.serving.router.metrics import RouterMetrics
 from modeldeploy.serving.router.pairing import (
     DEFAULT_INPUT_BYTES,
@@ -115,6 +126,12 @@ class RouterConfig:
     auth: Auth | None = None
     expose_arm: bool | None = None
     """Show clients the serving arm and the arms' feedback answers; None: only without auth."""
+    joiner_url: str | None = None
+    """The joiner's label listener: labels go there, and the router neither pairs on label
+    nor counts paired outcomes (the joiner does; :mod:`.logger`)."""
+    joiner_events_url: str | None = None
+    """The joiner's events listener: every answered call is posted there as KServe's
+    logger agent would post it (:class:`~.logger.EventLogger`)."""
 
     def urls(self) -> dict[str, str]:
         arms = {STABLE: self.stable, CANARY: self.canary, SHADOW: self.shadow}
@@ -157,6 +174,12 @@ class Router:
         self.expose_arm = config.expose_arm if config.expose_arm is not None else not config.auth
         self._session: aiohttp.ClientSession | None = None
         self._pending: dict[str, set[asyncio.Task[Upstream]]] = {}
+        self.joiner_url = config.joiner_url.rstrip("/") if config.joiner_url else None
+        self.logger = (
+            EventLogger(config.joiner_events_url, config.deployment, self.metrics.registry)
+            if config.joiner_events_url
+            else None
+        )
 
     # --- application ----------------------------------------------------------------
 
@@ -264,7 +287,8 @@ class Router:
             shadow = call(SHADOW, "mirror")
             if stable is not None:
                 self._spawn(self._compare_shadow(stable, shadow), request_id)
-        if self.budget.enabled and CANARY in self.urls and (role == STABLE or stable is None):
+        pairs_here = self.budget.enabled and self.joiner_url is None
+        if pairs_here and CANARY in self.urls and (role == STABLE or stable is None):
             # One arm scores it: keep the input in case its label asks for the other.
             kept = {h: v for h, v in headers.items() if h != REQUEST_ID_HEADER}
             self.inputs.put(request_id, StoredInput(request.path_qs, body, kept, protocol))
@@ -334,7 +358,29 @@ class Router:
             if predictions and record:
                 ids = item_ids(answered_id or request_id, len(predictions))
                 self.book.record(ids, role, predictions)
+                self._log(role, predictions, body, data, headers, request_id)
         return Upstream(role, status, data, keep, predictions, answered_id)
+
+    def _log(
+        self,
+        role: str,
+        predictions: list[ArmPrediction],
+        body: bytes,
+        answer: bytes,
+        headers: dict[str, str],
+        request_id: str,
+    ) -> None:
+        """Hand one answered call to the joiner in the background (bounded; see .logger).
+
+        Spawned under the request's id, so a label for it waits until the joiner has it.
+        """
+        if self.logger is None or not self.logger.admit():
+            return
+        assert self._session is not None
+        content_type = headers.get("content-type", "application/json")
+        version = predictions[0].model_version
+        post = self.logger.post(self._session, role, version, body, answer, content_type)
+        self._spawn(post, request_id)
 
     async def _compare_shadow(
         self, stable: asyncio.Task[Upstream], shadow: asyncio.Task[Upstream]
@@ -371,6 +417,8 @@ class Router:
             item_id = parse_item_id(body.get("request_id"))
         except RequestIdError as exc:
             return self._feedback_reply(400, "bad_input", str(exc))
+        if self.joiner_url is not None:
+            return await self._feedback_at_joiner(item_id, body)
         refused = self._refuse_id(item_id)
         if refused is not None:
             return refused
@@ -435,6 +483,44 @@ class Router:
             reply["paired"] = paired
             reply["arms"] = {r: {"status": s, "response": b} for r, (s, b) in arms.items()}
         return web.json_response(reply, status=502 if failed else 200)
+
+    async def _feedback_at_joiner(self, item_id: str, body: dict[str, Any]) -> web.Response:
+        """Pass a label to the joiner, which counts and pairs it, and answer as it did.
+
+        The label waits (up to ``feedback_wait_s``) for the calls of its request still on
+        their way, event posts included, so the joiner has seen what the arms answered.
+        The client's credential never leaves the router: the joiner gets the control token.
+        """
+        assert self._session is not None and self.joiner_url is not None
+        pending = list(self._pending.get(request_of(item_id), ()))
+        if pending:
+            await asyncio.wait(pending, timeout=self.config.feedback_wait_s)
+        headers = self.auth.control_header() if self.auth is not None else None
+        try:
+            async with self._session.post(
+                self.joiner_url + "/v1/feedback", json=body, headers=headers
+            ) as response:
+                status, text = response.status, await response.text()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            return self._feedback_reply(
+                502, "upstream_error", f"the joiner {self.joiner_url} is unreachable: {exc}"
+            )
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            answer = {"error": text[:500], "code": "upstream_error"}
+        if not isinstance(answer, dict):
+            answer = {"error": str(answer)[:500], "code": "upstream_error"}
+        if status == 200:
+            outcome = "forwarded" if answer.get("counted") else "duplicate"
+        else:
+            outcome = str(answer.get("code", "upstream_error"))
+            if outcome not in ROUTER_FEEDBACK_OUTCOMES:
+                outcome = "upstream_error"
+            if status >= 500:
+                status = 502
+        self.metrics.feedback_outcome(outcome)
+        return web.json_response(answer, status=status)
 
     async def _pair_on_label(self, item_id: str, item: ScoredItem) -> None:
         """Have the arm that did not score ``item`` score its stored input, within budget.
