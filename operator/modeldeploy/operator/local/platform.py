@@ -350,25 +350,7 @@ class LocalPlatform:
                 "--control-token-file",
                 str(control_file),
             ]
-        try:
-            new = procs.start(
-                f"{target.name}-router",
-                argv,
-                port=port,
-                log_dir=self.state.logs,
-                ready=lambda: procs.http_ok(f"http://127.0.0.1:{port}/healthz"),
-                timeout=min(self.options.start_timeout_s, 120.0),
-                labels={**wanted, JOINER: joiner.url},
-                progress=self.options.progress,
-                on_spawn=self._spawned(target, ROUTER),
-            )
-        except procs.StartFailed as exc:
-            arms.pop(ROUTER, None)
-            self._save()
-            raise PlatformError(f"the router failed to start: {exc.reason}") from exc
-        arms[ROUTER] = new
-        self._save()
-        return new
+        return self._start_helper(target, ROUTER, argv, port, {**wanted, JOINER: joiner.url})
 
     def _arms_dir(self, target: Target) -> Path:
         """The joiner's ``--arms-file`` directory (absolute: ``strays`` matches the marker)."""
@@ -419,23 +401,33 @@ class LocalPlatform:
             argv += ["--label-token-file", str(label_file),
                      "--control-token-file", str(control_file)]  # fmt: skip
         self.options.progress(f"starting the joiner on :{port} (events :{events_port})")
+        return self._start_helper(target, JOINER, argv, port, {"events_port": events_port})
+
+    def _start_helper(
+        self, target: Target, role: str, argv: list[str], port: int, labels: dict[str, Any]
+    ) -> ProcRecord:
+        """Start the router or the joiner (``role``), record it, and save the state.
+
+        A start that fails forgets the old record too, so the next tick starts it afresh.
+        """
+        arms = self._arms(target)
         try:
             new = procs.start(
-                f"{target.name}-joiner",
+                f"{target.name}-{role}",
                 argv,
                 port=port,
                 log_dir=self.state.logs,
                 ready=lambda: procs.http_ok(f"http://127.0.0.1:{port}/healthz"),
                 timeout=min(self.options.start_timeout_s, 120.0),
-                labels={"events_port": events_port},
+                labels=labels,
                 progress=self.options.progress,
-                on_spawn=self._spawned(target, JOINER),
+                on_spawn=self._spawned(target, role),
             )
         except procs.StartFailed as exc:
-            arms.pop(JOINER, None)
+            arms.pop(role, None)
             self._save()
-            raise PlatformError(f"the joiner failed to start: {exc.reason}") from exc
-        arms[JOINER] = new
+            raise PlatformError(f"the {role} failed to start: {exc.reason}") from exc
+        arms[role] = new
         self._save()
         return new
 
