@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import kserve_storage
 import pytest
 
 from modeldeploy.registry import manifest as manifests
@@ -23,7 +24,6 @@ from modeldeploy.serving.triton.backend_model import verify_unit
 from tests.support.processes import ManagedProcess, free_port, http_ok, start_process
 
 pytestmark = pytest.mark.slow
-kserve_storage = pytest.importorskip("kserve_storage")
 
 
 @pytest.fixture(scope="module")

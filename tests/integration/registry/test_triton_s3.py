@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
+import kserve_storage
 import pytest
 
 from modeldeploy.cli import CommandError
@@ -34,8 +36,6 @@ from modeldeploy.serving.triton.backend_model import verify_unit
 from tests.support.processes import ManagedProcess, free_port, http_ok, start_process
 
 pytestmark = pytest.mark.slow
-boto3 = pytest.importorskip("boto3")
-kserve_storage = pytest.importorskip("kserve_storage")
 BUCKET = "models"
 BASE = f"s3://{BUCKET}/triton"
 

@@ -188,7 +188,6 @@ def test_pvc_mounts_come_from_the_environment(tmp_path: Path) -> None:
 
 
 def test_s3_store_reads_kserves_variables() -> None:
-    pytest.importorskip("boto3")
     store = open_store(
         "s3://bucket/base",
         env={
