@@ -8,10 +8,12 @@ the same pair, so they start it here once instead of each repeating forty lines.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from modeldeploy.serving.auth import CONTROL_TOKEN_FILE, LABEL_TOKEN_FILE, write_token_file
@@ -117,3 +120,29 @@ def metric_sum(url: str, name: str, **labels: str) -> float:
         for s in family.samples
         if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
     )
+
+
+async def flood_labels(url: str, label_token: str, total: int) -> Counter[int]:
+    """``total`` label posts to ``url``/v1/feedback, 32 at a time, by status.
+
+    A third anonymous, a third with a wrong token, a third with the label token and ids
+    never issued: an attacker's mix, none of which may change a count.
+    """
+    statuses: Counter[int] = Counter()
+    tokens = [None, "wrong-token-0123456789abcdef", label_token]
+    connector = aiohttp.TCPConnector(limit=32)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        queue = iter(range(total))
+
+        async def worker() -> None:
+            for i in queue:
+                token = tokens[i % 3]
+                headers = {"Authorization": f"Bearer {token}"} if token else {}
+                body = {"request_id": f"flood-{i}", "label": i % 2}
+                async with session.post(f"{url}/v1/feedback", json=body, headers=headers) as reply:
+                    await reply.read()
+                    statuses[reply.status] += 1
+
+        await asyncio.gather(*(worker() for _ in range(32)))
+    return statuses

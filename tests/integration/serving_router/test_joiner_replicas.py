@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -31,6 +30,7 @@ from modeldeploy.serving.contract.joiner import logger_url
 from modeldeploy.tools.checkpoints import build, load_split
 from tests.support.joiner_cloudevents import Agent
 from tests.support.processes import ManagedProcess, free_port, http_ok, start_process
+from tests.support.two_arms import flood_labels
 
 pytestmark = pytest.mark.slow
 PY = sys.executable
@@ -249,38 +249,12 @@ def test_anonymous_wrong_token_replay_and_forged_ids_change_no_count(stack: Stac
     assert delta == 1
 
 
-async def _flood(stack: Stack, total: int) -> Counter[int]:
-    """``total`` label posts, 32 at a time: anonymous, a wrong token, and the label token with
-    ids never issued (mostly over the rate)."""
-    statuses: Counter[int] = Counter()
-    tokens = [None, "wrong-token-0123456789abcdef", stack.label]
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=32), timeout=timeout
-    ) as session:
-        queue = iter(range(total))
-
-        async def worker() -> None:
-            for i in queue:
-                token = tokens[i % 3]
-                headers = {"Authorization": f"Bearer {token}"} if token else {}
-                body = {"request_id": f"flood-{i}", "label": i % 2}
-                async with session.post(
-                    f"{stack.joiner}/v1/feedback", json=body, headers=headers
-                ) as response:
-                    await response.read()
-                    statuses[response.status] += 1
-
-        await asyncio.gather(*(worker() for _ in range(32)))
-    return statuses
-
-
 def test_a_flood_of_labels_keeps_memory_flat_and_the_joiner_up(stack: Stack) -> None:
     for _ in range(200):  # warm the allocator on the same path first
         call(f"{stack.joiner}/v1/feedback", {"request_id": "warm", "label": 1})
     before, rss_before = counts(stack.joiner), rss_kib(stack.joiner_proc)
     started = time.monotonic()
-    statuses = asyncio.run(_flood(stack, FLOOD))
+    statuses = asyncio.run(flood_labels(stack.joiner, stack.label, FLOOD))
     elapsed = time.monotonic() - started
     rss_after = rss_kib(stack.joiner_proc)
     print(

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from tests.support.processes import ManagedProcess
-from tests.support.two_arms import call, metric_sum, two_arms
+from tests.support.two_arms import call, flood_labels, metric_sum, two_arms
 
 pytestmark = pytest.mark.slow
 TEXT = "a warm, funny and beautifully made film"
@@ -160,37 +159,12 @@ def test_weights_need_the_control_token(stack: Stack) -> None:
     assert call("PUT", url, {"canary": 50}, token=stack.control)[0] == 200
 
 
-async def _flood(stack: Stack, total: int) -> Counter[int]:
-    """``total`` label posts, 32 at a time: a third anonymous, a third with a wrong token, a
-    third with the label token and ids never issued (mostly over the rate)."""
-    statuses: Counter[int] = Counter()
-    tokens = [None, "wrong-token-0123456789abcdef", stack.label]
-    connector = aiohttp.TCPConnector(limit=32)
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        queue = iter(range(total))
-
-        async def worker() -> None:
-            for i in queue:
-                token = tokens[i % 3]
-                headers = {"Authorization": f"Bearer {token}"} if token else {}
-                body = {"request_id": f"flood-{i}", "label": i % 2}
-                async with session.post(
-                    f"{stack.router}/v1/feedback", json=body, headers=headers
-                ) as response:
-                    await response.read()
-                    statuses[response.status] += 1
-
-        await asyncio.gather(*(worker() for _ in range(32)))
-    return statuses
-
-
 def test_a_flood_of_labels_keeps_memory_flat_and_the_router_up(stack: Stack) -> None:
     for _ in range(200):  # warm the router's allocator on the same path first
         call("POST", f"{stack.router}/v1/feedback", {"request_id": "warm", "label": 1})
     before, rss_before = decision_counts(stack), rss_kib(stack.router_proc)
     started = time.monotonic()
-    statuses = asyncio.run(_flood(stack, FLOOD))
+    statuses = asyncio.run(flood_labels(stack.router, stack.label, FLOOD))
     elapsed = time.monotonic() - started
     rss_after = rss_kib(stack.router_proc)
     print(
