@@ -22,6 +22,7 @@ from modeldeploy.serving.contract.latency import (
     DEFAULT_LATENCY_WARMUP_REQUESTS,
     latency_bucket_edges,
 )
+from modeldeploy.serving.gpu import GpuMeter, LogitsFn
 
 COMMON_LABELS = n.COMMON_LABELS
 PROTOCOLS = n.PROTOCOLS
@@ -56,6 +57,7 @@ class Collectors:
     labelled_predictions: Counter
     feedback_rejected: Counter
     cpu_seconds: ProcessCpu
+    gpu: ProcessGpu
 
 
 class ProcessCpu:
@@ -88,6 +90,47 @@ class ProcessCpu:
         for labels in self._bound:
             family.add_metric(list(labels), seconds)
         return [family]
+
+
+class ProcessGpu:
+    """The GPU series of the process, read at scrape from its :class:`GpuMeter` (``gpu.py``).
+
+    ``modeldeploy_gpu_allocated_seconds_total`` (GPUs held x wall seconds: what is billed),
+    ``modeldeploy_gpu_busy_seconds_total`` (device time of the forward passes) and the gauge
+    ``modeldeploy_gpu_devices``. A process that holds no GPU binds nothing and exports none
+    of them: absent, not zero, so a CPU arm never shows as an idle GPU.
+    """
+
+    def __init__(self) -> None:
+        self._bound: list[tuple[tuple[str, ...], GpuMeter]] = []
+
+    def bind(self, labels: tuple[str, ...], meter: GpuMeter) -> None:
+        if all(bound != labels for bound, _ in self._bound):
+            self._bound.append((labels, meter))
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        if not self._bound:
+            return []
+        allocated = CounterMetricFamily(
+            n.GPU_ALLOCATED_SECONDS,
+            "GPUs this process holds x wall seconds since it started (what is billed).",
+            labels=COMMON_LABELS,
+        )
+        busy = CounterMetricFamily(
+            n.GPU_BUSY_SECONDS,
+            "Device seconds of this process's forward passes (launch to synchronize).",
+            labels=COMMON_LABELS,
+        )
+        devices = GaugeMetricFamily(
+            n.GPU_DEVICES, "GPUs this process holds (visible to it).", labels=COMMON_LABELS
+        )
+        for labels, meter in self._bound:
+            allocated.add_metric(list(labels), meter.allocated_seconds())
+            busy.add_metric(list(labels), meter.busy_seconds())
+            devices.add_metric(list(labels), meter.count)
+        return [allocated, busy, devices]
 
 
 # Keyed by the registry itself, weakly: an ``id()`` key outlives its registry, and a new
@@ -172,8 +215,10 @@ def collectors(registry: CollectorRegistry = REGISTRY) -> Collectors:
                 registry=registry,
             ),
             cpu_seconds=ProcessCpu(),
+            gpu=ProcessGpu(),
         )
         registry.register(_BY_REGISTRY[key].cpu_seconds)  # type: ignore[arg-type]
+        registry.register(_BY_REGISTRY[key].gpu)  # type: ignore[arg-type]
     return _BY_REGISTRY[key]
 
 
@@ -186,6 +231,8 @@ class ArmMetrics:
     The first ``latency_warmup_requests`` requests of the process are counted in
     ``modeldeploy_requests_total`` but not observed in the latency histogram: a fresh
     canary's slow first requests (lazy initialisation) would otherwise sit in its P99.
+
+    ``gpu``: the process's GPU meter (``gpu.meter_for``), None when it holds no GPU.
     """
 
     def __init__(
@@ -196,6 +243,7 @@ class ArmMetrics:
         labels: list[str],
         registry: CollectorRegistry = REGISTRY,
         latency_warmup_requests: int = DEFAULT_LATENCY_WARMUP_REQUESTS,
+        gpu: GpuMeter | None = None,
     ) -> None:
         if latency_warmup_requests < 0:
             raise ValueError("latency_warmup_requests must not be negative")
@@ -226,6 +274,13 @@ class ArmMetrics:
             r: col.feedback_rejected.labels(**base, reason=r) for r in FEEDBACK_REJECT_REASONS
         }
         col.cpu_seconds.bind((deployment, model_version, role))
+        self.gpu = gpu
+        if gpu is not None:
+            col.gpu.bind((deployment, model_version, role), gpu)
+
+    def timed_forward(self, logits: LogitsFn) -> LogitsFn:
+        """``logits`` with its device time counted in the GPU busy seconds (as is on CPU)."""
+        return logits if self.gpu is None else self.gpu.timed(logits)
 
     def observe_request(self, protocol: str, outcome: str, seconds: float) -> None:
         """Count one finished request; time it unless it is one of the warm-up requests."""

@@ -88,7 +88,7 @@ class TextClassifier(Model):
         self.model_version = model_version
         shed = shed_counter().labels(config.deployment, model_version, config.role)
         self.batcher = DynamicBatcher(
-            backend.logits,
+            metrics.timed_forward(backend.logits),
             encoder.pad_id,
             config.batching,
             on_batch=metrics.batch_size.observe,

@@ -64,6 +64,7 @@ def build(config: ServeConfig, say: Callable[[str], None] | None = None) -> Any:
     from modeldeploy.serving import codecs, loading
     from modeldeploy.serving.backends.factory import load_backend
     from modeldeploy.serving.feedback import PredictionStore, export_store_size
+    from modeldeploy.serving.gpu import meter_for
     from modeldeploy.serving.metrics import ArmMetrics
     from modeldeploy.serving.model import TextClassifier
 
@@ -103,6 +104,7 @@ def build(config: ServeConfig, say: Callable[[str], None] | None = None) -> Any:
         config.role,
         labels,
         latency_warmup_requests=config.latency_warmup_requests,
+        gpu=meter_for(getattr(backend, "device", "cpu"), held_for=process_age() or 0.0),
     )
     store = PredictionStore(config.feedback_capacity, config.feedback_ttl_s)
     auth = None

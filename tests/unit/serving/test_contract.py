@@ -482,10 +482,11 @@ def _exported(registry: CollectorRegistry) -> dict[str, str]:
 
 
 def test_serving_exports_the_contract_names() -> None:
+    from modeldeploy.serving.gpu import GpuDevices, GpuMeter
     from modeldeploy.serving.metrics import ArmMetrics, paired_outcomes_counter
 
     registry = CollectorRegistry()
-    ArmMetrics("d", "1", "stable", LABELS, registry)
+    ArmMetrics("d", "1", "stable", LABELS, registry, gpu=GpuMeter(GpuDevices(1, "nvml")))
     paired_outcomes_counter(registry)
     exported = _exported(registry)
     per_arm = {
@@ -502,6 +503,9 @@ def test_serving_exports_the_contract_names() -> None:
         n.FEEDBACK_REJECTED: "counter",
         n.PAIRED_OUTCOMES_TOTAL: "counter",
         n.CPU_SECONDS: "counter",
+        n.GPU_ALLOCATED_SECONDS: "counter",  # only where the process holds a GPU
+        n.GPU_BUSY_SECONDS: "counter",
+        n.GPU_DEVICES: "gauge",
     }
     assert exported == per_arm
     assert set(n.ANALYSIS_ARM_SERIES) <= {*per_arm, n.REQUEST_DURATION_BUCKET}
@@ -558,6 +562,8 @@ def test_docs_list_every_serving_series_with_its_type() -> None:
         n.TOKENIZATION_FAILURES,
         n.TRUNCATED_INPUTS,
         n.CPU_SECONDS,
+        n.GPU_ALLOCATED_SECONDS,
+        n.GPU_BUSY_SECONDS,
         n.PREDICTIONS,
         n.LABELLED_PREDICTIONS,
         n.FEEDBACK_REJECTED,

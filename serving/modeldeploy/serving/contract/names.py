@@ -78,6 +78,13 @@ FEEDBACK_REJECTED = "modeldeploy_feedback_rejected_total"
 CPU_SECONDS = "modeldeploy_cpu_seconds_total"
 """CPU time of the process serving the arm (user + system, all threads), from its own
 accounting; with ``modeldeploy_requests_total`` it gives CPU seconds per request."""
+GPU_ALLOCATED_SECONDS = "modeldeploy_gpu_allocated_seconds_total"
+"""GPUs the process serving the arm holds x wall seconds (a GPU is billed while allocated);
+absent on a process that holds no GPU."""
+GPU_BUSY_SECONDS = "modeldeploy_gpu_busy_seconds_total"
+"""Device seconds of the arm's forward passes; busy / allocated is the GPU utilisation."""
+GPU_DEVICES = "modeldeploy_gpu_devices"
+"""Gauge: GPUs the process serving the arm holds (should equal its ``nvidia.com/gpu``)."""
 
 # --- errors of the process itself (predictor and router) -----------------------------
 
@@ -135,9 +142,12 @@ ANALYSIS_ARM_SERIES = (
     NAN_OUTPUTS,
     REQUEST_DURATION_BUCKET,
     CPU_SECONDS,
+    GPU_ALLOCATED_SECONDS,
+    GPU_BUSY_SECONDS,
 )
 """Per-arm series the analysis selects (one Prometheus query covers all of them).
-``CPU_SECONDS`` feeds no check: the operator reports cost per 1k inferences from it."""
+``CPU_SECONDS`` and the two GPU counters feed no check: the operator reports cost per 1k
+inferences from them."""
 DRIFT_ARM_SERIES = (
     PREDICTIONS,
     PREDICTION_CONFIDENCE_BUCKET,
