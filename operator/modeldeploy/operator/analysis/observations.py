@@ -182,14 +182,18 @@ class ArmObservations:
     nan_outputs: int = 0
     drift: DriftCounts | None = None  # None: the arm exported no label-free series
     cpu_seconds: float | None = None  # CPU time of the arm's process (None: not exported)
+    gpu_seconds: float | None = None  # GPUs held x seconds (None: the arm holds no GPU)
+    gpu_busy_seconds: float | None = None  # device time of its forward passes
 
     def __post_init__(self) -> None:
         _require_counts("arm counts", [self.labelled_correct, self.labelled_total])
         if not 0 <= self.labelled_correct <= self.labelled_total:
             raise ValueError("need 0 <= labelled_correct <= labelled_total")
         _require_counts("request counts", [*self.requests.values(), self.nan_outputs])
-        if self.cpu_seconds is not None and not 0 <= self.cpu_seconds < float("inf"):
-            raise ValueError("cpu_seconds must be a finite number >= 0")
+        for name in ("cpu_seconds", "gpu_seconds", "gpu_busy_seconds"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < float("inf"):
+                raise ValueError(f"{name} must be a finite number >= 0")
 
     @property
     def errors(self) -> int:
@@ -208,7 +212,11 @@ class ArmObservations:
             "requests": dict(self.requests),
             "nan_outputs": self.nan_outputs,
             "drift": self.drift.to_dict() if self.drift is not None else None,
-        } | ({} if self.cpu_seconds is None else {"cpu_seconds": round(self.cpu_seconds, 6)})
+        } | {
+            name: round(value, 6)
+            for name in ("cpu_seconds", "gpu_seconds", "gpu_busy_seconds")
+            if (value := getattr(self, name)) is not None
+        }
 
 
 @dataclass(frozen=True)

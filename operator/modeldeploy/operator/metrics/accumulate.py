@@ -33,6 +33,7 @@ from modeldeploy.operator.analysis.observations import Observations
 from modeldeploy.operator.metrics.base import InvalidMetrics
 from modeldeploy.operator.metrics.snapshot import (
     RESTART_SLACK_S,
+    SECONDS_KEYS,
     ArmCounters,
     Paired,
     Snapshot,
@@ -40,6 +41,7 @@ from modeldeploy.operator.metrics.snapshot import (
     add_arms,
     add_paired,
     observations_of,
+    seconds_from_dict,
 )
 
 MAX_SOURCES = 8  # raw snapshots kept per window (present sources are always kept)
@@ -250,8 +252,9 @@ def _encode(arm: ArmCounters | None, edges: list[list[str]]) -> dict[str, Any] |
         data["h"] = [edges.index(row), first, [_num(c) for c in deltas[first:last]]]
     if arm.drift:  # every key, zeros too: histogram keys must match between the arms
         data["d"] = {k: _num(v) for k, v in sorted(arm.drift.items())}
-    if arm.cpu_seconds is not None:  # absent: the arm exports no CPU time (cost unknown)
-        data["cpu"] = _num(arm.cpu_seconds)
+    for key, name in SECONDS_KEYS.items():  # absent: the arm exports none (cost unknown)
+        if (seconds := getattr(arm, name)) is not None:
+            data[key] = _num(seconds)
     return data
 
 
@@ -277,5 +280,5 @@ def _decode(data: Mapping[str, Any] | None, edges: Sequence[Sequence[float]]) ->
         nan_outputs=float(data.get("nan", 0.0)),
         buckets=buckets,
         drift={str(k): float(v) for k, v in (data.get("d") or {}).items()},
-        cpu_seconds=float(data["cpu"]) if data.get("cpu") is not None else None,
+        **seconds_from_dict(data),
     )

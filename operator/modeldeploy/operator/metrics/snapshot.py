@@ -42,6 +42,8 @@ LABELLED = contract_names.LABELLED_PREDICTIONS
 REQUESTS = contract_names.REQUESTS
 NAN_OUTPUTS = contract_names.NAN_OUTPUTS
 CPU_SECONDS = contract_names.CPU_SECONDS
+GPU_SECONDS = contract_names.GPU_ALLOCATED_SECONDS
+GPU_BUSY_SECONDS = contract_names.GPU_BUSY_SECONDS
 DURATION_BUCKET = contract_names.REQUEST_DURATION_BUCKET
 PAIRED = contract_names.PAIRED_OUTCOMES_TOTAL
 START_TIME = "process_start_time_seconds"  # prometheus_client's process collector
@@ -83,12 +85,16 @@ class ArmCounters:
     buckets: Mapping[float, float] = field(default_factory=dict)
     drift: Mapping[str, float] = field(default_factory=dict)
     cpu_seconds: float | None = None  # None: the arm exports no CPU time (cost unknown)
+    gpu_seconds: float | None = None  # allocated GPU seconds; None: the arm holds no GPU
+    gpu_busy_seconds: float | None = None  # device seconds of its forward passes
 
     def _pairs(self, old: ArmCounters) -> list[tuple[float, float]]:
         """(now, before) for every counter either side has; a missing series counts 0."""
         pairs = [(self.correct, old.correct), (self.labelled, old.labelled)]
         pairs.append((self.nan_outputs, old.nan_outputs))
         pairs.append((self.cpu_seconds or 0.0, old.cpu_seconds or 0.0))
+        pairs.append((self.gpu_seconds or 0.0, old.gpu_seconds or 0.0))
+        pairs.append((self.gpu_busy_seconds or 0.0, old.gpu_busy_seconds or 0.0))
         for outcome in set(self.requests) | set(old.requests):
             pairs.append((self.requests.get(outcome, 0.0), old.requests.get(outcome, 0.0)))
         for bound in set(self.buckets) | set(old.buckets):
@@ -117,6 +123,8 @@ class ArmCounters:
             buckets={k: v - old.buckets.get(k, 0.0) for k, v in self.buckets.items()},
             drift={k: v - old.drift.get(k, 0.0) for k, v in self.drift.items()},
             cpu_seconds=_cpu(self.cpu_seconds, old.cpu_seconds, -1.0),
+            gpu_seconds=_cpu(self.gpu_seconds, old.gpu_seconds, -1.0),
+            gpu_busy_seconds=_cpu(self.gpu_busy_seconds, old.gpu_busy_seconds, -1.0),
         )
 
     def plus(self, other: ArmCounters) -> ArmCounters:
@@ -140,6 +148,8 @@ class ArmCounters:
             buckets,
             drift,
             _cpu(self.cpu_seconds, other.cpu_seconds, 1.0),
+            _cpu(self.gpu_seconds, other.gpu_seconds, 1.0),
+            _cpu(self.gpu_busy_seconds, other.gpu_busy_seconds, 1.0),
         )
 
     def counts(self) -> ArmCounters:
@@ -157,7 +167,7 @@ class ArmCounters:
             "nan": _num(self.nan_outputs),
             "le": [[_le_text(b), _num(v)] for b, v in sorted(self.buckets.items())],
             "d": {k: _num(v) for k, v in sorted(self.drift.items())},
-        } | ({} if self.cpu_seconds is None else {"cpu": self.cpu_seconds})
+        } | _seconds_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ArmCounters:
@@ -168,12 +178,25 @@ class ArmCounters:
             nan_outputs=float(data.get("nan", 0.0)),
             buckets={_parse_le(str(b)): float(v) for b, v in data.get("le", [])},
             drift={str(k): float(v) for k, v in (data.get("d") or {}).items()},
-            cpu_seconds=float(data["cpu"]) if data.get("cpu") is not None else None,
+            **seconds_from_dict(data),
         )
 
 
+SECONDS_KEYS = {"cpu": "cpu_seconds", "gpu": "gpu_seconds", "gpub": "gpu_busy_seconds"}
+"""Status keys of the per-arm resource seconds (each absent when the arm exports none)."""
+
+
+def _seconds_dict(arm: ArmCounters) -> dict[str, float]:
+    return {k: getattr(arm, f) for k, f in SECONDS_KEYS.items() if getattr(arm, f) is not None}
+
+
+def seconds_from_dict(data: Mapping[str, Any]) -> dict[str, float | None]:
+    """The ``ArmCounters`` resource-seconds fields kept under ``SECONDS_KEYS`` in ``data``."""
+    return {f: float(data[k]) if data.get(k) is not None else None for k, f in SECONDS_KEYS.items()}
+
+
 def _cpu(a: float | None, b: float | None, sign: float) -> float | None:
-    """``a + sign * b`` for CPU seconds, where None (not exported) on both sides stays None."""
+    """``a + sign * b`` for CPU or GPU seconds; None (not exported) on both sides stays None."""
     if a is None and b is None:
         return None
     return (a or 0.0) + sign * (b or 0.0)
@@ -308,6 +331,8 @@ def arm_observations(counts: ArmCounters, latency: ArmCounters | None) -> ArmObs
             nan_outputs=round(counts.nan_outputs),
             drift=drift_counts(counts.drift),
             cpu_seconds=counts.cpu_seconds,
+            gpu_seconds=counts.gpu_seconds,
+            gpu_busy_seconds=counts.gpu_busy_seconds,
         )
     except (ValueError, OverflowError) as exc:
         raise InvalidMetrics(f"counts are not valid: {exc}") from exc
@@ -490,6 +515,9 @@ def _pair_key(name: str, labels: Mapping[str, str], target: AnalysisTarget) -> s
     return "s/" + ("true" if labels.get(contract_names.AGREE) == "true" else "false")
 
 
+_SECONDS_SERIES = {CPU_SECONDS: "cpu", GPU_SECONDS: "gpu", GPU_BUSY_SECONDS: "gpub"}
+
+
 def collect(samples: Iterable[Sample], target: AnalysisTarget) -> SourceCounters:
     """Map one source's samples onto this rollout's counters (other series are ignored)."""
     arms: dict[str, dict[str, Any]] = {}
@@ -498,7 +526,7 @@ def collect(samples: Iterable[Sample], target: AnalysisTarget) -> SourceCounters
 
     def new_arm(arm: str) -> dict[str, Any]:
         empty = {"correct": 0.0, "labelled": 0.0, "requests": {}, "nan": 0.0, "buckets": {}}
-        return arms.setdefault(arm, {**empty, "drift": {}, "cpu": None})
+        return arms.setdefault(arm, {**empty, "drift": {}, "cpu": None, "gpu": None, "gpub": None})
 
     for name, labels, value in samples:
         if name == START_TIME:
@@ -539,8 +567,9 @@ def collect(samples: Iterable[Sample], target: AnalysisTarget) -> SourceCounters
         elif name in DRIFT_METRICS:
             key = _drift_key(name, labels)
             acc["drift"][key] = acc["drift"].get(key, 0.0) + value
-        elif name == CPU_SECONDS:
-            acc["cpu"] = (acc["cpu"] or 0.0) + value
+        elif name in _SECONDS_SERIES:
+            key = _SECONDS_SERIES[name]
+            acc[key] = (acc[key] or 0.0) + value
         else:  # summed over protocol (v1, v2, grpc)
             bound = _parse_le(labels.get("le", "+Inf"))
             acc["buckets"][bound] = acc["buckets"].get(bound, 0.0) + value
@@ -557,6 +586,8 @@ def collect(samples: Iterable[Sample], target: AnalysisTarget) -> SourceCounters
             acc["buckets"],
             acc["drift"],
             acc["cpu"],
+            acc["gpu"],
+            acc["gpub"],
         )
 
     return SourceCounters(
