@@ -54,6 +54,7 @@ class Deps:
     default_registry_uri: str = ""
     on_verdict: Callable[[Target, Verdict], None] = field(default=_ignore_verdict)
     default_cpu_core_hour: float | None = None  # the chart's price, for specs without one
+    default_gpu_hour: float | None = None  # likewise for spec.cost.gpuHour
 
 
 @dataclass(frozen=True)
@@ -124,11 +125,12 @@ def _analyse(deps: Deps, target: Target, status: Status, now: datetime, baseline
     except Exception as exc:  # any provider failure is "no data", not a crash
         observations, taken, unavailable = None, None, f"metrics unavailable: {exc}"
     config = target.spec.rollout.analysis
-    price = target.spec.cost.cpu_core_hour
+    price, gpu_price = target.spec.cost.cpu_core_hour, target.spec.cost.gpu_hour
     verdict = cost.with_cost(
         assess(config, observations, unavailable),
         observations,
         deps.default_cpu_core_hour if price is None else price,
+        deps.default_gpu_hour if gpu_price is None else gpu_price,
     )
     deps.on_verdict(target, verdict)
     expected = None

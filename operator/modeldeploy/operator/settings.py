@@ -56,6 +56,9 @@ class OperatorSettings:
     # The chart's monitoring.cost.cpuCoreHour: the price behind the cost.* money figures of a
     # ModelDeployment without spec.cost.cpuCoreHour; 0: CPU seconds per 1k only.
     cpu_core_hour: float = 0.0
+    # The chart's monitoring.cost.gpuHour, likewise for spec.cost.gpuHour; 0: no GPU price, so
+    # arms that hold GPUs get seconds per 1k but no money figure.
+    gpu_hour: float = 0.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -81,6 +84,7 @@ class OperatorSettings:
             metrics_port=int(env.get("MODELDEPLOY_OPERATOR_METRICS_PORT", "0")),
             kubeconfig=env.get("KUBECONFIG", ""),
             cpu_core_hour=_price(env, "MODELDEPLOY_COST_CPU_CORE_HOUR"),
+            gpu_hour=_price(env, "MODELDEPLOY_COST_GPU_HOUR"),
         )
 
 

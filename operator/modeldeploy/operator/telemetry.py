@@ -178,6 +178,7 @@ CONDITION_SINCE = "modeldeploy_condition_last_transition_timestamp_seconds"
 SLO_OBJECTIVE = "modeldeploy_slo_objective_ratio"
 SLO_LATENCY_BUCKET = "modeldeploy_slo_latency_bucket_info"
 COST_CPU_CORE_HOUR = "modeldeploy_cost_cpu_core_hour"
+COST_GPU_HOUR = "modeldeploy_cost_gpu_hour"
 LATENCY_SLO_QUANTILE = 0.99  # spec.slo.p99LatencySeconds: 99% of requests under it
 
 
@@ -189,6 +190,7 @@ class ExportedState:
     availability: float | None = None
     latency_le: str | None = None  # the latency bucket's ``le`` text the SLO is measured at
     cpu_core_hour: float | None = None
+    gpu_hour: float | None = None
 
 
 def latency_slo_bucket(threshold_seconds: float) -> str:
@@ -238,6 +240,7 @@ def exported_state(spec: object, conditions: object) -> ExportedState:
         slo.availability,
         None if threshold is None else latency_slo_bucket(threshold),
         cost.cpu_core_hour,
+        cost.gpu_hour,
     )
 
 
@@ -274,6 +277,9 @@ class _StateCollector:
         cpu = GaugeMetricFamily(
             COST_CPU_CORE_HOUR, "spec.cost.cpuCoreHour.", labels=["namespace", "deployment"]
         )
+        gpu = GaugeMetricFamily(
+            COST_GPU_HOUR, "spec.cost.gpuHour.", labels=["namespace", "deployment"]
+        )
         for (namespace, name), state in states:
             for ctype, status, reason, at in state.conditions:
                 condition.add_metric([namespace, name, ctype, status, reason], 1.0)
@@ -285,7 +291,9 @@ class _StateCollector:
                 bucket.add_metric([namespace, name, state.latency_le], 1.0)
             if state.cpu_core_hour is not None:
                 cpu.add_metric([namespace, name], state.cpu_core_hour)
-        return [condition, since, objective, bucket, cpu]
+            if state.gpu_hour is not None:
+                gpu.add_metric([namespace, name], state.gpu_hour)
+        return [condition, since, objective, bucket, cpu, gpu]
 
 
 STATES = _StateCollector()

@@ -462,6 +462,7 @@ def test_monitoring_objects_only_when_enabled(chart: helm.Chart) -> None:
         "ModelDeployLatencyBudgetBurn",
         "ModelDeployRegistryUnavailable",
         "ModelDeployDriftFromReference",
+        "ModelDeployGpuIdle",
     }
     dashboard = only(docs, "ConfigMap")
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"

@@ -35,10 +35,8 @@ class ServiceLevelObjectives(SpecModel):
 
 
 class Cost(SpecModel):
-    """The price for cost per 1k inferences; unset falls back to the chart's default.
-
-    CPU only: GPU seconds are not measured yet (docs/metrics.md, "Cost per 1k inferences").
-    """
+    """The prices for cost per 1k inferences; each unset one falls back to the chart's default
+    (docs/metrics.md, "Cost per 1k inferences")."""
 
     cpu_core_hour: float | None = Field(
         default=None,
@@ -46,4 +44,12 @@ class Cost(SpecModel):
         le=1000.0,
         description="Price of one CPU core-hour (CPU seconds the predictor process spends,"
         " user + system). Unset = the chart's monitoring.cost.cpuCoreHour.",
+    )
+    gpu_hour: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1000.0,
+        description="Price of one GPU-hour, billed while a GPU is allocated to a predictor"
+        " process (GPUs held x wall time, busy or idle). Unset = the chart's"
+        " monitoring.cost.gpuHour.",
     )

@@ -103,6 +103,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         emit=lambda kind, reason, message: None,  # each tick collects its own
         default_registry_uri=ours.registry.default_uri,
         default_cpu_core_hour=ours.cpu_core_hour or None,
+        default_gpu_hour=ours.gpu_hour or None,
     )
     memo.webhooks = None
     if ours.registry.webhook_port and events is not None:
