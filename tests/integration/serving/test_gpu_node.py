@@ -1,0 +1,135 @@
+"""GPU accounting on a real CUDA device: the torch path of ``serving/gpu.py`` end to end.
+
+Runs only where ``torch.cuda.is_available()``; elsewhere every test here is reported as
+skipped with that reason (never as passed). The CPU half of the contract (no GPU series on a
+CPU process) is tests/integration/serving/test_gpu_series.py.
+
+The torch calls and what their documentation promises:
+``torch.cuda.device_count()`` "Return the number of GPUs available" (the CUDA runtime's count,
+which only includes the devices ``CUDA_VISIBLE_DEVICES`` leaves visible);
+``torch.cuda.synchronize()`` "Wait for all kernels in all streams on a CUDA device to
+complete"; ``torch.cuda.Event(enable_timing=True)`` with ``elapsed_time`` in milliseconds
+between two recorded events, used here as the independent measure of device time.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from modeldeploy.serving import gpu
+from modeldeploy.serving.contract import names
+from tests.integration.serving.scrape import scrape, value
+from tests.support.processes import free_port, http_ok, start_process
+
+torch = pytest.importorskip("torch")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not torch.cuda.is_available(), reason="needs a CUDA GPU (torch.cuda.is_available())"
+    ),
+]
+
+
+def _batch(rows: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.random.default_rng(0).integers(1000, 2000, size=(rows, width), dtype=np.int64)
+    return ids, np.ones_like(ids)
+
+
+def test_the_meter_counts_the_visible_gpus_and_times_forward_passes(tiny_checkpoint: Path) -> None:
+    from modeldeploy.serving.backends.torch_backend import TorchBackend
+
+    backend = TorchBackend(tiny_checkpoint, 1, "fp32", "cuda")
+    started = time.perf_counter()
+    meter = gpu.meter_for("cuda")
+    assert meter is not None
+    assert meter.count == torch.cuda.device_count() >= 1
+    logits = meter.timed(backend.logits)
+    ids, mask = _batch(32, 64)
+    logits(ids, mask)  # warm-up: CUDA context, kernels
+    warm = meter.busy_seconds()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(20):
+        out = logits(ids, mask)
+    end.record()
+    end.synchronize()
+    device_seconds = start.elapsed_time(end) / 1000.0
+    busy = meter.busy_seconds() - warm
+    assert out.shape == (32, 2) and np.isfinite(out).all()
+    # Launch-to-synchronize covers the device time, plus the host's share of each pass.
+    assert busy >= device_seconds * 0.95
+    wall = time.perf_counter() - started
+    assert busy <= wall
+    assert meter.allocated_seconds() == pytest.approx(meter.count * wall, rel=0.05)
+
+
+def test_cuda_visible_devices_restricts_the_count_torch_reports() -> None:
+    """In a fresh process, as the device plugin would start it: one device visible."""
+    import subprocess
+
+    code = (
+        "from modeldeploy.serving import gpu; import torch; "
+        "print(gpu.detect(probes=[gpu.torch_devices]).count)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**__import__("os").environ, "CUDA_VISIBLE_DEVICES": "0"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "1"
+
+
+def test_a_gpu_predictor_exports_what_it_holds_and_computes(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    http_port, grpc_port = free_port(), free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "modeldeploy.serving",
+        "--model-dir",
+        str(tiny_checkpoint),
+        "--http-port",
+        str(http_port),
+        "--grpc-port",
+        str(grpc_port),
+        "--deployment",
+        "gpu-demo",
+        "--role",
+        "stable",
+        "--model-version",
+        "1",
+    ]
+    url = f"http://127.0.0.1:{http_port}"
+    proc = start_process(
+        "gpu-predictor",
+        argv,
+        tmp_path,
+        lambda: http_ok(f"{url}/v2/health/ready"),
+        port=http_port,
+        env={"CUDA_VISIBLE_DEVICES": "0"},
+        timeout=300,
+    )
+    try:
+        with httpx.Client(timeout=30) as client:
+            for i in range(50):
+                client.post(
+                    f"{url}/v1/models/classifier:predict", json={"instances": [f"text {i}"] * 8}
+                )
+        samples = scrape(url)
+        labels = {"deployment": "gpu-demo", "model_version": "1", "role": "stable"}
+        assert value(samples, names.GPU_DEVICES, **labels) == 1
+        busy = value(samples, names.GPU_BUSY_SECONDS, **labels)
+        allocated = value(samples, names.GPU_ALLOCATED_SECONDS, **labels)
+        assert 0 < busy < allocated
+    finally:
+        proc.stop()
