@@ -85,13 +85,19 @@ def p99_ms(latency: Mapping[str, Any] | None, minimum: int = 100) -> float:
     return math.nan
 
 
-def cpu_per_1k(arm: Mapping[str, Any]) -> float:
-    """CPU seconds per 1k requests of one arm's window (NaN: no CPU series or too few)."""
+def cpu_per_1k(arm: Mapping[str, Any], key: str = "cpu_seconds") -> float:
+    """CPU seconds (or ``key``'s seconds) per 1k requests of one arm's window (NaN: no such
+    series or too few requests)."""
     total = sum((arm.get("requests") or {}).values())
-    cpu = arm.get("cpu_seconds")
-    if cpu is None or total < MIN_REQUESTS:
+    seconds = arm.get(key)
+    if seconds is None or total < MIN_REQUESTS:
         return math.nan
-    return 1000.0 * float(cpu) / total
+    return 1000.0 * float(seconds) / total
+
+
+def gpu_per_1k(arm: Mapping[str, Any]) -> float:
+    """Allocated GPU seconds per 1k requests (NaN: the arm holds no GPU, or too few)."""
+    return cpu_per_1k(arm, "gpu_seconds")
 
 
 def step_table(samples: Sequence[Sample], version: str) -> list[dict[str, Any]]:
@@ -129,6 +135,8 @@ def step_table(samples: Sequence[Sample], version: str) -> list[dict[str, Any]]:
                 "stable_p99_ms": p99_ms(stable.get("latency")),
                 "canary_cpu_per_1k": cpu_per_1k(canary),
                 "stable_cpu_per_1k": cpu_per_1k(stable),
+                "canary_gpu_per_1k": gpu_per_1k(canary),
+                "stable_gpu_per_1k": gpu_per_1k(stable),
                 "decision": last[step].decision,
             }
         )
@@ -170,13 +178,21 @@ def markdown(
         lines.append(f"- v{r.version} decision tags in the registry: {tags}")
     for r in rollouts:
         lines += ["", f"## v{r.version} ({r.role}, `{r.recipe}`): labels and requests per step", ""]
+        # GPU columns only where an arm held GPUs: a CPU demo's table stays as it was.
+        gpu_keys = ("canary_gpu_per_1k", "stable_gpu_per_1k")
+        on_gpu = any(not math.isnan(row.get(k, math.nan)) for row in r.steps for k in gpu_keys)
+        extra = " canary GPU s/1k | stable GPU s/1k |" if on_gpu else ""
+        columns = 15 + (2 if on_gpu else 0)
         lines += [
             "| step | weight | s | canary labels | stable labels | pairs "
             "| canary req | stable req | canary acc | stable acc | canary P99 ms "
-            "| stable P99 ms | canary CPU s/1k | stable CPU s/1k | decision |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            f"| stable P99 ms | canary CPU s/1k | stable CPU s/1k |{extra} decision |",
+            "|" + "---|" * columns,
         ]
         for row in r.steps:
+            gpu_cells = "".join(
+                f" {_fmt(row.get(k, math.nan), '.1f')} |" for k in gpu_keys if on_gpu
+            )
             lines.append(
                 f"| {row['step']} | {row['weight']}% | {row['seconds']} | {row['canary_labels']} "
                 f"| {row['stable_labels']} | {row['pairs']} | {row['canary_requests']} "
@@ -184,10 +200,11 @@ def markdown(
                 f"| {_fmt(row['stable_accuracy'])} | {_fmt(row['canary_p99_ms'], '.1f')} "
                 f"| {_fmt(row['stable_p99_ms'], '.1f')} "
                 f"| {_fmt(row.get('canary_cpu_per_1k', math.nan), '.2f')} "
-                f"| {_fmt(row.get('stable_cpu_per_1k', math.nan), '.2f')} | {row['decision']} |"
+                f"| {_fmt(row.get('stable_cpu_per_1k', math.nan), '.2f')} |{gpu_cells}"
+                f" {row['decision']} |"
             )
         if not r.steps:
-            lines.append("| - | - | - | - | - | - | - | - | - | - | - | - | - | - | - |")
+            lines.append("|" + " - |" * columns)
     lines += ["", "## Operator events", ""]
     for e in events:
         lines.append(f"- {e.get('time')} {e.get('type')} **{e.get('reason')}**: {e.get('message')}")
@@ -198,6 +215,8 @@ def markdown(
         "latency-histogram bucket edge at 99% of the window's requests (shown from 100 requests).",
         "CPU s/1k is the CPU time of each arm's predictor process per 1,000 requests in the",
         "window (docs/metrics.md, Cost per 1k inferences; shared cores make it noisy).",
+        "GPU s/1k (shown only when an arm held GPUs) is its GPUs x wall seconds per 1,000",
+        "requests: what the GPUs are billed, busy or idle, at that step's traffic share.",
         "",
     ]
     return "\n".join(lines)
