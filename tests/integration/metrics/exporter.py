@@ -47,6 +47,8 @@ PAIRED_PREDICTIONS = Counter(
     "inputs both arms scored, by predicted class",
     ["deployment", "stable_version", "canary_version", "stable_label", "canary_label"],
 )
+GPU_ALLOCATED = Counter("modeldeploy_gpu_allocated_seconds_total", "GPUs held x wall seconds", ARM)
+GPU_BUSY = Counter("modeldeploy_gpu_busy_seconds_total", "device seconds of forward passes", ARM)
 
 # One batch, per arm. The test module holds the same numbers as its expectations.
 BATCH = {
@@ -59,6 +61,7 @@ BATCH = {
         "predicted": {"negative": 500, "positive": 500},
         "confidence": [(0.97, 1000)],
         "truncated": 3,
+        "gpu": (7200.0, 450.5),  # (allocated, busy): stable holds GPUs, the canary does not
     },
     "canary": {
         "version": "2",
@@ -92,6 +95,10 @@ def apply_batch() -> None:
             for _ in range(count):
                 CONFIDENCE.labels(**labels).observe(value)
         TRUNCATED.labels(**labels).inc(arm["truncated"])
+        if "gpu" in arm:
+            allocated, busy = arm["gpu"]
+            GPU_ALLOCATED.labels(**labels).inc(allocated)
+            GPU_BUSY.labels(**labels).inc(busy)
         for protocol, observations in arm["latency"].items():
             for value, count in observations:
                 for _ in range(count):
