@@ -131,6 +131,7 @@ def _analyse(deps: Deps, target: Target, status: Status, now: datetime, baseline
         observations,
         deps.default_cpu_core_hour if price is None else price,
         deps.default_gpu_hour if gpu_price is None else gpu_price,
+        gpus_requested=target.spec.resources.gpu > 0,
     )
     deps.on_verdict(target, verdict)
     expected = None

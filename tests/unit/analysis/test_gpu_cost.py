@@ -106,3 +106,17 @@ def test_a_costlier_canary_on_another_resource_names_the_money() -> None:
     canary = arm(2000, 20.0)  # moved back to CPU and dearer
     verdict = cost.with_cost(Verdict(Outcome.PASS, "ok"), Observations(stable, canary), 3.6, 0.65)
     assert "costs 33% more per 1k inferences (0.01 vs 0.0075 per 1k, CPU and GPU" in verdict.reason
+
+
+def test_arms_of_a_gpu_spec_that_report_no_gpu_seconds_are_not_priced_or_compared() -> None:
+    """A Triton arm on a GPU node exports CPU seconds only: that is not its cost."""
+    triton = Observations(stable=arm(2000, 10.0), canary=arm(1000, 5.9))
+    figures = cost.numbers(triton, 0.036, 2.5, gpus_requested=True)
+    assert figures == {"stable_cpu_seconds_per_1k": 5.0, "canary_cpu_seconds_per_1k": 5.9}
+    verdict = cost.with_cost(Verdict(Outcome.PASS, "ok"), triton, 0.036, 2.5, gpus_requested=True)
+    assert verdict.reason == "ok"
+    reported = Observations(
+        stable=arm(2000, 10.0, 3600.0, 20.0), canary=arm(2000, 10.0, 3600.0, 30.0)
+    )
+    figures = cost.numbers(reported, 0.036, 2.5, gpus_requested=True)
+    assert figures["canary_relative"] == 0.5 and "canary_per_1k" in figures

@@ -78,3 +78,17 @@ def test_the_gpu_price_is_exported_for_the_chart_rules_only_when_set() -> None:
 
     assert exported({"gpuHour": 2.5}) == {telemetry.COST_GPU_HOUR: 2.5}
     assert exported({"cpuCoreHour": 0.04}) == {telemetry.COST_CPU_CORE_HOUR: 0.04}
+
+
+def test_a_gpu_spec_whose_arms_report_no_gpu_seconds_gets_no_money_figure() -> None:
+    world = World()
+    world.body["spec"]["resources"] = {"gpu": 1}
+    world.body["spec"]["cost"] = {"cpuCoreHour": 0.036, "gpuHour": 3.6}
+    world.windows.observations = Observations(
+        stable=replace(GOOD.stable, cpu_seconds=10.0), canary=replace(GOOD.canary, cpu_seconds=12.0)
+    )
+    world.platform.ready = True
+    world.canary_started()
+    numbers = world.run()["lastAnalysis"]["numbers"]
+    assert numbers["cost.stable_cpu_seconds_per_1k"] == 2.0
+    assert "cost.stable_per_1k" not in numbers and "cost.canary_relative" not in numbers

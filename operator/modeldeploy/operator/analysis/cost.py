@@ -8,7 +8,9 @@ checks, seconds per 1,000 requests is ``1000 * seconds / requests``, and with th
 (``spec.cost.cpuCoreHour``, ``spec.cost.gpuHour``, else the chart's) that is money:
 ``cpu_per_1k / 3600 * core_hour + gpu_per_1k / 3600 * gpu_hour``. An arm's money figure is
 given only when every resource it exports has a price: a GPU arm priced for CPU only would
-look a hundred times cheaper than it is.
+look a hundred times cheaper than it is. For the same reason, when the spec asks for GPUs
+(``spec.resources.gpu``) an arm that exports no GPU seconds (a Triton arm, today) has no money
+figure and is not compared: its CPU seconds are all that is known, and they are not its cost.
 
 The comparison ("the canary costs 18% more per 1k inferences") is made on the basis that
 says something about the *version*:
@@ -87,8 +89,11 @@ def numbers(
     observations: Observations,
     price_per_core_hour: float | None,
     price_per_gpu_hour: float | None = None,
+    gpus_requested: bool = False,
 ) -> dict[str, float]:
-    """``cost.*`` numbers for the status (``lastAnalysis.numbers``) and the operator metric."""
+    """``cost.*`` numbers for the status (``lastAnalysis.numbers``) and the operator metric.
+
+    ``gpus_requested``: the spec asks for GPUs, so an arm without GPU seconds is unpriced."""
     out: dict[str, float] = {}
     money: dict[str, float | None] = {}
     busy: dict[str, float | None] = {}
@@ -107,9 +112,12 @@ def numbers(
                     (arm.gpu_busy_seconds or 0.0) / arm.gpu_seconds, 4
                 )
         money[name] = money_per_1k(cpu, gpu, price_per_core_hour, price_per_gpu_hour)
+        if gpus_requested and arm.gpu_seconds is None:
+            money[name] = None  # holds GPUs it does not report: its cost is unknown
         if money[name] is not None:
             out[f"{name}_per_1k"] = round(money[name] or 0.0, 8)
-    relative = _relative(money, busy, cpu_of)
+    unreported = gpus_requested and any(getattr(observations, a).gpu_seconds is None for a in ARMS)
+    relative = None if unreported else _relative(money, busy, cpu_of)
     if relative is not None:
         out["canary_relative"] = round(relative, 4)
     return out
@@ -158,11 +166,12 @@ def with_cost(
     observations: Observations | None,
     price_per_core_hour: float | None,
     price_per_gpu_hour: float | None = None,
+    gpus_requested: bool = False,
 ) -> Verdict:
     """``verdict`` with the ``cost.*`` numbers, and on a pass the costlier-canary note."""
     if observations is None:
         return verdict
-    figures = numbers(observations, price_per_core_hour, price_per_gpu_hour)
+    figures = numbers(observations, price_per_core_hour, price_per_gpu_hour, gpus_requested)
     if not figures:
         return verdict
     reason = verdict.reason
