@@ -6,8 +6,9 @@ the restart). Instead every read adds the increase since the *previous* read, so
 source (``SourceCounters.minus``: Prometheus' ``increase`` rule, plus the process start
 time), to running totals. The state is therefore:
 
-* ``totals``: labels, requests, errors, NaN outputs, paired outcomes and the label-free
-  drift counters (``ArmCounters.drift``) since this canary version's window began.
+* ``totals``: labels, requests, errors, NaN outputs, paired outcomes, the label-free
+  drift counters (``ArmCounters.drift``) and the CPU and GPU seconds (cost per 1k) since
+  this canary version's window began.
   Accuracy, errors and drift do not depend on the traffic share, so they are one
   sequential experiment per canary version, carried across steps.
 * ``latency``: the histograms since the current *step* began (latency depends on load).

@@ -122,9 +122,9 @@ class ArmCounters:
             nan_outputs=self.nan_outputs - old.nan_outputs,
             buckets={k: v - old.buckets.get(k, 0.0) for k, v in self.buckets.items()},
             drift={k: v - old.drift.get(k, 0.0) for k, v in self.drift.items()},
-            cpu_seconds=_cpu(self.cpu_seconds, old.cpu_seconds, -1.0),
-            gpu_seconds=_cpu(self.gpu_seconds, old.gpu_seconds, -1.0),
-            gpu_busy_seconds=_cpu(self.gpu_busy_seconds, old.gpu_busy_seconds, -1.0),
+            cpu_seconds=_seconds_sum(self.cpu_seconds, old.cpu_seconds, -1.0),
+            gpu_seconds=_seconds_sum(self.gpu_seconds, old.gpu_seconds, -1.0),
+            gpu_busy_seconds=_seconds_sum(self.gpu_busy_seconds, old.gpu_busy_seconds, -1.0),
         )
 
     def plus(self, other: ArmCounters) -> ArmCounters:
@@ -147,9 +147,9 @@ class ArmCounters:
             self.nan_outputs + other.nan_outputs,
             buckets,
             drift,
-            _cpu(self.cpu_seconds, other.cpu_seconds, 1.0),
-            _cpu(self.gpu_seconds, other.gpu_seconds, 1.0),
-            _cpu(self.gpu_busy_seconds, other.gpu_busy_seconds, 1.0),
+            _seconds_sum(self.cpu_seconds, other.cpu_seconds, 1.0),
+            _seconds_sum(self.gpu_seconds, other.gpu_seconds, 1.0),
+            _seconds_sum(self.gpu_busy_seconds, other.gpu_busy_seconds, 1.0),
         )
 
     def counts(self) -> ArmCounters:
@@ -195,7 +195,7 @@ def seconds_from_dict(data: Mapping[str, Any]) -> dict[str, float | None]:
     return {f: float(data[k]) if data.get(k) is not None else None for k, f in SECONDS_KEYS.items()}
 
 
-def _cpu(a: float | None, b: float | None, sign: float) -> float | None:
+def _seconds_sum(a: float | None, b: float | None, sign: float) -> float | None:
     """``a + sign * b`` for CPU or GPU seconds; None (not exported) on both sides stays None."""
     if a is None and b is None:
         return None
