@@ -19,6 +19,13 @@ workstation) set ``CUDA_VISIBLE_DEVICES`` per predictor, or every arm counts eve
 
 Everything that touches a device is behind :data:`Probe` and the ``synchronize`` callable,
 so tests run the accounting with a fake device set and a fake clock.
+
+The device calls follow their documentation: ``torch.cuda.device_count()`` ("Return the
+number of GPUs available"; it does not poison fork when NVML discovery succeeds),
+``torch.cuda.synchronize()`` ("Wait for all kernels in all streams on a CUDA device to
+complete", current device by default), both at docs.pytorch.org; the ``CUDA_VISIBLE_DEVICES``
+rules of the CUDA Programming Guide, "CUDA Environment Variables"; and nvidia-ml-py's
+``nvmlInit`` / ``nvmlDeviceGetCount`` / ``nvmlShutdown``, which raise ``NVMLError`` on failure.
 """
 
 from __future__ import annotations
