@@ -17,7 +17,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PYTEST_ARGS ?=
 
-.PHONY: help setup system-deps test demo bench lint format lock clean checkpoints
+.PHONY: help setup system-deps test test-gpu demo bench lint format lock clean checkpoints
 
 help: ## Show this help.
 	@echo "modeldeploy: canary rollouts for BERT-family classifiers, gated on live accuracy and P99."
@@ -54,6 +54,9 @@ checkpoints: setup ## Build (or reuse) the cached checkpoints the demo and tests
 
 test: setup ## Run the whole test suite (builds the small checkpoints on first run).
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-gpu: setup ## The GPU-only tests (GPU accounting on CUDA); run on a GPU node.
+	$(VENV)/bin/pytest -m gpu $(PYTEST_ARGS)
 
 demo: setup ## The main job: a real MLflow, the operator in local mode, a promotion and a rollback.
 	$(VENV)/bin/modeldeploy-dev demo

@@ -1,8 +1,9 @@
 """GPU accounting on a real CUDA device: the torch path of ``serving/gpu.py`` end to end.
 
-Runs only where ``torch.cuda.is_available()``; elsewhere every test here is reported as
-skipped with that reason (never as passed). The CPU half of the contract (no GPU series on a
-CPU process) is tests/integration/serving/test_gpu_series.py.
+Marked ``gpu``: ``make test`` deselects these (CI has no GPU) and ``make test-gpu`` runs
+them on a GPU node, where a missing CUDA device fails them rather than skipping. The CPU
+half of the contract (no GPU series on a CPU process) is
+tests/integration/serving/test_gpu_series.py.
 
 The torch calls and what their documentation promises:
 ``torch.cuda.device_count()`` "Return the number of GPUs available" (the CUDA runtime's count,
@@ -21,20 +22,21 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import torch
 
 from modeldeploy.serving import gpu
 from modeldeploy.serving.contract import names
 from tests.integration.serving.scrape import scrape, value
 from tests.support.processes import free_port, http_ok, start_process
 
-torch = pytest.importorskip("torch")
+pytestmark = [pytest.mark.slow, pytest.mark.gpu]
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not torch.cuda.is_available(), reason="needs a CUDA GPU (torch.cuda.is_available())"
-    ),
-]
+
+@pytest.fixture(autouse=True)
+def _cuda_device() -> None:
+    """These tests are about a GPU: on a node without one they fail, they never skip."""
+    if not torch.cuda.is_available():
+        pytest.fail("needs a CUDA GPU (torch.cuda.is_available() is false); run on a GPU node")
 
 
 def _batch(rows: int, width: int) -> tuple[np.ndarray, np.ndarray]:
