@@ -74,9 +74,7 @@ class Stack:
         request = json.dumps({"instances": [text]}).encode()
         reply = json.dumps(answer(rid, index, version)).encode()
         started = time.monotonic()
-        for headers, body in Agent("pod-a").events(request, reply):
-            if ce_id:
-                headers = {**headers, "ce-id": ce_id}
+        for headers, body in Agent("pod-a").events(request, reply, ce_id or None):
             url = logger_url("", "demo", role, version)
             response = await self.events.post(url, data=body, headers=headers)
             assert response.status == 202
