@@ -53,6 +53,8 @@ RUNS = 2000
 LOOK_EVERY = 50  # requests per arm between looks (a tick sees tens of requests)
 HORIZON = 2000  # requests per arm: the goal's budget
 A_A_HORIZON = 10_000  # identical models are watched five times longer
+UNPAIRED_HORIZONS = {"default_limit": 30_000, "limit_0_5_points": 12_000}
+"""How far the unpaired study follows a 5-point shift (past where 95% are flagged)."""
 CONFIDENCE_EDGES = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 1.0)
 TOKEN_EDGES = (4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 ALL_SIGNALS = {
@@ -88,15 +90,11 @@ def _first_flags(
     for n in range(LOOK_EVERY, horizon + 1, LOOK_EVERY):
         step = draw(rng, LOOK_EVERY)
         total = list(step) if total is None else [t + s for t, s in zip(total, step, strict=True)]
-        canary, stable, *flips = total
-        # a draw of four is fully paired (n pairs); a fifth element counts the pairs
-        pairs = flips[2][..., None] if len(flips) == 3 else n
+        canary, stable, *paired = total
+        # paired: only canary, only stable, pairs (per rollout), the table's two margins
+        flips = (paired[0], paired[1], paired[2][..., None], *paired[3:]) if paired else None
         lower, upper, _, _ = max_shift_interval(
-            canary,
-            stable,
-            alpha=config.alpha,
-            scale=config.drift.mixture_scale,
-            flips=(flips[0], flips[1], pairs) if flips else None,
+            canary, stable, alpha=config.alpha, scale=config.drift.mixture_scale, flips=flips
         )
         failed, _ = crossed(lower, upper, limit)
         first = np.where(np.isnan(first) & failed, n, first)
@@ -126,7 +124,9 @@ def _paired(up: float, down: float) -> Callable[..., tuple[np.ndarray, ...]]:
         canary = np.stack([negative - rises + falls, positive + rises - falls], -1)
         only_c = np.stack([falls, rises], axis=-1).astype(float)  # canary said it, stable not
         only_s = np.stack([rises, falls], axis=-1).astype(float)
-        return canary.astype(float), stable, only_c, only_s
+        canary = canary.astype(float)
+        # every input is a pair: the table's margins are the arms' counts
+        return canary, stable, only_c, only_s, np.full(RUNS, float(n)), canary, stable
 
     return draw
 
@@ -159,11 +159,15 @@ def _sampled(share: float, up: float, down: float) -> Callable[..., tuple[np.nda
         stable = np.stack(
             [s_neg + c_cells[0] + c_cells[2], s_pos + c_cells[1] + c_cells[3]], axis=-1
         )
+        stay_neg, stay_pos = c_cells[0] + s_cells[0], c_cells[1] + s_cells[1]
         rises, falls = c_cells[2] + s_cells[2], c_cells[3] + s_cells[3]
         only_c = np.stack([falls, rises], axis=-1)
         only_s = np.stack([rises, falls], axis=-1)
-        pairs = np.sum([*c_cells, *s_cells], axis=0)
-        return (*(a.astype(float) for a in (canary, stable, only_c, only_s)), pairs.astype(float))
+        pairs = stay_neg + stay_pos + rises + falls
+        said_c = np.stack([stay_neg + falls, stay_pos + rises], axis=-1)
+        said_s = np.stack([stay_neg + rises, stay_pos + falls], axis=-1)
+        parts = (canary, stable, only_c, only_s, pairs, said_c, said_s)
+        return tuple(a.astype(float) for a in parts)
 
     return draw
 
@@ -205,15 +209,34 @@ def unpaired_arithmetic(limit: float, shift: float = 0.05, n: int = HORIZON) -> 
     }
 
 
+def share_sweep(progress: Progress, config: AnalysisConfig, limit: float) -> dict[str, Any]:
+    """KServe with sampled pairing at several shares: a 5-point shift made of flips (5% of
+    inputs, and 9% with 4% flipping back) flagged within 2,000 requests per arm."""
+    out: dict[str, Any] = {}
+    for share in (0.1, 0.2, 0.3, 0.5):
+        row = {}
+        for name, up, down in (("flips_5pct", 0.10, 0.0), ("flips_9pct", 0.14, 0.04)):
+            progress(f"KServe, {share:.0%} of requests paired, {name}")
+            first = _first_flags(_sampled(share, up, down), HORIZON, limit, 300, config)
+            row[name] = {
+                "flagged_share_within_2000": float(np.mean(first <= HORIZON)),
+                "requests_per_arm_for_95pct": _requests_for(first, 0.95),
+            }
+        out[f"{share:g}"] = row
+    meets = [
+        float(k) for k, row in out.items() if row["flips_5pct"]["flagged_share_within_2000"] >= 0.95
+    ]
+    out["smallest_share_meeting_goal_flips_5pct"] = min(meets) if meets else None
+    return out
+
+
 def unpaired_study(progress: Progress, config: AnalysisConfig, limit: float) -> dict[str, Any]:
     """The implemented test on unpaired arms: requests per arm to flag 95% of 5-point shifts
     (default limit and a strict one), and the mixture scale swept at 2,000 requests."""
     half, moved = np.array([0.5, 0.5]), np.array([0.45, 0.55])
     out: dict[str, Any] = {"arithmetic": unpaired_arithmetic(limit)}
-    for name, lim, horizon in (
-        ("default_limit", limit, 30_000),
-        ("limit_0_5_points", 0.005, 12_000),
-    ):
+    for name, lim in (("default_limit", limit), ("limit_0_5_points", 0.005)):
+        horizon = UNPAIRED_HORIZONS[name]
         progress(f"unpaired 5-point shift, limit {lim}: {RUNS} rollouts to {horizon} per arm")
         first = _first_flags(_unpaired(half, moved), horizon, lim, 100, config)
         out[f"requests_per_arm_95pct_{name}"] = {
@@ -294,6 +317,7 @@ def simulated(progress: Progress) -> dict[str, Any]:
     out["goal_shift_flagged_95pct_within_2000"] = bool(goal >= 0.95)
     kserve = out["shift_5_points_kserve_sampled_20pct_flips_5pct"]["flagged_share"]
     out["goal_shift_flagged_95pct_within_2000_kserve_sampled_20pct"] = bool(kserve >= 0.95)
+    out["kserve_share_sweep"] = share_sweep(progress, config, limit)
     out["unpaired"] = unpaired_study(progress, config, limit)
     worst_false = max(
         out[k]["flagged_share"]
