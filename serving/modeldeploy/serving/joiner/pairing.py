@@ -66,11 +66,11 @@ DEFAULT_PAIR_SHARE = 0.0
 
 Local mode's router already sends ``--paired-share`` of the canary's requests to both arms
 and counts those pairs itself; the chart turns sampling on for KServe (``joiner.pairShare``)."""
-DEFAULT_PAIR_RATE = 10.0
+DEFAULT_PAIR_RATE = 20.0
 """Re-scores per second the sampled pairing may spend at most (one inference each, on the
-arm that did not serve the request): 20% of 50 requests/s, a few percent of one CPU
-predictor's capacity. Over the budget a draw is dropped (``over_budget``), so the share
-paired is ``min(share, rate / request rate)``."""
+arm that did not serve the request; the same as pairing on label's budget): 30% of about
+65 requests/s, a few percent of one CPU predictor's capacity. Over the budget a draw is
+dropped (``over_budget``), so the share paired is ``min(share, rate / request rate)``."""
 
 
 def is_rescore(ce_id: str) -> bool:
