@@ -99,6 +99,7 @@ class Joiner:
         self.metrics.watch_store(lambda: len(self.book.items),
                                  lambda: self.book.items.estimated_bytes)  # fmt: skip
         self.sampler = PairSampler(config.pair_share, config.pair_rate, config.pair_rng)
+        self.metrics.watch_pair_share(lambda: self.sampler.probability)
         paced = config.rescores_per_s + (config.pair_rate if self.sampler.enabled else 0.0)
         self.rescorer = Rescorer(
             RescoreBudget(config.rescores_per_s),

@@ -38,6 +38,7 @@ FEEDBACK_OUTCOMES = ("counted", "unknown_id", "expired", "duplicate", "bad_input
 RESCORES = "modeldeploy_joiner_rescores_total"
 RESCORE_OUTCOMES = ("paired", "over_budget", "no_input", "no_arms", "failed", "wrong_version")
 PAIR_SAMPLES = "modeldeploy_joiner_pair_samples_total"
+PAIR_SHARE = "modeldeploy_joiner_pair_share_ratio"
 PAIR_SAMPLE_OUTCOMES = (
     "paired",  # re-scored on the other arm and counted in the paired predictions
     "over_budget",  # drawn, but the pair rate was spent: left unpaired
@@ -89,6 +90,12 @@ class JoinerMetrics:
         )
         for o in PAIR_SAMPLE_OUTCOMES:
             self._samples.labels(o)
+        self._pair_share = Gauge(
+            PAIR_SHARE,
+            "Sampled pairing: the share of unlabelled responses drawn now (below --pair-share"
+            " where the traffic outruns --pair-rate).",
+            registry=r,
+        )
         self._paired_predictions = Counter(
             n.PAIRED_PREDICTIONS,
             "Unlabelled inputs both arms scored (sampled pairing), by what each predicted.",
@@ -114,6 +121,9 @@ class JoinerMetrics:
 
     def rescore(self, outcome: str) -> None:
         self._rescores.labels(outcome).inc()
+
+    def watch_pair_share(self, share: Callable[[], float]) -> None:
+        self._pair_share.set_function(share)
 
     def pair_sample(self, outcome: str) -> None:
         self._samples.labels(outcome).inc()

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import random
 import time
@@ -69,8 +70,8 @@ and counts those pairs itself; the chart turns sampling on for KServe (``joiner.
 DEFAULT_PAIR_RATE = 20.0
 """Re-scores per second the sampled pairing may spend at most (one inference each, on the
 arm that did not serve the request; the same as pairing on label's budget): 30% of about
-65 requests/s, a few percent of one CPU predictor's capacity. Over the budget a draw is
-dropped (``over_budget``), so the share paired is ``min(share, rate / request rate)``."""
+65 requests/s, a few percent of one CPU predictor's capacity. Faster traffic is drawn at
+``rate / request rate`` instead (:class:`PairSampler`)."""
 
 
 def is_rescore(ce_id: str) -> bool:
@@ -79,13 +80,18 @@ def is_rescore(ce_id: str) -> bool:
 
 
 class PairSampler:
-    """Which unlabelled logged responses to pair: a random ``share``, then a budget.
+    """Which unlabelled logged responses to pair: a random share, sized to a budget.
 
-    The draw comes first and is independent of what was asked or answered, so the pairs
-    are a uniform sample of the traffic; the budget (a token bucket of ``rate_per_s``)
-    then drops draws when the traffic is faster than the compute allowed, evenly in time
-    under steady load. ``share`` 0 (or ``rate_per_s`` 0) turns sampling off.
+    Each eligible response is drawn with probability ``min(share, rate_per_s / r)``, where
+    ``r`` is the observed rate of eligible responses (an exponentially weighted count,
+    time constant :attr:`RATE_WINDOW_S`): the compute budget is spread evenly over the
+    traffic instead of being spent on the first responses of each second. The draw is
+    independent of what was asked or answered, so the pairs stay a uniform sample. The
+    token bucket (``budget``, one second's worth) still bounds a burst the rate estimate
+    has not caught up with. ``share`` 0 (or ``rate_per_s`` 0) turns sampling off.
     """
+
+    RATE_WINDOW_S = 10.0
 
     def __init__(
         self,
@@ -99,16 +105,42 @@ class PairSampler:
         if rate_per_s < 0:
             raise ValueError(f"the pair rate must be >= 0, got {rate_per_s}")
         self.share = share
+        self.rate_per_s = rate_per_s
         self.budget = RescoreBudget(rate_per_s if share > 0 else 0.0, clock)
         self._rng = rng or random.Random()
+        self._clock = clock
+        self._rate = 0.0
+        self._last: float | None = None
 
     @property
     def enabled(self) -> bool:
         return self.share > 0 and self.budget.enabled
 
+    @property
+    def observed_rate(self) -> float:
+        """Eligible responses per second, as last estimated."""
+        return self._rate
+
+    @property
+    def probability(self) -> float:
+        """The share drawn now: ``share``, less where the traffic outruns the budget."""
+        if not self.enabled:
+            return 0.0
+        if self._rate <= self.rate_per_s:
+            return self.share
+        return min(self.share, self.rate_per_s / self._rate)
+
     def draw(self) -> bool:
-        """True for a ``share`` of calls, at random (the budget is spent later, if needed)."""
-        return self.enabled and self._rng.random() < self.share
+        """Count one eligible response and say whether to pair it (the budget is spent
+        later, when the re-score starts)."""
+        if not self.enabled:
+            return False
+        now = self._clock()
+        if self._last is not None:
+            self._rate *= math.exp(-max(now - self._last, 0.0) / self.RATE_WINDOW_S)
+        self._rate += 1.0 / self.RATE_WINDOW_S
+        self._last = now
+        return self._rng.random() < self.probability
 
 
 @dataclass(frozen=True)
