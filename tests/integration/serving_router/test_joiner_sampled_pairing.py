@@ -10,6 +10,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,9 @@ class Stack:
 async def make_stack(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     closers: list[Any] = []
 
-    async def make(share: float, rate: float, canary_delay_s: float = 0.0) -> Stack:
+    async def make(
+        share: float, rate: float, canary_delay_s: float = 0.0, label_rate: float = 100.0
+    ) -> Stack:
         arms = {"stable": SlowArm("1"), "canary": SlowArm("2", canary_delay_s, flip=True)}
         urls = {}
         for role, arm in arms.items():
@@ -112,7 +115,7 @@ async def make_stack(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
             urls[role] = {"url": str(server.make_url("")).rstrip("/"), "version": arm.version}
         path = tmp_path / "arms.json"
         path.write_text(json.dumps({"deployments": {"demo": {"model": "m", "arms": urls}}}))
-        config = JoinerConfig(None, JoinBook(None), ArmsFile(path), rescores_per_s=100,
+        config = JoinerConfig(None, JoinBook(None), ArmsFile(path), rescores_per_s=label_rate,
                               pair_share=share, pair_rate=rate,
                               pair_rng=random.Random(7))  # fmt: skip
         joiner = Joiner(config)
@@ -210,3 +213,18 @@ async def test_a_burst_is_held_to_the_budget(make_stack) -> None:
     assert f"modeldeploy_joiner_pair_share_ratio {stack.joiner.sampler.probability!r}" in text
     paired = await stack.samples("modeldeploy_paired_predictions_total")
     assert sum(paired.values()) == outcomes["paired"]
+
+
+async def test_a_clump_of_drawn_responses_reaches_the_other_arm_one_gap_apart(
+    make_stack,
+) -> None:
+    """Re-scores count in the arm's latency like its user traffic: paced, never a burst."""
+    stack = await make_stack(share=1.0, rate=4.0, label_rate=0.0)
+    for i in range(4):
+        await stack.log("stable", f"r-{i}", f"film {i}", 1)
+    await stack.settle()
+    arrivals = [t for t, _, _ in stack.arms["canary"].calls]
+    gap = stack.joiner.rescorer.pacer.gap_s
+    assert len(arrivals) == 4 and gap == 0.5 / 4.0
+    # a burst would arrive within milliseconds; connection set-up jitters the first one
+    assert all(b - a >= gap / 2 for a, b in pairwise(arrivals)), arrivals
