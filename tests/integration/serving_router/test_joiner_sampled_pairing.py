@@ -219,12 +219,12 @@ async def test_a_clump_of_drawn_responses_reaches_the_other_arm_one_gap_apart(
     make_stack,
 ) -> None:
     """Re-scores count in the arm's latency like its user traffic: paced, never a burst."""
-    stack = await make_stack(share=1.0, rate=4.0, label_rate=0.0)
+    stack = await make_stack(share=1.0, rate=8.0, label_rate=0.0)
     for i in range(4):
         await stack.log("stable", f"r-{i}", f"film {i}", 1)
     await stack.settle()
     arrivals = [t for t, _, _ in stack.arms["canary"].calls]
     gap = stack.joiner.rescorer.pacer.gap_s
-    assert len(arrivals) == 4 and gap == 0.5 / 4.0
+    assert len(arrivals) == 4 and gap == 0.5 / 8.0
     # a burst would arrive within milliseconds; connection set-up jitters the first one
     assert all(b - a >= gap / 2 for a, b in pairwise(arrivals)), arrivals

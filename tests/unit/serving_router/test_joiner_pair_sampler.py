@@ -48,6 +48,16 @@ def test_faster_traffic_is_drawn_at_the_budgets_rate() -> None:
     assert abs(sampler.probability - 10 / sampler.observed_rate) < 1e-12
 
 
+def test_the_rate_estimate_is_not_low_in_its_first_seconds() -> None:
+    """Corrected for the window's weight so far: a joiner that just started, or a canary
+    that just began, does not spend the whole bucket on the first second of traffic."""
+    clock = Clock()
+    sampler = PairSampler(1.0, rate_per_s=10, rng=random.Random(3), clock=clock)
+    hits = drawn_per_second(sampler, clock, 100, 2)
+    assert abs(sampler.observed_rate - 100) < 5
+    assert sum(hits) <= 2 * 10 * 1.5 + 10, hits  # the first second may draw the share
+
+
 def test_off_and_bad_settings() -> None:
     assert not PairSampler(0.0).enabled and not PairSampler(0.0).draw()
     assert not PairSampler(0.5, rate_per_s=0).draw()

@@ -84,7 +84,8 @@ class PairSampler:
 
     Each eligible response is drawn with probability ``min(share, rate_per_s / r)``, where
     ``r`` is the observed rate of eligible responses (an exponentially weighted count,
-    time constant :attr:`RATE_WINDOW_S`): the compute budget is spread evenly over the
+    time constant :attr:`RATE_WINDOW_S`, divided by the weight the window has had so far, so
+    it is not biased low in its first seconds): the compute budget is spread evenly over the
     traffic instead of being spent on the first responses of each second. The draw is
     independent of what was asked or answered, so the pairs stay a uniform sample. The
     token bucket (``budget``, one second's worth) still bounds a burst the rate estimate
@@ -109,7 +110,8 @@ class PairSampler:
         self.budget = RescoreBudget(rate_per_s if share > 0 else 0.0, clock)
         self._rng = rng or random.Random()
         self._clock = clock
-        self._rate = 0.0
+        self._rate = 0.0  # decayed count / window: events per second once the window is full
+        self._first: float | None = None
         self._last: float | None = None
 
     @property
@@ -118,17 +120,22 @@ class PairSampler:
 
     @property
     def observed_rate(self) -> float:
-        """Eligible responses per second, as last estimated."""
-        return self._rate
+        """Eligible responses per second, as last estimated (0 before any)."""
+        if self._first is None or self._last is None:
+            return 0.0
+        # at least a second's weight: two responses a millisecond apart are not 1,000/s
+        span = max(self._last - self._first, 1.0)
+        return self._rate / -math.expm1(-span / self.RATE_WINDOW_S)
 
     @property
     def probability(self) -> float:
         """The share drawn now: ``share``, less where the traffic outruns the budget."""
         if not self.enabled:
             return 0.0
-        if self._rate <= self.rate_per_s:
+        rate = self.observed_rate
+        if rate <= self.rate_per_s:
             return self.share
-        return min(self.share, self.rate_per_s / self._rate)
+        return min(self.share, self.rate_per_s / rate)
 
     def draw(self) -> bool:
         """Count one eligible response and say whether to pair it (the budget is spent
@@ -138,8 +145,10 @@ class PairSampler:
         now = self._clock()
         if self._last is not None:
             self._rate *= math.exp(-max(now - self._last, 0.0) / self.RATE_WINDOW_S)
+        else:
+            self._first = now
         self._rate += 1.0 / self.RATE_WINDOW_S
-        self._last = now
+        self._last = max(now, self._last or now)
         return self._rng.random() < self.probability
 
 
