@@ -11,10 +11,18 @@ from modeldeploy.tools.bench import drift as bench
 def test_simulated_scenarios_run_and_report_shares(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bench, "RUNS", 40)
     monkeypatch.setattr(bench, "A_A_HORIZON", 1000)
+    monkeypatch.setattr(
+        bench, "UNPAIRED_HORIZONS", {"default_limit": 2000, "limit_0_5_points": 2000}
+    )
     out = bench.simulated(lambda message: None)
     paired = out["shift_5_points_paired_flips_5pct"]
     assert paired["runs"] == 40 and paired["flagged_share"] >= 0.8
     assert out["identical_unpaired_2_classes"]["flagged_share"] == 0.0
+    assert out["identical_kserve_sampled_20pct"]["flagged_share"] == 0.0
+    sweep = out["kserve_share_sweep"]
+    assert sweep["0.5"]["flips_5pct"]["flagged_share_within_2000"] >= 0.8
+    arithmetic = out["unpaired"]["arithmetic"]
+    assert abs(arithmetic["standard_error"] - 0.01577) < 1e-4  # sqrt(.25/2000 + .2475/2000)
 
 
 def scored(name: str, label: np.ndarray, confidence: np.ndarray) -> bench.Scored:

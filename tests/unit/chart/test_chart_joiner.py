@@ -116,6 +116,7 @@ def test_the_joiner_container_runs_with_the_label_secret_and_its_arms(chart: hel
     assert container["command"] == ["python", "-m", "modeldeploy.serving.joiner"]
     args = build_parser().parse_args(container["args"])
     assert args.label_token_file.endswith("/label-token") and args.arms_file
+    assert (args.pair_share, args.pair_rate) == (0.3, 20.0)  # sampled pairing on, on KServe
     secret = next(v for v in pod["volumes"] if v["name"] == "label-auth")["secret"]
     assert secret["secretName"] == "modeldeploy-label-auth"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True

@@ -35,7 +35,10 @@ from modeldeploy.operator.analysis.verdict import CheckResult, CheckStatus, judg
 
 PREFIX = "drift_"
 SIGNALS = ("predictions", "confidence", "input_tokens", "truncation", "agreement")
-Flips = tuple[list[int], list[int], int]  # per class: only canary, only stable; all pairs
+Flips = tuple[list[int], list[int], int, list[int], list[int]]
+"""Per class: pairs only the canary, only stable said it; all pairs; pairs where the canary,
+where stable said it (the table's margins: ``drift_stats`` takes the pairs out of each
+arm's counts and combines the two disjoint parts)."""
 
 
 def _points(value: float) -> str:
@@ -149,20 +152,27 @@ def _more_often(subject: str) -> Callable[[str, float], str]:
 
 
 def _flips(agreement: Agreement | None, classes: Sequence[str]) -> Flips | None:
-    """Per class: pairs where only the canary, only stable predicted it; and all pairs."""
+    """Per class: pairs where only the canary, only stable predicted it; all pairs; and the
+    pairs where the canary, where stable predicted it."""
     if agreement is None or not agreement.table:
         return None
     only_c = [0] * len(classes)
     only_s = [0] * len(classes)
+    said_c = [0] * len(classes)
+    said_s = [0] * len(classes)
     pairs = 0
     for (s, c), count in agreement.table.items():
         pairs += count
+        if c in classes:
+            said_c[classes.index(c)] += count
+        if s in classes:
+            said_s[classes.index(s)] += count
         if s != c:
             if c in classes:
                 only_c[classes.index(c)] += count
             if s in classes:
                 only_s[classes.index(s)] += count
-    return only_c, only_s, pairs
+    return only_c, only_s, pairs, said_c, said_s
 
 
 def check_predictions(config: AnalysisConfig, observations: Observations) -> CheckResult:

@@ -12,10 +12,18 @@ maximum, ``[max_k lower|d_k|, max_k upper|d_k|]``, does too. With two categories
 mirror each other (``d_1 = -d_2``), so one is tested at the full ``alpha / 2`` per side.
 
 Where both arms scored the same inputs (paired traffic), the table of (stable class,
-canary class) gives a second interval per class from McNemar's variance: only inputs whose
+canary class) gives a second estimate per class from McNemar's variance: only inputs whose
 answer changed move it, so a shift made of flipped answers is seen in far fewer requests.
-The two intervals then get ``alpha / 2`` each and are intersected (both hold together with
-probability ``1 - alpha``).
+
+When the table's per-class counts (what each arm answered on the pairs) come with it, the
+pairs are taken out of each arm's counts and the two *disjoint* parts, McNemar on the pairs
+and the unpaired difference on the rest, are combined by inverse-variance weighting (as the
+accuracy check combines paired and unpaired labels, ``sequential.combined_difference``) into
+one estimate with one interval at the full ``alpha``. With a sample of the traffic paired
+(KServe's joiner re-scores a share of each arm's requests on the other) this is what lets
+the pairs count: the old way, two intervals at ``alpha / 2`` each, intersected, wasted half
+the level on whichever was the weaker. Without the per-class counts the two intervals are
+still intersected (both hold together with probability ``1 - alpha``).
 
 Every function broadcasts over leading axes, so the benchmark runs the operator's code on
 thousands of simulated rollouts at once.
@@ -32,6 +40,9 @@ from modeldeploy.operator.analysis.sequential import (
     unpaired_variance,
 )
 
+Flips = tuple[npt.ArrayLike, ...]
+"""``(only_canary, only_stable, pairs)`` or ``(..., paired_canary, paired_stable)``."""
+
 
 def categories_tested(k: int) -> int:
     """How many share differences are tested: one when two shares mirror each other."""
@@ -44,13 +55,15 @@ def signed_intervals(
     *,
     alpha: float,
     scale: float,
-    flips: tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike] | None = None,
+    flips: Flips | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per category: estimate, lower and upper bound of ``share_canary - share_stable``.
 
     ``canary``, ``stable``: counts per category (last axis). ``flips``, when paired data
     exist: per category, the pairs where only the canary said it, where only stable said
-    it, and the number of pairs (broadcast over categories).
+    it, and the number of pairs (broadcast over categories); optionally followed by, per
+    category, the pairs where the canary said it and where stable said it (the table's
+    margins), which makes the evidence one combined interval (module docstring).
     """
     c = np.asarray(canary, dtype=float)
     s = np.asarray(stable, dtype=float)
@@ -58,6 +71,10 @@ def signed_intervals(
     n_c = c.sum(axis=-1, keepdims=True)
     n_s = s.sum(axis=-1, keepdims=True)
     per_side = alpha / (2.0 * categories_tested(k))
+    if flips is not None and len(flips) == 5:
+        estimate, variance = _combined(c, s, flips)
+        radius = mixture_radius(variance, scale, per_side)
+        return estimate, estimate - radius, estimate + radius
     if flips is not None:
         per_side /= 2.0
     estimate, variance = unpaired_variance(c, n_c, s, n_s)
@@ -74,6 +91,25 @@ def signed_intervals(
     return estimate, lower, upper
 
 
+def _combined(c: np.ndarray, s: np.ndarray, flips: Flips) -> tuple[np.ndarray, np.ndarray]:
+    """Estimate and variance from the pairs (McNemar) and the rest of each arm's counts
+    (unpaired), inverse-variance weighted; a part without data gets weight 0."""
+    only_c, only_s, pairs, paired_c, paired_s = (np.asarray(v, dtype=float) for v in flips)
+    p_est, p_var = paired_variance(only_c, only_s, pairs)
+    # Counters read at slightly different moments can leave a margin above its arm's count.
+    rest_c, rest_s = np.maximum(c - paired_c, 0.0), np.maximum(s - paired_s, 0.0)
+    n_c, n_s = rest_c.sum(axis=-1, keepdims=True), rest_s.sum(axis=-1, keepdims=True)
+    u_est, u_var = unpaired_variance(rest_c, n_c, rest_s, n_s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w_p = np.where(np.isfinite(p_var) & (p_var > 0), 1.0 / p_var, 0.0)
+        w_u = np.where(np.isfinite(u_var) & (u_var > 0), 1.0 / u_var, 0.0)
+        total = w_p + w_u
+        weighted = w_p * np.nan_to_num(p_est) + w_u * np.nan_to_num(u_est)
+        estimate = np.where(total > 0, weighted / total, np.nan)
+        variance = np.where(total > 0, 1.0 / total, np.inf)
+    return estimate, variance
+
+
 def absolute_intervals(lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The interval for ``|d|`` implied by an interval ``[lower, upper]`` for ``d``."""
     lo_abs = np.where(lower > 0, lower, np.where(upper < 0, -upper, 0.0))
@@ -87,7 +123,7 @@ def max_shift_interval(
     *,
     alpha: float,
     scale: float,
-    flips: tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike] | None = None,
+    flips: Flips | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(lower, upper)`` for the largest absolute share shift, plus per-category estimates
     and the index of the category whose bound is largest (what a reason names).

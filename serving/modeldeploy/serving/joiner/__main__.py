@@ -26,7 +26,7 @@ from modeldeploy.serving.contract.store import (
 )
 from modeldeploy.serving.joiner.app import Joiner, JoinerConfig
 from modeldeploy.serving.joiner.book import JoinBook
-from modeldeploy.serving.joiner.pairing import ArmsFile
+from modeldeploy.serving.joiner.pairing import DEFAULT_PAIR_RATE, DEFAULT_PAIR_SHARE, ArmsFile
 from modeldeploy.serving.router.pairing import DEFAULT_INPUT_BYTES, DEFAULT_RESCORES_PER_S
 
 
@@ -59,6 +59,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=DEFAULT_RESCORES_PER_S,
         help="re-scores/s on the other arm for labels of items one arm scored; 0: off",
+    )
+    parser.add_argument(
+        "--pair-share",
+        type=float,
+        default=DEFAULT_PAIR_SHARE,
+        help="share of unlabelled logged responses (0..1) re-scored on the other arm, at "
+        "random, for the drift checks' paired evidence (modeldeploy_paired_predictions_total); "
+        "0: off (local mode's router pairs its own requests)",
+    )
+    parser.add_argument(
+        "--pair-rate",
+        type=float,
+        default=DEFAULT_PAIR_RATE,
+        help="at most this many of those re-scores per second (the compute budget)",
     )
     parser.add_argument("--rescore-timeout-s", type=float, default=10.0)
     store = parser.add_argument_group("the bounded store (oldest out first on every bound)")
@@ -93,6 +107,10 @@ def config_from(args: argparse.Namespace) -> JoinerConfig:
         raise ValueError("give both --label-token-file and --control-token-file, or neither")
     if args.pair_on_label_rate < 0:
         raise ValueError("--pair-on-label-rate must be >= 0")
+    if not 0.0 <= args.pair_share <= 1.0:
+        raise ValueError("--pair-share must be between 0 and 1")
+    if args.pair_rate < 0:
+        raise ValueError("--pair-rate must be >= 0")
     auth = None
     if args.label_token_file:
         auth = Auth.from_files(
@@ -103,7 +121,13 @@ def config_from(args: argparse.Namespace) -> JoinerConfig:
         checker, args.store_capacity, args.store_ttl_s, args.store_max_bytes, args.input_bytes
     )
     return JoinerConfig(
-        auth, book, ArmsFile(args.arms_file), args.pair_on_label_rate, args.rescore_timeout_s
+        auth,
+        book,
+        ArmsFile(args.arms_file),
+        args.pair_on_label_rate,
+        args.rescore_timeout_s,
+        pair_share=args.pair_share,
+        pair_rate=args.pair_rate,
     )
 
 

@@ -12,12 +12,20 @@
   ``/healthz``.
 
 Answers to labels say only whether the label counted, never what an arm predicted.
+
+Sampled pairing (``JoinerConfig.pair_share``, :class:`~.pairing.PairSampler`): a random share
+of the recorded, unlabelled responses is re-scored on the other arm in the background,
+after the event is answered, so nothing waits on it (on KServe no client waits on the
+joiner at all: the agent posts its events after the answer). Each pair is counted in
+``modeldeploy_paired_predictions_total`` and booked as the other arm's prediction, so a
+label that arrives later is paired without a second re-score.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -40,12 +48,22 @@ from modeldeploy.serving.joiner.events import (
     PREDICTOR_COMPONENT,
     Arm,
     EventError,
+    Scored,
     parse_event,
     protocol_of,
     scored,
 )
 from modeldeploy.serving.joiner.metrics import JoinerMetrics
-from modeldeploy.serving.joiner.pairing import ArmsFile, Plan, Rescorer, plan
+from modeldeploy.serving.joiner.pairing import (
+    DEFAULT_PAIR_RATE,
+    DEFAULT_PAIR_SHARE,
+    ArmsFile,
+    PairSampler,
+    Plan,
+    Rescorer,
+    is_rescore,
+    plan,
+)
 from modeldeploy.serving.router.pairing import RescoreBudget, RescorePacer, StoredInput
 from modeldeploy.serving.router.responses import json_too_deep
 
@@ -62,6 +80,12 @@ class JoinerConfig:
     arms: ArmsFile
     rescores_per_s: float = 20.0
     rescore_timeout_s: float = 10.0
+    pair_share: float = DEFAULT_PAIR_SHARE
+    """Share of unlabelled responses re-scored on the other arm for the drift checks."""
+    pair_rate: float = DEFAULT_PAIR_RATE
+    """At most this many of those re-scores per second."""
+    pair_rng: random.Random | None = None
+    """The sampler's random draws (tests seed it)."""
 
 
 class Joiner:
@@ -74,13 +98,17 @@ class Joiner:
         self.metrics = metrics or JoinerMetrics()
         self.metrics.watch_store(lambda: len(self.book.items),
                                  lambda: self.book.items.estimated_bytes)  # fmt: skip
+        self.sampler = PairSampler(config.pair_share, config.pair_rate, config.pair_rng)
+        self.metrics.watch_pair_share(lambda: self.sampler.probability)
+        paced = config.rescores_per_s + (config.pair_rate if self.sampler.enabled else 0.0)
         self.rescorer = Rescorer(
             RescoreBudget(config.rescores_per_s),
             config.rescore_timeout_s,
-            RescorePacer.for_rate(config.rescores_per_s),
+            RescorePacer.for_rate(paced),
         )
         self.minter = IdIssuer(config.auth.id_key, JOINER_ORIGIN) if config.auth else None
         self._rescoring: dict[str, asyncio.Future[None]] = {}
+        self._sampled: set[asyncio.Future[None]] = set()
 
     # --- applications -------------------------------------------------------------------
 
@@ -104,6 +132,9 @@ class Joiner:
         await self.rescorer.open()
 
     async def _close(self, _: web.Application) -> None:
+        for task in list(self._sampled):
+            task.cancel()
+        await asyncio.gather(*self._sampled, return_exceptions=True)
         await self.rescorer.close()
 
     # --- ingest -------------------------------------------------------------------------
@@ -132,7 +163,53 @@ class Joiner:
             answer = scored(event.body, arm.version)
         except EventError:
             return "ignored"
-        return self.book.record(arm, answer, event.link)
+        outcome = self.book.record(arm, answer, event.link)
+        if outcome == "recorded" and not is_rescore(event.ce_id) and self.sampler.draw():
+            self._sample(arm, answer)
+        return outcome
+
+    # --- sampled pairing (the drift checks) ---------------------------------------------
+
+    def _sample(self, arm: Arm, answer: Scored) -> None:
+        """Start a background re-score of a drawn response on the other arm (or count why
+        not); the event is answered without waiting for it."""
+        if arm.role not in ("stable", "canary"):
+            return  # a shadow is mirrored every request already
+        request_id = answer.request_id
+        item = self.book.items.get(answer.item_ids[0]) if answer.item_ids else None
+        if item is None:
+            return
+        if request_id in self._rescoring:
+            self.metrics.pair_sample("busy")
+            return
+        chosen = plan(self.book, item, self.config.arms.get(arm.deployment))
+        if chosen.skip:
+            if chosen.skip != "not_needed":
+                self.metrics.pair_sample(chosen.skip)
+            return
+        task = asyncio.ensure_future(self._pair_sampled(request_id, arm, answer, chosen))
+        self._rescoring[request_id] = task
+        self._sampled.add(task)
+        task.add_done_callback(lambda _: self._rescoring.pop(request_id, None))
+        task.add_done_callback(self._sampled.discard)
+
+    async def _pair_sampled(
+        self, request_id: str, served: Arm, answer: Scored, chosen: Plan
+    ) -> None:
+        result = await self.rescorer.score(chosen, self.sampler.budget)
+        if isinstance(result, str):
+            self.metrics.pair_sample(result)
+            return
+        ours = tuple(answer.item_ids[: len(result.predictions)])
+        other = Arm(served.deployment, chosen.role, chosen.version)
+        self.book.put_predictions(
+            other, replace(result, request_id=request_id, item_ids=ours), None
+        )
+        for mine, theirs in zip(answer.predictions, result.predictions, strict=False):
+            stable, canary = (mine, theirs) if served.role == "stable" else (theirs, mine)
+            versions = (stable.model_version, canary.model_version)
+            self.metrics.paired_prediction(served.deployment, *versions, stable.label, canary.label)
+        self.metrics.pair_sample("paired")
 
     # --- labels -------------------------------------------------------------------------
 

@@ -4,6 +4,10 @@ The two the analysis reads are the contract's, with the contract's labels:
 ``modeldeploy_labelled_predictions_total{deployment, model_version, role, source, correct}``
 and ``modeldeploy_paired_outcomes_total{deployment, stable_version, canary_version, source,
 outcome}``. On KServe the predictors leave labels to the joiner, so these are counted once.
+With sampled pairing on, a third: ``modeldeploy_paired_predictions_total{deployment,
+stable_version, canary_version, stable_label, canary_label}``, one per unlabelled item both
+arms scored because the joiner drew it (the drift checks' paired evidence; local mode's
+router counts the same series for its paired requests).
 The rest say what the joiner did with what it was sent.
 """
 
@@ -33,6 +37,17 @@ FEEDBACK_OUTCOMES = ("counted", "unknown_id", "expired", "duplicate", "bad_input
                      *n.AUTH_REJECT_REASONS)  # fmt: skip
 RESCORES = "modeldeploy_joiner_rescores_total"
 RESCORE_OUTCOMES = ("paired", "over_budget", "no_input", "no_arms", "failed", "wrong_version")
+PAIR_SAMPLES = "modeldeploy_joiner_pair_samples_total"
+PAIR_SHARE = "modeldeploy_joiner_pair_share_ratio"
+PAIR_SAMPLE_OUTCOMES = (
+    "paired",  # re-scored on the other arm and counted in the paired predictions
+    "over_budget",  # drawn, but the pair rate was spent: left unpaired
+    "no_input",  # the request's body was not kept (binary, too large, or not logged yet)
+    "no_arms",  # the arms file names no other arm for the deployment
+    "failed",
+    "wrong_version",
+    "busy",  # a re-score of the same request (for its label) was already running
+)
 
 
 class JoinerMetrics:
@@ -66,6 +81,27 @@ class JoinerMetrics:
             self._feedback.labels(o)
         for o in RESCORE_OUTCOMES:
             self._rescores.labels(o)
+        self._samples = Counter(
+            PAIR_SAMPLES,
+            "Sampled pairing: unlabelled responses drawn for a re-score on the other arm, by"
+            " outcome.",
+            ["outcome"],
+            registry=r,
+        )
+        for o in PAIR_SAMPLE_OUTCOMES:
+            self._samples.labels(o)
+        self._pair_share = Gauge(
+            PAIR_SHARE,
+            "Sampled pairing: the share of unlabelled responses drawn now (below --pair-share"
+            " where the traffic outruns --pair-rate).",
+            registry=r,
+        )
+        self._paired_predictions = Counter(
+            n.PAIRED_PREDICTIONS,
+            "Unlabelled inputs both arms scored (sampled pairing), by what each predicted.",
+            n.PAIRED_PREDICTION_LABELS,
+            registry=r,
+        )
         self._entries = Gauge(n.STORE_ENTRIES, "Entries in the bounded id store.",
                               n.STORE_LABELS, registry=r)  # fmt: skip
         self._bytes = Gauge(
@@ -85,6 +121,25 @@ class JoinerMetrics:
 
     def rescore(self, outcome: str) -> None:
         self._rescores.labels(outcome).inc()
+
+    def watch_pair_share(self, share: Callable[[], float]) -> None:
+        self._pair_share.set_function(share)
+
+    def pair_sample(self, outcome: str) -> None:
+        self._samples.labels(outcome).inc()
+
+    def paired_prediction(
+        self,
+        deployment: str,
+        stable_version: str,
+        canary_version: str,
+        stable_label: str,
+        canary_label: str,
+    ) -> None:
+        """One unlabelled item both arms scored (the drift checks' paired evidence)."""
+        self._paired_predictions.labels(
+            deployment, stable_version, canary_version, stable_label, canary_label
+        ).inc()
 
     def counted(self, deployment: str, source: str, counted: Counted) -> None:
         for role, version, correct in counted.arms:

@@ -18,6 +18,19 @@ keys the operator keeps current while a canary runs), one entry per deployment::
 An arm is its base URL, or ``{"url", "version"}`` (the version is needed for Triton, whose
 answers carry their repository's version number, not the registry's).
 
+**Sampled pairing for the drift checks** (:class:`PairSampler`): labels arrive late or
+never, and two independent arms cannot show a 5-point prediction-mix shift within 2,000
+requests each (docs/statistics.md, "What unpaired arms can show"). So a random share of the
+*unlabelled* logged responses is re-scored on the other arm as well, within a budget of
+re-scores per second of its own, and each such pair is counted in
+``modeldeploy_paired_predictions_total`` (the series local mode's router counts for the
+inputs it sends to both arms): the drift checks' paired evidence. The draw is random and
+independent of the input and the answer, so the pairs are a fair sample of the traffic.
+
+Every re-score carries a ``Ce-Id`` of :data:`RESCORE_CE_ID_PREFIX`: KServe's agent logs a
+request under its ``Ce-Id`` header (handler.go:143), so the joiner knows the events of its
+own re-scores when the arm logs them, and never samples those (no re-score of a re-score).
+
 The decision (:func:`plan`) is pure; :class:`Rescorer` does the one HTTP call.
 """
 
@@ -25,8 +38,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
-from collections.abc import Mapping
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +59,97 @@ from modeldeploy.serving.router.pairing import (
     rescore_role,
 )
 from modeldeploy.serving.router.responses import predictions_in
+
+RESCORE_CE_ID_PREFIX = "modeldeploy-rescore-"
+"""``Ce-Id`` of the joiner's own re-scores (see the module docstring)."""
+DEFAULT_PAIR_SHARE = 0.0
+"""The joiner's default share of unlabelled responses re-scored for the drift checks: off.
+
+Local mode's router already sends ``--paired-share`` of the canary's requests to both arms
+and counts those pairs itself; the chart turns sampling on for KServe (``joiner.pairShare``)."""
+DEFAULT_PAIR_RATE = 20.0
+"""Re-scores per second the sampled pairing may spend at most (one inference each, on the
+arm that did not serve the request; the same as pairing on label's budget): 30% of about
+65 requests/s, a few percent of one CPU predictor's capacity. Faster traffic is drawn at
+``rate / request rate`` instead (:class:`PairSampler`)."""
+
+
+def is_rescore(ce_id: str) -> bool:
+    """Whether a logged event is of one of the joiner's own re-scores."""
+    return ce_id.startswith(RESCORE_CE_ID_PREFIX)
+
+
+class PairSampler:
+    """Which unlabelled logged responses to pair: a random share, sized to a budget.
+
+    Each eligible response is drawn with probability ``min(share, rate_per_s / r)``, where
+    ``r`` is the observed rate of eligible responses (an exponentially weighted count,
+    time constant :attr:`RATE_WINDOW_S`, divided by the weight the window has had so far, so
+    it is not biased low in its first seconds): the compute budget is spread evenly over the
+    traffic instead of being spent on the first responses of each second. The draw is
+    independent of what was asked or answered, so the pairs stay a uniform sample. The
+    token bucket (``budget``, one second's worth) still bounds a burst the rate estimate
+    has not caught up with. ``share`` 0 (or ``rate_per_s`` 0) turns sampling off.
+    """
+
+    RATE_WINDOW_S = 10.0
+
+    def __init__(
+        self,
+        share: float,
+        rate_per_s: float = DEFAULT_PAIR_RATE,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"the pair share must be in [0, 1], got {share}")
+        if rate_per_s < 0:
+            raise ValueError(f"the pair rate must be >= 0, got {rate_per_s}")
+        self.share = share
+        self.rate_per_s = rate_per_s
+        self.budget = RescoreBudget(rate_per_s if share > 0 else 0.0, clock)
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._rate = 0.0  # decayed count / window: events per second once the window is full
+        self._first: float | None = None
+        self._last: float | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.share > 0 and self.budget.enabled
+
+    @property
+    def observed_rate(self) -> float:
+        """Eligible responses per second, as last estimated (0 before any)."""
+        if self._first is None or self._last is None:
+            return 0.0
+        # at least a second's weight: two responses a millisecond apart are not 1,000/s
+        span = max(self._last - self._first, 1.0)
+        return self._rate / -math.expm1(-span / self.RATE_WINDOW_S)
+
+    @property
+    def probability(self) -> float:
+        """The share drawn now: ``share``, less where the traffic outruns the budget."""
+        if not self.enabled:
+            return 0.0
+        rate = self.observed_rate
+        if rate <= self.rate_per_s:
+            return self.share
+        return min(self.share, self.rate_per_s / rate)
+
+    def draw(self) -> bool:
+        """Count one eligible response and say whether to pair it (the budget is spent
+        later, when the re-score starts)."""
+        if not self.enabled:
+            return False
+        now = self._clock()
+        if self._last is not None:
+            self._rate *= math.exp(-max(now - self._last, 0.0) / self.RATE_WINDOW_S)
+        else:
+            self._first = now
+        self._rate += 1.0 / self.RATE_WINDOW_S
+        self._last = max(now, self._last or now)
+        return self._rng.random() < self.probability
 
 
 @dataclass(frozen=True)
@@ -201,15 +309,20 @@ class Rescorer:
         if self._session is not None:
             await self._session.close()
 
-    async def score(self, chosen: Plan) -> Scored | str:
-        """The other arm's predictions, or the outcome that stood in for them."""
+    async def score(self, chosen: Plan, budget: RescoreBudget | None = None) -> Scored | str:
+        """The other arm's predictions, or the outcome that stood in for them.
+
+        ``budget``: the one to spend (default: pairing on label's); the pacer is shared, so
+        an arm sees one re-score at a time whichever path asked for it.
+        """
         assert chosen.stored is not None and self._session is not None
-        if not self.budget.take():
+        if not (budget or self.budget).take():
             return "over_budget"
         delay = self.pacer.reserve(chosen.role)
         if delay > 0:
             await asyncio.sleep(delay)
         headers: dict[str, Any] = dict(chosen.stored.headers)
+        headers["Ce-Id"] = RESCORE_CE_ID_PREFIX + uuid.uuid4().hex
         try:
             async with self._session.post(
                 chosen.url, data=chosen.stored.body, headers=headers

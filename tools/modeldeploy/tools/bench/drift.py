@@ -5,9 +5,14 @@ over simulated rollouts, ``analysis.drift`` per rollout), peeking as the tick do
 
 1. **Simulated counts** (2,000 rollouts per scenario): how often a 5-point prediction-mix
    shift is flagged (failed) within 2,000 requests per arm, with the router's paired
-   inputs (local mode scores every canary input on stable too) and without them; and how
-   often identical models are flagged (false flags), for the two-class mix and for a
-   14-bucket histogram (the confidence and length signals).
+   inputs (local mode scores every canary input on stable too), with the joiner's sampled
+   pairing on KServe (independent arms, 20% of each arm's requests re-scored on the other)
+   and with no pairs at all; and how often identical models are flagged (false flags), for
+   the two-class mix and for a 14-bucket histogram (the confidence and length signals).
+   For unpaired arms also: the textbook arithmetic (standard error, fixed-sample power),
+   the requests per arm the implemented test needs to flag 95% of rollouts, and the
+   mixture scale swept (is the default near the best an always-valid test of this family
+   does?).
 2. **Real checkpoints**: the cached ``good`` (stable), ``close`` and ``bad`` checkpoints
    score the demo's traffic sentences (the held-out test split) in-process; simulated demo
    traffic (random sentences, canary at 50%, every canary input also scored by stable)
@@ -48,6 +53,8 @@ RUNS = 2000
 LOOK_EVERY = 50  # requests per arm between looks (a tick sees tens of requests)
 HORIZON = 2000  # requests per arm: the goal's budget
 A_A_HORIZON = 10_000  # identical models are watched five times longer
+UNPAIRED_HORIZONS = {"default_limit": 30_000, "limit_0_5_points": 12_000}
+"""How far the unpaired study follows a 5-point shift (past where 95% are flagged)."""
 CONFIDENCE_EDGES = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 1.0)
 TOKEN_EDGES = (4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 ALL_SIGNALS = {
@@ -83,13 +90,11 @@ def _first_flags(
     for n in range(LOOK_EVERY, horizon + 1, LOOK_EVERY):
         step = draw(rng, LOOK_EVERY)
         total = list(step) if total is None else [t + s for t, s in zip(total, step, strict=True)]
-        canary, stable, *flips = total
+        canary, stable, *paired = total
+        # paired: only canary, only stable, pairs (per rollout), the table's two margins
+        flips = (paired[0], paired[1], paired[2][..., None], *paired[3:]) if paired else None
         lower, upper, _, _ = max_shift_interval(
-            canary,
-            stable,
-            alpha=config.alpha,
-            scale=config.drift.mixture_scale,
-            flips=(flips[0], flips[1], n) if flips else None,
+            canary, stable, alpha=config.alpha, scale=config.drift.mixture_scale, flips=flips
         )
         failed, _ = crossed(lower, upper, limit)
         first = np.where(np.isnan(first) & failed, n, first)
@@ -119,9 +124,140 @@ def _paired(up: float, down: float) -> Callable[..., tuple[np.ndarray, ...]]:
         canary = np.stack([negative - rises + falls, positive + rises - falls], -1)
         only_c = np.stack([falls, rises], axis=-1).astype(float)  # canary said it, stable not
         only_s = np.stack([rises, falls], axis=-1).astype(float)
-        return canary.astype(float), stable, only_c, only_s
+        canary = canary.astype(float)
+        # every input is a pair: the table's margins are the arms' counts
+        return canary, stable, only_c, only_s, np.full(RUNS, float(n)), canary, stable
 
     return draw
+
+
+def _sampled(share: float, up: float, down: float) -> Callable[..., tuple[np.ndarray, ...]]:
+    """KServe with the joiner's sampled pairing: each arm answers its own ``n`` requests
+    (independent inputs, 50/50 classes by stable's answer, flips as in :func:`_paired`), and
+    ``share`` of each arm's requests is re-scored on the other arm. A re-score counts in the
+    prediction mix of the arm that scored it (a predictor counts every request), and each
+    re-scored input is one pair."""
+
+    def own(rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]:
+        positive = rng.binomial(n, 0.5, size=RUNS)
+        negative = n - positive
+        return negative, positive, rng.binomial(negative, up), rng.binomial(positive, down)
+
+    def draw(rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]:
+        c_neg, c_pos, c_rise, c_fall = own(rng, n)  # the canary's requests
+        s_neg, s_pos, s_rise, s_fall = own(rng, n)  # stable's
+        # the sampled share of each cell (stayed negative, stayed positive, rose, fell)
+        c_cells = [rng.binomial(k, share) for k in (c_neg - c_rise, c_pos - c_fall, c_rise, c_fall)]
+        s_cells = [rng.binomial(k, share) for k in (s_neg - s_rise, s_pos - s_fall, s_rise, s_fall)]
+        canary = np.stack(
+            [
+                c_neg - c_rise + c_fall + s_cells[0] + s_cells[3],  # + its answers on stable's
+                c_pos + c_rise - c_fall + s_cells[1] + s_cells[2],
+            ],
+            axis=-1,
+        )
+        stable = np.stack(
+            [s_neg + c_cells[0] + c_cells[2], s_pos + c_cells[1] + c_cells[3]], axis=-1
+        )
+        stay_neg, stay_pos = c_cells[0] + s_cells[0], c_cells[1] + s_cells[1]
+        rises, falls = c_cells[2] + s_cells[2], c_cells[3] + s_cells[3]
+        only_c = np.stack([falls, rises], axis=-1)
+        only_s = np.stack([rises, falls], axis=-1)
+        pairs = stay_neg + stay_pos + rises + falls
+        said_c = np.stack([stay_neg + falls, stay_pos + rises], axis=-1)
+        said_s = np.stack([stay_neg + rises, stay_pos + falls], axis=-1)
+        parts = (canary, stable, only_c, only_s, pairs, said_c, said_s)
+        return tuple(a.astype(float) for a in parts)
+
+    return draw
+
+
+def _requests_for(first: np.ndarray, share: float) -> float | None:
+    """Requests per arm by which ``share`` of the rollouts were flagged (None: not within
+    the horizon)."""
+    ordered = np.sort(np.where(np.isnan(first), np.inf, first))
+    value = float(ordered[max(int(np.ceil(share * ordered.size)) - 1, 0)])
+    return value if np.isfinite(value) else None
+
+
+def unpaired_arithmetic(limit: float, shift: float = 0.05, n: int = HORIZON) -> dict[str, Any]:
+    """What any test can do with ``n`` independent requests per arm, a class share near 0.5
+    and a ``shift``-point move (fixed-sample normal approximations: an upper bound on what a
+    test that may look at every tick can do)."""
+    from scipy.stats import norm
+
+    p_s, p_c = 0.5, 0.5 - shift
+    se = float(np.sqrt(p_s * (1 - p_s) / n + p_c * (1 - p_c) / n))
+    per_arm_var = p_s * (1 - p_s) + p_c * (1 - p_c)
+
+    def power(margin: float, alpha: float) -> float:
+        return float(norm.cdf(margin / se - norm.ppf(1 - alpha)))
+
+    def needed(margin: float, alpha: float) -> float:
+        return float((norm.ppf(1 - alpha) + norm.ppf(0.95)) ** 2 * per_arm_var / margin**2)
+
+    return {
+        "requests_per_arm": n,
+        "shift": shift,
+        "standard_error": se,
+        "z_against_no_shift": shift / se,
+        "fixed_power_two_sided_1pct_against_no_shift": power(shift, 0.005),
+        "fixed_power_one_sided_1pct_against_no_shift": power(shift, 0.01),
+        "fixed_power_one_sided_2_5pct_against_limit": power(shift - limit, 0.025),
+        "fixed_requests_per_arm_95pct_one_sided_1pct_against_no_shift": needed(shift, 0.01),
+        "fixed_requests_per_arm_95pct_one_sided_2_5pct_against_limit": needed(shift - limit, 0.025),
+    }
+
+
+def share_sweep(progress: Progress, config: AnalysisConfig, limit: float) -> dict[str, Any]:
+    """KServe with sampled pairing at several shares: a 5-point shift made of flips (5% of
+    inputs, and 9% with 4% flipping back) flagged within 2,000 requests per arm."""
+    out: dict[str, Any] = {}
+    for share in (0.1, 0.2, 0.3, 0.5):
+        row = {}
+        for name, up, down in (("flips_5pct", 0.10, 0.0), ("flips_9pct", 0.14, 0.04)):
+            progress(f"KServe, {share:.0%} of requests paired, {name}")
+            first = _first_flags(_sampled(share, up, down), HORIZON, limit, 300, config)
+            row[name] = {
+                "flagged_share_within_2000": float(np.mean(first <= HORIZON)),
+                "requests_per_arm_for_95pct": _requests_for(first, 0.95),
+            }
+        out[f"{share:g}"] = row
+    meets = [
+        float(k) for k, row in out.items() if row["flips_5pct"]["flagged_share_within_2000"] >= 0.95
+    ]
+    out["smallest_share_meeting_goal_flips_5pct"] = min(meets) if meets else None
+    return out
+
+
+def unpaired_study(progress: Progress, config: AnalysisConfig, limit: float) -> dict[str, Any]:
+    """The implemented test on unpaired arms: requests per arm to flag 95% of 5-point shifts
+    (default limit and a strict one), and the mixture scale swept at 2,000 requests."""
+    half, moved = np.array([0.5, 0.5]), np.array([0.45, 0.55])
+    out: dict[str, Any] = {"arithmetic": unpaired_arithmetic(limit)}
+    for name, lim in (("default_limit", limit), ("limit_0_5_points", 0.005)):
+        horizon = UNPAIRED_HORIZONS[name]
+        progress(f"unpaired 5-point shift, limit {lim}: {RUNS} rollouts to {horizon} per arm")
+        first = _first_flags(_unpaired(half, moved), horizon, lim, 100, config)
+        out[f"requests_per_arm_95pct_{name}"] = {
+            "limit": lim,
+            "horizon": horizon,
+            "flagged_share_within_2000": float(np.mean(first <= HORIZON)),
+            "requests_per_arm_for_95pct": _requests_for(first, 0.95),
+            "requests_per_arm_for_50pct": _requests_for(first, 0.5),
+        }
+    sweep = {}
+    for scale in (0.02, 0.03, 0.05, 0.07):
+        progress(f"mixture scale {scale}: unpaired shift and identical arms")
+        tuned = AnalysisConfig.model_validate({"drift": {**ALL_SIGNALS, "mixtureScale": scale}})
+        shift = _first_flags(_unpaired(half, moved), HORIZON, limit, 200, tuned)
+        same = _first_flags(_unpaired(half, half), A_A_HORIZON, limit / 4, 201, tuned)
+        sweep[f"{scale:g}"] = {
+            "shift_flagged_share_within_2000": float(np.mean(shift <= HORIZON)),
+            "identical_flagged_share_quarter_limit": float(np.mean(np.isfinite(same))),
+        }
+    out["mixture_scale_sweep"] = {"default": config.drift.mixture_scale, "scales": sweep}
+    return out
 
 
 def simulated(progress: Progress) -> dict[str, Any]:
@@ -137,7 +273,23 @@ def simulated(progress: Progress) -> dict[str, Any]:
     scenarios = {
         "shift_5_points_paired_flips_5pct": (_paired(0.10, 0.0), HORIZON, limit),
         "shift_5_points_paired_flips_9pct": (_paired(0.14, 0.04), HORIZON, limit),
+        "shift_5_points_kserve_sampled_20pct_flips_5pct": (
+            _sampled(0.2, 0.10, 0.0),
+            HORIZON,
+            limit,
+        ),
+        "shift_5_points_kserve_sampled_20pct_flips_9pct": (
+            _sampled(0.2, 0.14, 0.04),
+            HORIZON,
+            limit,
+        ),
         "shift_5_points_unpaired": (_unpaired(half, np.array([0.45, 0.55])), HORIZON, limit),
+        "identical_kserve_sampled_20pct": (_sampled(0.2, 0.0, 0.0), A_A_HORIZON, limit),
+        "equal_quality_kserve_sampled_20pct_flips_5pct_each_way": (
+            _sampled(0.2, 0.05, 0.05),
+            A_A_HORIZON,
+            limit,
+        ),
         "identical_unpaired_2_classes": (_unpaired(half, half), A_A_HORIZON, limit),
         "equal_quality_paired_flips_5pct_each_way": (_paired(0.05, 0.05), A_A_HORIZON, limit),
     }
@@ -155,12 +307,25 @@ def simulated(progress: Progress) -> dict[str, Any]:
     for seed, (name, (draw, horizon, lim)) in enumerate(scenarios.items()):
         progress(f"{name}: {RUNS} rollouts to {horizon} requests per arm")
         first = _first_flags(draw, horizon, lim, seed, config)
-        out[name] = {**_summary(first, horizon), "horizon": horizon, "limit": lim}
+        out[name] = {
+            **_summary(first, horizon),
+            "horizon": horizon,
+            "limit": lim,
+            "requests_per_arm_for_95pct": _requests_for(first, 0.95),
+        }
     goal = out["shift_5_points_paired_flips_5pct"]["flagged_share"]
     out["goal_shift_flagged_95pct_within_2000"] = bool(goal >= 0.95)
+    kserve = out["shift_5_points_kserve_sampled_20pct_flips_5pct"]["flagged_share"]
+    out["goal_shift_flagged_95pct_within_2000_kserve_sampled_20pct"] = bool(kserve >= 0.95)
+    out["kserve_share_sweep"] = share_sweep(progress, config, limit)
+    out["unpaired"] = unpaired_study(progress, config, limit)
     worst_false = max(
         out[k]["flagged_share"]
-        for k in ("identical_unpaired_2_classes", "identical_unpaired_14_buckets")
+        for k in (
+            "identical_unpaired_2_classes",
+            "identical_unpaired_14_buckets",
+            "identical_kserve_sampled_20pct",
+        )
     )
     out["goal_false_flags_at_most_1pct"] = bool(worst_false <= 0.01)
     return out
