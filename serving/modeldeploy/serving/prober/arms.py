@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry
 
 from modeldeploy.serving.prober.core import Prober, ProberConfig, ProberMetrics
 from modeldeploy.serving.prober.golden import GoldenSet
-from modeldeploy.serving.prober.schedule import rollout_key
+from modeldeploy.serving.prober.schedule import DEFAULT_MARGIN_S, rollout_key
 
 log = logging.getLogger(__name__)
 
@@ -162,12 +162,14 @@ class ArmsProber:
         *,
         poll_s: float = 2.0,
         timeout_s: float = 10.0,
+        margin_s: float = DEFAULT_MARGIN_S,
     ) -> None:
         self.path = Path(path)
         self.golden = golden
         self.registry = registry or CollectorRegistry()
         self.poll_s = poll_s
         self.timeout_s = timeout_s
+        self.margin_s = margin_s
         self.running: dict[str, tuple[ProbeTarget, asyncio.Task[int], asyncio.Event]] = {}
         self.probers: dict[str, Prober] = {}
         self._goldens: dict[tuple[str, str, str], tuple[Golden | None, float]] = {}
@@ -208,8 +210,10 @@ class ArmsProber:
                 del self.running[name]
                 if self.probers[name].exhausted:
                     self.used_up.add(target)
-                if wanted.get(name) != target:
-                    self._say(name, "stopped", "rollout ended or changed: probing stopped")
+        for name in [n for n in self.probers if n not in wanted]:
+            del self.probers[name]
+            self._say(name, "stopped", "no undecided rollout to probe: stopped")
+        self.used_up &= set(wanted.values())
         for name, target in wanted.items():
             if name in self.running or target in self.used_up:
                 continue  # probing, or used up for this rollout: idle until it changes
@@ -235,6 +239,7 @@ class ArmsProber:
             rate_per_s=target.rate,
             timeout_s=self.timeout_s,
             since=target.since,
+            margin_s=self.margin_s,
             key=rollout_key(
                 target.deployment, target.stable_version, target.canary_version, golden.digest
             ),
