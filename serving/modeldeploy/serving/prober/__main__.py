@@ -30,7 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from modeldeploy.serving.prober.arms import ArmsProber, registry_golden_source
 from modeldeploy.serving.prober.core import Prober, ProberConfig
 from modeldeploy.serving.prober.golden import load_golden
-from modeldeploy.serving.prober.schedule import rollout_key
+from modeldeploy.serving.prober.schedule import DEFAULT_MARGIN_S, rollout_key
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-probes", type=int, help="stop probing after this many")
     parser.add_argument("--timeout-s", type=float, default=10.0)
     parser.add_argument("--poll-s", type=float, default=2.0, help="arms file re-read interval")
+    parser.add_argument(
+        "--margin-s",
+        type=float,
+        default=DEFAULT_MARGIN_S,
+        help="on (re)start, also skip the slots due this soon (clock differences between"
+        " machines: a restarted prober must not re-send an example)",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9100, help="/metrics port")
     return parser
@@ -98,7 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.stable or args.canary:
             parser.error("give --arms-file, or --stable and --canary, not both")
         arms = ArmsProber(
-            args.arms_file, registry_golden_source(), poll_s=args.poll_s, timeout_s=args.timeout_s
+            args.arms_file,
+            registry_golden_source(),
+            poll_s=args.poll_s,
+            timeout_s=args.timeout_s,
+            margin_s=args.margin_s,
         )
         asyncio.run(
             _serve(
@@ -123,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout_s=args.timeout_s,
         max_probes=args.max_probes,
         since=args.since,
+        margin_s=args.margin_s,
         key=rollout_key(args.deployment, args.stable, args.canary, str(args.golden or "")),
     )
     prober = Prober(config, golden)

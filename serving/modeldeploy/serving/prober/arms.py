@@ -128,7 +128,12 @@ def read_targets(path: Path) -> dict[str, ProbeTarget]:
 
 
 def registry_golden_source() -> GoldenSource:
-    """Read golden sets from the registry (the MLflow client, off the event loop)."""
+    """Read golden sets from the registry (the MLflow client, off the event loop).
+
+    The client is imported now, before the prober says it is ready: importing MLflow takes
+    seconds, and the first rollout's schedule must not lose those to it.
+    """
+    import modeldeploy.registry.mlflow_client  # noqa: F401
 
     async def source(registry: str, model: str, version: str) -> Golden | None:
         return await asyncio.to_thread(_read_from_registry, registry, model, version)
