@@ -98,43 +98,57 @@ _BY_REGISTRY: weakref.WeakKeyDictionary[CollectorRegistry, _Collectors] = (
 )
 
 
+def share_collectors(registry: CollectorRegistry, labelled: Counter, paired: Counter) -> None:
+    """Count probes in the contract counters another part of the process registered in
+    ``registry`` (the joiner's, when it runs the prober: one /metrics, one process start
+    time), instead of registering them a second time."""
+    if registry not in _BY_REGISTRY:
+        _BY_REGISTRY[registry] = _new_collectors(registry, labelled, paired)
+
+
 def _collectors(registry: CollectorRegistry) -> _Collectors:
     """The prober's series in ``registry``, registered once however many deployments."""
     found = _BY_REGISTRY.get(registry)
     if found is None:
         # process_start_time_seconds: the operator sees a restarted prober (counters reset).
         ProcessCollector(registry=registry)
-        found = _Collectors(
-            labelled=collectors(registry).labelled_predictions,
-            paired=paired_outcomes_counter(registry),
-            probes=Counter(
-                "modeldeploy_prober_probes",
-                "Probes sent (each to both arms).",
-                ("deployment",),
-                registry=registry,
-            ),
-            errors=Counter(
-                "modeldeploy_prober_errors",
-                "Probe calls that got no usable prediction, by arm.",
-                ("deployment", "role"),
-                registry=registry,
-            ),
-            state=Gauge(
-                "modeldeploy_prober_state",
-                "1 for the state the deployment's prober is in: probing, exhausted (every"
-                " golden example used once), no_golden_set, registry_error, stopped.",
-                ("deployment", "state"),
-                registry=registry,
-            ),
-            remaining=Gauge(
-                "modeldeploy_prober_remaining",
-                "Golden examples this rollout has not used yet (each is used at most once).",
-                ("deployment",),
-                registry=registry,
-            ),
+        found = _new_collectors(
+            registry, collectors(registry).labelled_predictions, paired_outcomes_counter(registry)
         )
         _BY_REGISTRY[registry] = found
     return found
+
+
+def _new_collectors(registry: CollectorRegistry, labelled: Counter, paired: Counter) -> _Collectors:
+    return _Collectors(
+        labelled=labelled,
+        paired=paired,
+        probes=Counter(
+            "modeldeploy_prober_probes",
+            "Probes sent (each to both arms).",
+            ("deployment",),
+            registry=registry,
+        ),
+        errors=Counter(
+            "modeldeploy_prober_errors",
+            "Probe calls that got no usable prediction, by arm.",
+            ("deployment", "role"),
+            registry=registry,
+        ),
+        state=Gauge(
+            "modeldeploy_prober_state",
+            "1 for the state the deployment's prober is in: probing, exhausted (every"
+            " golden example used once), no_golden_set, registry_error, stopped.",
+            ("deployment", "state"),
+            registry=registry,
+        ),
+        remaining=Gauge(
+            "modeldeploy_prober_remaining",
+            "Golden examples this rollout has not used yet (each is used at most once).",
+            ("deployment",),
+            registry=registry,
+        ),
+    )
 
 
 class ProberMetrics:
