@@ -111,3 +111,22 @@ def test_the_executor_passes_the_probe_block_and_emits_the_idle_note_once(
     executor.run(target(), after, after, [])
     assert platform.probes == [None, None]
     assert events == [("Normal", "ProberIdle", "no golden set for version 1: prober idle")]
+
+
+def test_the_kserve_arms_entry_carries_the_probe_block_to_the_joiners_prober() -> None:
+    from modeldeploy.operator.platforms.kserve_arms import ArmsConfigMap
+    from tests.unit.operator.test_kserve_joiner_arms import CoreApi
+
+    api = CoreApi()
+    cm = ArmsConfigMap(api, "sys/arms")
+    urls = {"stable": "http://s.ml", "canary": "http://c.ml"}
+    block = {"since": START_EPOCH, "rate": 1.0, "registry": "http://mlflow:5000"}
+    cm.publish(target(), VersionRef("1"), VersionRef("2"), urls, block)
+    cm.publish(target(), VersionRef("1"), VersionRef("2"), urls, block)  # unchanged: no write
+    assert len(api.patches) == 1
+    value = api.patches[0][2]["data"]["ml.demo.json"]
+    found = targets_in(json.loads(value))["demo"]
+    assert (found.stable_url, found.canary_url, found.since) == ("http://s.ml", "http://c.ml",
+                                                                   START_EPOCH)  # fmt: skip
+    cm.publish(target(), VersionRef("1"), VersionRef("2"), urls, None)  # probing turned off
+    assert targets_in(json.loads(api.patches[-1][2]["data"]["ml.demo.json"])) == {}
