@@ -13,7 +13,9 @@ Validation, before anything is uploaded (a refused set leaves no trace):
 - no text appears twice: the models are deterministic, so a repeated text is the same
   evidence counted twice, which would shrink the intervals falsely (docs/statistics.md);
 - at most ``MAX_EXAMPLES`` examples, ``MAX_TEXT_CHARS`` characters each and ``MAX_BYTES``
-  in all, so a golden set never becomes a dataset the prober holds in memory.
+  in all, so a golden set never becomes a dataset the prober holds in memory;
+- a version's golden set never changes once set (like its files): the prober's order of
+  examples belongs to one set, and a set swapped mid-rollout could repeat examples.
 """
 
 from __future__ import annotations
@@ -161,6 +163,12 @@ def publish_golden(client: ArtifactClient, model: str, version: str, path: Path 
     except (OSError, UnicodeDecodeError) as exc:
         raise GoldenSetRefused(f"{path}: cannot read it ({exc})") from exc
     info = client.get_version(model, str(version))
+    if golden_ref(info.tags) is not None:
+        raise GoldenSetRefused(
+            f"{model} version {version} already has a golden set; it cannot change (a prober"
+            " in the middle of a rollout would count examples of both sets): publish a new"
+            " version"
+        )
     examples = parse_golden(raw, classes_of(info.tags), str(path))
     return upload_golden(client, model, str(version), examples)
 
