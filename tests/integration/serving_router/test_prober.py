@@ -13,7 +13,7 @@ import pytest
 
 from modeldeploy.serving.contract.joiner import arms_entry
 from modeldeploy.serving.prober import ArmsProber, GoldenSet, Prober, ProberConfig, ProberThread
-from modeldeploy.serving.prober.arms import Golden
+from modeldeploy.serving.prober.arms import RETRY_S, Golden
 from tests.integration.serving_router.conftest import Setup
 
 # Labels follow the fake arms' rule ("good" -> positive), so stable is always right.
@@ -170,3 +170,29 @@ async def test_the_arms_prober_says_when_the_stable_version_has_no_golden_set(
     )
     assert value == 1
     assert setup.arms["stable"].predictions == []
+
+
+@pytest.mark.asyncio
+async def test_an_unreadable_golden_set_is_asked_for_again_later_not_every_pass(
+    start_router: Callable[..., Any], tmp_path: Path
+) -> None:
+    setup = await start_router()
+    calls: list[str] = []
+
+    async def golden(registry: str, model: str, version: str) -> Golden | None:
+        calls.append(version)
+        if len(calls) == 1:
+            raise ConnectionError("registry down")
+        return Golden(GOLDEN, "digest")
+
+    write_arms(tmp_path, setup, since=time.time() + 60)
+    arms = ArmsProber(tmp_path, golden)
+    await arms.sync(now=0.0)
+    state = {"deployment": "demo", "state": "registry_error"}
+    assert arms.registry.get_sample_value("modeldeploy_prober_state", state) == 1
+    await arms.sync(now=1.0)
+    assert calls == ["1"] and arms.running == {}
+    await arms.sync(now=RETRY_S + 1)
+    assert calls == ["1", "1"] and "demo" in arms.running
+    arms.running["demo"][2].set()
+    await arms.running["demo"][1]

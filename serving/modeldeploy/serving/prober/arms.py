@@ -177,7 +177,7 @@ class ArmsProber:
         self.margin_s = margin_s
         self.running: dict[str, tuple[ProbeTarget, asyncio.Task[int], asyncio.Event]] = {}
         self.probers: dict[str, Prober] = {}
-        self._goldens: dict[tuple[str, str, str], tuple[Golden | None, float]] = {}
+        self._goldens: dict[tuple[str, str, str], tuple[Golden | Exception | None, float]] = {}
         self._said: dict[str, str] = {}
         self.used_up: set[ProbeTarget] = set()  # rollouts whose golden set is spent
 
@@ -192,14 +192,16 @@ class ArmsProber:
         self._metrics(deployment).set_state(state)
 
     async def _golden_for(self, target: ProbeTarget, now: float) -> Golden | Exception | None:
+        """The stable version's set: kept once found (a version's set never changes); a
+        missing one, or a failed read, is asked for again after ``RETRY_S``."""
         key = (target.registry, target.model, target.stable_version)
         cached = self._goldens.get(key)
-        if cached is not None and (cached[0] is not None or now - cached[1] < RETRY_S):
+        if cached is not None and (isinstance(cached[0], Golden) or now - cached[1] < RETRY_S):
             return cached[0]
         try:
-            found = await self.golden(*key)
+            found: Golden | Exception | None = await self.golden(*key)
         except Exception as exc:  # the registry is down, or the set is damaged
-            return exc
+            found = exc
         self._goldens[key] = (found, now)
         return found
 
