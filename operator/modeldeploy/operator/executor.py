@@ -12,7 +12,9 @@ hand on the router lasts at most one tick, and each correction is counted
 (``modeldeploy_operator_traffic_drift_corrections_total``) and reported as a Warning Event.
 On a platform that publishes arms for the feedback joiner (``ArmsPublisher``: KServe), the
 same once-a-tick call keeps the joiner's arm URLs current while a canary is undecided, and
-withdraws them otherwise (best effort: pairing saves labels, it decides nothing).
+withdraws them otherwise (best effort: pairing saves labels, it decides nothing), with the
+golden-set prober's ``probe`` block when it should probe (``probing.py``; a stable version
+without a golden set is said once in a ``ProberIdle`` Event).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from modeldeploy.operator import registry_port, telemetry
+from modeldeploy.operator import probing, registry_port, telemetry
 from modeldeploy.operator.api.status import Status
 from modeldeploy.operator.platforms.base import ArmsPublisher, Platform, Target
 from modeldeploy.operator.rollout import actions as a
@@ -71,7 +73,10 @@ class Executor:
         if isinstance(self.platform, ArmsPublisher):
             undecided = after.canary is not None and not after.canary.outcome
             canary = after.canary.ref if undecided and after.canary is not None else None
-            self.platform.publish_arms(target, after.stable, canary)
+            probe = probing.plan(target, after.stable, after.canary, self.registry)
+            if probe.note:
+                self.emit("Normal", "ProberIdle", probe.note)
+            self.platform.publish_arms(target, after.stable, canary, probe.block)
 
     def _reassert(self, target: Target, after: Status) -> None:
         """Set the canary's weight back to the status' if something else moved it.

@@ -1,4 +1,5 @@
-"""``modeldeploy registry list|show|publish|upload-triton|fetch|seal|promote|reject|subscribe``.
+"""``modeldeploy registry ...``: list, show, publish, golden-set, upload-triton, fetch, seal,
+promote, reject, subscribe.
 
 Thin: each handler parses nothing itself, calls one function of this package and
 prints a table. Exit codes: 0 done, 1 failed (the message says why, via CommandError),
@@ -71,7 +72,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="attach the Triton repository to the version but copy it to the base URI yourself",
     )
+    publish.add_argument(
+        "--golden-set",
+        type=Path,
+        help="JSONL of {text, label}: the version's golden set, which the prober sends to both"
+        " arms while this version is stable (labels must be the model's classes; each text once)",
+    )
     _storage_args(publish)
+
+    golden_cmd = add(
+        "golden-set", "attach a golden set (JSONL of {text, label}) to a published version",
+        _golden_set,
+    )  # fmt: skip
+    golden_cmd.add_argument("model")
+    golden_cmd.add_argument("version")
+    golden_cmd.add_argument("file", type=Path)
 
     upload = add(
         "upload-triton",
@@ -235,6 +250,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
+    from modeldeploy.registry.golden import TAG_GOLDEN_SIZE
     from modeldeploy.registry.publish import inspect_checkpoint, publish_checkpoint
     from modeldeploy.registry.triton import TAG_TRITON_URI
 
@@ -249,12 +265,24 @@ def _publish(args: argparse.Namespace) -> int:
             description=args.description,
             triton_base_uri=args.triton_base_uri,
             triton_store=None if args.no_triton_upload else _store_factory(args),
+            golden_set=args.golden_set,
         )
     )
     alias = f" with alias {args.alias}" if args.alias else ""
     print(f"published {info.name} version {info.version}{alias}")
     if uri := info.tags.get(TAG_TRITON_URI):
         print(f"Triton repository at {uri}")
+    if size := info.tags.get(TAG_GOLDEN_SIZE):
+        print(f"golden set of {size} examples")
+    return 0
+
+
+def _golden_set(args: argparse.Namespace) -> int:
+    from modeldeploy.registry.golden import publish_golden
+
+    client = _client(args)
+    ref = _run(lambda: publish_golden(client, args.model, args.version, args.file))
+    print(f"{args.model} version {args.version}: golden set of {ref.size} examples at {ref.uri}")
     return 0
 
 

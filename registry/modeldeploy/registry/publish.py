@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from modeldeploy.registry import golden
 from modeldeploy.registry import manifest as manifests
 from modeldeploy.registry.base import (
     TAG_FAMILY,
@@ -169,6 +170,7 @@ def publish_checkpoint(
     now: datetime | None = None,
     triton_base_uri: str | None = None,
     triton_store: StoreFactory | None = open_store,
+    golden_set: Path | None = None,
 ) -> ModelVersionInfo:
     """Validate, hash, upload and register ``checkpoint_dir`` as a new version of ``model``.
 
@@ -182,9 +184,20 @@ def publish_checkpoint(
     uploaded, copy it yourself). The base URI, the checkpoint's Triton files and the storage
     are checked before anything is registered; the alias is set only once the repository is
     in place, so a rollout never starts on half a version.
+
+    With ``golden_set`` (a JSONL file of ``{"text", "label"}``) the version also gets its
+    golden set (``registry/golden.py``): checked against the checkpoint's classes before
+    anything is registered, uploaded before the alias is set.
     """
     checkpoint_dir = Path(checkpoint_dir)
     info = inspect_checkpoint(checkpoint_dir)
+    examples = None
+    if golden_set is not None:
+        try:
+            raw = Path(golden_set).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise golden.GoldenSetRefused(f"{golden_set}: cannot read it ({exc})") from exc
+        examples = golden.parse_golden(raw, dict(info.labels), str(golden_set))
     if triton_base_uri is not None:
         check_triton(checkpoint_dir, triton_base_uri, model, triton_store)
     manifest = manifests.build_manifest(checkpoint_dir)
@@ -200,6 +213,14 @@ def publish_checkpoint(
             triton_store,
         )
         created = replace(created, tags={**created.tags, **triton_tags})
+    if examples is not None:
+        ref = golden.upload_golden(client, model, created.version, examples)  # type: ignore[arg-type]  # needs log_version_artifacts
+        golden_tags = {
+            golden.TAG_GOLDEN_SET: ref.uri,
+            golden.TAG_GOLDEN_SHA256: ref.sha256,
+            golden.TAG_GOLDEN_SIZE: str(ref.size),
+        }
+        created = replace(created, tags={**created.tags, **golden_tags})
     if alias:
         client.set_alias(model, alias, created.version)
         created = replace(created, aliases=(*created.aliases, alias))

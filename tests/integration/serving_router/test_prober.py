@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from modeldeploy.serving.prober import GoldenSet, Prober, ProberConfig, ProberThread
+from modeldeploy.serving.contract.joiner import arms_entry
+from modeldeploy.serving.prober import ArmsProber, GoldenSet, Prober, ProberConfig, ProberThread
+from modeldeploy.serving.prober.arms import RETRY_S, Golden
 from tests.integration.serving_router.conftest import Setup
 
 # Labels follow the fake arms' rule ("good" -> positive), so stable is always right.
@@ -30,7 +35,6 @@ def make_prober(setup: Setup, **config: Any) -> Prober:
             stable_url=setup.arms["stable"].url,
             canary_url=setup.arms["canary"].url,
             model_name="m",
-            seed=1,
             **config,
         ),
         GOLDEN,
@@ -43,20 +47,20 @@ async def test_each_probe_reaches_both_arms_and_is_counted_per_arm_and_paired(
 ) -> None:
     setup = await start_router(canary_wrong=True)
     prober = make_prober(setup, rate_per_s=500, max_probes=12)
-    assert await prober.run() == 12
+    # Allowed 12, it sends each of the 6 examples once and stops: a repeat is no evidence.
+    assert await prober.run() == 6 and prober.exhausted
 
-    assert len(setup.arms["stable"].predictions) == len(setup.arms["canary"].predictions) == 12
-    # A shuffled cycle: 12 probes use each of the 6 examples exactly twice.
+    assert len(setup.arms["stable"].predictions) == len(setup.arms["canary"].predictions) == 6
     texts = sorted(p["texts"][0] for p in setup.arms["stable"].predictions)
-    assert texts == sorted(GOLDEN.texts * 2)
+    assert texts == sorted(GOLDEN.texts)
     labelled = "modeldeploy_labelled_predictions_total"
     stable = {"model_version": "1", "role": "stable", "source": "probe"}
     canary = {"model_version": "2", "role": "canary", "source": "probe"}
-    assert count(prober, labelled, **stable, correct="true") == 12
+    assert count(prober, labelled, **stable, correct="true") == 6
     assert count(prober, labelled, **stable, correct="false") == 0
-    assert count(prober, labelled, **canary, correct="false") == 12
+    assert count(prober, labelled, **canary, correct="false") == 6
     paired = {"stable_version": "1", "canary_version": "2", "source": "probe"}
-    assert count(prober, "modeldeploy_paired_outcomes_total", **paired, outcome="stable_only") == 12
+    assert count(prober, "modeldeploy_paired_outcomes_total", **paired, outcome="stable_only") == 6
     assert count(prober, "modeldeploy_paired_outcomes_total", **paired, outcome="both_correct") == 0
 
 
@@ -85,12 +89,110 @@ async def test_the_thread_runner_keeps_the_rate_and_stops_cleanly(
 ) -> None:
     setup = await start_router()
     # The fake arms live on this test's loop, so let it run while the thread probes.
-    import asyncio
-
-    runner = ProberThread(make_prober(setup, rate_per_s=20)).start()
+    many = GoldenSet(tuple(f"good {i}" for i in range(100)), (1,) * 100)
+    prober = Prober(
+        ProberConfig(
+            deployment="demo",
+            stable_url=setup.arms["stable"].url,
+            canary_url=setup.arms["canary"].url,
+            model_name="m",
+            rate_per_s=20,
+        ),
+        many,
+    )
+    runner = ProberThread(prober).start()
     await asyncio.sleep(1.0)
     started = time.monotonic()
     sent = await asyncio.to_thread(runner.stop)
     assert time.monotonic() - started < 1.0  # stops after the current probe, not the run
     assert not runner.is_alive()
     assert 10 <= sent <= 22  # about 20 per second for one second
+
+
+def write_arms(folder: Path, setup: Setup | None, *, since: float, rate: float = 400) -> None:
+    """The operator's arms entry for deployment demo (``contract/joiner.py``), with probe."""
+    entries: dict[str, Any] = {}
+    if setup is not None:
+        arms = {r: (setup.arms[r].url, setup.arms[r].version) for r in ("stable", "canary")}
+        probe = {"since": since, "rate": rate, "registry": "http://registry"}
+        entries = json.loads(arms_entry("demo", "m", arms, probe=probe))["deployments"]
+    (folder / "local.demo.json").write_text(json.dumps({"deployments": entries}))
+
+
+@pytest.mark.asyncio
+async def test_the_arms_prober_probes_each_named_rollout_once_per_example_and_stops(
+    start_router: Callable[..., Any], tmp_path: Path
+) -> None:
+    setup = await start_router(canary_wrong=True)
+    asked: list[tuple[str, str, str]] = []
+
+    async def golden(registry: str, model: str, version: str) -> Golden | None:
+        asked.append((registry, model, version))
+        return Golden(GOLDEN, "digest") if version == "1" else None
+
+    write_arms(tmp_path, setup, since=time.time())
+    arms = ArmsProber(tmp_path, golden, poll_s=0.05, margin_s=0.005)
+    await arms.sync()
+    assert asked == [("http://registry", "m", "1")]  # the stable version's golden set
+    prober = arms.probers["demo"]
+    await asyncio.wait_for(arms.running["demo"][1], timeout=10)
+    assert prober.exhausted
+    texts = [p["texts"][0] for p in setup.arms["stable"].predictions]
+    assert len(texts) == len(set(texts)) <= len(GOLDEN.texts)  # never a repeat
+    await arms.sync()
+    await arms.sync()
+    assert "demo" not in arms.running  # used up for this rollout: it stays idle
+    assert len(setup.arms["stable"].predictions) == len(texts)
+    assert count(prober, "modeldeploy_prober_state", state="exhausted") == 1
+
+    # The rollout was decided: the entry goes, and nothing is probed.
+    write_arms(tmp_path, None, since=0)
+    await arms.sync()
+    assert arms.running == {}
+    assert count(prober, "modeldeploy_prober_state", state="stopped") == 1
+
+
+@pytest.mark.asyncio
+async def test_the_arms_prober_says_when_the_stable_version_has_no_golden_set(
+    start_router: Callable[..., Any], tmp_path: Path
+) -> None:
+    setup = await start_router()
+
+    async def golden(registry: str, model: str, version: str) -> Golden | None:
+        return None
+
+    write_arms(tmp_path, setup, since=time.time())
+    arms = ArmsProber(tmp_path, golden)
+    await arms.sync()
+    assert arms.running == {}
+    value = arms.registry.get_sample_value(
+        "modeldeploy_prober_state", {"deployment": "demo", "state": "no_golden_set"}
+    )
+    assert value == 1
+    assert setup.arms["stable"].predictions == []
+
+
+@pytest.mark.asyncio
+async def test_an_unreadable_golden_set_is_asked_for_again_later_not_every_pass(
+    start_router: Callable[..., Any], tmp_path: Path
+) -> None:
+    setup = await start_router()
+    calls: list[str] = []
+
+    async def golden(registry: str, model: str, version: str) -> Golden | None:
+        calls.append(version)
+        if len(calls) == 1:
+            raise ConnectionError("registry down")
+        return Golden(GOLDEN, "digest")
+
+    write_arms(tmp_path, setup, since=time.time() + 60)
+    arms = ArmsProber(tmp_path, golden)
+    await arms.sync(now=0.0)
+    state = {"deployment": "demo", "state": "registry_error"}
+    assert arms.registry.get_sample_value("modeldeploy_prober_state", state) == 1
+    await arms.sync(now=1.0)
+    assert calls == ["1"] and arms.running == {}
+    await arms.sync(now=RETRY_S + 1)
+    assert calls == ["1", "1"] and "demo" in arms.running
+    arms.running["demo"][2].set()
+    await arms.running["demo"][1]

@@ -115,7 +115,7 @@ class Publisher:
     def reassert_traffic(self, target: Any, weight: int) -> None:
         return None
 
-    def publish_arms(self, target: Any, stable: Any, canary: Any) -> None:
+    def publish_arms(self, target: Any, stable: Any, canary: Any, probe: Any = None) -> None:
         self.published.append((stable and stable.version, canary and canary.version))
 
 

@@ -15,6 +15,7 @@ from pydantic.json_schema import JsonDict
 
 from modeldeploy.operator.api.analysis import AnalysisConfig
 from modeldeploy.operator.api.base import SpecModel
+from modeldeploy.operator.api.prober import ProberPolicy
 from modeldeploy.operator.api.slo import Cost, ServiceLevelObjectives
 
 Runtime = Literal["kserve-python", "triton"]
@@ -151,6 +152,11 @@ class RolloutPolicy(SpecModel):
     analysis: AnalysisConfig = Field(
         default_factory=AnalysisConfig,
         description="The gates on accuracy, latency and errors, and how sure each must be.",
+        json_schema_extra=ALL_DEFAULTS,
+    )
+    prober: ProberPolicy = Field(
+        default_factory=ProberPolicy,
+        description="Golden-set probes to both arms while a canary is undecided.",
         json_schema_extra=ALL_DEFAULTS,
     )
 

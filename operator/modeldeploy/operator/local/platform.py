@@ -19,6 +19,15 @@ The same contract as KServe (``platforms.base.Platform``), carried out with proc
   the platform writes its arms file (``<state>/joiner/<name>/``, the operator's format) so it
   pairs on label; a dead joiner is reported in ``health`` (the analysis holds) and started
   again by the re-apply that follows;
+- one ``python -m modeldeploy.serving.prober --arms-file <the same folder>`` per deployment
+  while a canary is undecided and the operator asks for probes (``publish_arms`` with a
+  ``probe`` block: ``spec.rollout.prober.enabled`` and a golden set on the stable version,
+  ``operator/probing.py``). The block goes into the arms file, with the schedule's start
+  kept in ``<state>/prober/`` (``_probe_anchor``); the prober reads it, and the stable
+  version's golden set from the registry. It is recorded like the others,
+  started again on the next tick if it died (its schedule never re-sends an example,
+  ``serving/prober/schedule.py``) and stopped when the rollout is decided. Its /metrics
+  (``source="probe"`` labels and pairs) is one of ``metrics_endpoints``;
 - everything listens on 127.0.0.1 only (predictors get ``--host 127.0.0.1``);
 - a child is written to ``processes.json`` as ``<role>.starting`` the moment it exists,
   before the wait for its readiness, so an operator killed meanwhile leaves nothing
@@ -46,6 +55,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
@@ -69,9 +79,10 @@ from modeldeploy.serving.contract.args import (
 )
 from modeldeploy.serving.contract.joiner import arms_entry, arms_key
 
-STABLE, CANARY, ROUTER, JOINER = "stable", "canary", "router", "joiner"
+STABLE, CANARY, ROUTER, JOINER, PROBER = "stable", "canary", "router", "joiner", "prober"
 ROUTER_MODULE = "modeldeploy.serving.router"
 JOINER_MODULE = "modeldeploy.serving.joiner"
+PROBER_MODULE = "modeldeploy.serving.prober"
 ARMS_NAMESPACE = "local"  # the arms file's key, as the KServe platform's is namespace.name
 STARTING = ".starting"  # suffix of a child recorded before it is ready
 
@@ -122,6 +133,9 @@ class LocalPlatform:
             key: {role: ProcRecord.from_dict(rec) for role, rec in arms.items()}
             for key, arms in state.load_processes().items()
         }
+        # The probe block the operator asked for last, per deployment (``publish_arms``):
+        # memory only, as every tick asks again.
+        self._probe: dict[str, Mapping[str, Any] | None] = {}
 
     # --- the process table ----------------------------------------------------------
 
@@ -364,13 +378,116 @@ class LocalPlatform:
             target.name,
             target.spec.model.name,
             {role: (rec.url, str(rec.labels.get("version", ""))) for role, rec in roles.items()},
+            self._probe.get(target.name) if canary is not None else None,
         )
         folder = self._arms_dir(target)
         folder.mkdir(parents=True, exist_ok=True)
         final = folder / arms_key(ARMS_NAMESPACE, target.name)
+        if final.is_file() and final.read_text(encoding="utf-8") == entry:
+            return
         scratch = folder / f".{final.name}.tmp"  # a dot-name: the joiner never reads it
         scratch.write_text(entry, encoding="utf-8")
         scratch.replace(final)
+
+    # --- the golden-set prober ------------------------------------------------------
+
+    def publish_arms(
+        self,
+        target: Target,
+        stable: VersionRef | None,
+        canary: VersionRef | None,
+        probe: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Probe the rollout while ``probe`` is given (``operator/probing.py``), else stop
+        probing; once a tick, after the actions. The arms file gets the probe block only
+        while the canary process serves that version. Never raises: probes are evidence,
+        not a condition of the rollout (a prober that cannot start is retried next tick)."""
+        arms = self._arms(target)
+        stable_rec, canary_rec = arms.get(STABLE), arms.get(CANARY)
+        serving = (
+            stable is not None
+            and canary is not None
+            and canary_rec is not None
+            and canary_rec.labels.get("version") == canary.version
+        )
+        wanted = probe if serving else None
+        try:
+            if wanted is None or stable is None or canary is None:
+                self._probe[target.name] = None
+                if stable_rec is not None:
+                    self._write_arms(target, stable_rec, canary_rec if serving else None)
+                self._retire_helper(target, PROBER)
+                return
+            # The prober runs (and has loaded its libraries) before the schedule starts,
+            # so its own start-up costs no golden example.
+            self._prober(target)
+            since = self._probe_anchor(target, stable, canary, wanted)
+            self._probe[target.name] = {**wanted, "since": since}
+            if stable_rec is not None:
+                self._write_arms(target, stable_rec, canary_rec)
+        except (OSError, PlatformError) as exc:
+            self.options.progress(f"! prober: {exc} (probes resume on a later tick)")
+
+    def _probe_anchor(
+        self, target: Target, stable: VersionRef, canary: VersionRef, probe: Mapping[str, Any]
+    ) -> float:
+        """The rollout's schedule start, kept in the state directory once chosen.
+
+        The status gives the canary's start (``probe["since"]``), but the canary and the
+        prober take a while to load, and every slot that came due meanwhile would be
+        skipped. So the first time both arms serve and the prober runs, the start becomes
+        ``max(since, now)``, written to
+        ``<state>/prober/<name>.json`` and never moved later for this pair of versions (a
+        later start could re-send an example a stopped prober already sent).
+        """
+        file = self.state.root / PROBER / f"{target.name}.json"
+        # One rollout: these two versions, from this canary start (a retry is a new one).
+        pair = {"stable": stable.version, "canary": canary.version, "rollout": probe["since"]}
+        try:
+            kept = json.loads(file.read_text(encoding="utf-8"))
+            if {k: kept.get(k) for k in pair} == pair:
+                return float(kept["since"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass
+        since = max(float(probe["since"]), time.time())
+        file.parent.mkdir(parents=True, exist_ok=True)
+        scratch = file.with_name(f".{file.name}.tmp")
+        scratch.write_text(json.dumps({**pair, "since": since}), encoding="utf-8")
+        scratch.replace(file)
+        return since
+
+    def _prober(self, target: Target) -> ProcRecord:
+        """The deployment's prober, started when none is healthy."""
+        rec = self._arms(target).get(PROBER)
+        if rec is not None and self._healthy(rec, "/healthz"):
+            return rec
+        if rec is not None:
+            procs.stop(rec)
+        port = procs.free_port()
+        argv = [
+            self.options.python,
+            "-m",
+            PROBER_MODULE,
+            "--arms-file",
+            str(self._arms_dir(target)),
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(port),
+            "--poll-s",
+            "0.5",
+            "--margin-s",
+            "0.2",  # one machine, one clock: a small guard against re-sending suffices
+        ]
+        self.options.progress(f"starting the golden-set prober on :{port}")
+        return self._start_helper(target, PROBER, argv, port, {})
+
+    def _retire_helper(self, target: Target, role: str) -> None:
+        rec = self._arms(target).pop(role, None)
+        if rec is not None:
+            procs.stop(rec)
+            self.options.progress(f"stopped the {role}")
+            self._save()
 
     def _joiner(self, target: Target) -> ProcRecord:
         """The deployment's joiner (labels, pairing on label, the analysis's label counters),
@@ -406,7 +523,7 @@ class LocalPlatform:
     def _start_helper(
         self, target: Target, role: str, argv: list[str], port: int, labels: dict[str, Any]
     ) -> ProcRecord:
-        """Start the router or the joiner (``role``), record it, and save the state.
+        """Start the router, the joiner or the prober (``role``), record it, save the state.
 
         A start that fails forgets the old record too, so the next tick starts it afresh.
         """
@@ -601,7 +718,7 @@ class LocalPlatform:
                 procs.stop(arms[role])
         self._save()
         known = {rec.pid for arms in self.table.values() for rec in arms.values()}
-        for module in (ROUTER_MODULE, JOINER_MODULE, PREDICTOR_MODULE):
+        for module in (ROUTER_MODULE, JOINER_MODULE, PROBER_MODULE, PREDICTOR_MODULE):
             for pid in procs.strays(module, self._marker(), known):
                 self.options.progress(f"stopping unrecorded {module} (pid {pid})")
                 procs.kill_pid(pid)
@@ -612,10 +729,16 @@ class LocalPlatform:
         return str(self.state.root.resolve()) + os.sep
 
     def metrics_endpoints(self, target: Target) -> list[str]:
-        """``/metrics`` of every serving process of ``target``: predictors, router and joiner
-        (which alone counts labelled predictions and paired outcomes here, as on KServe)."""
+        """``/metrics`` of every serving process of ``target``: predictors, router, joiner
+        (which counts application labels and their pairs here, as on KServe) and the
+        prober while it runs (``source="probe"``)."""
         arms = self.table.get(target.name, {})
-        return [arms[r].url + "/metrics" for r in (STABLE, CANARY, ROUTER, JOINER) if r in arms]
+        roles = (STABLE, CANARY, ROUTER, JOINER)
+        found = [arms[r].url + "/metrics" for r in roles if r in arms]
+        prober = arms.get(PROBER)
+        if prober is not None and prober.alive():  # a dead prober must not hold the analysis
+            found.append(prober.url + "/metrics")
+        return found
 
     def logs_dir(self) -> Path:
         return self.state.logs

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from modeldeploy.operator.api.status import ArmHealth, VersionRef
 from modeldeploy.operator.api.types import ModelDeploymentSpec
@@ -103,12 +103,17 @@ class Platform(Protocol):
 
 @runtime_checkable
 class ArmsPublisher(Protocol):
-    """A platform that tells the feedback joiner where each arm serves (KServe): optional,
-    so platforms without a joiner (local mode, nop) need nothing."""
+    """A platform that tells the feedback joiner (and the golden-set prober) where each arm
+    serves (KServe, local): optional, so platforms without a joiner (nop) need nothing."""
 
     def publish_arms(
-        self, target: Target, stable: VersionRef | None, canary: VersionRef | None
+        self,
+        target: Target,
+        stable: VersionRef | None,
+        canary: VersionRef | None,
+        probe: Mapping[str, Any] | None = None,
     ) -> None:
         """Publish stable's and the canary's own URLs while ``canary`` is given, else
-        withdraw them; best effort, never raises."""
+        withdraw them; with ``probe`` (``operator/probing.py``) the prober probes the
+        rollout too. Best effort, never raises."""
         ...

@@ -161,7 +161,11 @@ class KServePlatform:
         return sorted(set(urls))
 
     def publish_arms(
-        self, target: Target, stable: VersionRef | None, canary: VersionRef | None
+        self,
+        target: Target,
+        stable: VersionRef | None,
+        canary: VersionRef | None,
+        probe: Mapping[str, Any] | None = None,
     ) -> None:
         """Keep the joiner's arms for ``target`` current (``kserve_arms``): the stable and
         canary URLs while ``canary`` serves at its own URL; nothing while it does not yet
@@ -181,7 +185,7 @@ class KServePlatform:
         if urls is None:  # e.g. a new canary version not ready yet: "latest" is the old one
             self._arms.remove(target)
         else:
-            self._arms.publish(target, stable, canary, urls)
+            self._arms.publish(target, stable, canary, urls, probe)
 
     def promote(self, target: Target, ref: VersionRef) -> None:
         self._apply(target, self._wanted(target, ref))

@@ -107,14 +107,20 @@ class ArmsConfigMap:
         self._lock = threading.Lock()
 
     def publish(
-        self, target: Target, stable: VersionRef, canary: VersionRef, urls: Mapping[str, str]
+        self,
+        target: Target,
+        stable: VersionRef,
+        canary: VersionRef,
+        urls: Mapping[str, str],
+        probe: Mapping[str, Any] | None = None,
     ) -> None:
-        """Write the deployment's arms (stable and canary URL and registry version)."""
+        """Write the deployment's arms (stable and canary URL and registry version), and
+        the prober's ``probe`` block when it should probe (``operator/probing.py``)."""
         arms = {
             "stable": (urls["stable"], stable.version),
             "canary": (urls["canary"], canary.version),
         }
-        value = arms_entry(target.name, target.spec.model.name, arms)
+        value = arms_entry(target.name, target.spec.model.name, arms, probe)
         self._put(arms_key(target.namespace, target.name), value)
 
     def remove(self, target: Target) -> None:

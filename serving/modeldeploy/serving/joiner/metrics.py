@@ -109,6 +109,12 @@ class JoinerMetrics:
             n.STORE_LABELS, registry=r,
         )  # fmt: skip
 
+    @property
+    def contract_counters(self) -> tuple[Counter, Counter]:
+        """(labelled predictions, paired outcomes): the prober in this process counts its
+        probes in them too (``source="probe"``), so there is one of each on /metrics."""
+        return self._labelled, self._paired
+
     def watch_store(self, entries: Callable[[], float], size: Callable[[], float]) -> None:
         self._entries.labels("", "joiner").set_function(entries)
         self._bytes.labels("", "joiner").set_function(size)

@@ -6,35 +6,52 @@ predictor processes. Because the truth is known, each probe records, for each ar
 answered, ``modeldeploy_labelled_predictions_total{source="probe"}`` and, when both
 answered, ``modeldeploy_paired_outcomes_total{source="probe"}`` (docs/metrics.md).
 
-Probes are paced at ``rate_per_s`` with at most one in flight, so a slow arm slows the
-prober rather than piling up requests; ``max_probes`` bounds a run. Examples are drawn in
-a shuffled cycle, so every example is used before any repeats.
+Each example is used at most once per rollout, in the order and on the slots of
+:mod:`.schedule`, so a restarted prober never counts an example again; when the set is
+used up the prober stops, says so in its log and sets ``modeldeploy_prober_state
+{state="exhausted"}``. Probes are paced at ``rate_per_s`` with at most one in flight, so a
+slow arm slows the prober rather than piling up requests; ``max_probes`` bounds a run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
+import logging
 import threading
 import time
 import uuid
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
 
 from modeldeploy.serving.metrics import collectors, paired_outcomes_counter
 from modeldeploy.serving.prober.golden import GoldenSet
+from modeldeploy.serving.prober.schedule import DEFAULT_MARGIN_S, Schedule, order, rollout_key
 from modeldeploy.serving.router.pairing import ArmPrediction, paired_outcome
 from modeldeploy.serving.router.responses import predictions_in
 
+log = logging.getLogger(__name__)
+
 ROLES = ("stable", "canary")
+STATES = ("probing", "exhausted", "no_golden_set", "registry_error", "stopped")
 
 
 @dataclass(frozen=True)
 class ProberConfig:
+    """One rollout's probing.
+
+    ``since`` is the rollout's start (epoch seconds, the canary's start time in the
+    status): with it a restarted prober resumes after the slots already due (never
+    re-sending an example); without it the schedule starts when the prober does, which
+    is only right for a prober that runs once (by hand, in a test). ``key`` names the
+    rollout (``schedule.rollout_key``) and fixes the order of the examples.
+    """
+
     deployment: str
     stable_url: str
     canary_url: str
@@ -42,7 +59,9 @@ class ProberConfig:
     rate_per_s: float = 1.0
     timeout_s: float = 10.0
     max_probes: int | None = None
-    seed: int | None = None
+    since: float | None = None
+    key: str = ""
+    margin_s: float = DEFAULT_MARGIN_S
 
     def __post_init__(self) -> None:
         if self.rate_per_s <= 0:
@@ -64,29 +83,94 @@ class ProbeResult:
     predictions: dict[str, ArmPrediction | None]
 
 
+@dataclass(frozen=True)
+class _Collectors:
+    labelled: Counter
+    paired: Counter
+    probes: Counter
+    errors: Counter
+    state: Gauge
+    remaining: Gauge
+
+
+_BY_REGISTRY: weakref.WeakKeyDictionary[CollectorRegistry, _Collectors] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def share_collectors(registry: CollectorRegistry, labelled: Counter, paired: Counter) -> None:
+    """Count probes in the contract counters another part of the process registered in
+    ``registry`` (the joiner's, when it runs the prober: one /metrics, one process start
+    time), instead of registering them a second time."""
+    if registry not in _BY_REGISTRY:
+        _BY_REGISTRY[registry] = _new_collectors(registry, labelled, paired)
+
+
+def _collectors(registry: CollectorRegistry) -> _Collectors:
+    """The prober's series in ``registry``, registered once however many deployments."""
+    found = _BY_REGISTRY.get(registry)
+    if found is None:
+        # process_start_time_seconds: the operator sees a restarted prober (counters reset).
+        ProcessCollector(registry=registry)
+        found = _new_collectors(
+            registry, collectors(registry).labelled_predictions, paired_outcomes_counter(registry)
+        )
+        _BY_REGISTRY[registry] = found
+    return found
+
+
+def _new_collectors(registry: CollectorRegistry, labelled: Counter, paired: Counter) -> _Collectors:
+    return _Collectors(
+        labelled=labelled,
+        paired=paired,
+        probes=Counter(
+            "modeldeploy_prober_probes",
+            "Probes sent (each to both arms).",
+            ("deployment",),
+            registry=registry,
+        ),
+        errors=Counter(
+            "modeldeploy_prober_errors",
+            "Probe calls that got no usable prediction, by arm.",
+            ("deployment", "role"),
+            registry=registry,
+        ),
+        state=Gauge(
+            "modeldeploy_prober_state",
+            "1 for the state the deployment's prober is in: probing, exhausted (every"
+            " golden example used once), no_golden_set, registry_error, stopped.",
+            ("deployment", "state"),
+            registry=registry,
+        ),
+        remaining=Gauge(
+            "modeldeploy_prober_remaining",
+            "Golden examples this rollout has not used yet (each is used at most once).",
+            ("deployment",),
+            registry=registry,
+        ),
+    )
+
+
 class ProberMetrics:
-    """The prober's series; its own registry unless one is given."""
+    """The prober's series for one deployment; its own registry unless one is given."""
 
     def __init__(self, deployment: str, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         self.deployment = deployment
-        self.labelled = collectors(self.registry).labelled_predictions
-        self.paired = paired_outcomes_counter(self.registry)
-        self.probes = Counter(
-            "modeldeploy_prober_probes",
-            "Probes sent (each to both arms).",
-            ("deployment",),
-            registry=self.registry,
-        )
-        self.errors = Counter(
-            "modeldeploy_prober_errors",
-            "Probe calls that got no usable prediction, by arm.",
-            ("deployment", "role"),
-            registry=self.registry,
-        )
+        c = _collectors(self.registry)
+        self.labelled, self.paired, self.probes, self.errors = (
+            c.labelled, c.paired, c.probes, c.errors
+        )  # fmt: skip
+        self._state, self._remaining = c.state, c.remaining
         self.probes.labels(deployment)
         for role in ROLES:
             self.errors.labels(deployment, role)
+
+    def set_state(self, state: str, remaining: int | None = None) -> None:
+        for name in STATES:
+            self._state.labels(self.deployment, name).set(1.0 if name == state else 0.0)
+        if remaining is not None:
+            self._remaining.labels(self.deployment).set(remaining)
 
     def record(self, result: ProbeResult) -> None:
         self.probes.labels(self.deployment).inc()
@@ -107,27 +191,45 @@ class ProberMetrics:
 
 
 class Prober:
-    """Send probes until stopped or ``max_probes`` are done; usable from a task or a thread."""
+    """Send each golden example at most once, until stopped, exhausted or ``max_probes``.
+
+    Usable from a task or a thread (:class:`ProberThread`). ``clock`` is wall-clock time
+    (the schedule's slots are in epoch seconds, like ``since``).
+    """
 
     def __init__(
-        self, config: ProberConfig, golden: GoldenSet, metrics: ProberMetrics | None = None
+        self,
+        config: ProberConfig,
+        golden: GoldenSet,
+        metrics: ProberMetrics | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.golden = golden
         self.metrics = metrics or ProberMetrics(config.deployment)
+        self.clock = clock
         self.sent = 0
-        self._rng = random.Random(config.seed)
-        self._order: list[int] = []
+        self.exhausted = False
+        key = config.key or rollout_key(config.deployment, "", "", "")
+        self._order = order(key, len(golden.texts))
+        since = config.since if config.since is not None else clock()
+        self.schedule = Schedule(since, config.rate_per_s, len(golden.texts))
+        # With a durable start, resume after every slot already due (a restart); a
+        # prober with no start of its own begins at the first slot.
+        self.next_slot = (
+            self.schedule.first_unused(clock(), config.margin_s) if config.since is not None else 0
+        )
+        self.metrics.set_state("probing", self.schedule.size - self.next_slot)
 
-    def _next_example(self) -> tuple[str, int | str]:
-        if not self._order:
-            self._order = list(range(len(self.golden.texts)))
-            self._rng.shuffle(self._order)
-        index = self._order.pop()
+    def _take(self) -> tuple[str, int | str]:
+        """The next unused example; its slot is spent whatever the probe's outcome."""
+        index = self._order[self.next_slot]
+        self.next_slot += 1
+        self.metrics.set_state("probing", self.schedule.size - self.next_slot)
         return self.golden.texts[index], self.golden.labels[index]
 
     async def probe_once(self, session: aiohttp.ClientSession) -> ProbeResult:
-        text, label = self._next_example()
+        text, label = self._take()
         probe_id = f"probe-{uuid.uuid4()}"
         answers = await asyncio.gather(*(self._ask(session, r, text, probe_id) for r in ROLES))
         result = ProbeResult(text, label, dict(zip(ROLES, answers, strict=True)))
@@ -148,22 +250,40 @@ class Prober:
             return None
         return found[0] if len(found) == 1 else None
 
+    def _mark_exhausted(self) -> None:
+        self.exhausted = True
+        self.metrics.set_state("exhausted", 0)
+        log.warning(
+            "prober for %s: all %d golden examples used once in this rollout; probing stops"
+            " (a repeated example would be counted as new evidence, which it is not)",
+            self.config.deployment,
+            self.schedule.size,
+        )
+
     async def run(self, stop: asyncio.Event | None = None) -> int:
-        """Probe at the configured rate until ``stop`` is set or the bound is reached."""
+        """Probe on the schedule until ``stop`` is set, the set is used up or the bound."""
         stop = stop or asyncio.Event()
         interval = 1.0 / self.config.rate_per_s
         timeout = aiohttp.ClientTimeout(total=self.config.timeout_s)
         connector = aiohttp.TCPConnector(limit=4, keepalive_timeout=30)
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-            next_at = time.monotonic()
+            earliest = self.clock()
             while not stop.is_set():
                 if self.config.max_probes is not None and self.sent >= self.config.max_probes:
                     break
+                if self.schedule.exhausted(self.next_slot):
+                    self._mark_exhausted()
+                    break
+                # Never before the slot is due (what makes restarts safe), and never faster
+                # than the rate after a slow probe (no burst to catch up).
+                wait = max(self.schedule.due(self.next_slot), earliest) - self.clock()
+                if wait > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=wait)
+                    continue  # re-check stop and the time
+                started = self.clock()
                 await self.probe_once(session)
-                # Pace from the schedule, but never burst to catch up after a slow probe.
-                next_at = max(next_at + interval, time.monotonic())
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=next_at - time.monotonic())
+                earliest = started + interval
         return self.sent
 
 

@@ -1,4 +1,8 @@
-"""The golden set the prober draws from: labelled texts (pure apart from reading the file)."""
+"""The golden set the prober draws from: labelled texts (pure apart from reading the file).
+
+Each text appears once: the models are deterministic, so a repeated text is the same
+evidence twice (``registry/golden.py`` refuses such a set at publishing, and so does this).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ class GoldenSet:
             raise ValueError("a golden set needs one label per text")
         if not self.texts:
             raise ValueError("a golden set needs at least one example")
+        if len(set(self.texts)) != len(self.texts):
+            raise ValueError("a golden set names each text once (a repeat is not new evidence)")
 
 
 def parse_jsonl(text: str, source: str = "<jsonl>") -> GoldenSet:

@@ -196,6 +196,7 @@ class Demo:
     def run(self) -> DemoResult:
         from modeldeploy.registry.mlflow_client import MlflowRegistry
         from modeldeploy.registry.publish import publish_checkpoint
+        from modeldeploy.serving import data as serving_data
         from modeldeploy.tools.checkpoints import build, load_split
 
         p = self.profile
@@ -231,7 +232,14 @@ class Demo:
             client = MlflowRegistry(mlflow.url)
 
             self.phase(3, f"publishing {p.champion} as champion; operator in local mode")
-            champion = publish_checkpoint(client, dirs[p.champion], self.model, alias="champion")
+            # Each version's golden set, for the prober: the shipped validation sentences,
+            # held out from training and disjoint from the test sentences the traffic uses
+            # (an input both probed and labelled live would be the same evidence twice).
+            golden = self.output / "golden.jsonl"
+            golden.write_text(serving_data.read_text(serving_data.VALIDATION), encoding="utf-8")
+            champion = publish_checkpoint(
+                client, dirs[p.champion], self.model, alias="champion", golden_set=golden
+            )
             self.out(f"  {self.model} v{champion.version} ({p.champion}) -> champion")
             operator = LocalOperator(
                 StateDir(self.output / "state"),
@@ -286,7 +294,7 @@ class Demo:
             ):
                 self.phase(number, f"publishing {recipe} as challenger ({role})")
                 version = publish_checkpoint(
-                    client, dirs[recipe], self.model, alias="challenger"
+                    client, dirs[recipe], self.model, alias="challenger", golden_set=golden
                 ).version
                 self.mark(f"v{version} published", "tab:gray")
                 self.out(f"  {self.model} v{version} ({recipe}) -> challenger")
