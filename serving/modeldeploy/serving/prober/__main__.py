@@ -29,6 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--canary", required=True, help="base URL of the canary arm")
     parser.add_argument("--deployment", required=True)
     parser.add_argument("--model-name", required=True, help="the model name in /v1/models/NAME")
+    parser.add_argument(
+        "--stable-version",
+        default="",
+        help="the version the stable arm serves (label-view answers name none)",
+    )
+    parser.add_argument("--canary-version", default="", help="the version the canary arm serves")
     parser.add_argument("--rate", type=float, default=1.0, help="probes per second")
     parser.add_argument("--golden", type=Path, help="JSONL of {text, label} (default: test split)")
     parser.add_argument("--max-probes", type=int, help="stop probing after this many")
@@ -74,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout_s=args.timeout_s,
         max_probes=args.max_probes,
         seed=args.seed,
+        stable_version=args.stable_version,
+        canary_version=args.canary_version,
     )
     asyncio.run(_run(Prober(config, load_golden(args.golden)), args.host, args.port))
     return 0

@@ -19,7 +19,7 @@ import random
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -43,6 +43,10 @@ class ProberConfig:
     timeout_s: float = 10.0
     max_probes: int | None = None
     seed: int | None = None
+    stable_version: str = ""
+    canary_version: str = ""
+    """The versions the arms serve, counted for their answers: a label-view answer
+    (``--response-detail label``, the default) names none. Empty: what the answer says."""
 
     def __post_init__(self) -> None:
         if self.rate_per_s <= 0:
@@ -146,7 +150,10 @@ class Prober:
                 found, _ = predictions_in(await response.json())
         except (TimeoutError, aiohttp.ClientError, ValueError):
             return None
-        return found[0] if len(found) == 1 else None
+        if len(found) != 1:
+            return None
+        version = self.config.stable_version if role == "stable" else self.config.canary_version
+        return replace(found[0], model_version=version) if version else found[0]
 
     async def run(self, stop: asyncio.Event | None = None) -> int:
         """Probe at the configured rate until ``stop`` is set or the bound is reached."""

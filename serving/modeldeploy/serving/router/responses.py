@@ -52,7 +52,9 @@ def request_id_in(body: bytes, headers: Mapping[str, str]) -> str | None:
 def predictions_in(answer: Mapping[str, Any]) -> tuple[list[ArmPrediction], str | None]:
     """Per-item predictions and the request id from a v1 or v2 JSON answer.
 
-    Returns ``([], None)`` for anything else (an error body, binary outputs).
+    Returns ``([], None)`` for anything else (an error body, binary outputs). The version
+    is the one the answer states: none (``""``) in the label view, so callers that know
+    which arm answered (the router's arms table, the joiner's logger URL) use their own.
     """
     if isinstance(answer.get("predictions"), list):  # v1
         version = str(answer.get("model_version", ""))
