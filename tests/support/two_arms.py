@@ -43,6 +43,10 @@ class TwoArms:
     root: Path
     started: list[ManagedProcess] = field(default_factory=list)
 
+    def version_args(self) -> list[str]:
+        """What local mode tells its router: each arm's version (answers name none)."""
+        return [a for role, _, v in ARM_CHECKPOINTS for a in (f"--{role}-version", v)]
+
     def router(self, name: str, *options: str, weight: int = 0, paired_share: int = 0) -> str:
         """Start a router in front of both arms; stopped with the pair."""
         url, _ = self.router_process(name, *options, weight=weight, paired_share=paired_share)
@@ -56,7 +60,7 @@ class TwoArms:
         argv = [PY, "-m", "modeldeploy.serving.router", "--stable", self.urls["stable"],
                 "--canary", self.urls["canary"], "--weight", str(weight),
                 "--paired-share", str(paired_share), "--deployment", "demo",
-                "--port", str(port), *self.auth_args, *options]  # fmt: skip
+                "--port", str(port), *self.auth_args, *self.version_args(), *options]  # fmt: skip
         proc = start_process(
             name, argv, self.root / "logs", lambda: http_ok(f"{url}/healthz"), timeout=60
         )
