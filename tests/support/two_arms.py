@@ -69,8 +69,10 @@ class TwoArms:
 
 
 @contextmanager
-def two_arms(root: Path) -> Iterator[TwoArms]:
-    """Start both predictors (and stop them, and any router started through the pair)."""
+def two_arms(root: Path, detail: str = "label") -> Iterator[TwoArms]:
+    """Start both predictors (and stop them, and any router started through the pair).
+
+    ``detail``: their ``--response-detail`` (what clients see); label, as by default."""
     label_file = write_token_file(root / "auth" / LABEL_TOKEN_FILE)
     control_file = write_token_file(root / "auth" / CONTROL_TOKEN_FILE)
     auth_args = ["--label-token-file", str(label_file), "--control-token-file", str(control_file)]
@@ -83,7 +85,7 @@ def two_arms(root: Path) -> Iterator[TwoArms]:
             argv = [PY, "-m", "modeldeploy.serving", "--model-dir", str(build(checkpoint)),
                     "--name", "m", "--deployment", "demo", "--role", role,
                     "--model-version", version, "--http-port", str(port), "--grpc-port", "0",
-                    "--threads", "1", *auth_args]  # fmt: skip
+                    "--threads", "1", "--response-detail", detail, *auth_args]  # fmt: skip
             ready = f"{url}/v2/health/ready"
             pair.started.append(
                 start_process(

@@ -81,8 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--expose-arm",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="show clients the serving arm (default: only with --response-detail full and "
-        "without authentication)",
+        help="show clients the serving arm (default: only with --response-detail full)",
     )
     joiner = parser.add_argument_group(
         "the joiner (local mode: one feedback path with KServe; give both or neither)"

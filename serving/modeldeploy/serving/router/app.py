@@ -30,9 +30,16 @@ so both modes have one feedback path and nothing is counted twice.
 
 With ``RouterConfig.auth`` (:mod:`modeldeploy.serving.auth`) the router issues every
 request id itself (signed; a client's ``id`` is ignored), feedback needs a label token and
-an id this router issued, everything under ``/router/`` needs the control token, and
-neither the serving arm (``x-modeldeploy-arm``) nor the arms' feedback answers are shown
-unless ``expose_arm`` says so. Refusals are 401/403/404/429 and change no count but
+an id this router issued, and everything under ``/router/`` needs the control token.
+
+What clients see follows ``RouterConfig.response_detail`` (the arms' own
+``--response-detail``): in the label view (the default) neither the serving arm
+(``x-modeldeploy-arm``), nor the arms' feedback answers, nor an arm's name or address in
+the router's own error bodies; ``expose_arm`` overrides that for the header and the
+feedback answers. The arms' answers then name no version, so the router records the
+versions of its arms table (``RouterConfig.versions``, ``PUT /router/arms``
+``<role>_version``) for pairing, shadow comparison and the events it logs. Label refusals
+are 401/403/404/429 and change no count but
 ``modeldeploy_router_feedback_total{outcome=<reason>}``.
 """
 
@@ -128,8 +135,7 @@ class RouterConfig:
     seed: int | None = None
     auth: Auth | None = None
     expose_arm: bool | None = None
-    """Show clients the serving arm and the arms' feedback answers; None: only in the full
-    view and without auth."""
+    """Show clients the serving arm and the arms' feedback answers; None: in the full view."""
     response_detail: str = DEFAULT_RESPONSE_DETAIL
     """The client's view (``contract.args.RESPONSE_DETAILS``): the arms answer in it (their
     own ``--response-detail``); the router's own words (errors, headers) follow it too."""
@@ -182,10 +188,8 @@ class Router:
         self.rng = random.Random(config.seed)
         self.auth = config.auth
         self.ids = IdIssuer(config.auth.id_key, ROUTER_ORIGIN) if config.auth else None
-        full = config.response_detail == FULL_DETAIL
-        self.expose_arm = (
-            config.expose_arm if config.expose_arm is not None else full and not config.auth
-        )
+        full = config.response_detail == FULL_DETAIL  # the arms' answers name them anyway
+        self.expose_arm = config.expose_arm if config.expose_arm is not None else full
         self.versions = dict(config.versions)
         self._session: aiohttp.ClientSession | None = None
         self._pending: dict[str, set[asyncio.Task[Upstream]]] = {}
