@@ -65,7 +65,8 @@ def predictions_in(answer: Mapping[str, Any]) -> tuple[list[ArmPrediction], str 
             found.append(ArmPrediction(version, str(item.get("label")), int(item["label_index"])))
         return found, _str_or_none(answer.get("request_id"))
     if isinstance(answer.get("outputs"), list):  # v2
-        params = answer.get("parameters") or {}
+        params = answer.get("parameters")
+        params = params if isinstance(params, dict) else {}  # a malformed body is no crash
         version = str(params.get("model_version") or answer.get("model_version") or "")
         outputs = {o.get("name"): o.get("data") for o in answer["outputs"] if isinstance(o, dict)}
         labels, indices = outputs.get("label"), outputs.get("label_index")
