@@ -174,7 +174,7 @@ class TextClassifier(Model):
     ) -> dict[str, Any] | InferResponse:
         request, predictions = result.request, result.predictions or []
         policy = self.encoder.policy
-        full = self.config.response_detail == codecs.FULL_DETAIL
+        full = self.config.response_detail == codecs.FULL_DETAIL or self._platform(headers)
         if request.protocol == "v1":
             if not full:  # the client's view: nothing that tells the arms apart
                 return codecs.v1_label_response(predictions, self.labels, request, self.name)
@@ -200,6 +200,17 @@ class TextClassifier(Model):
             parameters=parameters,
             use_binary_outputs=request.binary_outputs,
         )
+
+    def _platform(self, headers: dict[str, str] | None) -> bool:
+        """Whether the caller holds the platform's control token (the joiner re-scoring an
+        input, whose version check needs the version): it gets the full view. A client
+        never holds that token; without authentication nobody is trusted."""
+        auth = getattr(self, "auth", None)  # set by server.build after construction
+        if auth is None or not headers:
+            return False
+        if "authorization" not in headers and "Authorization" not in headers:
+            return False
+        return auth.admit_control(headers) is None
 
     def get_input_types(self) -> list[dict[str, Any]]:
         return [{"name": "text", "datatype": "BYTES", "shape": [-1]}]

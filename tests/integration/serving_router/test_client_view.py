@@ -11,12 +11,16 @@ router logs each answer under its arms table's version, and the joiner's counter
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from modeldeploy.serving.auth import Auth
+from modeldeploy.serving.joiner.pairing import Plan, Rescorer
+from modeldeploy.serving.router.pairing import RescoreBudget, StoredInput
 from tests.support.two_arms import TwoArms, call, metric_sum, two_arms
 
 pytestmark = pytest.mark.slow
@@ -143,3 +147,42 @@ def test_the_arms_table_names_the_versions_in_the_router_pairs(
                         canary_version="2")  # fmt: skip
     unnamed = metric_sum(router, "modeldeploy_paired_outcomes_total", stable_version="")
     assert paired > 0 and unnamed == 0
+
+
+def test_the_platform_gets_the_full_view_and_the_joiners_version_check_keeps_working(
+    pair: tuple[str, TwoArms, str],
+) -> None:
+    """A joiner re-score reaches an arm's URL, which may still be the previous revision: it
+    refuses an answer of another version. In the label view only the platform's control
+    token gets the version back; a label token (an application's) does not."""
+    detail, arms, _ = pair
+    url = arms.urls["canary"] + "/v1/models/m:predict"
+    status, platform, _ = call("POST", url, {"instances": [TEXT]}, token=arms.control)
+    assert status == 200 and platform["model_version"] == "2"
+    assert "probabilities" in platform["predictions"][0]
+    status, client, _ = call("POST", url, {"instances": [TEXT]}, token=arms.label)
+    assert status == 200 and ("model_version" in client) == (detail == "full")
+
+    credential = Auth.from_files(*token_paths(arms)).control_header()
+    stored = StoredInput("", json.dumps({"instances": [TEXT]}).encode(),
+                         {"content-type": "application/json"}, "v1")  # fmt: skip
+
+    async def rescore(version: str, with_credential: bool) -> object:
+        rescorer = Rescorer(RescoreBudget(100.0), 30.0, None,
+                            credential if with_credential else None)  # fmt: skip
+        await rescorer.open()
+        try:
+            return await rescorer.score(Plan("canary", url, stored, version=version))
+        finally:
+            await rescorer.close()
+
+    assert asyncio.run(rescore("3", True)) == "wrong_version"
+    got = asyncio.run(rescore("2", True))
+    assert not isinstance(got, str) and got.predictions[0].model_version == "2"
+    # Without the credential a label-view arm names no version: the check cannot refuse.
+    unchecked = asyncio.run(rescore("3", False))
+    assert (unchecked == "wrong_version") == (detail == "full")
+
+
+def token_paths(arms: TwoArms) -> tuple[str, str]:
+    return (arms.auth_args[1], arms.auth_args[3])

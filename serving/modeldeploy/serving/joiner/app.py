@@ -78,6 +78,9 @@ class Joiner:
             RescoreBudget(config.rescores_per_s),
             config.rescore_timeout_s,
             RescorePacer.for_rate(config.rescores_per_s),
+            # The platform's credential: the arm answers in the full view, which names its
+            # version, so a re-score that reached another revision is refused (pairing.py).
+            config.auth.control_header() if config.auth else None,
         )
         self.minter = IdIssuer(config.auth.id_key, JOINER_ORIGIN) if config.auth else None
         self._rescoring: dict[str, asyncio.Future[None]] = {}

@@ -187,11 +187,17 @@ class Rescorer:
     """
 
     def __init__(
-        self, budget: RescoreBudget, timeout_s: float = 10.0, pacer: RescorePacer | None = None
+        self,
+        budget: RescoreBudget,
+        timeout_s: float = 10.0,
+        pacer: RescorePacer | None = None,
+        credential: Mapping[str, str] | None = None,
     ) -> None:
         self.budget = budget
         self.timeout_s = timeout_s
         self.pacer = pacer or RescorePacer(0.0)
+        self.credential = dict(credential or {})
+        """Sent with every re-score: a predictor answers the platform in the full view."""
         self._session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
@@ -209,7 +215,7 @@ class Rescorer:
         delay = self.pacer.reserve(chosen.role)
         if delay > 0:
             await asyncio.sleep(delay)
-        headers: dict[str, Any] = dict(chosen.stored.headers)
+        headers: dict[str, Any] = {**chosen.stored.headers, **self.credential}
         try:
             async with self._session.post(
                 chosen.url, data=chosen.stored.body, headers=headers
@@ -231,7 +237,9 @@ class Rescorer:
 
 def answered_versions(body: bytes) -> set[str]:
     """The registry versions a modeldeploy predictor says answered (v1/v2 ``model_version``);
-    empty where the answer does not say (Triton's answers carry its repository's version).
+    empty where the answer does not say (Triton's answers carry its repository's version; a
+    predictor in the label view answers the platform's credential in the full view, but
+    without credentials it names none, and the check is skipped).
 
     A re-score is recorded as the arm's version, so an answer from another version (the URL
     still reached the previous revision) must be refused, not recorded under the wrong one.
