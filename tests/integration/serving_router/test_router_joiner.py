@@ -177,7 +177,8 @@ async def test_the_joiners_rescores_are_paced_per_arm(tmp_path: Path) -> None:
             request = json.dumps({"instances": [f"good {rid}"]}).encode()
             answer = json.dumps({"predictions": [{"label": "positive", "label_index": 1}],
                                  "request_id": rid, "model_version": "1"}).encode()  # fmt: skip
-            for headers, body in Agent("pod").events(request, answer):
+            # The router's agent in local mode says namespace "local", as the arms key does.
+            for headers, body in Agent("pod", namespace="local").events(request, answer):
                 logged = await events.post(logger_url("", "demo", "stable", "1"), data=body,
                                            headers=headers)  # fmt: skip
                 assert logged.status == 202

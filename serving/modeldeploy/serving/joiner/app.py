@@ -135,7 +135,7 @@ class Joiner:
             answer = scored(event.body, arm.version)
         except EventError:
             return "ignored"
-        return self.book.record(arm, answer, event.link)
+        return self.book.record(arm, answer, event.link, event.namespace)
 
     # --- labels -------------------------------------------------------------------------
 
@@ -210,7 +210,7 @@ class Joiner:
         request_id = request_of(item_id)
         running = self._rescoring.get(request_id)
         if running is None:
-            chosen = plan(self.book, item, self.config.arms.get(item.deployment))
+            chosen = plan(self.book, item, self.config.arms.get(item.deployment, item.namespace))
             if chosen.skip:
                 if chosen.skip != "not_needed":
                     self.metrics.rescore(chosen.skip)
