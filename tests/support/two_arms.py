@@ -43,6 +43,10 @@ class TwoArms:
     root: Path
     started: list[ManagedProcess] = field(default_factory=list)
 
+    def version_args(self) -> list[str]:
+        """What local mode tells its router: each arm's version (answers name none)."""
+        return [a for role, _, v in ARM_CHECKPOINTS for a in (f"--{role}-version", v)]
+
     def router(self, name: str, *options: str, weight: int = 0, paired_share: int = 0) -> str:
         """Start a router in front of both arms; stopped with the pair."""
         url, _ = self.router_process(name, *options, weight=weight, paired_share=paired_share)
@@ -56,7 +60,7 @@ class TwoArms:
         argv = [PY, "-m", "modeldeploy.serving.router", "--stable", self.urls["stable"],
                 "--canary", self.urls["canary"], "--weight", str(weight),
                 "--paired-share", str(paired_share), "--deployment", "demo",
-                "--port", str(port), *self.auth_args, *options]  # fmt: skip
+                "--port", str(port), *self.auth_args, *self.version_args(), *options]  # fmt: skip
         proc = start_process(
             name, argv, self.root / "logs", lambda: http_ok(f"{url}/healthz"), timeout=60
         )
@@ -65,8 +69,10 @@ class TwoArms:
 
 
 @contextmanager
-def two_arms(root: Path) -> Iterator[TwoArms]:
-    """Start both predictors (and stop them, and any router started through the pair)."""
+def two_arms(root: Path, detail: str = "label") -> Iterator[TwoArms]:
+    """Start both predictors (and stop them, and any router started through the pair).
+
+    ``detail``: their ``--response-detail`` (what clients see); label, as by default."""
     label_file = write_token_file(root / "auth" / LABEL_TOKEN_FILE)
     control_file = write_token_file(root / "auth" / CONTROL_TOKEN_FILE)
     auth_args = ["--label-token-file", str(label_file), "--control-token-file", str(control_file)]
@@ -79,7 +85,7 @@ def two_arms(root: Path) -> Iterator[TwoArms]:
             argv = [PY, "-m", "modeldeploy.serving", "--model-dir", str(build(checkpoint)),
                     "--name", "m", "--deployment", "demo", "--role", role,
                     "--model-version", version, "--http-port", str(port), "--grpc-port", "0",
-                    "--threads", "1", *auth_args]  # fmt: skip
+                    "--threads", "1", "--response-detail", detail, *auth_args]  # fmt: skip
             ready = f"{url}/v2/health/ready"
             pair.started.append(
                 start_process(

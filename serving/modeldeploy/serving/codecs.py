@@ -39,6 +39,9 @@ from modeldeploy.serving.errors import (
 )
 
 TruncationMode = Literal["truncate", "reject"]
+FULL_DETAIL = "full"
+"""``--response-detail full``: today's whole answer. Anything else is the label view
+(:func:`v1_label_response`, :func:`v2_label_arrays`)."""
 
 
 @dataclass(frozen=True)
@@ -404,3 +407,45 @@ def v2_parameters(
         "max_length": policy.max_length,
         "truncation": policy.mode,
     }
+
+
+# --- the client's view (``--response-detail label``, the default) ----------------------
+#
+# An answer must not tell a client which arm served it: one that knows can label only the
+# requests of the arm it wants to win (docs/metrics.md, "Label contract"). The label view
+# keeps what a client needs to act and to post a label: the predicted class (name and
+# index), the request id, the model's name and its class names. It drops the version,
+# the per-class probabilities and confidence (a fingerprint of the weights), and the token
+# counts and truncation limits (a fingerprint of the tokenizer and max length). The
+# arms' own records (metrics, the joiner's events) carry the rest.
+
+
+def v1_label_response(
+    predictions: Sequence[Prediction],
+    labels: Sequence[str],
+    request: ParsedRequest,
+    model_name: str,
+) -> dict[str, Any]:
+    """The v1 answer in the label view; ``labels`` are the class names, in index order."""
+    return {
+        "predictions": [
+            {"id": p.item_id, "label": p.label, "label_index": p.label_index} for p in predictions
+        ],
+        "request_id": request.request_id,
+        "model_name": model_name,
+        "labels": list(labels),
+    }
+
+
+def v2_label_arrays(predictions: Sequence[Prediction]) -> dict[str, np.ndarray]:
+    """The label view's output tensors: label (BYTES) and label_index (INT64)."""
+    return {
+        "label": np.array([p.label.encode() for p in predictions], dtype=np.object_),
+        "label_index": np.array([p.label_index for p in predictions], dtype=np.int64),
+    }
+
+
+def v2_label_parameters(labels: Sequence[str]) -> dict[str, Any]:
+    """The label view's response parameters: how many classes there are (no version), so
+    the joiner can check a label's class index without probabilities to count."""
+    return {"num_labels": len(labels)}

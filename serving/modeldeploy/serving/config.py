@@ -59,6 +59,7 @@ class ServeConfig:
     label_token_file: Path | None = None  # both token files, or neither: labels are open
     control_token_file: Path | None = None
     labels_at_joiner: bool = False  # KServe with a joiner: no feedback route here
+    response_detail: str = contract_args.DEFAULT_RESPONSE_DETAIL  # label | full (codecs)
 
     def resolved_threads(self) -> int:
         return self.threads or max(1, len(os.sched_getaffinity(0)))
@@ -132,4 +133,5 @@ def from_args(args: argparse.Namespace, default_max_length: int = 64) -> ServeCo
         label_token_file=o.label_token_file,
         control_token_file=o.control_token_file,
         labels_at_joiner=o.labels_at_joiner,
+        response_detail=o.response_detail,
     )

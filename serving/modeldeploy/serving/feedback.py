@@ -175,9 +175,16 @@ def refuse_unissued(request_id: str, store: PredictionStore) -> None:
 
 
 def apply_feedback(
-    body: object, store: PredictionStore, labels: Sequence[str], metrics: ArmMetrics
+    body: object,
+    store: PredictionStore,
+    labels: Sequence[str],
+    metrics: ArmMetrics,
+    detail: bool = True,
 ) -> dict[str, Any]:
-    """Join one feedback body to its prediction and count it (the route's whole logic)."""
+    """Join one feedback body to its prediction and count it (the route's whole logic).
+
+    ``detail``: the answer may say what was predicted, whether it was right and by which
+    version (``--response-detail full``); never with authentication."""
     try:
         if not isinstance(body, dict):
             raise FeedbackError(400, "bad_input", 'expected {"request_id": ..., "label": ...}')
@@ -212,7 +219,7 @@ def apply_feedback(
         metrics.observe_labelled(source, correct)
     else:
         metrics.reject_feedback("duplicate")
-    if store.ids is not None:  # what was predicted, and by whom, is not the labeller's business
+    if store.ids is not None or not detail:  # what was predicted, and by whom: not shown
         return {"request_id": request_id, "counted": counted, "source": source}
     return {
         "request_id": request_id,
@@ -230,6 +237,7 @@ def feedback_router(
     labels: Sequence[str],
     metrics: ArmMetrics,
     auth: Auth | None = None,
+    detail: bool = True,
 ) -> Any:
     """A FastAPI router with ``POST /v1/feedback``, mounted on the kserve app."""
     import orjson
@@ -254,7 +262,7 @@ def feedback_router(
             metrics.reject_feedback("bad_input")
             return reply(400, {"error": "body is not valid JSON", "code": "bad_input"})
         try:
-            return reply(200, apply_feedback(body, store, labels, metrics))
+            return reply(200, apply_feedback(body, store, labels, metrics, detail))
         except FeedbackError as exc:
             return reply(exc.status, {"error": exc.message, "code": exc.reason})
 

@@ -174,32 +174,57 @@ class TextClassifier(Model):
     ) -> dict[str, Any] | InferResponse:
         request, predictions = result.request, result.predictions or []
         policy = self.encoder.policy
+        full = self.config.response_detail == codecs.FULL_DETAIL or self._platform(headers)
         if request.protocol == "v1":
+            if not full:  # the client's view: nothing that tells the arms apart
+                return codecs.v1_label_response(predictions, self.labels, request, self.name)
             return codecs.v1_response(
                 predictions, self.labels, request, self.name, self.model_version, policy
             )
+        if full:
+            arrays = codecs.v2_output_arrays(predictions)
+            parameters = codecs.v2_parameters(predictions, self.model_version, policy)
+        else:
+            arrays = codecs.v2_label_arrays(predictions)
+            parameters = codecs.v2_label_parameters(self.labels)
         outputs = []
-        for name, array in codecs.v2_output_arrays(predictions).items():
+        for name, array in arrays.items():
             output = InferOutput(name, list(array.shape), V2_DATATYPES[name])
             output.set_data_from_numpy(array, binary_data=request.binary_outputs)
             outputs.append(output)
         return InferResponse(
             response_id=request.request_id,
             model_name=self.name,
-            model_version=self.model_version,
+            model_version=self.model_version if full else None,
             infer_outputs=outputs,
-            parameters=codecs.v2_parameters(predictions, self.model_version, policy),
+            parameters=parameters,
             use_binary_outputs=request.binary_outputs,
         )
+
+    def _platform(self, headers: dict[str, str] | None) -> bool:
+        """Whether the caller holds the platform's control token (the joiner re-scoring an
+        input, whose version check needs the version): it gets the full view. A client
+        never holds that token; without authentication nobody is trusted."""
+        auth = getattr(self, "auth", None)  # set by server.build after construction
+        if auth is None or not headers:
+            return False
+        if "authorization" not in headers and "Authorization" not in headers:
+            return False
+        return auth.admit_control(headers) is None
 
     def get_input_types(self) -> list[dict[str, Any]]:
         return [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
 
     def get_output_types(self) -> list[dict[str, Any]]:
         n = len(self.labels)
-        return [
+        label = [
             {"name": "label", "datatype": "BYTES", "shape": [-1]},
             {"name": "label_index", "datatype": "INT64", "shape": [-1]},
+        ]
+        if self.config.response_detail != codecs.FULL_DETAIL:
+            return label  # metadata describes the answer the client gets
+        return [
+            *label,
             {"name": "probabilities", "datatype": "FP32", "shape": [-1, n]},
             {"name": "truncated", "datatype": "BOOL", "shape": [-1]},
         ]

@@ -133,11 +133,15 @@ def build(config: ServeConfig, say: Callable[[str], None] | None = None) -> Any:
 def install_routes(app: Any, model: Any, config: ServeConfig) -> None:
     """Feedback route, typed error handlers and the inference guard on kserve's app."""
     from modeldeploy.serving import errors
+    from modeldeploy.serving.codecs import FULL_DETAIL
     from modeldeploy.serving.feedback import feedback_router
     from modeldeploy.serving.middleware import InferenceGuard
 
     if not config.labels_at_joiner:  # else the joiner counts labels (docs/serving.md)
-        app.include_router(feedback_router(model.store, model.labels, model.metrics, model.auth))
+        detail = config.response_detail == FULL_DETAIL  # what was predicted, by which version
+        app.include_router(
+            feedback_router(model.store, model.labels, model.metrics, model.auth, detail)
+        )
     errors.install(app)
     app.add_middleware(InferenceGuard, metrics=model.metrics, max_body_bytes=config.max_body_bytes)
 

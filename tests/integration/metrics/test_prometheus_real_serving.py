@@ -144,7 +144,8 @@ def test_prometheus_provider_reads_what_real_serving_processes_counted(
                 "--name", MODEL, "--deployment", DEPLOYMENT, "--role", role,
                 "--model-version", version, "--http-port", str(ports[role]),
                 "--grpc-port", "0", "--threads", "1",
-                "--latency-warmup-requests", "0"]  # fmt: skip
+                "--latency-warmup-requests", "0",
+                "--response-detail", "full"]  # fmt: skip  # answers name the version
         ready = f"{url[role]}/v2/health/ready"
         process_starter(f"predictor-{role}", argv, lambda: http_ok(ready), timeout=120)
 
@@ -165,7 +166,8 @@ def test_prometheus_provider_reads_what_real_serving_processes_counted(
         [PY, "-m", "modeldeploy.serving.router", "--stable", url["stable"],
          "--canary", url["canary"], "--weight", "50", "--paired-share", "100",
          "--pair-on-label-rate", "0",  # only share pairing: stable-served labels stay unpaired
-         "--deployment", DEPLOYMENT, "--port", str(ports["router"]), "--seed", "5"],
+         "--deployment", DEPLOYMENT, "--port", str(ports["router"]), "--seed", "5",
+         "--response-detail", "full"],
         lambda: http_ok(f"{url['router']}/healthz"),
     )  # fmt: skip
 

@@ -50,6 +50,8 @@ def start_predictor(
         "1",
         "--precision",  # these tests compare probabilities with the fp32 reference at 1e-4
         "fp32",
+        "--response-detail",  # they read the whole answer; test_client_view.py the label view
+        "full",
         *extra,
     ]
     ready = f"http://127.0.0.1:{http_port}/v2/health/ready"

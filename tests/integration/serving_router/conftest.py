@@ -3,6 +3,9 @@
 A fake arm answers v1/v2 like the predictor does (same fields the router reads) with a
 rule a test can reason about: a text containing "good" is positive. A ``wrong`` arm
 answers the opposite. Each arm records what reached it, so tests see the traffic.
+By default the arms answer in the full view (their version in every answer) and the router
+is configured for it; ``start_router(label_view=True)`` has them answer as a predictor does
+with ``--response-detail label`` (no version) and gives the router their versions instead.
 The real-predictor test in test_router_processes.py checks the same paths end to end.
 """
 
@@ -27,6 +30,8 @@ LABELS = ("negative", "positive")
 class FakeArm:
     version: str
     wrong: bool = False
+    full: bool = True
+    """Answer in the full view (with the version), else in the label view (without)."""
     predictions: list[dict[str, Any]] = field(default_factory=list)
     feedback: list[dict[str, Any]] = field(default_factory=list)
     server: TestServer | None = None
@@ -51,9 +56,10 @@ class FakeArm:
                 {"id": i, "label": LABELS[self.classify(t)], "label_index": self.classify(t)}
                 for i, t in zip(ids, texts, strict=True)
             ]
-            return web.json_response(
-                {"predictions": items, "request_id": rid, "model_version": self.version}
-            )
+            answer = {"predictions": items, "request_id": rid}
+            if self.full:
+                answer["model_version"] = self.version
+            return web.json_response(answer)
 
         async def v2(request: web.Request) -> web.Response:
             body = await request.json()
@@ -66,9 +72,8 @@ class FakeArm:
                  "data": [LABELS[i] for i in index]},
                 {"name": "label_index", "datatype": "INT64", "shape": [len(texts)], "data": index},
             ]  # fmt: skip
-            return web.json_response(
-                {"id": rid, "outputs": outputs, "parameters": {"model_version": self.version}}
-            )
+            parameters = {"model_version": self.version} if self.full else {"num_labels": 2}
+            return web.json_response({"id": rid, "outputs": outputs, "parameters": parameters})
 
         async def feedback(request: web.Request) -> web.Response:
             body = await request.json()
@@ -98,13 +103,17 @@ async def start_router() -> AsyncIterator[Callable[..., Any]]:
 
     async def start(
         *, canary: bool = True, shadow: bool = False, canary_wrong: bool = False,
-        split: Split | None = None, **config: Any,
+        split: Split | None = None, label_view: bool = False, **config: Any,
     ) -> Setup:  # fmt: skip
-        arms = {"stable": FakeArm("1")}
+        full = not label_view
+        arms = {"stable": FakeArm("1", full=full)}
         if canary:
-            arms["canary"] = FakeArm("2", wrong=canary_wrong)
+            arms["canary"] = FakeArm("2", wrong=canary_wrong, full=full)
         if shadow:
-            arms["shadow"] = FakeArm("3", wrong=True)
+            arms["shadow"] = FakeArm("3", wrong=True, full=full)
+        if label_view:
+            config.setdefault("versions", {role: arm.version for role, arm in arms.items()})
+        config.setdefault("response_detail", "label" if label_view else "full")
         for arm in arms.values():
             arm.server = TestServer(arm.app(), host="127.0.0.1")
             await arm.server.start_server()

@@ -37,11 +37,15 @@ class Stack:
     canary: FakeArm
 
     async def log(self, role: str, version: str, request: dict[str, Any],
-                  answer: dict[str, Any], pod: str = "pod-a") -> str:  # fmt: skip
+                  answer: dict[str, Any], pod: str = "pod-a",
+                  namespace: str = "ml") -> str:  # fmt: skip
+        """Post one call's two events as the agent of ``pod`` in ``namespace`` (KServe's
+        ``Ce-Namespace`` is the InferenceService's, which the arms key names)."""
         url = logger_url("", "demo", role, version)
         outcome = ""
-        for headers, body in Agent(pod).events(json.dumps(request).encode(),
-                                               json.dumps(answer).encode()):  # fmt: skip
+        agent = Agent(pod, namespace=namespace)
+        for headers, body in agent.events(json.dumps(request).encode(),
+                                          json.dumps(answer).encode()):  # fmt: skip
             response = await self.events.post(url, data=body, headers=headers)
             assert response.status == 202
             outcome = (await response.json())["outcome"]

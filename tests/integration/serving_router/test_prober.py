@@ -42,11 +42,15 @@ def make_prober(setup: Setup, **config: Any) -> Prober:
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("label_view", [False, True], ids=["full-view", "label-view"])
 async def test_each_probe_reaches_both_arms_and_is_counted_per_arm_and_paired(
-    start_router: Callable[..., Any],
+    start_router: Callable[..., Any], label_view: bool
 ) -> None:
-    setup = await start_router(canary_wrong=True)
-    prober = make_prober(setup, rate_per_s=500, max_probes=12)
+    """Full view: the versions come from the answers; label view (answers name no
+    version): from the prober's own ``--stable-version``/``--canary-version``."""
+    setup = await start_router(canary_wrong=True, label_view=label_view)
+    versions = {"stable_version": "1", "canary_version": "2"} if label_view else {}
+    prober = make_prober(setup, rate_per_s=500, max_probes=12, **versions)
     # Allowed 12, it sends each of the 6 examples once and stops: a repeat is no evidence.
     assert await prober.run() == 6 and prober.exhausted
 

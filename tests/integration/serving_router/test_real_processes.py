@@ -50,7 +50,8 @@ def start_predictor(start: Callable[..., Any], directory: Path, role: str, versi
     port = free_port()
     argv = [PY, "-m", "modeldeploy.serving", "--model-dir", str(directory), "--name", "m",
             "--deployment", "demo", "--role", role, "--model-version", version,
-            "--http-port", str(port), "--grpc-port", "0", "--threads", "1"]  # fmt: skip
+            "--http-port", str(port), "--grpc-port", "0", "--threads", "1",
+            "--response-detail", "full"]  # fmt: skip  # the full view: answers name the arm
     url = f"http://127.0.0.1:{port}"
     start(f"predictor-{role}", argv, lambda: http_ok(f"{url}/v2/health/ready"), timeout=120)
     return url
@@ -91,6 +92,8 @@ def test_router_and_prober_count_what_the_real_arms_predict(
             str(port),
             "--seed",
             "5",
+            "--response-detail",
+            "full",
         ],
         lambda: http_ok(f"{router}/healthz"),
     )

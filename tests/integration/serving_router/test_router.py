@@ -229,3 +229,88 @@ async def test_paired_inputs_count_what_each_arm_predicted_without_labels(
     # stable says positive for "good", negative for "bad"; the canary arm says the opposite
     assert pairs("positive", "negative") == 2 and pairs("negative", "positive") == 1
     assert pairs("positive", "positive") == pairs("negative", "negative") == 0
+
+
+async def test_in_the_label_view_answers_and_errors_name_no_arm_and_versions_come_from_the_table(
+    start_router: Callable[..., Any],
+) -> None:
+    """Arms that answer without a version (``--response-detail label``): the client sees no
+    arm header and no version; the router still counts, pairs and shadows by the versions
+    of its arms table, never "" from an answer."""
+    setup = await start_router(
+        split=Split(canary=50, paired_share=100), canary_wrong=True, shadow=True, label_view=True
+    )
+    async with aiohttp.ClientSession() as session:
+        seen = []
+        for i in range(40):
+            async with session.post(
+                f"{setup.url}/v1/models/m:predict", json={"instances": [f"good {i}"]}
+            ) as response:
+                assert response.status == 200
+                assert "x-modeldeploy-arm" not in response.headers
+                seen.append(await response.json())
+        assert all(set(a) == {"predictions", "request_id"} for a in seen)
+        # Both arms served (the canary is always wrong here), and nothing else tells them apart.
+        assert {a["predictions"][0]["label"] for a in seen} == {"positive", "negative"}
+        feedback = {"request_id": seen[0]["request_id"], "label": "positive"}
+        async with session.post(f"{setup.url}/v1/feedback", json=feedback) as response:
+            assert response.status == 200
+            assert set(await response.json()) == {"request_id", "counted"}
+    await settle(setup)
+    pair = {"stable_label": "positive", "canary_label": "negative"}
+    paired = sample(setup, "modeldeploy_paired_predictions_total", stable_version="1",
+                    canary_version="2", **pair)  # fmt: skip
+    canary_served = sum(a["predictions"][0]["label"] == "negative" for a in seen)
+    assert paired == canary_served > 0
+    shadowed = sample(setup, "modeldeploy_router_shadow_comparisons_total", stable_version="1",
+                      shadow_version="3", agree="false")  # fmt: skip
+    assert shadowed == 40  # stable scored every request: as primary, or paired with canary
+    assert not sample(setup, "modeldeploy_paired_predictions_total", stable_version="",
+                      canary_version="", **pair)  # fmt: skip
+
+    # An arm that is down: the 502 says so without naming the arm or its address.
+    await setup.arms["canary"].server.close()
+    async with aiohttp.ClientSession() as session:
+        async with session.put(f"{setup.url}/router/weights", json={"canary": 100}) as response:
+            assert response.status == 200
+        async with session.post(
+            f"{setup.url}/v1/models/m:predict", json={"instances": ["x"]}
+        ) as response:
+            assert response.status == 502
+            body = await response.json()
+    assert body["code"] == "upstream_unreachable"
+    assert "canary" not in body["error"] and setup.arms["canary"].url not in body["error"]
+
+
+async def test_put_arms_carries_each_arms_version(start_router: Callable[..., Any]) -> None:
+    """A new canary with its version: its answers are counted under it; without one, an arm
+    at a new URL has none (not the previous arm's)."""
+    setup = await start_router(split=Split(canary=100, paired_share=100), label_view=True)
+    arms = {"stable": setup.arms["stable"].url, "canary": setup.arms["canary"].url}
+    async with aiohttp.ClientSession() as session:
+        body = {**arms, "canary_version": "9", "weight": 100}
+        async with session.put(f"{setup.url}/router/arms", json=body) as response:
+            assert response.status == 200, await response.text()
+        assert setup.router.versions == {"stable": "1", "canary": "9"}
+        await predict_plain(session, setup)
+        await settle(setup)
+        assert sample(setup, "modeldeploy_paired_predictions_total", stable_version="1",
+                      canary_version="9", stable_label="positive",
+                      canary_label="positive") == 1  # fmt: skip
+        async with session.put(
+            f"{setup.url}/router/arms", json={**arms, "canary_version": ""}
+        ) as response:
+            assert response.status == 400
+        async with session.put(
+            f"{setup.url}/router/arms", json={"stable": arms["canary"], "canary": arms["stable"]}
+        ) as response:
+            assert response.status == 200
+        assert setup.router.versions == {}
+
+
+async def predict_plain(session: aiohttp.ClientSession, setup: Setup) -> Any:
+    async with session.post(
+        f"{setup.url}/v1/models/m:predict", json={"instances": ["good"]}
+    ) as response:
+        assert response.status == 200
+        return await response.json()

@@ -65,13 +65,17 @@ async def joiner() -> AsyncIterator[tuple[Joiner, str, str]]:
     await api.close()
 
 
+@pytest.mark.parametrize("label_view", [False, True], ids=["full-view", "label-view"])
 async def test_a_label_at_the_router_is_counted_once_at_the_joiner_and_paired(
-    start_router: Callable[..., Any], joiner: tuple[Joiner, str, str]
+    start_router: Callable[..., Any], joiner: tuple[Joiner, str, str], label_view: bool
 ) -> None:
+    """Label view: the arms' answers name no version and no probabilities; the router logs
+    each under its arms table's version and the joiner counts by it."""
     app, api, events = joiner
     setup = await start_router(
-        split=Split(canary=100.0, paired_share=100.0), joiner_url=api, joiner_events_url=events
-    )
+        split=Split(canary=100.0, paired_share=100.0), joiner_url=api, joiner_events_url=events,
+        label_view=label_view,
+    )  # fmt: skip
     async with httpx.AsyncClient(timeout=30) as client:
         body = {"instances": ["a good film"], "id": "req-1"}
         answer = await client.post(f"{setup.url}/v1/models/demo:predict", json=body)
@@ -95,6 +99,13 @@ async def test_a_label_at_the_router_is_counted_once_at_the_joiner_and_paired(
     feedback = _by_outcome(at_router, "modeldeploy_router_feedback_total")
     assert (feedback["forwarded"], feedback["duplicate"], feedback["unknown_id"]) == (1, 1, 1)
     assert app.book.lookup("req-1")[1] is not None
+    versions = {
+        (s.labels["role"], s.labels["model_version"])
+        for family in text_string_to_metric_families(at_joiner)
+        for s in family.samples
+        if s.name == labelled and s.value
+    }
+    assert versions == {("stable", "1"), ("canary", "2")}
 
 
 async def test_a_joiner_that_hangs_never_slows_a_prediction_and_drops_are_counted(
@@ -166,7 +177,8 @@ async def test_the_joiners_rescores_are_paced_per_arm(tmp_path: Path) -> None:
             request = json.dumps({"instances": [f"good {rid}"]}).encode()
             answer = json.dumps({"predictions": [{"label": "positive", "label_index": 1}],
                                  "request_id": rid, "model_version": "1"}).encode()  # fmt: skip
-            for headers, body in Agent("pod").events(request, answer):
+            # The router's agent in local mode says namespace "local", as the arms key does.
+            for headers, body in Agent("pod", namespace="local").events(request, answer):
                 logged = await events.post(logger_url("", "demo", "stable", "1"), data=body,
                                            headers=headers)  # fmt: skip
                 assert logged.status == 202

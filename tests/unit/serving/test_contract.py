@@ -385,6 +385,7 @@ OPTION_SETS = [
         feedback_capacity=10,
         latency_warmup_requests=0,
         access_log=True,
+        response_detail="full",
     ),
 ]
 
@@ -414,6 +415,7 @@ def test_identity_options_are_written_even_at_their_default() -> None:
     flags = {a for a in written if a.startswith("--")}
     assert {"--name", "--deployment", "--role", "--http-port", "--grpc-port"} <= flags
     assert "--latency-warmup-requests" in flags and "--max-batch-size" not in flags
+    assert "--response-detail" in flags  # what clients see is never left to an image default
 
 
 def test_contract_choices_match_the_serving_code() -> None:

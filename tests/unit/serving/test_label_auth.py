@@ -149,9 +149,11 @@ def test_issued_ids_verify_carry_origin_and_time_and_are_valid_request_ids() -> 
     "forge",
     [
         lambda i: i[:-1] + ("A" if i[-1] != "A" else "B"),  # MAC changed
-        lambda i: i.replace(".router.", ".canary."),  # origin changed
+        lambda i: ".".join([i[:2], "Y1pnvyV4lMA", *i.split(".")[2:]]),  # origin changed
         lambda i: "client-chosen-id",
         lambda i: "m1.router.0.abc.def",
+        lambda i: "m2.router.0.abc.def",
+        lambda i: i.replace("m2.", "m1.", 1),  # the old format's prefix
     ],
 )
 def test_ids_not_signed_by_the_key_are_not_issued(forge) -> None:
@@ -194,7 +196,9 @@ def counted(m: ArmMetrics) -> float:
 def test_predictor_never_stores_under_a_client_id() -> None:
     store, _ = predictor()
     assigned = store.assign_id("client-chosen", {"x-request-id": "client-chosen"})
-    assert assigned != "client-chosen" and assigned.startswith("m1.stable.")
+    assert assigned != "client-chosen" and assigned.startswith("m2.")
+    assert store.ids is not None and store.ids.check(assigned).origin == "stable"
+    assert "stable" not in assigned  # sealed: a client cannot read which arm issued it
 
 
 def test_predictor_takes_a_fresh_router_id_once_and_a_replay_gets_its_own() -> None:
@@ -237,3 +241,18 @@ def test_issued_id_counts_once_and_the_answer_hides_the_prediction() -> None:
     assert (first["counted"], again["counted"]) == (True, False)
     assert counted(m) == 1
     assert set(first) == {"request_id", "counted", "source"}
+
+
+def test_ids_of_different_origins_look_alike_and_each_is_sealed_differently() -> None:
+    """A predictor's ids carry its role, sealed: a client holding ids from both arms sees
+    the same shape and no repeated field that would sort them into two groups."""
+    key = b"k" * 32
+    stable, canary = IdIssuer(key, "stable"), IdIssuer(key, "canary")
+    ids = [stable.issue() for _ in range(20)] + [canary.issue() for _ in range(20)]
+    assert {tuple(len(f) for f in i.split(".")) for i in ids} == {
+        tuple(len(f) for f in ids[0].split("."))
+    }
+    assert len({i.split(".")[1] for i in ids}) == len(ids)  # no shared origin field
+    assert [stable.check(i).origin for i in ids] == ["stable"] * 20 + ["canary"] * 20
+    with pytest.raises(ValueError):
+        IdIssuer(key, "a-very-long-origin")

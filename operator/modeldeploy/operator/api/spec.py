@@ -174,6 +174,19 @@ class MetricsSource(SpecModel):
     )
 
 
+class ServingOptions(SpecModel):
+    """What the predictors show the applications that call them."""
+
+    response_detail: Literal["label", "full"] = Field(
+        default="label",
+        description="What an answer carries. label: the predicted class (name and index), the"
+        " request id, the model and class names; nothing that tells the stable and canary arms"
+        " apart. full: also the model version, per-class probabilities, confidence and token"
+        " counts, and the router's x-modeldeploy-arm header, which let a client see which arm"
+        " served it and label selectively.",
+    )
+
+
 class ModelDeploymentSpec(SpecModel):
     """What to serve and how to roll a new version out.
 
@@ -221,5 +234,10 @@ class ModelDeploymentSpec(SpecModel):
     cost: Cost = Field(
         default_factory=Cost,
         description="The price per CPU core-hour, for cost per 1k inferences.",
+        json_schema_extra=ALL_DEFAULTS,
+    )
+    serving: ServingOptions = Field(
+        default_factory=ServingOptions,
+        description="What the predictors' answers show the applications that call them.",
         json_schema_extra=ALL_DEFAULTS,
     )

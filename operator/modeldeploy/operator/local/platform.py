@@ -234,7 +234,9 @@ class LocalPlatform:
         arms = self._arms(target)
         rec = arms.get(role)
         path = self._model_ready_path(target)
+        detail = target.spec.serving.response_detail
         same = rec is not None and rec.labels.get("version") == ref.version
+        same = same and rec is not None and rec.labels.get("detail") == detail  # the view too
         if same and self._healthy(rec, path):
             assert rec is not None
             return rec
@@ -260,6 +262,7 @@ class LocalPlatform:
             label_token_file=label_file,
             control_token_file=control_file,
             labels_at_joiner=True,  # the joiner counts labels, as on KServe
+            response_detail=target.spec.serving.response_detail,
         )
         argv = [
             self.options.python,
@@ -277,7 +280,12 @@ class LocalPlatform:
                 log_dir=self.state.logs,
                 ready=lambda: procs.http_ok(f"http://127.0.0.1:{port}{path}"),
                 timeout=self.options.start_timeout_s,
-                labels={"role": role, "version": ref.version, "digest": ref.digest},
+                labels={
+                    "role": role,
+                    "version": ref.version,
+                    "digest": ref.digest,
+                    "detail": detail,
+                },
                 env={"MODELDEPLOY_EXPECTED_DIGEST": ref.digest} if ref.digest else None,
                 progress=self.options.progress,
                 on_spawn=self._spawned(target, role + STARTING),
@@ -309,7 +317,11 @@ class LocalPlatform:
         rec = arms.get(ROUTER)
         share = round(DEFAULT_PAIRED_SHARE * 100, 3)  # the router's option is in percent
         wanted = {"stable": stable.url, "canary": canary.url if canary else ""}
+        detail = target.spec.serving.response_detail
+        versions = {f"{role}_version": str(r.labels.get("version", "")) for role, r in
+                    ((STABLE, stable), (CANARY, canary)) if r is not None}  # fmt: skip
         same_joiner = rec is not None and rec.labels.get(JOINER) == joiner.url
+        same_joiner = same_joiner and rec is not None and rec.labels.get("detail") == detail
         if rec is not None and same_joiner and self._healthy(rec, "/healthz"):
             have = {"stable": rec.labels.get("stable"), "canary": rec.labels.get("canary") or ""}
             if have == wanted:
@@ -317,6 +329,7 @@ class LocalPlatform:
                     self._put_weight(rec, weight, share)
                 return rec
             body: dict[str, Any] = {"stable": stable.url, "canary": wanted["canary"] or None}
+            body.update({k: v for k, v in versions.items() if v})  # what the router logs
             if canary is not None:
                 body.update(weight=float(weight), paired_share=share)
             try:
@@ -329,7 +342,7 @@ class LocalPlatform:
             except OSError as exc:
                 raise PlatformError(f"cannot change the router's arms: {exc}") from exc
             else:
-                arms[ROUTER] = replace(rec, labels={**wanted, JOINER: joiner.url})
+                arms[ROUTER] = replace(rec, labels={**wanted, JOINER: joiner.url, "detail": detail})
                 self._save()
                 return arms[ROUTER]
         port = self._router_port(target)
@@ -353,7 +366,12 @@ class LocalPlatform:
             joiner.url,
             "--joiner-events-url",
             f"http://{LOOPBACK}:{joiner.labels['events_port']}",
+            "--response-detail",
+            detail,
         ]
+        for key, version in versions.items():
+            if version:  # the arms' versions: the router records and logs these, not answers'
+                argv += ["--" + key.replace("_", "-"), version]
         if canary is not None:
             argv += ["--canary", canary.url, "--weight", str(weight), "--paired-share", str(share)]
         label_file, control_file = self._auth_files()
@@ -364,7 +382,8 @@ class LocalPlatform:
                 "--control-token-file",
                 str(control_file),
             ]
-        return self._start_helper(target, ROUTER, argv, port, {**wanted, JOINER: joiner.url})
+        labels = {**wanted, JOINER: joiner.url, "detail": detail}
+        return self._start_helper(target, ROUTER, argv, port, labels)
 
     def _arms_dir(self, target: Target) -> Path:
         """The joiner's ``--arms-file`` directory (absolute: ``strays`` matches the marker)."""

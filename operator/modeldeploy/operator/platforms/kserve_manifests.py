@@ -162,6 +162,7 @@ def _python_container(
         role,
         http_port=HTTP_PORT,
         labels_at_joiner=bool(cfg.joiner_events_url),
+        response_detail=spec.serving.response_detail,
         **auth,
     )
     args = predictor_args(options)

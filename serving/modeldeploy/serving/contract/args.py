@@ -25,6 +25,12 @@ PREDICTOR_RUNTIMES = ("torch", "onnx", "onnx-int8")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 """``auto``: bf16 where the CPU has AMX or AVX-512 bf16 (or on a GPU), else fp32; parity-gated."""
 TRUNCATION_MODES = ("truncate", "reject")
+RESPONSE_DETAILS = ("label", "full")
+"""What a client's answer carries (``--response-detail``; the spec's
+``serving.responseDetail``). ``label``: the predicted class and the request id, nothing that
+tells the arms apart; ``full``: also the model version, per-class probabilities, confidence
+and token counts, which let a client learn which arm served it and label selectively."""
+DEFAULT_RESPONSE_DETAIL = "label"
 DEFAULT_MODEL_NAME = "classifier"
 DEFAULT_HOST = "0.0.0.0"
 """In a pod the predictor must answer on the pod's address; local mode passes 127.0.0.1."""
@@ -141,6 +147,14 @@ class PredictorOptions:
         default=None,
         metadata=_meta(Path, "the platform's control token: request-id signing key, router hop"),
     )
+    response_detail: str = field(
+        default=DEFAULT_RESPONSE_DETAIL,
+        metadata=_meta(
+            str,
+            "what answers show: label (class and request id only) or full (version, probabilities)",
+            choices=RESPONSE_DETAILS,
+        ),
+    )
     labels_at_joiner: bool = field(
         default=False,
         metadata=_meta(
@@ -171,7 +185,15 @@ class PredictorOptions:
 
 
 ALWAYS_WRITTEN = frozenset(
-    {"name", "deployment", "role", "http_port", "grpc_port", "latency_warmup_requests"}
+    {
+        "name",
+        "deployment",
+        "role",
+        "http_port",
+        "grpc_port",
+        "latency_warmup_requests",
+        "response_detail",
+    }
 )
 """Written even at their default, so a predictor image with other defaults cannot change them."""
 

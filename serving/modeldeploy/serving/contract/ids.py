@@ -141,8 +141,11 @@ def label_matches(value: object, name: str, index: int) -> bool:
 
 # --- server-issued ids ----------------------------------------------------------------
 
-SIGNED_ID_PREFIX = "m1"
-"""First field of every id the platform issues (the format's version)."""
+SIGNED_ID_PREFIX = "m2"
+"""First field of every id the platform issues (the format's version; ``m1`` ids carried the
+origin in clear)."""
+MAX_ORIGIN_BYTES = 8
+"""Longest origin an id can carry (``router``, ``joiner`` and the roles are 6)."""
 ROUTER_ORIGIN = "router"
 """Origin of ids the router issues (a predictor's own ids carry its role)."""
 ID_KEY_CONTEXT = b"modeldeploy request-id signing key v1"
@@ -165,9 +168,12 @@ def _b64(raw: bytes) -> str:
 class IdIssuer:
     """Issues request ids the platform can later recognise as its own, without a lookup.
 
-    An id is ``m1.<origin>.<issued, base36 seconds>.<16 random chars>.<MAC>``, the MAC an
-    HMAC-SHA256 over the rest under a key only platform components hold (derived from the
-    control token, which applications never get). So a label can be refused for an id
+    An id is ``m2.<sealed origin>.<issued, base36 seconds>.<16 random chars>.<MAC>``, the
+    MAC an HMAC-SHA256 over the rest under a key only platform components hold (derived from
+    the control token, which applications never get). The origin is sealed (XORed with a
+    pad drawn from the key and the id's own random part, so it differs in every id): a
+    predictor's ids carry its role, and a client that could read it would know which arm
+    served it, and could label one arm's requests only. So a label can be refused for an id
     nobody issued before any store is consulted, an id's age is known even after the store
     forgot it, and a predictor can tell the router's ids (which it must store its
     prediction under, so labels posted to the router reach it) from a client's invention.
@@ -178,6 +184,8 @@ class IdIssuer:
             raise ValueError("the id signing key is empty")
         if not origin or not _visible_ascii(origin) or "." in origin or "/" in origin:
             raise ValueError(f"bad id origin {origin!r}")
+        if len(origin) > MAX_ORIGIN_BYTES:
+            raise ValueError(f"id origin {origin!r} is longer than {MAX_ORIGIN_BYTES} characters")
         self._key = hmac.new(key, ID_KEY_CONTEXT, hashlib.sha256).digest()
         self.origin = origin
         self._clock = clock
@@ -185,10 +193,16 @@ class IdIssuer:
     def _mac(self, body: str) -> str:
         return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())[:_MAC_CHARS]
 
+    def _pad(self, stamp: str, nonce: str) -> bytes:
+        return hmac.new(self._key, f"origin.{stamp}.{nonce}".encode(), hashlib.sha256).digest()
+
     def issue(self) -> str:
-        """A fresh id: unguessable, signed, stamped with this issuer's origin and the time."""
-        stamp = _base36(int(self._clock()))
-        body = f"{SIGNED_ID_PREFIX}.{self.origin}.{stamp}.{_b64(secrets.token_bytes(12))}"
+        """A fresh id: unguessable, signed, stamped with this issuer's (sealed) origin and
+        the time."""
+        stamp, nonce = _base36(int(self._clock())), _b64(secrets.token_bytes(12))
+        raw = self.origin.encode().ljust(MAX_ORIGIN_BYTES, b"\0")
+        sealed = _b64(bytes(a ^ b for a, b in zip(raw, self._pad(stamp, nonce), strict=False)))
+        body = f"{SIGNED_ID_PREFIX}.{sealed}.{stamp}.{nonce}"
         return f"{body}.{self._mac(body)}"
 
     def check(self, item_or_request_id: str) -> IdCheck:
@@ -202,9 +216,12 @@ class IdIssuer:
             return IdCheck("not_issued")
         try:
             issued_at = float(int(fields[2], 36))
-        except ValueError:
+            sealed = base64.urlsafe_b64decode(fields[1] + "=" * (-len(fields[1]) % 4))
+            pad = self._pad(fields[2], fields[3])
+            origin = bytes(a ^ b for a, b in zip(sealed, pad, strict=False)).rstrip(b"\0")
+            return IdCheck("ok", origin.decode("ascii"), issued_at)
+        except (ValueError, UnicodeDecodeError):  # binascii.Error is a ValueError
             return IdCheck("not_issued")
-        return IdCheck("ok", fields[1], issued_at)
 
     def age_s(self, check: IdCheck) -> float:
         """Seconds since ``check``'s id was issued (by this clock)."""

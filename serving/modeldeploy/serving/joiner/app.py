@@ -105,6 +105,9 @@ class Joiner:
             RescoreBudget(config.rescores_per_s),
             config.rescore_timeout_s,
             RescorePacer.for_rate(paced),
+            # The platform's credential: the arm answers in the full view, which names its
+            # version, so a re-score that reached another revision is refused (pairing.py).
+            config.auth.control_header() if config.auth else None,
         )
         self.minter = IdIssuer(config.auth.id_key, JOINER_ORIGIN) if config.auth else None
         self._rescoring: dict[str, asyncio.Future[None]] = {}
@@ -163,7 +166,7 @@ class Joiner:
             answer = scored(event.body, arm.version)
         except EventError:
             return "ignored"
-        outcome = self.book.record(arm, answer, event.link)
+        outcome = self.book.record(arm, answer, event.link, event.namespace)
         if outcome == "recorded" and not is_rescore(event.ce_id) and self.sampler.draw():
             self._sample(arm, answer)
         return outcome
@@ -182,7 +185,7 @@ class Joiner:
         if request_id in self._rescoring:
             self.metrics.pair_sample("busy")
             return
-        chosen = plan(self.book, item, self.config.arms.get(arm.deployment))
+        chosen = plan(self.book, item, self.config.arms.get(item.deployment, item.namespace))
         if chosen.skip:
             if chosen.skip != "not_needed":
                 self.metrics.pair_sample(chosen.skip)
@@ -284,7 +287,7 @@ class Joiner:
         request_id = request_of(item_id)
         running = self._rescoring.get(request_id)
         if running is None:
-            chosen = plan(self.book, item, self.config.arms.get(item.deployment))
+            chosen = plan(self.book, item, self.config.arms.get(item.deployment, item.namespace))
             if chosen.skip:
                 if chosen.skip != "not_needed":
                     self.metrics.rescore(chosen.skip)

@@ -64,6 +64,9 @@ class JoinedItem:
     links: dict[str, str] = field(default_factory=dict)
     """Role -> the link (pod and ``ce-id``) of the request it answered: its stored input."""
     labelled: bool = False
+    namespace: str = ""
+    """The serving InferenceService's namespace (the event's ``ce-namespace``; local mode:
+    ``local``): with the name, what finds the deployment's arms for pairing."""
 
 
 @dataclass(frozen=True)
@@ -151,18 +154,22 @@ class JoinBook:
         if self.inputs.get(link) is None:
             self.inputs.put(link, stored)
 
-    def record(self, arm: Arm, scored: Scored, link: str | None) -> Ingest:
+    def record(self, arm: Arm, scored: Scored, link: str | None, namespace: str = "") -> Ingest:
         """Store one logged response's predictions for ``arm`` (first write wins)."""
         refused = self.id_verdict(scored.request_id, arm.role)
         if refused is not None:
             return refused
-        return self.put_predictions(arm, scored, link)
+        return self.put_predictions(arm, scored, link, namespace)
 
-    def put_predictions(self, arm: Arm, scored: Scored, link: str | None) -> Ingest:
+    def put_predictions(
+        self, arm: Arm, scored: Scored, link: str | None, namespace: str = ""
+    ) -> Ingest:
         """Store predictions without the id check (the joiner's own re-scores)."""
         outcome: Ingest = "duplicate"
         for item_id, prediction in zip(scored.item_ids, scored.predictions, strict=True):
-            item = self.items.setdefault(item_id, lambda: JoinedItem(arm.deployment))
+            item = self.items.setdefault(
+                item_id, lambda: JoinedItem(arm.deployment, namespace=namespace)
+            )
             if item.deployment != arm.deployment:
                 return "conflict"
             if arm.role in item.predictions:

@@ -23,8 +23,10 @@ in ``tests/upstream/kserve-crds``) sends each logged request and response as a C
   operator tells the joiner which arm a revision is (:class:`Arm`).
 
 Bodies: the predictor's v1 answer (``predictions[]`` with ``label``/``label_index``, the
-issued ``request_id``), its v2 answer (``outputs`` ``label``/``label_index``/``probabilities``,
-``id``), and Triton's v2 answer (``LABEL`` ``[n, 1]`` BYTES and ``PROBABILITIES`` ``[n, k]``
+issued ``request_id``), its v2 answer (``outputs`` ``label``/``label_index``, and
+``probabilities`` in the full view; ``id``), in either view (``--response-detail``: the
+version always comes from the logger URL, never from a body), and Triton's v2 answer
+(``LABEL`` ``[n, 1]`` BYTES and ``PROBABILITIES`` ``[n, k]``
 FP32 from ``serving/triton/backend_model.py``, ``id`` echoed from the request).
 """
 
@@ -194,7 +196,16 @@ def _triton(answer: Mapping[str, Any], version: str) -> tuple[list[ArmPrediction
 
 
 def _class_names(answer: Mapping[str, Any]) -> tuple[tuple[str, ...], int]:
-    """Class names (v1 probabilities dict, in index order) or just their count (v2)."""
+    """Class names (v1: the label view's ``labels``, or the probabilities dict, in index
+    order) or just their count (v2: the label view's ``num_labels`` parameter, or the
+    probabilities' shape)."""
+    names = answer.get("labels")
+    if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+        return tuple(names), len(names)
+    parameters = answer.get("parameters")
+    count = parameters.get("num_labels") if isinstance(parameters, dict) else None
+    if isinstance(count, int) and not isinstance(count, bool) and count > 0:
+        return (), count
     preds = answer.get("predictions")
     if isinstance(preds, list) and preds and isinstance(preds[0], dict):
         probs = preds[0].get("probabilities")

@@ -197,14 +197,17 @@ class ArmsFile:
     A directory is what the kubelet makes of the arms ConfigMap: one file per key (the
     chart's hand-filled ``arms.json`` and one ``<namespace>.<name>.json`` per deployment the
     operator is rolling out, ``contract/joiner.py`` ``arms_key``). Every ``*.json`` in it is
-    read and merged; a deployment named by two files is left out (it is ambiguous, so it is
-    not paired) and named in :attr:`error`.
+    read and merged, keyed by namespace and name: a file ``<namespace>.<name>.json`` that
+    holds exactly deployment ``<name>`` is that namespace's (so same-named deployments of two
+    namespaces are both paired); any other file's deployments hold for every namespace. One
+    namespace and name in two files is left out (ambiguous, so not paired) and named in
+    :attr:`error`.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None) -> None:
         self.path = Path(path) if path else None
         self._stamp: object = None
-        self._arms: dict[str, DeploymentArms] = {}
+        self._arms: dict[tuple[str, str], DeploymentArms] = {}
         self.error = ""
 
     def _files(self) -> list[Path]:
@@ -223,34 +226,39 @@ class ArmsFile:
             out.append((file.name, st.st_mtime_ns, st.st_size))
         return tuple(out)
 
-    def _load(self) -> dict[str, DeploymentArms]:
-        merged: dict[str, DeploymentArms] = {}
-        seen: dict[str, str] = {}
-        twice: dict[str, str] = {}
+    def _load(self) -> dict[tuple[str, str], DeploymentArms]:
+        merged: dict[tuple[str, str], DeploymentArms] = {}
+        seen: dict[tuple[str, str], str] = {}
+        twice: dict[tuple[str, str], str] = {}
         for file in self._files():
             try:
                 found = parse_arms(json.loads(file.read_text(encoding="utf-8")))
             except ValueError as exc:
                 raise ValueError(f"{file.name}: {exc}") from exc
+            namespace = namespace_of(file.name, found)
             for name, arms in found.items():
-                if name in seen:
-                    twice[name] = f"{name!r} in {seen[name]} and {file.name}"
-                seen[name] = file.name
-                merged[name] = arms
-        for name in twice:
-            del merged[name]
+                key = (namespace, name)
+                if key in seen:
+                    twice[key] = f"{'/'.join(filter(None, key))!r} in {seen[key]} and {file.name}"
+                seen[key] = file.name
+                merged[key] = arms
+        for key in twice:
+            del merged[key]
         if twice:
             self.error = "named by two files, not paired: " + "; ".join(twice.values())
         return merged
 
-    def get(self, deployment: str) -> DeploymentArms | None:
+    def get(self, deployment: str, namespace: str = "") -> DeploymentArms | None:
+        """The arms of ``namespace``/``deployment``: that namespace's own entry, else one
+        that holds for every namespace; without a namespace (an event that named none), the
+        only entry of that name, if there is exactly one."""
         if self.path is None:
             return None
         try:
             stamp = self._stamp_now()
         except OSError as exc:
             self.error = f"cannot read {self.path}: {exc}"
-            return self._arms.get(deployment)
+            return self._find(deployment, namespace)
         if stamp != self._stamp:
             self._stamp = stamp
             self.error = ""
@@ -258,7 +266,24 @@ class ArmsFile:
                 self._arms = self._load()
             except (OSError, ValueError) as exc:
                 self.error = f"{self.path}: {exc}"
-        return self._arms.get(deployment)
+        return self._find(deployment, namespace)
+
+    def _find(self, deployment: str, namespace: str) -> DeploymentArms | None:
+        if namespace:
+            return self._arms.get((namespace, deployment)) or self._arms.get(("", deployment))
+        matches = [arms for (_, name), arms in self._arms.items() if name == deployment]
+        return matches[0] if len(matches) == 1 else None
+
+
+def namespace_of(file_name: str, found: Mapping[str, DeploymentArms]) -> str:
+    """The namespace a ``<namespace>.<name>.json`` key (``contract/joiner.py`` ``arms_key``)
+    names, when the file holds exactly deployment ``<name>``; else ``""`` (every namespace).
+
+    A namespace is a DNS label (no dots), so it ends at the first dot; a name may hold dots.
+    """
+    stem = file_name.removesuffix(".json")
+    namespace, _, name = stem.partition(".")
+    return namespace if name and set(found) == {name} else ""
 
 
 @dataclass(frozen=True)
@@ -295,11 +320,17 @@ class Rescorer:
     """
 
     def __init__(
-        self, budget: RescoreBudget, timeout_s: float = 10.0, pacer: RescorePacer | None = None
+        self,
+        budget: RescoreBudget,
+        timeout_s: float = 10.0,
+        pacer: RescorePacer | None = None,
+        credential: Mapping[str, str] | None = None,
     ) -> None:
         self.budget = budget
         self.timeout_s = timeout_s
         self.pacer = pacer or RescorePacer(0.0)
+        self.credential = dict(credential or {})
+        """Sent with every re-score: a predictor answers the platform in the full view."""
         self._session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
@@ -321,7 +352,7 @@ class Rescorer:
         delay = self.pacer.reserve(chosen.role)
         if delay > 0:
             await asyncio.sleep(delay)
-        headers: dict[str, Any] = dict(chosen.stored.headers)
+        headers: dict[str, Any] = {**chosen.stored.headers, **self.credential}
         headers["Ce-Id"] = RESCORE_CE_ID_PREFIX + uuid.uuid4().hex
         try:
             async with self._session.post(
@@ -344,7 +375,9 @@ class Rescorer:
 
 def answered_versions(body: bytes) -> set[str]:
     """The registry versions a modeldeploy predictor says answered (v1/v2 ``model_version``);
-    empty where the answer does not say (Triton's answers carry its repository's version).
+    empty where the answer does not say (Triton's answers carry its repository's version; a
+    predictor in the label view answers the platform's credential in the full view, but
+    without credentials it names none, and the check is skipped).
 
     A re-score is recorded as the arm's version, so an answer from another version (the URL
     still reached the previous revision) must be refused, not recorded under the wrong one.

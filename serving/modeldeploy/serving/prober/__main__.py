@@ -48,6 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--canary", help="base URL of the canary arm (one pair by hand)")
     parser.add_argument("--deployment", default="", help="deployment label (by hand)")
     parser.add_argument("--model-name", help="the model name in /v1/models/NAME (by hand)")
+    parser.add_argument(
+        "--stable-version",
+        default="",
+        help="the version the stable arm serves (by hand; label-view answers name none)",
+    )
+    parser.add_argument(
+        "--canary-version", default="", help="the version the canary arm serves (by hand)"
+    )
     parser.add_argument("--rate", type=float, default=1.0, help="probes per second (by hand)")
     parser.add_argument("--golden", type=Path, help="JSONL of {text, label} (default: test split)")
     parser.add_argument("--since", type=float, help="the rollout's start, epoch seconds")
@@ -134,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout_s=args.timeout_s,
         max_probes=args.max_probes,
         since=args.since,
+        stable_version=args.stable_version,
+        canary_version=args.canary_version,
         margin_s=args.margin_s,
         key=rollout_key(args.deployment, args.stable, args.canary, str(args.golden or "")),
     )

@@ -247,6 +247,9 @@ class ArmsProber:
             timeout_s=self.timeout_s,
             since=target.since,
             margin_s=self.margin_s,
+            # label-view answers name no version: count them for the versions the arms serve
+            stable_version=target.stable_version,
+            canary_version=target.canary_version,
             key=rollout_key(
                 target.deployment, target.stable_version, target.canary_version, golden.digest
             ),

@@ -23,7 +23,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -62,6 +62,10 @@ class ProberConfig:
     since: float | None = None
     key: str = ""
     margin_s: float = DEFAULT_MARGIN_S
+    stable_version: str = ""
+    canary_version: str = ""
+    """The versions the arms serve, counted for their answers: a label-view answer
+    (``--response-detail label``, the default) names none. Empty: what the answer says."""
 
     def __post_init__(self) -> None:
         if self.rate_per_s <= 0:
@@ -248,7 +252,10 @@ class Prober:
                 found, _ = predictions_in(await response.json())
         except (TimeoutError, aiohttp.ClientError, ValueError):
             return None
-        return found[0] if len(found) == 1 else None
+        if len(found) != 1:
+            return None
+        version = self.config.stable_version if role == "stable" else self.config.canary_version
+        return replace(found[0], model_version=version) if version else found[0]
 
     def _mark_exhausted(self) -> None:
         self.exhausted = True

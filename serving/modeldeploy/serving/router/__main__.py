@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from modeldeploy.serving.auth import DEFAULT_LABEL_BURST, DEFAULT_LABEL_RATE_PER_S, Auth
+from modeldeploy.serving.contract.args import DEFAULT_RESPONSE_DETAIL, RESPONSE_DETAILS
 from modeldeploy.serving.router.app import RouterConfig, serve
 from modeldeploy.serving.router.pairing import DEFAULT_RESCORES_PER_S
 from modeldeploy.serving.router.split import Split
@@ -30,6 +31,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stable", required=True, help="base URL of the stable predictor")
     parser.add_argument("--canary", help="base URL of the canary predictor")
     parser.add_argument("--shadow", help="base URL of a shadow predictor (responses dropped)")
+    for role in ("stable", "canary", "shadow"):
+        parser.add_argument(
+            f"--{role}-version",
+            help=f"the version the {role} arm serves: recorded and logged for its answers "
+            "(a label-view answer names none; default: what the answer says)",
+        )
+    parser.add_argument(
+        "--response-detail",
+        choices=RESPONSE_DETAILS,
+        default=DEFAULT_RESPONSE_DETAIL,
+        help="the view the arms answer clients in (their --response-detail): label hides "
+        "which arm served a request, in the router's own errors and headers too",
+    )
     parser.add_argument("--weight", type=float, default=0.0, help="percent of traffic to canary")
     parser.add_argument(
         "--paired-share",
@@ -67,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--expose-arm",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="show clients the serving arm (default: only without authentication)",
+        help="show clients the serving arm (default: only with --response-detail full)",
     )
     joiner = parser.add_argument_group(
         "the joiner (local mode: one feedback path with KServe; give both or neither)"
@@ -121,6 +135,12 @@ def config_from(args: argparse.Namespace) -> RouterConfig:
         seed=args.seed,
         auth=auth_from(args),
         expose_arm=args.expose_arm,
+        response_detail=args.response_detail,
+        versions={
+            role: version
+            for role in ("stable", "canary", "shadow")
+            if (version := getattr(args, f"{role}_version"))
+        },
         joiner_url=args.joiner_url,
         joiner_events_url=args.joiner_events_url,
     )

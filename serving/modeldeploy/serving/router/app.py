@@ -30,9 +30,16 @@ so both modes have one feedback path and nothing is counted twice.
 
 With ``RouterConfig.auth`` (:mod:`modeldeploy.serving.auth`) the router issues every
 request id itself (signed; a client's ``id`` is ignored), feedback needs a label token and
-an id this router issued, everything under ``/router/`` needs the control token, and
-neither the serving arm (``x-modeldeploy-arm``) nor the arms' feedback answers are shown
-unless ``expose_arm`` says so. Refusals are 401/403/404/429 and change no count but
+an id this router issued, and everything under ``/router/`` needs the control token.
+
+What clients see follows ``RouterConfig.response_detail`` (the arms' own
+``--response-detail``): in the label view (the default) neither the serving arm
+(``x-modeldeploy-arm``), nor the arms' feedback answers, nor an arm's name or address in
+the router's own error bodies; ``expose_arm`` overrides that for the header and the
+feedback answers. The arms' answers then name no version, so the router records the
+versions of its arms table (``RouterConfig.versions``, ``PUT /router/arms``
+``<role>_version``) for pairing, shadow comparison and the events it logs. Label refusals
+are 401/403/404/429 and change no count but
 ``modeldeploy_router_feedback_total{outcome=<reason>}``.
 """
 
@@ -43,7 +50,7 @@ import json
 import random
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aiohttp
@@ -51,6 +58,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from modeldeploy.serving.auth import Auth, Denied
+from modeldeploy.serving.contract.args import DEFAULT_RESPONSE_DETAIL
 from modeldeploy.serving.contract.ids import (
     REQUEST_ID_HEADER,
     ROUTER_ORIGIN,
@@ -98,9 +106,11 @@ from modeldeploy.serving.router.split import (
     also_score_on_stable,
     arms_update,
     choose_role,
+    versions_update,
 )
 
 ARM_HEADER = "x-modeldeploy-arm"
+FULL_DETAIL = "full"
 FORWARDED_HEADERS = ("content-type", BINARY_HEADER)
 
 
@@ -125,7 +135,14 @@ class RouterConfig:
     seed: int | None = None
     auth: Auth | None = None
     expose_arm: bool | None = None
-    """Show clients the serving arm and the arms' feedback answers; None: only without auth."""
+    """Show clients the serving arm and the arms' feedback answers; None: in the full view."""
+    response_detail: str = DEFAULT_RESPONSE_DETAIL
+    """The client's view (``contract.args.RESPONSE_DETAILS``): the arms answer in it (their
+    own ``--response-detail``); the router's own words (errors, headers) follow it too."""
+    versions: dict[str, str] = field(default_factory=dict)
+    """Role -> the registry version that arm serves: what the router records and logs for
+    its answers (a label-view answer names no version). An arm missing here is recorded
+    with the version its answer states, if any."""
     joiner_url: str | None = None
     """The joiner's label listener: labels go there, and the router neither pairs on label
     nor counts paired outcomes (the joiner does; :mod:`.logger`)."""
@@ -171,7 +188,9 @@ class Router:
         self.rng = random.Random(config.seed)
         self.auth = config.auth
         self.ids = IdIssuer(config.auth.id_key, ROUTER_ORIGIN) if config.auth else None
-        self.expose_arm = config.expose_arm if config.expose_arm is not None else not config.auth
+        full = config.response_detail == FULL_DETAIL  # the arms' answers name them anyway
+        self.expose_arm = config.expose_arm if config.expose_arm is not None else full
+        self.versions = dict(config.versions)
         self._session: aiohttp.ClientSession | None = None
         self._pending: dict[str, set[asyncio.Task[Upstream]]] = {}
         self.joiner_url = config.joiner_url.rstrip("/") if config.joiner_url else None
@@ -340,13 +359,13 @@ class Router:
                 status = response.status
         except TimeoutError:
             self.metrics.upstream_error(role, "timeout")
-            message = (
-                f"{role} upstream {self.urls[role]} did not answer in {self.config.timeout_s}s"
-            )
+            message = f"{self._upstream(role)} did not answer in {self.config.timeout_s}s"
             return Upstream(role, 504, _error_body(message, "upstream_timeout"), _JSON)
         except aiohttp.ClientError as exc:
             self.metrics.upstream_error(role, "connect")
-            message = f"{role} upstream {self.urls[role]} is unreachable: {exc}"
+            message = f"{self._upstream(role)} is unreachable" + (
+                f": {exc}" if self.expose_arm else ""
+            )
             return Upstream(role, 502, _error_body(message, "upstream_unreachable"), _JSON)
         if status >= 500:
             self.metrics.upstream_error(role, "status_5xx")
@@ -355,11 +374,19 @@ class Router:
         if status == 200:
             parsed = json_part(data, keep) if BINARY_HEADER not in keep else None
             predictions, answered_id = predictions_in(parsed or {})
+            version = self.versions.get(role)
+            if version:  # the arms table, never the answer: a label view states none
+                predictions = [replace(p, model_version=version) for p in predictions]
             if predictions and record:
                 ids = item_ids(answered_id or request_id, len(predictions))
                 self.book.record(ids, role, predictions)
                 self._log(role, predictions, body, data, headers, request_id)
         return Upstream(role, status, data, keep, predictions, answered_id)
+
+    def _upstream(self, role: str) -> str:
+        """How the router's own error bodies name an arm: by role and URL only where
+        clients may learn the arm (an error must not say which arm a request hit)."""
+        return f"{role} upstream {self.urls[role]}" if self.expose_arm else "the model server"
 
     def _log(
         self,
@@ -614,7 +641,9 @@ class Router:
                 status=403,
             )
         try:
-            urls, split = arms_update(self.urls, self.split, json.loads(await request.read()))
+            update = json.loads(await request.read())
+            urls, split = arms_update(self.urls, self.split, update)
+            versions = versions_update(self.versions, self.urls, urls, update)
         except ValueError as exc:
             return web.json_response({"error": str(exc), "code": "bad_input"}, status=400)
         in_flight = [task for group in self._pending.values() for task in group]
@@ -622,7 +651,7 @@ class Router:
         # one turn of the loop lets calls already scheduled read the URLs they were meant for.
         self.split = split
         await asyncio.sleep(0)
-        self.urls, self.split = urls, split
+        self.urls, self.split, self.versions = urls, split, versions
         self.metrics.set_split(self.split.canary, self.split.paired_share)
         still: set[asyncio.Task[Any]] = set()
         if in_flight:
@@ -654,9 +683,10 @@ class Router:
             self.metrics.upstream_error(
                 STABLE, "timeout" if isinstance(exc, TimeoutError) else "connect"
             )
-            body = _error_body(
-                f"stable upstream {self.urls[STABLE]} is unreachable: {exc}", "upstream_unreachable"
+            message = f"{self._upstream(STABLE)} is unreachable" + (
+                f": {exc}" if self.expose_arm else ""
             )
+            body = _error_body(message, "upstream_unreachable")
             return web.Response(status=502, body=body, headers=_JSON)
 
 

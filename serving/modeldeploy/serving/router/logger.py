@@ -6,7 +6,10 @@ predictor pod's agent posts a request and a response event per call to the logge
 here the router posts the same two events (the same builder,
 :mod:`modeldeploy.serving.contract.cloudevents`) for every call it made that an arm
 answered with predictions: primary, share-paired and mirrored. The URL names the arm
-(``contract/joiner.py`` ``logger_url``), with the version the arm's answer states.
+(``contract/joiner.py`` ``logger_url``), with the version of the router's arms table
+(``RouterConfig.versions``), as the operator writes each revision's own version into its
+logger URL on KServe: an answer in the label view (``--response-detail label``) names
+none, and the joiner never reads the version from a body.
 
 Posting never slows or fails a prediction: it runs after the answer, in the background,
 with at most ``max_in_flight`` posts at once and a short timeout; an event over that bound

@@ -52,7 +52,9 @@ def request_id_in(body: bytes, headers: Mapping[str, str]) -> str | None:
 def predictions_in(answer: Mapping[str, Any]) -> tuple[list[ArmPrediction], str | None]:
     """Per-item predictions and the request id from a v1 or v2 JSON answer.
 
-    Returns ``([], None)`` for anything else (an error body, binary outputs).
+    Returns ``([], None)`` for anything else (an error body, binary outputs). The version
+    is the one the answer states: none (``""``) in the label view, so callers that know
+    which arm answered (the router's arms table, the joiner's logger URL) use their own.
     """
     if isinstance(answer.get("predictions"), list):  # v1
         version = str(answer.get("model_version", ""))
@@ -63,7 +65,8 @@ def predictions_in(answer: Mapping[str, Any]) -> tuple[list[ArmPrediction], str 
             found.append(ArmPrediction(version, str(item.get("label")), int(item["label_index"])))
         return found, _str_or_none(answer.get("request_id"))
     if isinstance(answer.get("outputs"), list):  # v2
-        params = answer.get("parameters") or {}
+        params = answer.get("parameters")
+        params = params if isinstance(params, dict) else {}  # a malformed body is no crash
         version = str(params.get("model_version") or answer.get("model_version") or "")
         outputs = {o.get("name"): o.get("data") for o in answer["outputs"] if isinstance(o, dict)}
         labels, indices = outputs.get("label"), outputs.get("label_index")

@@ -74,7 +74,7 @@ def arms_update(urls: dict[str, str], split: Split, body: Any) -> tuple[dict[str
     """
     if not isinstance(body, dict) or "stable" not in body:
         raise ValueError('expected {"stable": URL, "canary": URL or null, "weight": N}')
-    unknown = set(body) - {"stable", "canary", "weight", "paired_share"}
+    unknown = set(body) - {"stable", "canary", "weight", "paired_share", *VERSION_KEYS}
     if unknown:
         raise ValueError(f"unknown fields {sorted(unknown)}")
     new = {STABLE: _url(body["stable"], "stable")}
@@ -86,6 +86,29 @@ def arms_update(urls: dict[str, str], split: Split, body: Any) -> tuple[dict[str
     if CANARY not in new and body.get("weight"):
         raise ValueError("a weight needs a canary")
     return new, Split(weight, body.get("paired_share", split.paired_share))
+
+
+VERSION_KEYS = ("stable_version", "canary_version")
+"""Optional keys of a ``PUT /router/arms`` body: the version each arm serves."""
+
+
+def versions_update(
+    versions: dict[str, str], old: dict[str, str], new: dict[str, str], body: dict[str, Any]
+) -> dict[str, str]:
+    """The arms' versions after a ``PUT /router/arms`` body that :func:`arms_update` turned
+    ``old`` URLs into ``new``: a given ``<role>_version`` is that arm's; an arm at the same
+    URL keeps its version; an arm at a new URL without one has none (it is another model
+    server now); a removed arm drops out. Raises ValueError for a malformed version."""
+    out = {}
+    for role, url in new.items():
+        given = body.get(f"{role}_version")
+        if given is not None:
+            if not isinstance(given, str) or not given.strip():
+                raise ValueError(f"{role}_version must be a non-empty string")
+            out[role] = given.strip()
+        elif old.get(role) == url and role in versions:
+            out[role] = versions[role]
+    return out
 
 
 def choose_role(split: Split, rng: random.Random) -> str:
