@@ -48,3 +48,17 @@ def test_the_issue_recipes_exist() -> None:
 def test_unknown_recipe_lists_the_known_ones() -> None:
     with pytest.raises(KeyError, match=r"known recipes: .*good"):
         get_recipe("excellent")
+
+
+def test_continue_epochs_at_its_default_leaves_every_cached_key_alone() -> None:
+    good = get_recipe("good")
+    fields = dataclasses.asdict(good)
+    assert fields["continue_epochs"] == 0.0
+    assert good.key() != dataclasses.replace(good, continue_epochs=0.5).key()
+
+
+def test_close_is_good_trained_further_not_a_retrain() -> None:
+    close = get_recipe("close")
+    assert close.base == "good" and close.continue_epochs > 0
+    assert close.learning_rate < get_recipe("good").learning_rate
+    assert close.trainable_from == get_recipe("good").trainable_from

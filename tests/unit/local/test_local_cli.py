@@ -14,14 +14,17 @@ from modeldeploy.operator.local.state import StateDir
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_the_demo_example_parses_and_keeps_the_documented_minimums() -> None:
+def test_the_demo_example_runs_the_default_analysis_but_for_the_p99_tolerance() -> None:
+    """docs/demo.md ("The knobs"): one override, measured; every other analysis setting
+    (margin, confidence, minimums, pairing, inconclusive) is the product's default."""
     from modeldeploy.operator.analysis.config import AnalysisConfig
     from modeldeploy.operator.api.types import parse_spec
 
-    spec = parse_spec(load_manifest(ROOT / "examples/local-demo.yaml")["spec"])
-    config = spec.rollout.analysis
-    assert config.min_labels >= AnalysisConfig().min_labels
-    assert config.min_requests >= AnalysisConfig().min_requests
+    manifest = load_manifest(ROOT / "examples/local-demo.yaml")
+    assert manifest["spec"]["rollout"]["analysis"] == {"p99Tolerance": 1.0}
+    spec = parse_spec(manifest["spec"])
+    default = AnalysisConfig()
+    assert spec.rollout.analysis == default.model_copy(update={"p99_tolerance": 1.0})
     assert spec.rollout.steps[-1] == 100 and spec.metrics.provider == "scrape"
 
 

@@ -17,6 +17,7 @@ a file lock, so a test run and the demo can share the cache safely.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -175,6 +176,15 @@ def _build_minilm(recipe: Recipe, say: Progress):
         parent = build(recipe.base, say)
         say(f"starting from {recipe.base}'s trained weights ({parent.name})")
         model = BertForSequenceClassification.from_pretrained(parent, attn_implementation="eager")
+        if recipe.continue_epochs > 0:
+            top = model.config.num_hidden_layers - 1
+            say(
+                f"fine-tuning layers {recipe.trainable_from}-{top} + head "
+                f"{recipe.continue_epochs:g} more epochs at learning rate {recipe.learning_rate:g}"
+            )
+            data = train.TopLayerData(states=states, labels=labels)
+            further = dataclasses.replace(recipe, epochs=recipe.continue_epochs, max_steps=None)
+            train.train_top_layers(model, recipe.trainable_from, data, further, say)
     else:
         # Seed before the classifier head is initialised: its random init must not depend
         # on whatever ran earlier in this process.
