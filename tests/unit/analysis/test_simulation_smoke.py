@@ -15,7 +15,7 @@ from modeldeploy.tools.bench import simulation
 def test_a_small_run_reports_every_scenario_and_renders_a_table() -> None:
     rng = np.random.default_rng(0)
     good = rng.random(800) < 0.8
-    real = {"good": good, "close": good ^ (rng.random(800) < 0.05), "bad": rng.random(800) < 0.55}
+    real = {"good": good, "reseed": good ^ (rng.random(800) < 0.05), "bad": rng.random(800) < 0.55}
     messages: list[str] = []
     config = AnalysisConfig()
     results = simulation.run(

@@ -54,7 +54,10 @@ async def followers_cost(n: int, intervals: int) -> tuple[list[str], float, int]
     """Registry calls, seconds taken and the ticks' own reads, for ``n`` ModelDeployments
     ticking ten times per poll interval for ``intervals`` intervals (after the first poll)."""
     reg = registry()
-    cache = AliasCache(max_age=3 * INTERVAL)
+    # An entry is stale after 50 poll intervals (10 s): far beyond the watcher's period, so
+    # only a watcher that stopped polling (not a busy CI machine delaying one poll by a few
+    # hundred milliseconds) would make a tick read through.
+    cache = AliasCache(max_age=50 * INTERVAL)
     events = RegistryEvents(
         asyncio.get_running_loop(), lambda uri: reg, lambda ns, name: None, INTERVAL, cache
     )

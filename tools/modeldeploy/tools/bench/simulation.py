@@ -50,7 +50,7 @@ STABLE_ACCURACY = 0.85
 TARGET_FALSE_ROLLBACK = 0.01
 LATENCY_MEDIAN_S = 0.020  # the MiniLM classifier's median on these machines
 P99_REGRESSION = 1.25
-REAL_RECIPES = ("good", "bad", "close")
+REAL_RECIPES = ("good", "bad", "reseed")
 
 
 def contract_buckets() -> np.ndarray:
@@ -484,7 +484,7 @@ def run(
     """Run every scenario once; returns the JSON-serialisable results (bench/results.json).
 
     ``real`` maps recipe name -> per-row correctness; by default it is read from the
-    checkpoint cache (building ``good``, ``bad`` and ``close`` if needed).
+    checkpoint cache (building ``good``, ``bad`` and ``reseed`` if needed).
     """
     say = progress or (lambda message: None)
     config = config or AnalysisConfig()
@@ -492,14 +492,14 @@ def run(
     rng = np.random.default_rng(seed)
     say("loading the real checkpoints' test predictions")
     real = real if real is not None else load_real_outcomes()
-    measured = discordance(real["good"], real["close"])
+    measured = discordance(real["good"], real["reseed"])
     results: dict[str, Any] = {
         "seed": seed,
         "rollouts": rollouts,
         "check_every": STEP,
         "horizon_labels_per_arm": HORIZON,
         "config": config.to_dict(),
-        "paired_discordance_source": "good vs close checkpoints on the test split",
+        "paired_discordance_source": "good vs reseed checkpoints on the test split",
     }
     results["accuracy"] = _accuracy_scenarios(config, rng, rollouts, measured, say)
     independent = 2 * STABLE_ACCURACY * (1 - STABLE_ACCURACY) + 0.05 * (2 * STABLE_ACCURACY - 1)
@@ -508,7 +508,7 @@ def run(
         rng,
         rollouts,
         {
-            "good_vs_close": measured,
+            "good_vs_reseed": measured,
             "good_vs_bad": discordance(real["good"], real["bad"]),
             "independent_errors": independent,
         },
@@ -517,7 +517,7 @@ def run(
     say("replaying the real checkpoints")
     results["real_checkpoints"] = {
         f"{s}_to_{c}": _replay(config, rng, rollouts, real[s], real[c])
-        for s, c in (("good", "bad"), ("good", "close"), ("good", "good"))
+        for s, c in (("good", "bad"), ("good", "reseed"), ("good", "good"))
     }
     results["seconds"] = round(time.monotonic() - started, 1)
     return results

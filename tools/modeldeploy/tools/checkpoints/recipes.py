@@ -114,6 +114,16 @@ _BASE_RECIPES: tuple[Recipe, ...] = (
         max_steps=80,
     ),
     Recipe(
+        name="reseed",
+        description=(
+            "As `good` with another seed: a retrained model 0.9 points below it on held-out"
+            " data that disagrees on about 5% of sentences; the analysis benchmark's source"
+            " of a realistic paired discordance (the demo's `close` disagrees on only 1.5%)."
+        ),
+        trainable_from=4,
+        seed=1,
+    ),
+    Recipe(
         name="close",
         description=(
             "`good` fine-tuned half an epoch more (another data order, learning rate 2e-5): "
