@@ -51,7 +51,7 @@ class _Memory:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.found: OrderedDict[tuple[str, str, str], tuple[bool, float]] = OrderedDict()
-        self.noted: OrderedDict[tuple[str, str, str, str], None] = OrderedDict()
+        self.noted: OrderedDict[tuple[object, ...], None] = OrderedDict()
         self.lock = threading.Lock()
 
     def has_golden(self, client: RegistryClient, uri: str, model: str, version: str) -> bool:
@@ -69,7 +69,7 @@ class _Memory:
                 self.found.popitem(last=False)
         return present
 
-    def first_time(self, key: tuple[str, str, str, str]) -> bool:
+    def first_time(self, key: tuple[object, ...]) -> bool:
         with self.lock:
             if key in self.noted:
                 return False
@@ -114,7 +114,10 @@ def plan(
         return ProbePlan(None)
     if not present:
         note = f"no golden set for version {stable.version}: prober idle"
-        key = (target.namespace, target.name, stable.version, canary.version)
+        # One notice per rollout: the key names the model and the canary's start, so another
+        # rollout of the same version numbers (another model, or the same one re-tried)
+        # is told again.
+        key = (target.namespace, target.name, model, stable.version, canary.version, since)
         return ProbePlan(None, note if memory.first_time(key) else "")
     block = {
         "since": since,
