@@ -195,7 +195,7 @@ class InferenceGuard:
             status, body, extra = error_response(exc)
             if status >= 500 and not getattr(exc, "code", None):
                 log.error("Exception:", exc_info=exc)
-        out = [(k.encode("latin-1"), str(v).encode("latin-1")) for k, v in extra.items()]
+        out = [(k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in extra.items()]
         out += [(b"content-length", str(len(body)).encode()), (b"content-type", JSON_TYPE)]
         await send({"type": "http.response.start", "status": status, "headers": out})
         await send({"type": "http.response.body", "body": body})
