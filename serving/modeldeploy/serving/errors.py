@@ -115,6 +115,24 @@ def error_body(exc: BaseException) -> dict[str, Any]:
     return {"error": reason, "code": code}
 
 
+def error_response(exc: BaseException) -> tuple[int, bytes, dict[str, str]]:
+    """Status, JSON body and extra headers of the REST answer to ``exc``.
+
+    Typed errors as :func:`install`'s handlers answer them, kserve's ``InvalidInput`` and
+    ``InferenceError`` as kserve's handlers do, anything else as kserve's generic handler
+    does (500, ``{"error": "Type : message"}``).
+    Used by the predictor's lean v1 route, which answers without the app's handlers.
+    """
+    import orjson
+
+    if isinstance(exc, BadInput | ServingFailure):
+        headers = {"Retry-After": "1"} if isinstance(exc, Overloaded) else {}
+        return exc.http_status, orjson.dumps(error_body(exc)), headers
+    if isinstance(exc, InvalidInput | InferenceError):  # kserve's own handlers
+        return status_for(exc), orjson.dumps({"error": str(exc)}), {}
+    return 500, orjson.dumps({"error": f"{type(exc).__name__} : {exc}"}), {}
+
+
 def install(app: Any) -> None:
     """Register the handlers on a FastAPI app (before its first request).
 

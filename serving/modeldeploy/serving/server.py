@@ -130,8 +130,13 @@ def build(config: ServeConfig, say: Callable[[str], None] | None = None) -> Any:
     return model
 
 
-def install_routes(app: Any, model: Any, config: ServeConfig) -> None:
-    """Feedback route, typed error handlers and the inference guard on kserve's app."""
+def install_routes(app: Any, model: Any, config: ServeConfig) -> Any:
+    """Feedback route and typed error handlers on kserve's app; returns the ASGI app to serve.
+
+    That is the inference guard around kserve's whole app (outside its middleware), with
+    the lean v1 route (``middleware``): kserve's own layers cost most of the event loop's
+    CPU on the hot path, and its other routes keep them.
+    """
     from modeldeploy.serving import errors
     from modeldeploy.serving.codecs import FULL_DETAIL
     from modeldeploy.serving.feedback import feedback_router
@@ -143,7 +148,23 @@ def install_routes(app: Any, model: Any, config: ServeConfig) -> None:
             feedback_router(model.store, model.labels, model.metrics, model.auth, detail)
         )
     errors.install(app)
-    app.add_middleware(InferenceGuard, metrics=model.metrics, max_body_bytes=config.max_body_bytes)
+    return InferenceGuard(
+        app, metrics=model.metrics, max_body_bytes=config.max_body_bytes, model=model
+    )
+
+
+def serve_app(asgi: Any) -> None:
+    """Make kserve's REST server run ``asgi`` instead of importing its app by name."""
+    from kserve.protocol.rest import server as rest
+
+    original = getattr(rest.RESTServer.__init__, "original", rest.RESTServer.__init__)
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.config.app = asgi  # uvicorn takes an app object as well as an import string
+
+    init.original = original  # type: ignore[attr-defined]
+    rest.RESTServer.__init__ = init  # type: ignore[method-assign]
 
 
 def disable_grpc_repository() -> None:
@@ -197,7 +218,7 @@ def run(config: ServeConfig) -> int:
     import kserve
     from kserve.model_server import app
 
-    install_routes(app, model, config)
+    serve_app(install_routes(app, model, config))
     disable_grpc_repository()
     bind_rest_host(config.host)
     if not config.access_log:

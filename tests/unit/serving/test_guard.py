@@ -10,17 +10,22 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from modeldeploy.serving.errors import MalformedRequest
+from modeldeploy.serving.errors import EmptyText, MalformedRequest, Overloaded
 from modeldeploy.serving.metrics import ArmMetrics
 from modeldeploy.serving.middleware import InferenceGuard, check_body
 
 
 def run(
-    app: Any, path: str, chunks: list[bytes], method: str = "POST", length: int | None = None
+    app: Any,
+    path: str,
+    chunks: list[bytes],
+    method: str = "POST",
+    length: int | None = None,
+    model: Any = None,
 ) -> tuple[list[dict], int, CollectorRegistry]:
     registry = CollectorRegistry()
     metrics = ArmMetrics("d", "1", "stable", ["neg", "pos"], registry=registry)
-    guard = InferenceGuard(app, metrics, max_body_bytes=100, registry=registry)
+    guard = InferenceGuard(app, metrics, max_body_bytes=100, registry=registry, model=model)
     sent: list[dict] = []
     pending = [
         {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
@@ -85,3 +90,68 @@ def test_json_deeper_than_the_limit_is_malformed():
     check_body(b'{"a": ' + b"[" * 60 + b"]" * 60 + b"}", {})
     with pytest.raises(MalformedRequest, match="nested deeper"):
         check_body(b'{"a": ' + b"[" * 70 + b"]" * 70 + b"}", {})
+
+
+class FakeModel:
+    """Answers like TextClassifier through kserve's ``Model.__call__``: (body, headers)."""
+
+    name = "m"
+
+    def __init__(self, fail: BaseException | None = None, ready: bool = True) -> None:
+        self.fail, self.ready = fail, ready
+        self.calls: list[tuple[Any, dict[str, str]]] = []
+
+    async def __call__(self, payload: Any, headers: dict[str, str]) -> Any:
+        self.calls.append((payload, headers))
+        if self.fail is not None:
+            raise self.fail
+        return {"predictions": [{"label": "pos"}]}, {"x-request-id": "r-1"}
+
+
+def never(_scope, _receive, _send):
+    raise AssertionError("the lean route must not reach kserve's app")
+
+
+def test_the_lean_v1_route_calls_the_model_and_answers_as_kserve_would():
+    model = FakeModel()
+    sent, _, registry = run(never, "/v1/models/m:predict", [b'{"instances": ["a"]}'], model=model)
+    assert model.calls[0][0] == {"instances": ["a"]}  # parsed once, by the guard
+    start, body = sent
+    assert start["status"] == 200 and orjson.loads(body["body"]) == {
+        "predictions": [{"label": "pos"}]
+    }
+    headers = dict(start["headers"])
+    assert headers[b"x-request-id"] == b"r-1" and headers[b"content-type"] == b"application/json"
+    assert headers[b"content-length"] == str(len(body["body"])).encode()
+    ok = {"deployment": "d", "model_version": "1", "role": "stable"}
+    assert registry.get_sample_value("modeldeploy_requests_total", {**ok, "outcome": "ok"}) == 1
+
+
+@pytest.mark.parametrize(
+    ("fail", "status", "body"),
+    [
+        (Overloaded("queue full"), 503, {"error": "queue full", "code": "overloaded"}),
+        (EmptyText("text 0 is empty"), 400, {"error": "text 0 is empty", "code": "empty_text"}),
+        (RuntimeError("boom"), 500, {"error": "RuntimeError : boom"}),  # kserve's generic form
+    ],
+)
+def test_the_lean_route_renders_errors_as_the_apps_handlers_do(fail, status, body):
+    sent, _, registry = run(
+        never, "/v1/models/m:predict", [b'{"instances": ["a"]}'], model=FakeModel(fail)
+    )
+    assert sent[0]["status"] == status and orjson.loads(sent[1]["body"]) == body
+    assert (dict(sent[0]["headers"]).get(b"retry-after") == b"1") == (status == 503)
+    assert errors(registry, "500") == (1 if status == 500 else 0)
+
+
+@pytest.mark.parametrize(
+    ("path", "model"),
+    [
+        ("/v1/models/other:predict", FakeModel()),  # another name: kserve answers 404
+        ("/v2/models/m/infer", FakeModel()),  # v2 keeps kserve's decoding
+        ("/v1/models/m:predict", FakeModel(ready=False)),  # kserve answers not ready
+    ],
+)
+def test_everything_else_goes_through_kserve(path, model):
+    sent, _, _ = run(answering(200), path, [b'{"instances": ["a"]}'], model=model)
+    assert sent[0]["status"] == 200 and not model.calls

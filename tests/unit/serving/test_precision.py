@@ -121,3 +121,45 @@ def test_fp32_needs_no_gate(gpu_node):
     backend, report = _load("fp32")
     assert (backend.precision, report) == ("fp32", None)
     assert FakeTorchBackend.built == [("cuda", "fp32")]
+
+
+@pytest.fixture
+def amx_node(gpu_node, monkeypatch):
+    """The same, on a CPU-only node with AMX and AVX-512 bf16 (the benchmark's machines)."""
+    monkeypatch.setattr(hardware, "detect", lambda with_cuda: Hardware(SAPPHIRE))
+    return gpu_node
+
+
+def test_on_an_amx_cpu_auto_runs_bf16_only_within_half_a_point(amx_node):
+    FakeTorchBackend.wrong_share = {"fp32": 0.0, "bf16": 0.005}  # exactly 0.5 points: admitted
+    backend, report = _load("auto")
+    assert (backend.device, backend.precision) == ("cpu", "bf16")
+    assert report is not None and report.drop == pytest.approx(0.005)
+
+
+def test_on_an_amx_cpu_a_bf16_that_costs_more_than_half_a_point_is_refused(amx_node):
+    FakeTorchBackend.wrong_share = {"fp32": 0.0, "bf16": 0.006}
+    backend, report = _load("auto")  # auto: served at fp32 instead
+    assert (backend.device, backend.precision, report) == ("cpu", "fp32", None)
+    for cached in amx_node.glob("*.parity-*.json"):
+        cached.unlink()  # the explicit request judges again (no cached verdict)
+    with pytest.raises(ParityFailed, match=r"EXCEEDS the tolerance 0\.0050"):
+        _load("bf16")
+
+
+def test_auto_is_the_default_everywhere_a_predictor_is_started():
+    """Predictor CLI, the options both platforms write, and the operator's predictors."""
+    import argparse
+
+    from modeldeploy.serving.config import ServeConfig, add_arguments, from_args
+    from modeldeploy.serving.contract.args import PredictorOptions, predictor_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert from_args(parser.parse_args(["--model-dir", "m"])).precision == "auto"
+    assert ServeConfig(source=None).precision == "auto"  # type: ignore[arg-type]
+    options = PredictorOptions.from_registry("http://r", "m", "1", "d", "stable")
+    assert options.precision == "auto"
+    argv = predictor_args(options)
+    assert "--precision" not in argv  # left to the predictor's default, which is auto
+    assert from_args(parser.parse_args(argv)).precision == "auto"

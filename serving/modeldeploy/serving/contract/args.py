@@ -118,7 +118,12 @@ class PredictorOptions:
         default="torch", metadata=_meta(str, "inference runtime", choices=PREDICTOR_RUNTIMES)
     )
     precision: str = field(
-        default="fp32", metadata=_meta(str, "torch precision (parity-gated)", choices=PRECISIONS)
+        default="auto",
+        metadata=_meta(
+            str,
+            "torch precision; auto: bf16 where the CPU has AMX or AVX-512 bf16 (parity-gated)",
+            choices=PRECISIONS,
+        ),
     )
     parity_tolerance: float = field(
         default=0.01, metadata=_meta(float, "max accuracy drop of ONNX vs torch")

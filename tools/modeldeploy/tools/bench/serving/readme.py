@@ -32,34 +32,48 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"{f['model']}, {f['texts']}, {f['machine']['cpus']} CPU cores (flags the figures "
         f"depend on: {', '.join(f['machine']['cpu_flags_used'])}), load generator on the same "
-        f"machine; load average at the end {f['machine']['load_average_at_end']}.",
+        f"machine (its CPU per request is in the table below); load average at the start "
+        f"{f['machine'].get('load_average_at_start', 'not recorded')}, at the end "
+        f"{f['machine']['load_average_at_end']}.",
         "",
-        "In-process ceiling (no server; tokenization included; length-sorted batches):",
+        "In-process ceiling (no server; tokenization included; length-sorted batches; "
+        "sentences/s at batches of at most 16, the most concurrency 16 can form, and at the "
+        "best batch of any size):",
         "",
-        "| runtime | accuracy (delta, points) | admitted | best sentences/s | batch-1 P50 ms |",
-        "|---|---|---|---|---|",
+        "| runtime | accuracy (delta, points) | admitted | sentences/s, batch <= 16 | "
+        "best, any batch (batch) | batch-1 P50 ms |",
+        "|---|---|---|---|---|---|",
     ]
     for key, c in f["ceiling"].items():
         if "accuracy" not in c:
-            lines.append(f"| {key} | failed | | | |")
+            lines.append(f"| {key} | failed | | | | |")
             continue
+        c16 = c.get("c16_sentences_per_s")
         lines.append(
             f"| {key} | {c['accuracy']:.4f} ({c['accuracy_delta_points']:+.2f}) | "
-            f"{'yes' if c['admitted'] else 'no'} | {c['best_sentences_per_s']:.0f} | "
+            f"{'yes' if c['admitted'] else 'no'} | {'' if c16 is None else f'{c16:.0f}'} | "
+            f"{c['best_sentences_per_s']:.0f} ({c.get('best_batch', '?')}) | "
             f"{c['batch1_p50_ms']:.1f} |"
         )
     lines += [
         "",
-        "| system | c=1: P50 / P99 ms / req/s | c=16 | c=64 |",
-        "|---|---|---|---|",
+        "| system | c=1: P50 / P99 ms / req/s | c=16 | c=64 | client CPU ms/request "
+        "(c=1 / 16 / 64) | shed at c=64 |",
+        "|---|---|---|---|---|---|",
     ]
     for name, label in NAMES.items():
         system = f["systems"].get(name, {})
         if "runs" not in system:
-            lines.append(f"| {label} | {system.get('status', 'not run')} | | |")
+            lines.append(f"| {label} | {system.get('status', 'not run')} | | | | |")
             continue
         runs = system["runs"]
-        lines.append(f"| {label} | {_run(runs['1'])} | {_run(runs['16'])} | {_run(runs['64'])} |")
+        client = " / ".join(
+            str(runs[c].get("client_cpu_ms_per_request", "n/a")) for c in ("1", "16", "64")
+        )
+        lines.append(
+            f"| {label} | {_run(runs['1'])} | {_run(runs['16'])} | {_run(runs['64'])} | "
+            f"{client} | {runs['64'].get('shed', 'n/a')} |"
+        )
     cold = f["cold_start"]
     lines += [
         "",
@@ -68,7 +82,8 @@ def render(results: dict[str, Any]) -> str:
         + f" (goal {cold['goal_s']} s).",
         "",
         f"Summary (best predictor: `{s['best_predictor']}`, served as {s['served_as']}; "
-        f"ceiling used: `{s['ceiling_used']}`):",
+        f"ceiling used: `{s['ceiling_used']}` at batches <= 16, "
+        f"{s.get('ceiling_c16_sentences_per_s')} sentences/s):",
         "",
         "| figure | value | goal | met |",
         "|---|---|---|---|",
@@ -76,6 +91,12 @@ def render(results: dict[str, Any]) -> str:
     for key, goal in s["goals"].items():
         met = {True: "yes", False: "**no**", None: "n/a"}[s["met"][key]]
         lines.append(f"| `{key}` | {s[key]} | {goal} | {met} |")
+    if "fraction_of_best_any_batch_ceiling_c16" in s:
+        lines.append(
+            "| `fraction_of_best_any_batch_ceiling_c16` (of "
+            f"{s['ceiling_best_any_batch_sentences_per_s']}/s, batches a c=16 server cannot "
+            f"form) | {s['fraction_of_best_any_batch_ceiling_c16']} | | |"
+        )
     lines.append(f"| `accuracy_delta_points` | {s['accuracy_delta_points']} | within 0.5 | |")
     return "\n".join(lines) + "\n"
 

@@ -1,0 +1,41 @@
+"""The serving benchmark's summary compares the server with the ceiling it could reach."""
+
+from __future__ import annotations
+
+import pytest
+
+from modeldeploy.tools.bench.serving.run import summarize
+
+
+def _runs(c1: float, c16: float, c64: float, p99: float = 100.0) -> dict:
+    return {
+        str(c): {"throughput_rps": t, "p50_ms": 10.0, "p99_ms": p99}
+        for c, t in ((1, c1), (16, c16), (64, c64))
+    }
+
+
+CEILING = {
+    "torch": {"admitted": True, "best_sentences_per_s": 300.0, "c16_sentences_per_s": 250.0,
+              "batch1_p50_ms": 8.0, "accuracy_delta_points": 0.0},
+    "torch-bf16": {"admitted": True, "best_sentences_per_s": 480.0, "c16_sentences_per_s": 400.0,
+                   "batch1_p50_ms": 9.0, "accuracy_delta_points": 0.11},
+    "onnx-int8": {"admitted": False, "best_sentences_per_s": 900.0, "c16_sentences_per_s": 800.0,
+                  "batch1_p50_ms": 3.0, "accuracy_delta_points": -0.6},
+}  # fmt: skip
+
+
+def test_the_fraction_of_ceiling_divides_by_the_best_admitted_figure_at_batches_of_16():
+    systems = {
+        "baseline_pipeline": {"runs": _runs(50, 100, 100, p99=500.0)},
+        "predictor_torch": {"runs": _runs(80, 360, 380), "serving": {"precision": "bf16"}},
+        "predictor_onnx": {"runs": _runs(90, 200, 210)},
+    }
+    summary = summarize(CEILING, systems, {"goal_s": 3.0, "torch": {"median_s": 2.0}})
+    assert summary["ceiling_used"] == "torch-bf16"  # INT8 is faster but not admitted
+    assert summary["ceiling_c16_sentences_per_s"] == 400.0
+    assert summary["fraction_of_ceiling_c16"] == pytest.approx(0.9)
+    assert summary["fraction_of_best_any_batch_ceiling_c16"] == pytest.approx(0.75)
+    assert summary["speedup_c16"] == pytest.approx(3.6)
+    assert summary["overhead_c1_ms"] == pytest.approx(1.0)  # bf16's own batch-1 P50
+    assert summary["met"]["fraction_of_ceiling_c16"] is True
+    assert summary["met"]["c64_over_c16"] is True and summary["met"]["vs_triton_c16"] is None
