@@ -24,6 +24,7 @@ the same candidate file, reference, validation data, tolerance and hardware.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -32,7 +33,9 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Mapping
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -77,9 +80,58 @@ def library_version(name: str) -> str | None:
     return importlib.metadata.version(name)
 
 
-def file_sha256(path: Path) -> str:
+def _identity(path: Path) -> tuple[str, int, int, int, int]:
+    st = path.stat()
+    return (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+_digests: dict[tuple[str, int, int, int, int], Future[str]] = {}
+_digests_lock = threading.Lock()
+
+
+def _hash(path: Path) -> str:
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of ``path``, computed once per file identity in this process.
+
+    Hashing runs outside the GIL, so :func:`prefetch_digests` can compute a digest on the
+    other core while the main thread imports; a file rewritten since then has another
+    identity (size, mtime, ctime, inode) and is hashed again.
+    """
+    identity = _identity(path)
+    with _digests_lock:
+        future = _digests.get(identity)
+        mine = future is None
+        if future is None:
+            future = _digests[identity] = Future()
+    if not mine:
+        return future.result()
+    try:
+        future.set_result(_hash(path))
+    except BaseException as exc:
+        with _digests_lock:
+            _digests.pop(identity, None)
+        future.set_exception(exc)
+        raise
+    return future.result()
+
+
+def prefetch_digests(paths: Sequence[Path]) -> None:
+    """Start hashing the existing ``paths`` in daemon threads (errors surface on real use)."""
+    for path in paths:
+        if path.is_file():
+            thread = threading.Thread(
+                target=_prefetch, args=(path,), name="prefetch-digest", daemon=True
+            )
+            thread.start()
+
+
+def _prefetch(path: Path) -> None:
+    with contextlib.suppress(OSError):  # the real check reads the file again and says why
+        file_sha256(path)
 
 
 def record_path(path: Path) -> Path:

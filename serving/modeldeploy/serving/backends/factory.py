@@ -81,6 +81,10 @@ def load_backend(
     from modeldeploy.serving.backends import cache, onnx_backend, parity
 
     int8 = runtime == "onnx-int8"
+    folder = onnx_backend.artifact_dir(model_dir)
+    source = folder / (onnx_backend.INT8_FILE if int8 else onnx_backend.ONNX_FILE)
+    # Both cached graphs are verified below; hash them side by side, outside the GIL.
+    cache.prefetch_digests([source, onnx_backend.optimized_path(source)])
     graph = onnx_backend.ensure_artifact(model_dir, int8=int8)
     backend = onnx_backend.OnnxBackend(graph, threads, runtime)
     gate = reduced_tolerance(tolerance) if int8 else tolerance
@@ -137,12 +141,17 @@ def _torch(
     precision: str,
 ) -> tuple[Backend, ParityReport | None]:
     from modeldeploy.serving.backends import hardware, parity
+    from modeldeploy.serving.backends.cache import prefetch_digests
     from modeldeploy.serving.backends.onnx_backend import artifact_dir
     from modeldeploy.serving.backends.torch_backend import TorchBackend, trace_path
 
+    cache = artifact_dir(model_dir)
+    # The CPU's choice is known before torch is imported (only CUDA needs torch to tell):
+    # verify that trace's digest on the other core while torch imports.
+    likely = hardware.choose(precision, hardware.Hardware(hardware.cpu_flags()))
+    prefetch_digests([trace_path(cache, likely.precision)])
     choice = hardware.choose(precision, hardware.detect(with_cuda=True))
     say(f"torch on {choice.device} at {choice.precision} ({choice.reason})")
-    cache = artifact_dir(model_dir)
     with contextlib.suppress(OSError):  # the verdict is written there even without a trace
         cache.mkdir(parents=True, exist_ok=True)
     backend = TorchBackend(model_dir, threads, choice.precision, choice.device, cache)
