@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
+from collections.abc import Iterator
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from modeldeploy.serving import startup
+from modeldeploy.serving.backends.parity import check_finite
 
 
 @pytest.mark.parametrize(
@@ -61,3 +66,55 @@ def test_a_predictor_does_not_import_the_routers_http_client():
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.split() == ["False", "Split"]
+
+
+class _CountingBackend:
+    """Records how many intra-op threads each batch was scored with."""
+
+    runtime = "torch-bf16"
+
+    def __init__(self) -> None:
+        self.threads = 2
+        self.seen: list[int] = []
+
+    @contextlib.contextmanager
+    def single_threaded(self) -> Iterator[None]:
+        configured, self.threads = self.threads, 1
+        try:
+            yield
+        finally:
+            self.threads = configured
+
+    def logits(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        self.seen.append(self.threads)
+        return np.zeros((len(ids), 2))
+
+
+class _Encoder:
+    pad_id = 0
+
+    def encode(self, texts):
+        return [SimpleNamespace(ids=[1, 2], truncated=False) for _ in texts]
+
+
+def test_the_finite_check_runs_single_threaded_where_the_backend_offers_it():
+    backend = _CountingBackend()
+    assert check_finite(backend, _Encoder(), ["a"] * 40) == 40  # type: ignore[arg-type]
+    assert backend.seen == [1, 1, 1] and backend.threads == 2  # restored afterwards
+
+
+def test_torch_single_threaded_restores_the_configured_threads():
+    import torch
+
+    from modeldeploy.serving.backends.torch_backend import TorchBackend
+
+    backend = object.__new__(TorchBackend)  # no checkpoint needed for the thread switch
+    backend._torch = torch
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with backend.single_threaded():
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

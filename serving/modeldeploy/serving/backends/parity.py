@@ -11,6 +11,7 @@ a verdict is only ever reused for the very judgement it records.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -198,9 +199,19 @@ def check_finite(
 
     Every runtime (torch included) runs this before the predictor reports ready: a NaN
     checkpoint otherwise loads, reports ready, and fails every user request until the
-    analysis rolls it back. Returns how many sentences were scored.
+    analysis rolls it back. Returns how many sentences were scored. A backend that offers
+    ``single_threaded()`` (torch) runs this on one thread (``TorchBackend.single_threaded``
+    says why).
     """
     encoded = encoder.encode(texts)
+    with getattr(backend, "single_threaded", contextlib.nullcontext)():
+        _check_finite(backend, encoder, encoded, batch_size)
+    return len(encoded)
+
+
+def _check_finite(
+    backend: Backend, encoder: TextEncoder, encoded: Sequence[Any], batch_size: int
+) -> None:
     for start in range(0, len(encoded), batch_size):
         chunk = encoded[start : start + batch_size]
         ids, mask = pad_batch([e.ids for e in chunk], encoder.pad_id)
@@ -214,4 +225,3 @@ def check_finite(
                 f"{int(bad.sum())} of {len(chunk)} parity sentences (first: #{first}); "
                 "the weights are broken"
             )
-    return len(encoded)
