@@ -63,7 +63,8 @@ def render(results: dict[str, Any]) -> str:
     cold = f["cold_start"]
     measured = {k: v for k, v in cold.items() if k != "goal_s"}
     # Files written before the definition moved to the first answer say so in each entry.
-    definition = next(iter(measured.values()), {}).get("definition", "process start to ready")
+    first: dict[str, Any] = next(iter(measured.values()), {})
+    definition = first.get("definition", "process start to ready")
     lines += [
         "",
         f"Cold start, {definition} (median of restarts, caches prepared): "
