@@ -66,6 +66,11 @@ def failure_line(kind: str, exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from modeldeploy.serving.startup import preload_native, runtime_from_argv
+
+    # First, before the config module pulls in kserve: the runtime's native libraries load
+    # on the other core while kserve imports (startup.py says why this is safe).
+    preload_native(runtime_from_argv(sys.argv[1:] if argv is None else argv))
     from modeldeploy.serving.config import ConfigError, add_arguments, from_args
 
     parser = argparse.ArgumentParser(

@@ -19,7 +19,9 @@ def _serve(args: argparse.Namespace) -> int:
     from modeldeploy.cli import CommandError
     from modeldeploy.serving.__main__ import serve
     from modeldeploy.serving.config import ConfigError, from_args
+    from modeldeploy.serving.startup import preload_native
 
+    preload_native(args.runtime)  # overlaps with the checks before the backend loads
     try:
         config = from_args(args)
     except ConfigError as exc:

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modeldeploy.serving.backends import hardware
+from modeldeploy.serving.backends import cache, hardware
 from modeldeploy.serving.backends.base import ParityFailed
 from modeldeploy.serving.backends.onnx_backend import optimized_path
+from modeldeploy.serving.backends.torch_backend import trace_key
 from modeldeploy.serving.config import ModelSource, ServeConfig
 from modeldeploy.serving.server import build
 from modeldeploy.tools.checkpoints import load_split
@@ -70,7 +71,7 @@ def test_onnx_passes_parity_on_the_held_out_split_and_matches_torch(
     np.testing.assert_allclose(
         _probabilities(model, TEXTS), predict_directory(tiny_checkpoint, TEXTS), atol=1e-4
     )
-    assert list(tmp_path.glob("onnx/*/model.parity-*.json"))
+    assert list(tmp_path.glob("compiled/*/model.parity-*.json"))
 
 
 def test_auto_precision_follows_the_cpu_and_passes_the_half_point_gate(
@@ -86,7 +87,7 @@ def test_auto_precision_follows_the_cpu_and_passes_the_half_point_gate(
         return
     assert report is not None and report.passed and report.tolerance == 0.005
     assert report.n == len(load_split("validation")) and abs(report.drop) <= 0.005
-    assert backend.traced and list(tmp_path.glob("onnx/*/torch-cpu-*.parity-0.005.json"))
+    assert backend.traced and list(tmp_path.glob("compiled/*/torch-cpu-*.parity-0.005.json"))
     probabilities = _probabilities(model, TEXTS)
     np.testing.assert_allclose(probabilities, predict_directory(tiny_checkpoint, TEXTS), atol=0.05)
 
@@ -109,6 +110,28 @@ def test_a_restart_loads_the_cached_trace_without_transformers(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.split() == ["True", "False"]
+
+
+def test_a_corrupt_cached_trace_is_rebuilt_not_loaded(tiny_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setenv("MODELDEPLOY_CACHE", str(tmp_path))
+    first = build(_config(tiny_checkpoint, precision="fp32"))
+    trace = first.backend.trace
+    assert first.backend.traced and trace is not None
+    expected = _probabilities(first, TEXTS)
+    data = bytearray(trace.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one damaged byte, inside the weights
+    trace.write_bytes(bytes(data))
+    assert "corrupt" in (cache.why_unusable(trace, _trace_key(trace)) or "")
+    restarted = build(_config(tiny_checkpoint, precision="fp32"))
+    assert restarted.backend.traced and restarted.backend.trace == trace
+    assert cache.why_unusable(trace, _trace_key(trace)) is None  # rebuilt and recorded
+    np.testing.assert_allclose(_probabilities(restarted, TEXTS), expected, atol=1e-5)
+
+
+def _trace_key(trace: Path) -> dict[str, object]:
+    import torch
+
+    return trace_key(trace.parent, "fp32", torch.__version__)
 
 
 def test_a_runtime_that_loses_too_much_accuracy_is_refused(tiny_checkpoint, tmp_path, monkeypatch):

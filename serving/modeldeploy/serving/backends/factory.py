@@ -30,6 +30,34 @@ def _validation_split() -> tuple[list[str], list[int]]:
     return held_out(VALIDATION)
 
 
+def _validation_text() -> str:
+    """The validation file as shipped: its digest keys every cached verdict."""
+    from modeldeploy.serving.data import VALIDATION, read_text
+
+    return read_text(VALIDATION)
+
+
+def _verdict_key(
+    model_dir: Path,
+    encoder: TextEncoder,
+    tolerance: float,
+    candidate: dict[str, object],
+    reference: dict[str, object],
+) -> dict[str, object]:
+    from modeldeploy.serving.backends.cache import file_sha256
+    from modeldeploy.serving.backends.parity import verdict_key
+
+    tokenizer = model_dir / "tokenizer.json"
+    policy = getattr(encoder, "policy", None)  # any encoder with TextEncoder's fields
+    described = {
+        "tokenizer": file_sha256(tokenizer) if tokenizer.is_file() else None,
+        "max_length": getattr(policy, "max_length", None),
+        "token_types": getattr(encoder, "token_types", None),
+        "pad_id": encoder.pad_id,
+    }
+    return verdict_key(candidate, reference, described, _validation_text(), tolerance)
+
+
 def reduced_tolerance(tolerance: float) -> float:
     return min(tolerance, REDUCED_PRECISION_TOLERANCE)
 
@@ -50,12 +78,27 @@ def load_backend(
     if runtime == "torch":
         return _torch(model_dir, threads, encoder, tolerance, say, precision)
 
-    from modeldeploy.serving.backends import onnx_backend, parity
+    from modeldeploy.serving.backends import cache, onnx_backend, parity
 
     int8 = runtime == "onnx-int8"
+    folder = onnx_backend.artifact_dir(model_dir)
+    source = folder / (onnx_backend.INT8_FILE if int8 else onnx_backend.ONNX_FILE)
+    # Both cached graphs are verified below; hash them side by side, outside the GIL.
+    cache.prefetch_digests([source, onnx_backend.optimized_path(source)])
     graph = onnx_backend.ensure_artifact(model_dir, int8=int8)
     backend = onnx_backend.OnnxBackend(graph, threads, runtime)
     gate = reduced_tolerance(tolerance) if int8 else tolerance
+    key = _verdict_key(
+        model_dir,
+        encoder,
+        gate,
+        candidate={
+            "runtime": runtime,
+            "graph": cache.recorded_sha256(graph),
+            "onnxruntime": cache.library_version("onnxruntime"),
+        },
+        reference=_reference(graph.parent, "cpu"),
+    )
 
     def reference() -> Backend:
         from modeldeploy.serving.backends.torch_backend import TorchBackend
@@ -70,9 +113,23 @@ def load_backend(
         _validation_split,
         gate,
         cache_file=parity.verdict_path(graph, gate),
+        cache_key=key,
     )
     say(report.message())
     return backend, report
+
+
+def _reference(cache_dir: Path, device: str) -> dict[str, object]:
+    """The fp32 torch reference: the weights (the cache folder is their digest) and torch."""
+    from modeldeploy.serving.backends.cache import library_version
+
+    return {
+        "runtime": "torch",
+        "precision": "fp32",
+        "device": device,
+        "weights": cache_dir.name,
+        "torch": library_version("torch"),
+    }
 
 
 def _torch(
@@ -84,12 +141,17 @@ def _torch(
     precision: str,
 ) -> tuple[Backend, ParityReport | None]:
     from modeldeploy.serving.backends import hardware, parity
+    from modeldeploy.serving.backends.cache import prefetch_digests
     from modeldeploy.serving.backends.onnx_backend import artifact_dir
     from modeldeploy.serving.backends.torch_backend import TorchBackend, trace_path
 
+    cache = artifact_dir(model_dir)
+    # The CPU's choice is known before torch is imported (only CUDA needs torch to tell):
+    # verify that trace's digest on the other core while torch imports.
+    likely = hardware.choose(precision, hardware.Hardware(hardware.cpu_flags()))
+    prefetch_digests([trace_path(cache, likely.precision)])
     choice = hardware.choose(precision, hardware.detect(with_cuda=True))
     say(f"torch on {choice.device} at {choice.precision} ({choice.reason})")
-    cache = artifact_dir(model_dir)
     with contextlib.suppress(OSError):  # the verdict is written there even without a trace
         cache.mkdir(parents=True, exist_ok=True)
     backend = TorchBackend(model_dir, threads, choice.precision, choice.device, cache)
@@ -102,8 +164,21 @@ def _torch(
 
     gate = reduced_tolerance(tolerance)
     verdict = parity.verdict_path(trace_path(cache, f"{choice.device}-{choice.precision}"), gate)
+    key = _verdict_key(
+        model_dir,
+        encoder,
+        gate,
+        candidate={
+            "runtime": backend.runtime,
+            "precision": choice.precision,
+            "device": choice.device,
+            "gpu": _gpu_name(choice.device),
+            "graph": _trace_digest(backend),
+        },
+        reference=_reference(cache, choice.device),
+    )
     try:
-        report = parity.check(backend, reference, encoder, _validation_split, gate, verdict)
+        report = parity.check(backend, reference, encoder, _validation_split, gate, verdict, key)
     except ParityFailed as exc:
         if not choice.automatic:
             raise
@@ -111,3 +186,20 @@ def _torch(
         return TorchBackend(model_dir, threads, "fp32", choice.device, cache), None
     say(report.message())
     return backend, report
+
+
+def _trace_digest(backend: Backend) -> str:
+    """The SHA-256 of the trace that runs (recorded when it was verified), or ``eager``."""
+    from modeldeploy.serving.backends.cache import recorded_sha256
+
+    trace = getattr(backend, "trace", None)
+    return recorded_sha256(trace) if trace is not None else "eager"
+
+
+def _gpu_name(device: str) -> str | None:
+    """The GPU's model: a verdict on one GPU says nothing about another's kernels."""
+    if device != "cuda":
+        return None
+    import torch
+
+    return str(torch.cuda.get_device_name()) if torch.cuda.is_available() else None

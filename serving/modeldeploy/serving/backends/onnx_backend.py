@@ -1,6 +1,6 @@
 """ONNX Runtime backend, with the export and the optional dynamic INT8 quantization.
 
-Exported graphs are cached under ``$MODELDEPLOY_CACHE/onnx/<weights digest>/`` so a
+Exported graphs are cached under ``$MODELDEPLOY_CACHE/compiled/<weights digest>/`` so a
 restart loads the graph directly: that path needs neither torch nor transformers,
 which is most of what makes a cold start fast. Two more start-up costs are cached:
 
@@ -10,6 +10,9 @@ which is most of what makes a cold start fast. Two more start-up costs are cache
 - the weights digest, memoised per file identity (path, size, mtime, ctime, inode) in
   ``$MODELDEPLOY_CACHE/onnx/digests.json``, so a restart does not read 90 MB to find its
   cache key. Rewriting a file changes its ctime, which a stale entry cannot survive.
+
+Every cached graph carries a record (:mod:`cache`): it is loaded only if it was derived
+from the same source with the same library versions and still hashes to what was written.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -28,6 +30,9 @@ ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 INPUT_NAMES = ("input_ids", "attention_mask")
 DIGESTS_FILE = "digests.json"
+COMPILED_DIR = "compiled"
+"""Under the cache root: one folder per weights digest (``onnx/`` holds the digest memo)."""
+OPSET = 17
 
 log = logging.getLogger(__name__)
 
@@ -80,16 +85,34 @@ def weights_digest(model_dir: Path) -> str:
 
 
 def artifact_dir(model_dir: Path) -> Path:
-    return cache_root() / "onnx" / weights_digest(model_dir)
+    return cache_root() / COMPILED_DIR / weights_digest(model_dir)
+
+
+def graph_key(folder: Path, int8: bool) -> dict[str, object]:
+    """What the cached graph in ``folder`` is derived from (see :mod:`cache`)."""
+    from modeldeploy.serving.backends.cache import library_version
+
+    key: dict[str, object] = {
+        "kind": "onnx-export",
+        "weights": folder.name,
+        "opset": OPSET,
+        "torch": library_version("torch"),
+    }
+    if int8:
+        key.update(kind="onnx-int8-dynamic", onnxruntime=library_version("onnxruntime"))
+    return key
 
 
 def export(model_dir: Path, out_dir: Path) -> Path:
-    """Export the classifier to ONNX with dynamic batch and sequence axes (atomic write)."""
+    """Export the classifier to ONNX with dynamic batch and sequence axes (recorded, atomic)."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
+    from modeldeploy.serving.backends import cache
+
     target = out_dir / ONNX_FILE
-    if target.exists():
+    key = graph_key(out_dir, int8=False)
+    if cache.usable(target, key, "ONNX graph"):
         return target
     out_dir.mkdir(parents=True, exist_ok=True)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
@@ -106,10 +129,10 @@ def export(model_dir: Path, out_dir: Path) -> Path:
                 input_names=list(INPUT_NAMES),
                 output_names=["logits"],
                 dynamic_axes={**axes, "logits": {0: "batch"}},
-                opset_version=17,
+                opset_version=OPSET,
                 dynamo=False,  # the dynamo exporter needs onnxscript, which is not installed
             )
-        os.replace(tmp, target)
+        cache.commit(tmp, target, key)
     return target
 
 
@@ -117,21 +140,32 @@ def quantize(source: Path) -> Path:
     """Dynamic INT8 quantization of the weights of MatMul/Gemm (activations stay float)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    from modeldeploy.serving.backends import cache
+
     target = source.with_name(INT8_FILE)
-    if target.exists():
+    key = {**graph_key(source.parent, int8=True), "source": cache.recorded_sha256(source)}
+    if cache.usable(target, key, "INT8 graph"):
         return target
     with tempfile.TemporaryDirectory(dir=source.parent) as work:
         tmp = Path(work) / INT8_FILE
         quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8)
-        shutil.move(str(tmp), target)
+        cache.commit(tmp, target, key)
     return target
 
 
 def ensure_artifact(model_dir: Path, int8: bool) -> Path:
-    """The cached graph for these weights, exporting (and quantizing) it on first use."""
+    """The cached graph for these weights, verified, or exported (and quantized) now."""
+    from modeldeploy.serving.backends import cache
+
     folder = artifact_dir(model_dir)
     target = folder / (INT8_FILE if int8 else ONNX_FILE)
-    if target.exists():
+    if int8:
+        source = folder / ONNX_FILE
+        if cache.why_unusable(source, graph_key(folder, int8=False)) is None:
+            key = {**graph_key(folder, int8=True), "source": cache.recorded_sha256(source)}
+            if cache.usable(target, key, "INT8 graph"):
+                return target
+    elif cache.usable(target, graph_key(folder, int8=False), "ONNX graph"):
         return target
     graph = export(model_dir, folder)
     return quantize(graph) if int8 else graph
@@ -140,6 +174,18 @@ def ensure_artifact(model_dir: Path, int8: bool) -> Path:
 def optimized_path(graph: Path) -> Path:
     """The cached ORT-optimised copy of ``graph`` (``model.onnx`` -> ``model.opt.onnx``)."""
     return graph.with_name(f"{graph.stem}.opt.onnx")
+
+
+def optimized_key(graph: Path, ort_version: str) -> dict[str, object]:
+    """The optimised graph depends on its source graph, ORT's version and the CPU."""
+    from modeldeploy.serving.backends.cache import hardware_key, recorded_sha256
+
+    return {
+        "kind": "ort-optimized-extended",
+        "source": recorded_sha256(graph),
+        "onnxruntime": ort_version,
+        "cpu": hardware_key(),
+    }
 
 
 class OnnxBackend:
@@ -154,10 +200,13 @@ class OnnxBackend:
             opts.graph_optimization_level = level
             return opts
 
+        from modeldeploy.serving.backends import cache
+
         levels = ort.GraphOptimizationLevel
         optimized = optimized_path(graph)
         providers = ["CPUExecutionProvider"]
-        if optimized.exists():
+        key = optimized_key(graph, ort.__version__)
+        if cache.usable(optimized, key, "optimised ONNX graph"):
             # Already fused: optimising again would only repeat the work.
             opts = options(levels.ORT_DISABLE_ALL)
             self.session = ort.InferenceSession(str(optimized), opts, providers=providers)
@@ -172,7 +221,7 @@ class OnnxBackend:
                 opts.optimized_model_filepath = str(tmp)
             self.session = ort.InferenceSession(str(graph), opts, providers=providers)
             if writable and tmp.exists():
-                os.replace(tmp, optimized)
+                cache.commit(tmp, optimized, key)
             self.optimized_from_cache = False
         self.runtime = runtime
         self.graph = graph

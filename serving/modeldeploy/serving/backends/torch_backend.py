@@ -1,11 +1,13 @@
 """The torch backend: fp32 reference, bf16/fp16 autocast, CPU or CUDA.
 
 On CPU the model runs as a TorchScript trace cached next to the exported ONNX graphs
-(``$MODELDEPLOY_CACHE/onnx/<weights digest>/torch-<precision>.pt``): loading it needs
-only ``import torch`` (no transformers, no ``from_pretrained``), which is what brings
-the torch runtime's cold start under 3 s. A trace is written once, from the eager
+(``$MODELDEPLOY_CACHE/compiled/<weights digest>/torch-<precision>.pt``): loading it needs
+only ``import torch`` (no transformers, no ``from_pretrained``), which is most of what
+keeps the torch runtime's cold start short. A trace is written once, from the eager
 model, and kept only if it reproduces the eager model on a padded batch of another
-shape than the one traced; otherwise (or on CUDA) the eager model serves.
+shape than the one traced; otherwise (or on CUDA) the eager model serves. It is loaded
+only when its record (:mod:`cache`) matches: same weights, precision and torch version,
+and the file still hashes to what was written (a corrupt trace is rebuilt).
 
 bf16 and fp16 are traced under ``torch.autocast``, so the casts are in the graph and
 the weights stay fp32 (layer norms and softmax keep fp32 where autocast keeps them).
@@ -15,8 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +74,23 @@ def trace_path(cache_dir: Path, precision: str) -> Path:
     return cache_dir / f"torch-{precision}.pt"
 
 
-def export_trace(model_dir: Path, target: Path, precision: str) -> Path | None:
+def trace_key(cache_dir: Path, precision: str, torch_version: str) -> dict[str, object]:
+    """What a cached trace is derived from (see :mod:`cache`)."""
+    return {
+        "kind": "torchscript-trace",
+        "weights": cache_dir.name,
+        "precision": precision,
+        "torch": str(torch_version),
+    }
+
+
+def export_trace(
+    model_dir: Path, target: Path, precision: str, key: dict[str, object] | None = None
+) -> Path | None:
     """Trace the eager model at ``precision`` into ``target``; None if the trace is not exact."""
     import torch
+
+    from modeldeploy.serving.backends import cache
 
     eager = _eager(model_dir)
     vocab = int(eager.config.vocab_size)
@@ -105,7 +121,7 @@ def export_trace(model_dir: Path, target: Path, precision: str) -> Path | None:
     with tempfile.TemporaryDirectory(dir=target.parent) as work:
         tmp = Path(work) / target.name
         torch.jit.save(traced, str(tmp))
-        os.replace(tmp, target)
+        cache.commit(tmp, target, key or trace_key(target.parent, precision, torch.__version__))
     return target
 
 
@@ -138,16 +154,38 @@ class TorchBackend:
         self.device = device
         self.runtime = runtime_name(precision, device)
         self.traced = False
+        self.trace: Path | None = None
         self.module: Any = None
         if device == "cpu" and cache_dir is not None:
+            from modeldeploy.serving.backends import cache
+
             path = trace_path(cache_dir, precision)
-            if not path.exists():
-                export_trace(model_dir, path, precision)
-            if path.exists():
+            key = trace_key(cache_dir, precision, torch.__version__)
+            if cache.usable(path, key, f"{precision} trace") or export_trace(
+                model_dir, path, precision, key
+            ):
                 self.module = torch.jit.load(str(path), map_location="cpu").eval()
                 self.traced = True
+                self.trace = path
         if self.module is None:
             self.module = _eager(model_dir).to(device)
+
+    @contextlib.contextmanager
+    def single_threaded(self) -> Iterator[None]:
+        """One intra-op thread for the start-up checks, then the configured number again.
+
+        They score a few dozen sentences, which two threads hardly speed up on a quiet
+        machine; on a busy one a two-thread OpenMP team spends most of such a run waiting
+        for its other thread (measured at load average 8: 1.2-2.0 s of CPU for the
+        32-sentence check in bf16, 0.2-0.26 s on one thread).
+        """
+        torch = self._torch
+        configured = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(configured)
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         torch = self._torch

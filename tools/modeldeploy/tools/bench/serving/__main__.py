@@ -3,7 +3,8 @@
 Merges the figures into FILE under ``serving`` (other keys are kept), as
 ``modeldeploy-dev bench`` does; logs go to ``serving-logs/`` beside FILE. ``--quick``
 checks the shape on the tiny checkpoint (its figures mean nothing; keep it out of
-bench/results.json).
+bench/results.json). ``--cold-start N`` runs only the cold-start part (N starts per
+runtime after a preparing one) and prints its figures, leaving FILE alone.
 """
 
 from __future__ import annotations
@@ -20,8 +21,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m modeldeploy.tools.bench.serving")
     parser.add_argument("--output", type=Path, default=Path("bench/results.json"))
     parser.add_argument("--quick", action="store_true", help="tiny checkpoint, few requests")
+    parser.add_argument(
+        "--cold-start", type=int, metavar="N", help="only the cold start, N starts per runtime"
+    )
     args = parser.parse_args(argv)
-    from modeldeploy.tools.bench.serving.run import run
+    from modeldeploy.tools.bench.serving.run import cold_start, run
+
+    if args.cold_start:
+        figures = cold_start(args.output.parent, runs=args.cold_start, quick=args.quick)
+        print(json.dumps(figures, indent=2))
+        return 0
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()

@@ -1,0 +1,120 @@
+"""Predictor start-up: what is loaded ahead, and what a predictor never imports."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from modeldeploy.serving import startup
+from modeldeploy.serving.backends.parity import check_finite
+
+
+@pytest.mark.parametrize(
+    ("argv", "runtime"),
+    [
+        (["--model-dir", "m", "--runtime", "onnx"], "onnx"),
+        (["--runtime=onnx-int8", "--http-port", "1"], "onnx-int8"),
+        (["--model-dir", "m"], "torch"),  # the predictor's default
+        ([], "torch"),
+    ],
+)
+def test_the_runtime_is_read_from_argv_before_the_real_parse(argv, runtime):
+    assert startup.runtime_from_argv(argv) == runtime
+
+
+def test_each_runtime_preloads_its_own_native_package():
+    assert startup.packages_for("torch") == ("torch",)
+    assert startup.packages_for("onnx") == startup.packages_for("onnx-int8") == ("onnxruntime",)
+
+
+@pytest.mark.parametrize("package", ["torch", "onnxruntime"])
+def test_the_preloaded_libraries_are_the_installed_ones(package):
+    paths = startup.library_paths(package)
+    assert paths and all(p.is_file() and p.suffix == ".so" for p in paths)
+    assert startup.library_paths("surely_not_installed_here") == []
+
+
+def test_preloading_then_importing_works_in_a_fresh_process():
+    script = (
+        "from modeldeploy.serving.startup import preload_native\n"
+        "thread = preload_native('torch'); thread.join()\n"
+        "import torch\n"
+        "print(float(torch.ones(2).sum()))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "2.0"
+
+
+def test_a_predictor_does_not_import_the_routers_http_client():
+    # middleware imports router.responses; the router's aiohttp client is not the
+    # predictor's business (it costs about 0.3 s of CPU at every start).
+    script = (
+        "import sys\n"
+        "import modeldeploy.serving.middleware, modeldeploy.serving.feedback\n"
+        "from modeldeploy.serving.router import Split\n"
+        "print('aiohttp' in sys.modules, Split.__name__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.split() == ["False", "Split"]
+
+
+class _CountingBackend:
+    """Records how many intra-op threads each batch was scored with."""
+
+    runtime = "torch-bf16"
+
+    def __init__(self) -> None:
+        self.threads = 2
+        self.seen: list[int] = []
+
+    @contextlib.contextmanager
+    def single_threaded(self) -> Iterator[None]:
+        configured, self.threads = self.threads, 1
+        try:
+            yield
+        finally:
+            self.threads = configured
+
+    def logits(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        self.seen.append(self.threads)
+        return np.zeros((len(ids), 2))
+
+
+class _Encoder:
+    pad_id = 0
+
+    def encode(self, texts):
+        return [SimpleNamespace(ids=[1, 2], truncated=False) for _ in texts]
+
+
+def test_the_finite_check_runs_single_threaded_where_the_backend_offers_it():
+    backend = _CountingBackend()
+    assert check_finite(backend, _Encoder(), ["a"] * 40) == 40  # type: ignore[arg-type]
+    assert backend.seen == [1, 1, 1] and backend.threads == 2  # restored afterwards
+
+
+def test_torch_single_threaded_restores_the_configured_threads():
+    import torch
+
+    from modeldeploy.serving.backends.torch_backend import TorchBackend
+
+    backend = object.__new__(TorchBackend)  # no checkpoint needed for the thread switch
+    backend._torch = torch
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with backend.single_threaded():
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
