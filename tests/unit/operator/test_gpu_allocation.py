@@ -30,8 +30,6 @@ def target(count: int, mode: str = "RawDeployment", runtime: str = "kserve-pytho
         "deploymentMode": mode,
         "runtime": runtime,
         "resources": {"gpu": count} if count else {},
-        # Triton answers name the arm: only the full view deploys it.
-        "serving": {"responseDetail": "full" if runtime == "triton" else "label"},
     }
     return Target("sentiment", "ml", parse_spec(raw), uid="u-1")
 

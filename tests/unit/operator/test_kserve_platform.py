@@ -29,8 +29,6 @@ GPU = {
 
 def target(**spec: object) -> Target:
     raw = {"model": {"name": "sentiment", "registryUri": "http://mlflow:5000"}, **spec}
-    if spec.get("runtime") == "triton":  # Triton answers name the arm: only the full view
-        raw.setdefault("serving", {"responseDetail": "full"})
     return Target("sentiment", "ml", parse_spec(raw), uid="u-1")
 
 

@@ -93,8 +93,6 @@ def _spec(path: Path, value: Any) -> dict[str, Any]:
         spec["metrics"]["url"] = "http://prometheus:9090"
     if path[0] == "model":
         spec["model"] = {"name": "m", **spec["model"]}
-    if path == ("runtime",) and value == "triton":
-        spec["serving"] = {"responseDetail": "full"}  # Triton answers name the arm
     return spec
 
 

@@ -296,10 +296,8 @@ def test_the_operators_storage_uri_is_where_publishing_uploaded(
         registry, tiny_checkpoint, "sentiment", triton_base_uri=base, triton_store=store
     )
     model = {"name": "sentiment", "registryUri": "http://mlflow:5000"}
-    # Triton answers name the arm: the operator deploys it only under the full view.
-    triton_spec = {"model": model, "runtime": "triton", "serving": {"responseDetail": "full"}}
     isvc = kserve_manifests.inference_service(
-        Target("sentiment", "ml", parse_spec(triton_spec), uid="u-1"),
+        Target("sentiment", "ml", parse_spec({"model": model, "runtime": "triton"}), uid="u-1"),
         VersionRef(info.version, "aa", "models:/m-1"),
         cfg=KServeSettings(triton_base_uri=base),
     )

@@ -57,17 +57,6 @@ class SpecError(ValueError):
         super().__init__("invalid ModelDeployment spec: " + "; ".join(problems))
 
 
-TRITON_LABEL_VIEW_PROBLEM = (
-    "spec.serving.responseDetail: runtime triton: answers carry the model version (the"
-    " registry version of the arm that served them) and per-class probabilities, so a client"
-    " can tell the stable and canary arms apart; set spec.serving.responseDetail: full to"
-    " accept that, or use runtime kserve-python, whose label view hides the arm"
-)
-"""Triton cannot serve the label view yet (docs/serving.md, "Requests and responses"): its
-responses name the repository's version directory, which the export sets to the registry
-version. Refusing the spec, rather than deploying, means no arm is exposed silently."""
-
-
 def _path(loc: tuple[int | str, ...]) -> str:
     return "spec" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
 
@@ -106,8 +95,6 @@ def _semantic_problems(spec: ModelDeploymentSpec) -> list[str]:
         )
     if spec.model.stable_alias == spec.model.candidate_alias:
         problems.append("spec.model.candidateAlias: must differ from stableAlias")
-    if spec.runtime == "triton" and spec.serving.response_detail != "full":
-        problems.append(TRITON_LABEL_VIEW_PROBLEM)
     return problems
 
 
