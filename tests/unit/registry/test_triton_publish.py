@@ -16,6 +16,7 @@ from modeldeploy.registry.triton import (
     TAG_TRITON_URI,
     TritonUriError,
     fetch_triton,
+    manifest_rel,
     triton_uri,
 )
 from modeldeploy.serving.triton.backend_model import VERSION_FILE, registry_version, verify_unit
@@ -115,3 +116,28 @@ def test_a_tampered_artifact_is_refused_on_fetch(tmp_path: Path, tiny_checkpoint
     with pytest.raises(IntegrityError, match=r"reviews/1/labels\.json"):
         fetch_triton(registry, "reviews", "1", tmp_path / "synced")
     assert not (tmp_path / "synced").exists()
+
+
+def test_the_manifest_uploaded_last_is_the_current_one_or_a_legacy_repositorys(
+    tmp_path: Path,
+) -> None:
+    assert manifest_rel("reviews", "7") == "reviews/modeldeploy-manifest-1.json"
+    legacy = tmp_path / "legacy"
+    (legacy / "reviews").mkdir(parents=True)
+    (legacy / "reviews" / "modeldeploy-manifest-7.json").write_text("{}")
+    assert manifest_rel("reviews", "7", legacy) == "reviews/modeldeploy-manifest-7.json"
+    current = tmp_path / "current"
+    (current / "reviews").mkdir(parents=True)
+    (current / "reviews" / "modeldeploy-manifest-1.json").write_text("{}")
+    assert manifest_rel("reviews", "7", current) == "reviews/modeldeploy-manifest-1.json"
+
+
+@pytest.mark.parametrize("bad", ["0", "x", "-3"])
+def test_a_registry_version_that_is_not_one_is_refused_before_exporting(
+    tmp_path: Path, bad: str
+) -> None:
+    from modeldeploy.serving.triton.export import ExportError, export_repository
+
+    with pytest.raises(ExportError, match="registry version"):
+        export_repository(tmp_path / "none", tmp_path / "repo", "reviews", 1, registry_version=bad)
+    assert not (tmp_path / "repo").exists()
