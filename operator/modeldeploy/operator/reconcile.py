@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from modeldeploy.operator import drift_watch, registry_port
+from modeldeploy.operator import drift_watch, registry_port, triton_view
 from modeldeploy.operator.analysis import cost
 from modeldeploy.operator.analysis.assess import assess
 from modeldeploy.operator.analysis.observations import Observations
@@ -237,6 +237,11 @@ def tick(body: Mapping[str, Any], now: datetime, deps: Deps) -> TickResult:
     target = target_of(body, spec, deps.default_registry_uri)
     client = deps.registry_for(spec)
     registry = registry_port.read_state(client, spec)
+    if problem := triton_view.legacy_problem(client, spec, registry):
+        after = machine.failed(before, problem, generation=generation, spec_digest=digest)
+        if (before.phase, before.message) != (after.phase, after.message):
+            deps.emit("Warning", "InvalidSpec", f"{problem}; nothing is applied until it is fixed")
+        return _finish(before, after, old_raw, now, generation, (), problem, started)
     baseline = old_raw.get(BASELINE)
     health = _health(deps.platform, target) if before.stable is not None else None
     analysis = _analyse(deps, target, before, now, baseline)

@@ -6,8 +6,11 @@ not a Hugging Face checkpoint (pointed at one it reports ready with no models). 
 publishing with a Triton base URI also:
 
 1. exports the checkpoint with ``modeldeploy.serving.triton.export_repository`` (tokenizer
-   and weights in one version directory, Triton model version = registry version, its own
-   SHA-256 manifest inside, which ``model.py`` checks before loading);
+   and weights in one version directory, its own SHA-256 manifest inside, which ``model.py``
+   checks before loading). Every registry version is Triton version :data:`TRITON_VERSION`,
+   so a Triton answer's ``model_version`` is the same for both arms (the label view hides
+   the arm); the registry version sits in the unit's ``modeldeploy-version.json``, listed in
+   the manifest, and labels the arm's metrics;
 2. logs that repository as the ``triton/`` artifact of the version's publish run;
 3. tags the version with the artifact's location and the repository's manifest (the
    registry format, every file);
@@ -43,6 +46,8 @@ TAG_TRITON_MANIFEST_SHA256 = TAG_PREFIX + "triton_manifest_sha256"
 ARTIFACT_PATH = "triton"
 URI_SCHEMES = ("s3", "gs", "https", "pvc")  # what KServe's storage initializer fetches
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+TRITON_VERSION = 1
+"""The Triton version directory of every published repository (one repository per URI)."""
 
 
 class TritonUriError(ValueError):
@@ -94,15 +99,23 @@ def build_repository(checkpoint: Path, target: Path, model: str, version: str) -
     """Export ``checkpoint`` as version ``version`` of Triton model ``model`` under ``target``."""
     from modeldeploy.serving.triton.export import export_repository
 
-    export_repository(checkpoint, target, model, int(version))
+    export_repository(checkpoint, target, model, TRITON_VERSION, registry_version=str(int(version)))
     return target
 
 
-def manifest_rel(model: str, version: str | int) -> str:
-    """The export's own manifest inside the repository: the file uploaded last."""
+def manifest_rel(model: str, version: str | int, repository: Path | None = None) -> str:
+    """The export's own manifest inside the repository: the file uploaded last.
+
+    Published repositories are Triton version :data:`TRITON_VERSION`; one published before
+    that (version directory = registry version) is recognised in ``repository`` by its
+    manifest's name.
+    """
     from modeldeploy.serving.triton.backend_model import manifest_name
 
-    return f"{model}/{manifest_name(int(version))}"
+    current = f"{model}/{manifest_name(TRITON_VERSION)}"
+    legacy = f"{model}/{manifest_name(int(version))}"
+    old = repository is not None and not (repository / current).is_file()
+    return legacy if old and (repository / legacy).is_file() else current  # type: ignore[operator]
 
 
 def check_publishable(
@@ -177,7 +190,7 @@ def upload_triton(
     uri = triton_uri(base_uri, model, version)
     with tempfile.TemporaryDirectory(prefix="modeldeploy-triton-") as tmp:
         repository = fetch_triton(client, model, str(version), Path(tmp) / "repository")
-        result = store(uri).upload(repository, manifest_rel(model, version))
+        result = store(uri).upload(repository, manifest_rel(model, version, repository))
     client.set_version_tag(model, str(version), TAG_TRITON_URI, uri)
     return result
 
@@ -204,3 +217,24 @@ def fetch_triton(client: TritonRegistry, model: str, version: str, target: Path)
             raise IntegrityError(str(target), "exists already; fetch into a new directory")
         shutil.copytree(downloaded, target)
     return target
+
+
+def label_view_ready(tags: Mapping[str, str]) -> bool | None:
+    """Whether a version's published Triton repository can answer in the label view.
+
+    Pure. ``None``: the version has no Triton repository tag. ``False``: its repository was
+    exported before publishing used one Triton version for every arm (its answers would
+    name the registry version; its ``model.py`` always returns PROBABILITIES), or the tag
+    cannot be read. ``True``: its manifest lists the unit's registry-version file under
+    Triton version :data:`TRITON_VERSION`.
+    """
+    from modeldeploy.serving.triton.backend_model import VERSION_FILE
+
+    text = tags.get(TAG_TRITON_MANIFEST)
+    if not text:
+        return None
+    try:
+        files = manifests.from_json(text)
+    except IntegrityError:
+        return False
+    return any(rel.endswith(f"/{TRITON_VERSION}/{VERSION_FILE}") for rel in files)

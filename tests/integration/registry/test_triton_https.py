@@ -20,7 +20,7 @@ import pytest
 from modeldeploy.registry import manifest as manifests
 from modeldeploy.registry.storage import HttpArchiveStore, StorageConflict
 from modeldeploy.registry.triton import build_repository, manifest_rel, triton_uri
-from modeldeploy.serving.triton.backend_model import verify_unit
+from modeldeploy.serving.triton.backend_model import registry_version, verify_unit
 from tests.support.processes import ManagedProcess, free_port, http_ok, start_process
 
 pytestmark = pytest.mark.slow
@@ -76,10 +76,11 @@ def test_archive_round_trips_through_mlflow_into_kserves_model_dir(
 
     model_dir = Path(kserve_storage.Storage.download(uri, str(tmp_path / "mnt-models")))
     manifests.verify(model_dir, manifests.build_manifest(repository))
-    verify_unit(model_dir, "reviews", "reviews", "4")  # what model.py checks at load
+    verify_unit(model_dir, "reviews", "reviews", "1")  # what model.py checks at load
+    assert registry_version(model_dir / "reviews" / "1", "1") == "4"  # its metrics' version
 
     assert store.upload(repository, manifest_rel("reviews", "4")).unchanged
-    labels = repository / "reviews" / "4" / "labels.json"
+    labels = repository / "reviews" / "1" / "labels.json"
     labels.write_text(labels.read_text() + " ")
     with pytest.raises(StorageConflict, match=r"triton\.tar\.gz: holds a different archive"):
         store.upload(repository, manifest_rel("reviews", "4"))

@@ -18,11 +18,12 @@ from modeldeploy.registry.triton import (
     triton_uri,
 )
 from modeldeploy.serving.triton import TritonServer, classify
+from modeldeploy.serving.triton.backend_model import registry_version
 
 pytestmark = pytest.mark.slow
 
 
-def test_published_repository_is_what_triton_serves_under_the_registry_version(
+def test_published_repository_is_what_triton_serves_for_the_registry_version(
     registry: MlflowRegistry, tiny_checkpoint: Path, model_name: str, tmp_path: Path
 ) -> None:
     base = "pvc://models/triton"
@@ -47,5 +48,6 @@ def test_published_repository_is_what_triton_serves_under_the_registry_version(
     with TritonServer(repository) as triton:
         triton.load(model_name)
         result = classify(triton.http_url, model_name, ["a fine film", "dull"])
-    assert result.model_version == info.version
+    assert result.model_version == "1"  # every published version; the unit names the registry's
+    assert registry_version(repository / model_name / "1", "1") == info.version
     assert len(result.labels) == 2

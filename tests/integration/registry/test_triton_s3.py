@@ -32,7 +32,7 @@ from modeldeploy.registry.triton import (
     manifest_rel,
     upload_triton,
 )
-from modeldeploy.serving.triton.backend_model import verify_unit
+from modeldeploy.serving.triton.backend_model import registry_version, verify_unit
 from tests.support.processes import ManagedProcess, free_port, http_ok, start_process
 
 pytestmark = pytest.mark.slow
@@ -107,11 +107,12 @@ def test_published_repository_is_fetched_by_kserve_and_served_by_triton(
 
     repository = kserve_download(uri, tmp_path / "mnt-models")
     manifests.verify(repository, manifests.from_json(tags[TAG_TRITON_MANIFEST]))
-    verify_unit(repository, model_name, model_name, info.version)  # model.py's load check
+    verify_unit(repository, model_name, model_name, "1")  # model.py's load check
+    assert registry_version(repository / model_name / "1", "1") == info.version
     with TritonServer(repository) as triton:
         triton.load(model_name)
         result = classify(triton.http_url, model_name, ["a fine film", "dull"])
-    assert result.model_version == info.version and len(result.labels) == 2
+    assert result.model_version == "1" and len(result.labels) == 2  # Triton version 1 for all
 
 
 def test_republishing_is_a_no_op_and_another_repository_is_refused(

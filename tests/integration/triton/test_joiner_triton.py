@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
+from modeldeploy.registry.triton import build_repository
 from modeldeploy.serving.auth import CONTROL_TOKEN_FILE, LABEL_TOKEN_FILE, write_token_file
 from modeldeploy.serving.contract.joiner import logger_url
-from modeldeploy.serving.triton import TritonServer, export_repository
+from modeldeploy.serving.triton import TritonServer
 from modeldeploy.tools.checkpoints import build, load_split
 from modeldeploy.tools.checkpoints.evaluate import predict_directory
 from tests.support.joiner_cloudevents import Agent
@@ -41,7 +42,9 @@ def post(url: str, body: Any, headers: dict[str, str] | None = None) -> tuple[in
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     root = tmp_path_factory.mktemp("joiner-triton")
-    export_repository(build("tiny"), root / "repo", MODEL, 1)
+    # As publishing lays it out (Triton version 1, registry version 7 inside), answering in
+    # the label view: LABEL, LABEL_INDEX and NUM_LABELS, no PROBABILITIES.
+    build_repository(build("tiny"), root / "repo", MODEL, "7")
     label_file = write_token_file(root / "auth" / LABEL_TOKEN_FILE)
     control_file = write_token_file(root / "auth" / CONTROL_TOKEN_FILE)
     port, events = free_port(), free_port()
@@ -63,7 +66,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     ]
     proc = start_process("joiner", argv, root / "logs", lambda: http_ok(f"{joiner}/healthz"))
     try:
-        with TritonServer(root / "repo", log_path=root / "tritonserver.log") as server:
+        with TritonServer(
+            root / "repo", log_path=root / "tritonserver.log", response_detail="label"
+        ) as server:
             server.load(MODEL)
             yield {
                 "triton": server.http_url,
@@ -86,6 +91,7 @@ def infer(triton: str, request_id: str, texts: list[str]) -> tuple[bytes, bytes]
     ).encode()
     status, answer = post(f"{triton}/v2/models/{MODEL}/versions/1/infer", request)
     assert status == 200, answer
+    assert {o["name"] for o in answer["outputs"]} == {"LABEL", "LABEL_INDEX", "NUM_LABELS"}
     return request, json.dumps(answer).encode()
 
 

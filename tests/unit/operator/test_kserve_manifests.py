@@ -240,6 +240,10 @@ def test_triton_loads_the_published_repository_and_labels_its_metrics() -> None:
     )
     env = {e["name"]: e["value"] for e in model["env"]}
     assert env["MODELDEPLOY_ROLE"] == "stable" and env["MODELDEPLOY_DEPLOYMENT"]
+    assert env["MODELDEPLOY_RESPONSE_DETAIL"] == "label"  # the spec's client view (default)
+    full = target(runtime="triton", serving={"responseDetail": "full"})
+    model = m.inference_service(full, STABLE, cfg=KNATIVE_DEFAULTS)["spec"]["predictor"]["model"]
+    assert {"name": "MODELDEPLOY_RESPONSE_DETAIL", "value": "full"} in model["env"]
     assert any(a.startswith("--metrics-config=summary_latencies") for a in model["args"])
 
 

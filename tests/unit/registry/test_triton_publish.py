@@ -16,9 +16,10 @@ from modeldeploy.registry.triton import (
     TAG_TRITON_URI,
     TritonUriError,
     fetch_triton,
+    manifest_rel,
     triton_uri,
 )
-from modeldeploy.serving.triton.backend_model import verify_unit
+from modeldeploy.serving.triton.backend_model import VERSION_FILE, registry_version, verify_unit
 from tests.support.in_memory_registry import InMemoryRegistry
 
 
@@ -86,17 +87,19 @@ def test_publish_attaches_a_verified_repository_and_records_its_uri(
     assert tags[TAG_TRITON_URI] == "pvc://models/triton/reviews/2/triton"
     manifest = manifests.from_json(tags[TAG_TRITON_MANIFEST])
     assert tags[TAG_TRITON_MANIFEST_SHA256] == manifests.manifest_sha256(manifest)
-    # Tokenizer and weights as one unit, under the registry's version number.
-    assert {"reviews/2/model.onnx", "reviews/2/tokenizer.json", "reviews/config.pbtxt"} <= set(
-        manifest
-    )
+    # Tokenizer and weights as one unit, Triton version 1 for every registry version (an
+    # answer's model_version names no arm); the registry version is in the unit, hashed.
+    unit = {"reviews/1/model.onnx", "reviews/1/tokenizer.json", "reviews/config.pbtxt"}
+    assert unit | {f"reviews/1/{VERSION_FILE}"} <= set(manifest)
+    assert not any(rel.startswith("reviews/2/") for rel in manifest)
 
     repository = fetch_triton(registry, "reviews", "2", tmp_path / "synced")
-    verify_unit(repository, "reviews", "reviews", "2")  # what model.py checks at load
+    verify_unit(repository, "reviews", "reviews", "1")  # what model.py checks at load
+    assert registry_version(repository / "reviews" / "1", "1") == "2"  # its metrics' version
     # ... and the same repository sits where the storageUri points (pvc://models/<path>).
     uploaded = tmp_path / "claim" / "triton" / "reviews" / "2" / "triton"
     manifests.verify(uploaded, manifest)
-    verify_unit(uploaded, "reviews", "reviews", "2")
+    verify_unit(uploaded, "reviews", "reviews", "1")
 
     with pytest.raises(NotFound, match="without a Triton repository"):
         fetch_triton(registry, "reviews", "1", tmp_path / "none")
@@ -113,3 +116,28 @@ def test_a_tampered_artifact_is_refused_on_fetch(tmp_path: Path, tiny_checkpoint
     with pytest.raises(IntegrityError, match=r"reviews/1/labels\.json"):
         fetch_triton(registry, "reviews", "1", tmp_path / "synced")
     assert not (tmp_path / "synced").exists()
+
+
+def test_the_manifest_uploaded_last_is_the_current_one_or_a_legacy_repositorys(
+    tmp_path: Path,
+) -> None:
+    assert manifest_rel("reviews", "7") == "reviews/modeldeploy-manifest-1.json"
+    legacy = tmp_path / "legacy"
+    (legacy / "reviews").mkdir(parents=True)
+    (legacy / "reviews" / "modeldeploy-manifest-7.json").write_text("{}")
+    assert manifest_rel("reviews", "7", legacy) == "reviews/modeldeploy-manifest-7.json"
+    current = tmp_path / "current"
+    (current / "reviews").mkdir(parents=True)
+    (current / "reviews" / "modeldeploy-manifest-1.json").write_text("{}")
+    assert manifest_rel("reviews", "7", current) == "reviews/modeldeploy-manifest-1.json"
+
+
+@pytest.mark.parametrize("bad", ["0", "x", "-3"])
+def test_a_registry_version_that_is_not_one_is_refused_before_exporting(
+    tmp_path: Path, bad: str
+) -> None:
+    from modeldeploy.serving.triton.export import ExportError, export_repository
+
+    with pytest.raises(ExportError, match="registry version"):
+        export_repository(tmp_path / "none", tmp_path / "repo", "reviews", 1, registry_version=bad)
+    assert not (tmp_path / "repo").exists()

@@ -253,3 +253,61 @@ def test_triton_arm_charges_its_cpu_time_and_counts_failures_by_reason() -> None
         m_labels["reason"]: m.value for m_labels, m in families[names.TOKENIZATION_FAILURES].metrics
     }
     assert counted == {"empty": 0, "over_limit": 0, "unknown_tokens": 1, "error": 0}
+
+
+def test_the_environment_names_are_the_contracts() -> None:
+    from modeldeploy.serving.contract import triton as contract
+
+    assert backend_model.ENV_DEPLOYMENT == contract.ENV_DEPLOYMENT
+    assert backend_model.ENV_ROLE == contract.ENV_ROLE
+    assert backend_model.ENV_RESPONSE_DETAIL == contract.ENV_RESPONSE_DETAIL
+
+
+@pytest.mark.parametrize(
+    ("value", "view"), [(None, "label"), ("", "label"), ("label", "label"), ("Full", "label"),
+                        ("full", "full")]
+)  # fmt: skip
+def test_only_full_asks_for_probabilities(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, view: str
+) -> None:
+    if value is None:
+        monkeypatch.delenv(backend_model.ENV_RESPONSE_DETAIL, raising=False)
+    else:
+        monkeypatch.setenv(backend_model.ENV_RESPONSE_DETAIL, value)
+    assert backend_model.response_detail() == view
+
+
+def test_label_index_and_class_count_per_row() -> None:
+    probabilities = np.array([[0.2, 0.7, 0.1], [0.9, 0.05, 0.05]], dtype=np.float32)
+    indexes, counts = backend_model.label_indexes(probabilities)
+    assert indexes.dtype == counts.dtype == np.int64
+    assert indexes.tolist() == [[1], [0]] and counts.tolist() == [[3], [3]]
+
+
+def test_every_config_declares_the_label_view_outputs() -> None:
+    configs = [python_model_config("m", 2)]
+    configs += native_onnxruntime_configs("m", 2, ["input_ids"], version=1).values()
+    for text in (configs[0], configs[1], configs[-1]):  # python, ensemble, postprocess
+        for name in ("LABEL_INDEX", "NUM_LABELS"):
+            assert f'name: "{name}" data_type: TYPE_INT64 dims: [ 1 ]' in text
+
+
+def test_the_registry_version_comes_from_the_unit_else_from_triton(tmp_path: Path) -> None:
+    assert backend_model.registry_version(tmp_path, "5") == "5"
+    (tmp_path / backend_model.VERSION_FILE).write_text('{"registry_version": "12"}')
+    assert backend_model.registry_version(tmp_path, "1") == "12"
+    (tmp_path / backend_model.VERSION_FILE).write_text('{"registry_version": "x"}')
+    with pytest.raises(UnitIntegrityError, match="not a positive integer"):
+        backend_model.registry_version(tmp_path, "1")
+
+
+def test_the_registry_version_file_is_bound_by_the_manifest(tmp_path: Path) -> None:
+    _unit(tmp_path)
+    (tmp_path / "m" / "1" / backend_model.VERSION_FILE).write_text('{"registry_version": "9"}')
+    with pytest.raises(UnitIntegrityError, match="unexpected file"):  # added after export
+        verify_unit(tmp_path, "m", "m", "1")
+    write_manifest(tmp_path, "m", 1, ["m"])
+    verify_unit(tmp_path, "m", "m", "1")
+    (tmp_path / "m" / "1" / backend_model.VERSION_FILE).write_text('{"registry_version": "8"}')
+    with pytest.raises(UnitIntegrityError, match="SHA-256 differs"):  # relabelled
+        verify_unit(tmp_path, "m", "m", "1")

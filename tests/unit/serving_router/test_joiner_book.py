@@ -107,6 +107,24 @@ def test_v1_v2_and_triton_answers_give_items_and_predictions() -> None:
             scored(bad, "1")
 
 
+def test_a_triton_label_view_answer_gives_its_index_and_class_count() -> None:
+    def answer(indexes: object, counts: object = (3, 3)) -> bytes:
+        return json.dumps({"model_name": "demo", "model_version": "1", "id": "r4", "outputs": [
+            {"name": "LABEL", "datatype": "BYTES", "shape": [2, 1], "data": ["b", "c"]},
+            {"name": "LABEL_INDEX", "datatype": "INT64", "shape": [2, 1], "data": indexes},
+            {"name": "NUM_LABELS", "datatype": "INT64", "shape": [2, 1], "data": list(counts)},
+        ]}).encode()  # fmt: skip
+
+    tri = scored(answer([1, 2]), "6")
+    assert [(p.label, p.label_index, p.model_version) for p in tri.predictions] == [
+        ("b", 1, "6"), ("c", 2, "6")]  # fmt: skip
+    assert tri.class_count == 3 and tri.item_ids == ("r4/0", "r4/1")
+    for bad in ([1], [1, "2"], [1, True], [1, 3]):  # short, not ints, out of range
+        with pytest.raises(EventError):
+            scored(answer(bad), "6")
+    assert scored(answer([1, 2], counts=(True, True)), "6").class_count == 0  # no count
+
+
 def test_first_write_wins_per_id_and_arm_and_a_deployment_owns_its_ids() -> None:
     book = JoinBook()
     assert book.record(STABLE, scored(v1_answer("r", [1]), "1"), "l1") == "recorded"

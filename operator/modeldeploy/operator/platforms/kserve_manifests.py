@@ -46,7 +46,12 @@ from modeldeploy.registry.uris import redact_uri
 from modeldeploy.serving.auth import CONTROL_TOKEN_FILE, LABEL_TOKEN_FILE
 from modeldeploy.serving.contract.args import DEFAULT_HTTP_PORT, PredictorOptions, predictor_args
 from modeldeploy.serving.contract.joiner import logger_url
-from modeldeploy.serving.contract.triton import ENV_DEPLOYMENT, ENV_ROLE, TRITON_METRICS_ARGS
+from modeldeploy.serving.contract.triton import (
+    ENV_DEPLOYMENT,
+    ENV_RESPONSE_DETAIL,
+    ENV_ROLE,
+    TRITON_METRICS_ARGS,
+)
 
 API_VERSION = "serving.kserve.io/v1beta1"
 DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
@@ -270,6 +275,7 @@ def predictor(
             "env": [
                 {"name": ENV_DEPLOYMENT, "value": target.name},
                 {"name": ENV_ROLE, "value": role},
+                {"name": ENV_RESPONSE_DETAIL, "value": spec.serving.response_detail},
             ],
             "resources": _resources(target),
             "securityContext": dict(CONTAINER_SECURITY),

@@ -18,3 +18,7 @@ ENV_DEPLOYMENT = "MODELDEPLOY_DEPLOYMENT"
 
 ENV_ROLE = "MODELDEPLOY_ROLE"
 """``stable`` or ``canary``: the ``role`` label the analysis splits the arms by."""
+
+ENV_RESPONSE_DETAIL = "MODELDEPLOY_RESPONSE_DETAIL"
+"""``spec.serving.responseDetail``: ``full`` adds ``PROBABILITIES`` to a Triton answer; any
+other value (or none) is the label view, ``LABEL`` and ``LABEL_INDEX`` only."""

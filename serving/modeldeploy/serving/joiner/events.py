@@ -26,8 +26,10 @@ Bodies: the predictor's v1 answer (``predictions[]`` with ``label``/``label_inde
 issued ``request_id``), its v2 answer (``outputs`` ``label``/``label_index``, and
 ``probabilities`` in the full view; ``id``), in either view (``--response-detail``: the
 version always comes from the logger URL, never from a body), and Triton's v2 answer
-(``LABEL`` ``[n, 1]`` BYTES and ``PROBABILITIES`` ``[n, k]``
-FP32 from ``serving/triton/backend_model.py``, ``id`` echoed from the request).
+(``LABEL`` ``[n, 1]`` BYTES, ``LABEL_INDEX`` and ``NUM_LABELS`` ``[n, 1]`` INT64, and
+``PROBABILITIES``
+``[n, k]`` FP32 in the full view, from ``serving/triton/backend_model.py``; ``id`` echoed
+from the request).
 """
 
 from __future__ import annotations
@@ -175,10 +177,25 @@ def _json(body: bytes) -> dict[str, Any]:
 
 
 def _triton(answer: Mapping[str, Any], version: str) -> tuple[list[ArmPrediction], int]:
-    """Triton's LABEL [n, 1] and PROBABILITIES [n, k]: the index is the row's argmax."""
+    """Triton's LABEL [n, 1] with LABEL_INDEX [n, 1] (INT64; every view) or, from
+    repositories exported before it, PROBABILITIES [n, k] (the index is the row's argmax).
+    The class count is NUM_LABELS [n, 1], else PROBABILITIES' width, else 0."""
     outputs = {o.get("name"): o for o in answer.get("outputs", []) if isinstance(o, dict)}
     label, probs = outputs.get("LABEL"), outputs.get("PROBABILITIES")
-    if label is None or probs is None:
+    if label is None:
+        return [], 0
+    count = _triton_count(outputs.get("NUM_LABELS")) or _triton_width(probs)
+    indexes = outputs.get("LABEL_INDEX")
+    if indexes is not None:
+        names, values = label.get("data"), indexes.get("data")
+        if not (isinstance(names, list) and isinstance(values, list)) or len(names) != len(values):
+            return [], 0
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            return [], 0
+        return [
+            ArmPrediction(version, str(n), v) for n, v in zip(names, values, strict=True)
+        ], count
+    if probs is None:
         return [], 0
     names, flat, shape = label.get("data"), probs.get("data"), probs.get("shape")
     if not (isinstance(names, list) and isinstance(flat, list) and isinstance(shape, list)):
@@ -193,6 +210,21 @@ def _triton(answer: Mapping[str, Any], version: str) -> tuple[list[ArmPrediction
         row = flat[i * k : (i + 1) * k]
         found.append(ArmPrediction(version, str(name), max(range(k), key=row.__getitem__)))
     return found, k
+
+
+def _triton_count(counts: object) -> int:
+    data = counts.get("data") if isinstance(counts, dict) else None
+    first = data[0] if isinstance(data, list) and data else None
+    if isinstance(first, int) and not isinstance(first, bool) and first > 0:
+        return first
+    return 0
+
+
+def _triton_width(probs: object) -> int:
+    shape = probs.get("shape") if isinstance(probs, dict) else None
+    if isinstance(shape, list) and len(shape) == 2 and isinstance(shape[1], int):
+        return max(shape[1], 0)
+    return 0
 
 
 def _class_names(answer: Mapping[str, Any]) -> tuple[tuple[str, ...], int]:

@@ -8,7 +8,9 @@ directory, so tokenizer and weights always come from the same exported unit.
 
 One file serves three stages, chosen by the ``stage`` parameter in ``config.pbtxt``:
 
-- ``full`` (the CPU repository): text in, tokenize, run the model, label and probabilities out;
+- ``full`` (the CPU repository): text in, tokenize, run the model; ``LABEL``,
+  ``LABEL_INDEX`` and ``NUM_LABELS`` out, and ``PROBABILITIES`` only in the full client view
+  (``MODELDEPLOY_RESPONSE_DETAIL=full``), so a label-view answer tells no arm apart;
 - ``tokenize`` and ``postprocess``: the two Python ends of the native-backend ensemble, where
   Triton's own onnxruntime backend runs the network in between.
 
@@ -74,6 +76,15 @@ TRITON_PROTOCOL = "v2"
 # Where deployment and role come from: the operator sets them on the Triton container.
 ENV_DEPLOYMENT = "MODELDEPLOY_DEPLOYMENT"
 ENV_ROLE = "MODELDEPLOY_ROLE"
+# The client view (spec.serving.responseDetail): "full" adds PROBABILITIES; anything else is
+# the label view. The Python backend's stub inherits tritonserver's environment.
+ENV_RESPONSE_DETAIL = "MODELDEPLOY_RESPONSE_DETAIL"
+# Written by export.py into a version directory: the registry version the unit was exported
+# as. Publishing serves every arm as Triton version 1 (so an answer's model_version names no
+# arm); this file, listed in the manifest, gives the metrics their registry version. It is
+# not in config.pbtxt because Triton shows a model's config to any client
+# (GET /v2/models/NAME/config).
+VERSION_FILE = "modeldeploy-version.json"
 
 
 def latency_buckets() -> tuple[float, ...]:
@@ -241,6 +252,26 @@ def validate_texts(raw: np.ndarray, max_chars: int = DEFAULT_MAX_CHARS) -> list[
     return texts
 
 
+def response_detail() -> str:
+    """``full`` or ``label`` from ``MODELDEPLOY_RESPONSE_DETAIL``; unset or unknown is label."""
+    return "full" if os.environ.get(ENV_RESPONSE_DETAIL, "").strip() == "full" else "label"
+
+
+def registry_version(directory: Path, triton_version: str) -> str:
+    """The registry version a unit was exported as (``VERSION_FILE``), else Triton's own.
+
+    Repositories exported with the version directory = the registry version have no file;
+    their Triton version is the registry's.
+    """
+    path = directory / VERSION_FILE
+    if not path.is_file():
+        return str(triton_version)
+    value = str(_read_json(path).get("registry_version", ""))
+    if not value.isdigit() or int(value) < 1:
+        raise UnitIntegrityError(f"{path}: registry_version {value!r} is not a positive integer")
+    return value
+
+
 def manifest_name(version: int | str) -> str:
     """File name of the manifest of one exported version (beside the export's config)."""
     return f"{MANIFEST_PREFIX}{version}.json"
@@ -298,6 +329,14 @@ def verify_unit(repository: Path, export_name: str, model: str, version: str) ->
             if file.is_file() and rel not in files and not set(file.parts) & set(_IGNORED_DIRS):
                 raise UnitIntegrityError(f"{rel}: not in {path.name} (unexpected file)")
     return data
+
+
+def label_indexes(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(LABEL_INDEX, NUM_LABELS): the predicted class index and the class count per row,
+    both INT64 (n, 1); the count is what a label-view answer shows instead of the scores."""
+    rows, classes = probabilities.shape
+    indexes = probabilities.argmax(axis=1).astype(np.int64).reshape(-1, 1)
+    return indexes, np.full((rows, 1), classes, dtype=np.int64)
 
 
 def to_outputs(probabilities: np.ndarray, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -452,8 +491,8 @@ def metric_labels(model_version: str, default_deployment: str) -> dict[str, str]
     """``deployment``, ``model_version``, ``role``: the labels every series carries.
 
     Deployment and role come from the container's environment (``MODELDEPLOY_DEPLOYMENT``,
-    ``MODELDEPLOY_ROLE``), which the operator sets per arm; the version is Triton's, which
-    the export pins to the registry version.
+    ``MODELDEPLOY_ROLE``), which the operator sets per arm; the version is the registry's
+    (``registry_version``: the unit's own file, else Triton's version directory).
     """
     return {
         "deployment": os.environ.get(ENV_DEPLOYMENT) or default_deployment,
@@ -481,6 +520,7 @@ class TritonPythonModel:
             model_dir.parent, params.get("export_name") or model_dir.name, model_dir.name, version
         )
         self.stage = params.get("stage", "full")
+        self.full_view = response_detail() == "full"
         self.max_chars = int(params.get("max_chars") or DEFAULT_MAX_CHARS)
         threads = int(params.get("threads") or 0)
         labels: list[str] = []
@@ -500,7 +540,8 @@ class TritonPythonModel:
         if self.stage == "full":  # the ensemble's parts cannot time a whole request
             import triton_python_backend_utils as pb_utils
 
-            base = metric_labels(version, params.get("export_name") or model_dir.name)
+            served = registry_version(directory, version)
+            base = metric_labels(served, params.get("export_name") or model_dir.name)
             self.metrics = ArmMetrics(pb_utils, base, labels)
 
     def finalize(self) -> None:
@@ -550,13 +591,16 @@ class TritonPythonModel:
                     responses[index] = _error(pb_utils, f"{type(exc).__name__}: {exc}")
                     outcomes[index] = "error"
                 return responses
+            indexes, counts = label_indexes(probabilities)
             for index, start, stop in spans:
-                responses[index] = pb_utils.InferenceResponse(
-                    output_tensors=[
-                        pb_utils.Tensor("LABEL", names[start:stop]),
-                        pb_utils.Tensor("PROBABILITIES", probabilities[start:stop]),
-                    ]
-                )
+                tensors = [
+                    pb_utils.Tensor("LABEL", names[start:stop]),
+                    pb_utils.Tensor("LABEL_INDEX", indexes[start:stop]),
+                    pb_utils.Tensor("NUM_LABELS", counts[start:stop]),
+                ]
+                if self.full_view:
+                    tensors.append(pb_utils.Tensor("PROBABILITIES", probabilities[start:stop]))
+                responses[index] = pb_utils.InferenceResponse(output_tensors=tensors)
             if self.metrics is not None:
                 for name in names.reshape(-1):
                     self.metrics.predictions[name.decode("utf-8")].increment(1)
@@ -573,9 +617,12 @@ class TritonPythonModel:
         if not np.all(np.isfinite(logits)):
             return _error(pb_utils, "the model produced NaN or infinite logits")
         names, probabilities = to_outputs(softmax(logits), self.labels)
+        indexes, counts = label_indexes(probabilities)
         return pb_utils.InferenceResponse(
             output_tensors=[
                 pb_utils.Tensor("LABEL", names),
+                pb_utils.Tensor("LABEL_INDEX", indexes),
+                pb_utils.Tensor("NUM_LABELS", counts),
                 pb_utils.Tensor("PROBABILITIES", probabilities),
             ]
         )

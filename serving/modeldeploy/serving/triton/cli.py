@@ -16,6 +16,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("repository", type=Path, help="Triton model repository (created)")
     export.add_argument("--name", required=True, help="Triton model name")
     export.add_argument("--version", type=int, required=True, help="Triton version (1, 2, ...)")
+    export.add_argument(
+        "--registry-version",
+        default="",
+        help="the registry version this is, when --version differs (publishing: --version 1, so"
+        " answers name no arm); labels the metrics",
+    )
     export.add_argument("--target", choices=TARGETS, default="python")
     export.add_argument("--runtime", choices=("onnx", "torch"), default="onnx")
     export.add_argument("--max-batch-size", type=int, default=64)
@@ -41,6 +47,7 @@ def _export(args: argparse.Namespace) -> int:
             batching=Batching(args.max_batch_size, args.max_queue_delay_us, (), args.instances),
             tensorrt=args.tensorrt,
             replace=args.replace,
+            registry_version=args.registry_version,
         )
     except (ExportError, ValueError) as exc:
         raise CommandError(str(exc)) from exc

@@ -15,8 +15,9 @@ import numpy as np
 @dataclass(frozen=True)
 class Classification:
     labels: list[str]
-    probabilities: np.ndarray  # (n, num_labels) float32
+    probabilities: np.ndarray | None  # (n, num_labels) float32; None in the label view
     model_version: str
+    label_indexes: list[int] | None = None  # None from a repository exported without it
 
 
 def classify(
@@ -37,6 +38,7 @@ def classify(
     )
     labels: list[str] = []
     chunks: list[np.ndarray] = []
+    indexes: list[int] = []
     served = ""
     try:
         for start in range(0, len(texts), batch_size):
@@ -45,17 +47,22 @@ def classify(
             )
             tensor = httpclient.InferInput("TEXT", list(batch.shape), "BYTES")
             tensor.set_data_from_numpy(batch, binary_data=True)
-            outputs = [
-                httpclient.InferRequestedOutput("LABEL", binary_data=True),
-                httpclient.InferRequestedOutput("PROBABILITIES", binary_data=True),
+            outputs = [  # PROBABILITIES comes back in the full view only
+                httpclient.InferRequestedOutput(name, binary_data=True)
+                for name in ("LABEL", "LABEL_INDEX", "PROBABILITIES")
             ]
             result = client.infer(
                 model, [tensor], model_version=str(version or ""), outputs=outputs
             )
             labels.extend(v.decode("utf-8") for v in result.as_numpy("LABEL").reshape(-1))
-            chunks.append(result.as_numpy("PROBABILITIES"))
+            if (probabilities := result.as_numpy("PROBABILITIES")) is not None:
+                chunks.append(probabilities)
+            if (found := result.as_numpy("LABEL_INDEX")) is not None:
+                indexes.extend(int(i) for i in found.reshape(-1))
             served = str(result.get_response().get("model_version", ""))
     finally:
         client.close()
-    probabilities = np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
-    return Classification(labels, probabilities, served)
+    scores = np.concatenate(chunks) if chunks else None
+    if not texts:
+        scores = np.zeros((0, 0), np.float32)
+    return Classification(labels, scores, served, indexes if len(indexes) == len(labels) else None)

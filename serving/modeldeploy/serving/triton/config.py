@@ -1,8 +1,11 @@
 """Render Triton ``config.pbtxt`` text for an exported classifier (pure, no I/O).
 
 Two targets share one client-facing contract, so a caller never knows which one it hits:
-input ``TEXT`` (BYTES, one string per row), outputs ``LABEL`` (BYTES) and
-``PROBABILITIES`` (FP32, one column per class).
+input ``TEXT`` (BYTES, one string per row), outputs ``LABEL`` (BYTES), ``LABEL_INDEX``
+and ``NUM_LABELS`` (INT64, the class count, so a reader of a label-view answer knows which
+indexes exist) and ``PROBABILITIES`` (FP32, one column per class). The ``python`` target answers
+``PROBABILITIES`` only in the full client view (``backend_model.response_detail``); the
+ensemble always does (its step map needs every output), so it does not serve the label view.
 
 - ``python``: one model, Triton's Python backend runs tokenizer + onnxruntime (or torch).
   This is the only target the Triton inside ``nvidia-pytriton`` can run (CPU).
@@ -111,6 +114,8 @@ def _text_io(num_labels: int) -> str:
                 "output",
                 [
                     _tensor("LABEL", "TYPE_STRING", [1]),
+                    _tensor("LABEL_INDEX", "TYPE_INT64", [1]),
+                    _tensor("NUM_LABELS", "TYPE_INT64", [1]),
                     _tensor("PROBABILITIES", "TYPE_FP32", [num_labels]),
                 ],
             ),
@@ -208,6 +213,8 @@ def native_onnxruntime_configs(
                 "output",
                 [
                     _tensor("LABEL", "TYPE_STRING", [1]),
+                    _tensor("LABEL_INDEX", "TYPE_INT64", [1]),
+                    _tensor("NUM_LABELS", "TYPE_INT64", [1]),
                     _tensor("PROBABILITIES", "TYPE_FP32", [num_labels]),
                 ],
             ),
@@ -227,7 +234,11 @@ def native_onnxruntime_configs(
     steps = [
         step(tokenize, {"TEXT": "TEXT"}, {upper: f"_{n}" for n, upper in ids}),
         step(network, {n: f"_{n}" for n, _ in ids}, {"logits": "_logits"}),
-        step(post, {"LOGITS": "_logits"}, {"LABEL": "LABEL", "PROBABILITIES": "PROBABILITIES"}),
+        step(
+            post,
+            {"LOGITS": "_logits"},
+            {o: o for o in ("LABEL", "LABEL_INDEX", "NUM_LABELS", "PROBABILITIES")},
+        ),
     ]
     ensemble_config = "\n".join(
         [

@@ -6,6 +6,7 @@ Layout written (``target="python"``)::
     <repo>/<name>/<version>/model.py    # backend_model.py, verbatim
     <repo>/<name>/<version>/model.onnx  # runtime "onnx" (or model.safetensors for "torch")
     <repo>/<name>/<version>/{tokenizer.json,tokenizer_config.json,config.json,labels.json,metrics.json}
+    <repo>/<name>/<version>/modeldeploy-version.json  # with registry_version= (publishing)
     <repo>/<name>/modeldeploy-manifest-<version>.json   # SHA-256 of every file above
 
 Tokenizer, weights and label names are copied into the same version directory, so a
@@ -21,6 +22,7 @@ version number it was not exported as.
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +71,7 @@ def export_repository(
     threads: int = 0,
     tensorrt: bool = False,
     replace: bool = False,
+    registry_version: str = "",
 ) -> ExportResult:
     """Write ``checkpoint`` as version ``version`` of model ``name`` under ``repository``.
 
@@ -76,12 +79,20 @@ def export_repository(
     would differ (other label count, batching, runtime) raises :class:`ExportError` rather
     than silently changing how the versions already there are served. An existing version
     directory is only overwritten with ``replace=True``.
+
+    ``registry_version``: the registry version this unit is, when it differs from the Triton
+    version (publishing exports every registry version as Triton version 1, so that an
+    answer's ``model_version`` tells no arm apart). It is written into each Python unit as
+    ``backend_model.VERSION_FILE``, which the manifest lists (bound by its digest) and the
+    backend labels its metrics with.
     """
     checkpoint = Path(checkpoint)
     if target not in TARGETS:
         raise ExportError(f"unknown target {target!r}: use one of {', '.join(TARGETS)}")
     if version < 1:
         raise ExportError("Triton versions are positive integers")
+    if registry_version and (not registry_version.isdigit() or int(registry_version) < 1):
+        raise ExportError(f"registry version {registry_version!r}: use a positive integer")
     check_checkpoint(checkpoint)
     repository = Path(repository)
     if target == "onnxruntime":
@@ -124,6 +135,13 @@ def export_repository(
             shutil.copyfile(backend_model.__file__, unit / "model.py")
         export_onnx(checkpoint, repository / f"{name}_onnx" / str(version) / "model.onnx")
         # The ensemble's own version directory stays empty, as Triton requires.
+    if registry_version:
+        for model_name in configs:
+            unit = repository / model_name / str(version)
+            if (unit / "model.py").is_file():  # the Python stages; the network needs none
+                (unit / backend_model.VERSION_FILE).write_text(
+                    json.dumps({"registry_version": str(int(registry_version))}) + "\n"
+                )
     manifest = write_manifest(repository, name, version, list(configs))
     return ExportResult(repository, name, version, tuple(model_dirs), tuple(input_names), manifest)
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from modeldeploy.serving.contract.triton import TRITON_METRICS_ARGS
+from modeldeploy.serving.contract.triton import ENV_RESPONSE_DETAIL, TRITON_METRICS_ARGS
 
 # Latency metrics Triton 2.51 can add (``tritonserver --help`` lists only ``counter_latencies``,
 # ``summary_latencies`` and ``summary_quantiles``; it has no per-request histogram option).
@@ -153,9 +153,13 @@ class TritonServer:
         startup_timeout: float = 60.0,
         stop_timeout: float = 15.0,
         env: Mapping[str, str] | None = None,
+        response_detail: str = "full",
     ) -> None:
         self.repository = Path(repository).resolve()
-        self.env = dict(env or {})  # added to this process's environment (model.py sees it)
+        # Added to this process's environment (model.py sees it). The client view defaults
+        # to full here, unlike on a cluster (the operator passes the spec's, label by
+        # default): this launcher's callers, benchmarks and tests, compare the scores.
+        self.env = {ENV_RESPONSE_DETAIL: response_detail, **(env or {})}
         self.log_path = log_path
         self.extra_args = tuple(extra_args)
         self.startup_timeout = startup_timeout
