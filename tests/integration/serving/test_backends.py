@@ -30,6 +30,7 @@ def _config(path: Path, runtime: str = "torch", **kw) -> ServeConfig:
         deployment=f"test-{path.name}-{runtime}",
         runtime=runtime,
         threads=2,
+        response_detail="full",  # these tests compare the probabilities in the answers
         **kw,
     )
 
