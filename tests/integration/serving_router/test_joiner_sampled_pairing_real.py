@@ -65,7 +65,8 @@ def serve(pair: TwoArms, role: str, text: str) -> tuple[dict[str, Any], dict[str
 
 def log(events: str, role: str, request: dict[str, Any], answer: dict[str, Any]) -> float:
     """The arm's agent posts the request and its answer; the seconds the two posts took."""
-    url = events + logger_url("", "demo", role, answer["model_version"])
+    # The agent's URL names the arm's version (the operator writes it); answers name none.
+    url = events + logger_url("", "demo", role, {"stable": "1", "canary": "2"}[role])
     started = time.monotonic()
     for headers, body in Agent(f"pod-{role}").events(
         json.dumps(request).encode(), json.dumps(answer).encode()
