@@ -73,3 +73,27 @@ def test_sources_that_vanished_are_dropped_beyond_the_bound_but_present_ones_nev
 
 def test_an_older_or_unreadable_state_starts_again() -> None:
     assert WindowState.from_dict({"version": "2", "step": 0, "snapshot": {}}) is None
+
+
+def test_a_source_first_read_late_counts_whole_if_it_started_inside_the_step() -> None:
+    """A prober restarted during a step and first scraped a tick later: everything it counted
+    lies inside the step, so all of it counts; one that ran before the step began and was
+    missed by the first reads (a scrape gap) becomes a baseline instead."""
+    base = 1.7e9
+    first = snapshot(1, base + 100)
+    state = WindowState.start("2", 1, first).advance(snapshot(1, base + 200))
+    counted = state.paired
+
+    def with_new_source(start: float) -> WindowState:
+        later = snapshot(1, base + 300)
+        sources = dict(later.sources)
+        sources["http://10.0.0.9:9100/metrics"] = SourceCounters(
+            None, None, (5.0, 1.0, 1.0, 3.0), start
+        )
+        return state.advance(Snapshot(sources, later.taken_at))
+
+    inside = with_new_source(base + 150)  # after the step began (100), before the last read
+    assert inside.paired is not None and counted is not None
+    assert sum(inside.paired) - sum(counted) == 10.0
+    before = with_new_source(base + 50)  # ran before the step began: only a baseline
+    assert before.paired == counted

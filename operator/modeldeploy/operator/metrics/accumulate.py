@@ -81,12 +81,15 @@ class WindowState:
         paired: Paired | None = None
         for name, counters in now.sources.items():
             old = self.last.sources.get(name)
-            seen_late = counters.start is not None and (
-                counters.start < self.last.taken_at - RESTART_SLACK_S
+            # A source never read in this window counts from zero since its process
+            # started. If that was after the step began, all of it lies inside the step
+            # (a prober or predictor (re)started during the step and first scraped a tick
+            # later); if it ran before the step began (a scrape gap at the start), part of
+            # it is from before: take it as the baseline and count from here.
+            started_before = counters.start is not None and (
+                counters.start < self.step_started_at - RESTART_SLACK_S
             )
-            if old is None and seen_late:
-                # It ran before the last read but was not in it (a scrape gap): its
-                # counts up to now are partly from before the window; start it here.
+            if old is None and started_before:
                 continue
             increase = counters.minus(old)
             stable = add_arms(stable, increase.stable)
