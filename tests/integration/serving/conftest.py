@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +33,13 @@ class Predictor:
 
 
 def start_predictor(
-    log_dir: Path, model_dir: Path, extra: Sequence[str] = (), name: str = "predictor"
+    log_dir: Path,
+    model_dir: Path,
+    extra: Sequence[str] = (),
+    name: str = "predictor",
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
 ) -> Predictor:
     http_port, grpc_port = free_port(), free_port()
     argv = [
@@ -55,7 +61,9 @@ def start_predictor(
         *extra,
     ]
     ready = f"http://127.0.0.1:{http_port}/v2/health/ready"
-    proc = start_process(name, argv, log_dir, lambda: http_ok(ready), port=http_port, timeout=120)
+    proc = start_process(
+        name, argv, log_dir, lambda: http_ok(ready), port=http_port, env=env, timeout=timeout
+    )
     return Predictor(proc, http_port, grpc_port)
 
 

@@ -26,8 +26,8 @@ import torch
 
 from modeldeploy.serving import gpu
 from modeldeploy.serving.contract import names
+from tests.integration.serving.conftest import start_predictor
 from tests.integration.serving.scrape import scrape, value
-from tests.support.processes import free_port, http_ok, start_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.gpu]
 
@@ -93,34 +93,15 @@ def test_cuda_visible_devices_restricts_the_count_torch_reports() -> None:
 def test_a_gpu_predictor_exports_what_it_holds_and_computes(
     tiny_checkpoint: Path, tmp_path: Path
 ) -> None:
-    http_port, grpc_port = free_port(), free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "modeldeploy.serving",
-        "--model-dir",
-        str(tiny_checkpoint),
-        "--http-port",
-        str(http_port),
-        "--grpc-port",
-        str(grpc_port),
-        "--deployment",
-        "gpu-demo",
-        "--role",
-        "stable",
-        "--model-version",
-        "1",
-    ]
-    url = f"http://127.0.0.1:{http_port}"
-    proc = start_process(
-        "gpu-predictor",
-        argv,
+    predictor = start_predictor(
         tmp_path,
-        lambda: http_ok(f"{url}/v2/health/ready"),
-        port=http_port,
+        tiny_checkpoint,
+        ["--deployment", "gpu-demo", "--role", "stable", "--model-version", "1"],
+        name="gpu-predictor",
         env={"CUDA_VISIBLE_DEVICES": "0"},
         timeout=300,
     )
+    url = predictor.url
     try:
         with httpx.Client(timeout=30) as client:
             for i in range(50):
@@ -134,4 +115,4 @@ def test_a_gpu_predictor_exports_what_it_holds_and_computes(
         allocated = value(samples, names.GPU_ALLOCATED_SECONDS, **labels)
         assert 0 < busy < allocated
     finally:
-        proc.stop()
+        predictor.process.stop()

@@ -3,9 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from modeldeploy.operator.analysis.observations import Observations
 from tests.unit.operator.test_reconcile_readiness import GOOD, World
+
+
+def promote_a_canary(observations: Observations, cost: dict[str, float]) -> dict[str, Any]:
+    """The status after a one-step rollout whose arms show ``observations``, priced by
+    ``spec.cost`` = ``cost``."""
+    world = World(steps=[100])
+    world.body["spec"]["cost"] = cost
+    world.windows.observations = observations
+    world.platform.ready = True
+    world.registry.set_alias("m", "champion", world.registry.add_version("m"))
+    world.run()
+    world.registry.set_alias("m", "challenger", world.registry.add_version("m"))
+    for _ in range(4):
+        status = world.run()
+    return status
 
 
 def test_promotion_reason_and_status_numbers_carry_the_cost() -> None:
@@ -13,15 +29,7 @@ def test_promotion_reason_and_status_numbers_carry_the_cost() -> None:
         stable=replace(GOOD.stable, cpu_seconds=10.0),  # 5,000 requests: 2 s per 1k
         canary=replace(GOOD.canary, cpu_seconds=11.8),  # 2.36 s per 1k: 18% more
     )
-    world = World(steps=[100])
-    world.body["spec"]["cost"] = {"cpuCoreHour": 3.6}
-    world.windows.observations = costly
-    world.platform.ready = True
-    world.registry.set_alias("m", "champion", world.registry.add_version("m"))
-    world.run()
-    world.registry.set_alias("m", "challenger", world.registry.add_version("m"))
-    for _ in range(4):
-        status = world.run()
+    status = promote_a_canary(costly, {"cpuCoreHour": 3.6})
     numbers = status["lastAnalysis"]["numbers"]
     assert numbers["cost.stable_cpu_seconds_per_1k"] == 2.0
     assert numbers["cost.canary_cpu_seconds_per_1k"] == 2.36

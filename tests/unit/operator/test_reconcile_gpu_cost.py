@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from modeldeploy.operator.analysis.observations import Observations
+from tests.unit.operator.test_reconcile_cost import promote_a_canary
 from tests.unit.operator.test_reconcile_readiness import GOOD, World
 
 # 5,000 requests per arm (GOOD): 1 GPU-hour each is 720 allocated GPU seconds per 1k.
@@ -18,15 +19,7 @@ GPU_ARMS = Observations(
 
 
 def test_promotion_reason_and_status_numbers_carry_the_gpu_cost() -> None:
-    world = World(steps=[100])
-    world.body["spec"]["cost"] = {"cpuCoreHour": 0.036, "gpuHour": 3.6}
-    world.windows.observations = GPU_ARMS
-    world.platform.ready = True
-    world.registry.set_alias("m", "champion", world.registry.add_version("m"))
-    world.run()
-    world.registry.set_alias("m", "challenger", world.registry.add_version("m"))
-    for _ in range(4):
-        status = world.run()
+    status = promote_a_canary(GPU_ARMS, {"cpuCoreHour": 0.036, "gpuHour": 3.6})
     numbers = status["lastAnalysis"]["numbers"]
     assert numbers["cost.canary_gpu_seconds_per_1k"] == 720.0
     assert numbers["cost.stable_gpu_busy_seconds_per_1k"] == 10.0
