@@ -32,6 +32,10 @@ class FakeArm:
     wrong: bool = False
     full: bool = True
     """Answer in the full view (with the version), else in the label view (without)."""
+    ready: bool = True
+    """What KServe's v1 readiness says; a not-ready arm answers 503 to predictions."""
+    failing: bool = False
+    """Ready, but every v1 prediction fails with a 500 (a broken model that loaded)."""
     predictions: list[dict[str, Any]] = field(default_factory=list)
     feedback: list[dict[str, Any]] = field(default_factory=list)
     server: TestServer | None = None
@@ -47,6 +51,10 @@ class FakeArm:
 
     def app(self) -> web.Application:
         async def v1(request: web.Request) -> web.Response:
+            if not self.ready:
+                return web.json_response({"error": "model not ready"}, status=503)
+            if self.failing:
+                return web.json_response({"error": "inference failed"}, status=500)
             body = await request.json()
             rid = body.get("id") or request.headers["x-request-id"]
             texts = body["instances"]
@@ -82,8 +90,12 @@ class FakeArm:
             self.feedback.append(body)
             return web.json_response({"counted": True, "model_version": self.version})
 
+        async def v1_ready(request: web.Request) -> web.Response:
+            return web.json_response({"name": request.match_info["name"], "ready": self.ready})
+
         app = web.Application()
         app.router.add_post(r"/v1/models/{name:[^/:]+}:predict", v1)
+        app.router.add_get(r"/v1/models/{name:[^/:]+}", v1_ready)
         app.router.add_post("/v2/models/{name}/infer", v2)
         app.router.add_post("/v1/feedback", feedback)
         return app

@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestServer
 
 from modeldeploy.serving.contract.joiner import arms_entry
 from modeldeploy.serving.prober import ArmsProber, GoldenSet, Prober, ProberConfig, ProberThread
 from modeldeploy.serving.prober.arms import RETRY_S, Golden
 from tests.integration.serving_router.conftest import Setup
+from tests.support.processes import free_port
 
 # Labels follow the fake arms' rule ("good" -> positive), so stable is always right.
 GOLDEN = GoldenSet(
@@ -69,15 +71,18 @@ async def test_each_probe_reaches_both_arms_and_is_counted_per_arm_and_paired(
 
 
 @pytest.mark.asyncio
-async def test_a_down_arm_is_counted_as_an_error_and_not_paired(
+async def test_a_ready_arm_that_fails_spends_the_example_as_an_error_not_paired(
     start_router: Callable[..., Any],
 ) -> None:
+    """Ready and still failing is evidence of nothing but an error: the example is spent."""
     setup = await start_router()
-    await setup.arms["canary"].server.close()
+    setup.arms["canary"].failing = True
     prober = make_prober(setup, rate_per_s=500, max_probes=3)
-    await prober.run()
+    assert await prober.run() == 3
+    assert prober.next_slot == 3
     assert count(prober, "modeldeploy_prober_errors_total", role="canary") == 3
     assert count(prober, "modeldeploy_prober_errors_total", role="stable") == 0
+    assert count(prober, "modeldeploy_prober_deferred_total", role="canary") == 0
     labelled = {"model_version": "1", "role": "stable", "source": "probe", "correct": "true"}
     assert count(prober, "modeldeploy_labelled_predictions_total", **labelled) == 3
     assert prober.metrics.registry.get_sample_value(
@@ -85,6 +90,68 @@ async def test_a_down_arm_is_counted_as_an_error_and_not_paired(
         {"deployment": "demo", "stable_version": "1", "canary_version": "2",
          "source": "probe", "outcome": "both_correct"},
     ) is None  # fmt: skip
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("how", ["loading", "down"])
+async def test_an_arm_that_is_not_serving_yet_uses_up_no_example(
+    start_router: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """A canary revision still loading (503, readiness false) or not listening at all: the
+    probes wait, nothing is counted for either arm, and once it serves the prober starts
+    from the first example of the order, so every example still reaches both arms."""
+    monkeypatch.setattr("modeldeploy.serving.prober.core.DEFER_RETRY_S", 0.05)
+    setup = await start_router()
+    canary = setup.arms["canary"]
+    down_port = free_port()
+    if how == "loading":
+        canary.ready = False
+        canary_url = canary.url
+    else:  # nothing listens there until the arm comes up
+        canary_url = f"http://127.0.0.1:{down_port}"
+    prober = Prober(
+        ProberConfig(
+            deployment="demo",
+            stable_url=setup.arms["stable"].url,
+            canary_url=canary_url,
+            model_name="m",
+            rate_per_s=500,
+        ),
+        GOLDEN,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(prober.run(stop))
+    deadline = time.monotonic() + 10
+    while count(prober, "modeldeploy_prober_deferred_total", role="canary") < 3:
+        assert time.monotonic() < deadline, "the prober never tried the arm"
+        await asyncio.sleep(0.02)
+    assert prober.next_slot == 0 and prober.sent == 0
+    assert count(prober, "modeldeploy_prober_state", state="waiting_for_arm") == 1
+    assert count(prober, "modeldeploy_prober_remaining") == len(GOLDEN.texts)
+    labelled = "modeldeploy_labelled_predictions_total"
+    assert count(prober, labelled, model_version="1", role="stable", source="probe",
+                 correct="true") == 0  # fmt: skip
+    assert count(prober, "modeldeploy_prober_errors_total", role="canary") == 0
+    assert count(prober, "modeldeploy_prober_deferred_total", role="stable") == 0
+
+    if how == "loading":
+        canary.ready = True
+        await asyncio.wait_for(task, timeout=10)
+    else:  # the arm comes up where the prober looks
+        late = TestServer(canary.app(), host="127.0.0.1", port=down_port)
+        await late.start_server()
+        try:
+            await asyncio.wait_for(task, timeout=10)
+        finally:
+            await late.close()
+    assert prober.exhausted and prober.sent == len(GOLDEN.texts)
+    assert sorted(p["texts"][0] for p in canary.predictions) == sorted(GOLDEN.texts)
+    paired = {"stable_version": "1", "canary_version": "2", "source": "probe"}
+    assert count(prober, "modeldeploy_paired_outcomes_total", **paired,
+                 outcome="both_correct") == len(GOLDEN.texts)  # fmt: skip
+    assert count(prober, labelled, model_version="1", role="stable", source="probe",
+                 correct="true") == len(GOLDEN.texts)  # fmt: skip
+    assert count(prober, "modeldeploy_prober_state", state="exhausted") == 1
 
 
 @pytest.mark.asyncio

@@ -11,6 +11,15 @@ Each example is used at most once per rollout, in the order and on the slots of
 used up the prober stops, says so in its log and sets ``modeldeploy_prober_state
 {state="exhausted"}``. Probes are paced at ``rate_per_s`` with at most one in flight, so a
 slow arm slows the prober rather than piling up requests; ``max_probes`` bounds a run.
+
+An arm that is not serving yet (a canary revision still loading on KServe, a predictor
+process restarting) does not use up examples: when an arm gives no prediction, the prober
+asks that arm's v1 readiness endpoint, and if it is not ready the probe is discarded (the
+other arm's answer too, so nothing is counted twice or unpaired), the example is kept for
+the next try and ``modeldeploy_prober_deferred_total`` counts it. Only an arm that says it
+is ready and still fails spends the example, as an error: whether to defer is decided by
+readiness, never by the answer to one example, so no example can be retried until it
+comes out right.
 """
 
 from __future__ import annotations
@@ -38,7 +47,16 @@ from modeldeploy.serving.router.responses import predictions_in
 log = logging.getLogger(__name__)
 
 ROLES = ("stable", "canary")
-STATES = ("probing", "exhausted", "no_golden_set", "registry_error", "stopped")
+STATES = (
+    "probing",
+    "waiting_for_arm",
+    "exhausted",
+    "no_golden_set",
+    "registry_error",
+    "stopped",
+)
+DEFER_RETRY_S = 2.0
+"""How long a prober waits after a probe deferred for an arm that is not ready."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +95,11 @@ class ProberConfig:
         base = self.stable_url if role == "stable" else self.canary_url
         return f"{base.rstrip('/')}/v1/models/{self.model_name}:predict"
 
+    def ready_url(self, role: str) -> str:
+        """KServe's v1 model readiness: 200 with ``{"ready": true}`` once it serves."""
+        base = self.stable_url if role == "stable" else self.canary_url
+        return f"{base.rstrip('/')}/v1/models/{self.model_name}"
+
 
 @dataclass(frozen=True)
 class ProbeResult:
@@ -93,6 +116,7 @@ class _Collectors:
     paired: Counter
     probes: Counter
     errors: Counter
+    deferred: Counter
     state: Gauge
     remaining: Gauge
 
@@ -139,10 +163,18 @@ def _new_collectors(registry: CollectorRegistry, labelled: Counter, paired: Coun
             ("deployment", "role"),
             registry=registry,
         ),
+        deferred=Counter(
+            "modeldeploy_prober_deferred",
+            "Probes discarded because an arm was not ready (its example kept for later), by"
+            " the arm that was not ready.",
+            ("deployment", "role"),
+            registry=registry,
+        ),
         state=Gauge(
             "modeldeploy_prober_state",
             "1 for the state the deployment's prober is in: probing, exhausted (every"
-            " golden example used once), no_golden_set, registry_error, stopped.",
+            " golden example used once), waiting_for_arm (an arm is not ready: examples"
+            " kept), no_golden_set, registry_error, stopped.",
             ("deployment", "state"),
             registry=registry,
         ),
@@ -165,10 +197,12 @@ class ProberMetrics:
         self.labelled, self.paired, self.probes, self.errors = (
             c.labelled, c.paired, c.probes, c.errors
         )  # fmt: skip
+        self.deferred = c.deferred
         self._state, self._remaining = c.state, c.remaining
         self.probes.labels(deployment)
         for role in ROLES:
             self.errors.labels(deployment, role)
+            self.deferred.labels(deployment, role)
 
     def set_state(self, state: str, remaining: int | None = None) -> None:
         for name in STATES:
@@ -214,6 +248,7 @@ class Prober:
         self.clock = clock
         self.sent = 0
         self.exhausted = False
+        self._waiting = False
         key = config.key or rollout_key(config.deployment, "", "", "")
         self._order = order(key, len(golden.texts))
         since = config.since if config.since is not None else clock()
@@ -225,21 +260,54 @@ class Prober:
         )
         self.metrics.set_state("probing", self.schedule.size - self.next_slot)
 
-    def _take(self) -> tuple[str, int | str]:
-        """The next unused example; its slot is spent whatever the probe's outcome."""
+    def _next_example(self) -> tuple[str, int | str]:
         index = self._order[self.next_slot]
-        self.next_slot += 1
-        self.metrics.set_state("probing", self.schedule.size - self.next_slot)
         return self.golden.texts[index], self.golden.labels[index]
 
-    async def probe_once(self, session: aiohttp.ClientSession) -> ProbeResult:
-        text, label = self._take()
+    def _spend(self) -> None:
+        """The example's slot is spent whatever the probe found (unless an arm was not ready)."""
+        self.next_slot += 1
+        self.metrics.set_state("probing", self.schedule.size - self.next_slot)
+
+    async def probe_once(self, session: aiohttp.ClientSession) -> ProbeResult | None:
+        """Probe both arms with the next example; None when deferred (an arm not ready)."""
+        text, label = self._next_example()
         probe_id = f"probe-{uuid.uuid4()}"
         answers = await asyncio.gather(*(self._ask(session, r, text, probe_id) for r in ROLES))
+        failed = [role for role, answer in zip(ROLES, answers, strict=True) if answer is None]
+        if failed:
+            ready = await asyncio.gather(*(self._ready(session, role) for role in failed))
+            waiting = [role for role, ok in zip(failed, ready, strict=True) if not ok]
+            if waiting:
+                self._defer(waiting)
+                return None
+        self._spend()
         result = ProbeResult(text, label, dict(zip(ROLES, answers, strict=True)))
         self.metrics.record(result)
         self.sent += 1
         return result
+
+    def _defer(self, roles: list[str]) -> None:
+        for role in roles:
+            self.metrics.deferred.labels(self.config.deployment, role).inc()
+        self.metrics.set_state("waiting_for_arm", self.schedule.size - self.next_slot)
+        if not self._waiting:
+            log.info(
+                "prober for %s: %s not ready; probes wait (no golden example is used meanwhile)",
+                self.config.deployment,
+                " and ".join(roles),
+            )
+        self._waiting = True
+
+    async def _ready(self, session: aiohttp.ClientSession, role: str) -> bool:
+        try:
+            async with session.get(self.config.ready_url(role)) as response:
+                if response.status != 200:
+                    return False
+                body = await response.json(content_type=None)
+        except (TimeoutError, aiohttp.ClientError, ValueError):
+            return False
+        return isinstance(body, dict) and body.get("ready") is True
 
     async def _ask(
         self, session: aiohttp.ClientSession, role: str, text: str, probe_id: str
@@ -289,7 +357,12 @@ class Prober:
                         await asyncio.wait_for(stop.wait(), timeout=wait)
                     continue  # re-check stop and the time
                 started = self.clock()
-                await self.probe_once(session)
+                if await self.probe_once(session) is None:
+                    earliest = started + max(interval, DEFER_RETRY_S)
+                    continue
+                if self._waiting:
+                    self._waiting = False
+                    log.info("prober for %s: both arms ready again", self.config.deployment)
                 earliest = started + interval
         return self.sent
 
