@@ -66,10 +66,18 @@ def failure_line(kind: str, exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from modeldeploy.serving.startup import preload_native, runtime_from_argv
+    from modeldeploy.serving.startup import (
+        lean_kserve,
+        preload_native,
+        prepare_environment,
+        runtime_from_argv,
+    )
 
-    # First, before the config module pulls in kserve: the runtime's native libraries load
-    # on the other core while kserve imports (startup.py says why this is safe).
+    # First, before the config module pulls in kserve: environment defaults the native
+    # libraries read when they load, kserve without its package __init__, and the runtime's
+    # native libraries loading on the other core while kserve imports (startup.py).
+    prepare_environment()
+    lean_kserve()
     preload_native(runtime_from_argv(sys.argv[1:] if argv is None else argv))
     from modeldeploy.serving.config import ConfigError, add_arguments, from_args
 
