@@ -1,7 +1,14 @@
 """Predictor start-up: less to import, native loading overlapped, threads that yield.
 
-Three things happen first in ``python -m modeldeploy.serving`` (and ``modeldeploy serve``),
-before anything imports kserve or torch:
+These happen first in ``python -m modeldeploy.serving`` (and ``modeldeploy serve``), before
+anything imports kserve or torch:
+
+- :func:`pause_gc` turns the cyclic garbage collector off until the model is built
+  (:func:`resume_gc`, called by ``server.run``): the imports create some 400k objects and
+  trigger about 600 collections that find almost nothing (7k unreachable objects, no
+  change in RSS) and cost 14-15% of the imports' CPU (0.27-0.33 s measured). Resuming
+  freezes what start-up built (``gc.freeze``), so later collections never walk the
+  modules, the model and the app again (a full collection of them took 0.22 s);
 
 - :func:`prepare_environment` sets defaults the native libraries read once, when they load
   (each only if unset, so an operator's setting wins): ``OMP_WAIT_POLICY=PASSIVE`` and
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import gc
 import importlib.util
 import os
 import sys
@@ -180,3 +188,23 @@ def lean_kserve() -> ModuleType | None:
     package.__getattr__ = attribute  # type: ignore[method-assign]
     sys.modules["kserve"] = package
     return package
+
+
+_gc_paused = False
+
+
+def pause_gc() -> None:
+    """Collect no cyclic garbage during start-up (the module docstring says why)."""
+    global _gc_paused
+    if gc.isenabled():
+        gc.disable()
+        _gc_paused = True
+
+
+def resume_gc() -> None:
+    """Freeze what start-up built and collect again (a no-op unless :func:`pause_gc` ran)."""
+    global _gc_paused
+    if _gc_paused:
+        gc.freeze()
+        gc.enable()
+        _gc_paused = False

@@ -175,3 +175,29 @@ def test_lean_kserve_leaves_an_imported_kserve_alone():
         "print(lean_kserve() is None, hasattr(kserve, 'KServeClient'))\n"
     )
     assert _fresh(script) == ["True", "True"]
+
+
+def test_start_up_pauses_the_collector_and_resuming_freezes_what_it_built():
+    script = (
+        "import gc\n"
+        "from modeldeploy.serving.startup import pause_gc, resume_gc\n"
+        "pause_gc()\n"
+        "paused = gc.isenabled()\n"
+        "import json, decimal\n"
+        "resume_gc()\n"
+        "print(paused, gc.isenabled(), gc.get_freeze_count() > 0)\n"
+        "resume_gc()\n"  # a second resume changes nothing
+        "print(gc.isenabled())\n"
+    )
+    assert _fresh(script) == ["False", "True", "True", "True"]
+
+
+def test_resuming_without_a_pause_changes_nothing():
+    script = (
+        "import gc\n"
+        "from modeldeploy.serving.startup import resume_gc\n"
+        "gc.disable()\n"  # someone else's choice
+        "resume_gc()\n"
+        "print(gc.isenabled(), gc.get_freeze_count())\n"
+    )
+    assert _fresh(script) == ["False", "0"]
