@@ -201,3 +201,30 @@ def test_resuming_without_a_pause_changes_nothing():
         "print(gc.isenabled(), gc.get_freeze_count())\n"
     )
     assert _fresh(script) == ["False", "0"]
+
+
+_CYCLE_AFTER_PAUSE = (
+    "import gc, time, weakref\n"
+    "from modeldeploy.serving.startup import pause_gc, resume_gc\n"
+    "pause_gc(limit_s=LIMIT)\n"
+    "deadline = time.monotonic() + 10\n"
+    "while LIMIT == 0 and not gc.isenabled() and time.monotonic() < deadline:\n"
+    "    time.sleep(0.05)\n"
+    "back = gc.isenabled()\n"
+    "class Node: pass\n"
+    "a, b = Node(), Node(); a.b, b.a = b, a\n"
+    "alive = weakref.ref(a)\n"
+    "del a, b\n"
+    "resume_gc()\n"
+    "print(back, gc.isenabled(), alive() is None)\n"
+)
+
+
+def test_a_long_start_gets_its_collector_back_and_its_garbage_collected():
+    # Past the CPU limit a start is building caches: the collector runs again before
+    # the model is built, and resuming collects that garbage instead of freezing it.
+    assert _fresh(_CYCLE_AFTER_PAUSE.replace("LIMIT", "0")) == ["True", "True", "True"]
+
+
+def test_a_short_start_freezes_its_garbage_without_a_collection():
+    assert _fresh(_CYCLE_AFTER_PAUSE.replace("LIMIT", "1000")) == ["False", "True", "False"]
