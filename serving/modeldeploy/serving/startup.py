@@ -1,7 +1,8 @@
 """Predictor start-up: less to import, native loading overlapped, threads that yield.
 
-These happen first in ``python -m modeldeploy.serving`` (and ``modeldeploy serve``), before
-anything imports kserve or torch:
+These happen first in ``python -m modeldeploy.serving`` (the command the operator runs),
+before anything imports kserve or torch (``modeldeploy serve`` does all but :func:`lean_kserve`:
+its option parser has imported kserve already):
 
 - :func:`pause_gc` turns the cyclic garbage collector off until the model is built
   (:func:`resume_gc`, called by ``server.run``): the imports create some 400k objects and
@@ -11,7 +12,6 @@ anything imports kserve or torch:
   modules, the model and the app again (a full collection of them took 0.22 s). A start
   that runs past :data:`PAUSE_CPU_LIMIT_S` of CPU is building caches: the collector
   comes back on then, and the garbage of the build is collected, not frozen;
-
 - :func:`prepare_environment` sets defaults the native libraries read once, when they load
   (each only if unset, so an operator's setting wins): ``OMP_WAIT_POLICY=PASSIVE`` and
   ``TORCH_DEVICE_BACKEND_AUTOLOAD=0`` (:data:`ENVIRONMENT` says why);
@@ -19,7 +19,6 @@ anything imports kserve or torch:
   kserve's package ``__init__``, which also imports the Kubernetes client and several
   hundred generated API models (about 0.35 s of CPU at every start);
 - :func:`preload_native` (below).
-
 
 Most of a cold start is single-threaded Python (kserve, fastapi, torch's Python layer),
 which holds the GIL, so threads cannot run those imports side by side. The one big piece
@@ -56,7 +55,7 @@ ENVIRONMENT = {
     # the benchmark's load generator, a neighbour's burst), a spinning thread holds a core
     # its partner needs, and one thread descheduled makes every barrier spin. Measured on
     # the shared 2-core machine at load average 6-11, bf16 MiniLM at batch 16 on 2 threads:
-    # 4-5 sentences/s with the default, 64-87 with PASSIVE; a batch-1 call 1.6 s vs 0.013 s.
+    # 4-9 sentences/s with the default, 64-161 with PASSIVE; a batch-1 call 1.6 s vs 0.013 s.
     "OMP_WAIT_POLICY": "PASSIVE",
     # torch scans every installed distribution's entry points at import for out-of-tree
     # device backends (about 0.05 s); a predictor runs on the CPU or CUDA only.
