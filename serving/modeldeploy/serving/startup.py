@@ -176,14 +176,14 @@ def lean_kserve() -> ModuleType | None:
     def attribute(name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        if importlib.util.find_spec(f"kserve.{name}") is not None:
-            # A submodule (``from . import context`` asks the package first): import it.
-            return importlib.import_module(f"kserve.{name}")
-        submodule = KSERVE_NAMES.get(name)
+        submodule = KSERVE_NAMES.get(name)  # first: ``Model`` is not ``model.py``
         if submodule is not None:
             value = getattr(importlib.import_module(submodule), name)
             setattr(package, name, value)
             return value
+        if importlib.util.find_spec(f"kserve.{name}") is not None:
+            # A submodule (``from . import context`` asks the package first): import it.
+            return importlib.import_module(f"kserve.{name}")
         complete()
         return getattr(package, name)
 
