@@ -66,10 +66,20 @@ def failure_line(kind: str, exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from modeldeploy.serving.startup import preload_native, runtime_from_argv
+    from modeldeploy.serving.startup import (
+        lean_kserve,
+        pause_gc,
+        preload_native,
+        prepare_environment,
+        runtime_from_argv,
+    )
 
-    # First, before the config module pulls in kserve: the runtime's native libraries load
-    # on the other core while kserve imports (startup.py says why this is safe).
+    pause_gc()  # until the model is built (server.run resumes it)
+    # First, before the config module pulls in kserve: environment defaults the native
+    # libraries read when they load, kserve without its package __init__, and the runtime's
+    # native libraries loading on the other core while kserve imports (startup.py).
+    prepare_environment()
+    lean_kserve()
     preload_native(runtime_from_argv(sys.argv[1:] if argv is None else argv))
     from modeldeploy.serving.config import ConfigError, add_arguments, from_args
 
@@ -89,10 +99,12 @@ def main(argv: list[str] | None = None) -> int:
 def serve(config: Any) -> int:
     """Run the predictor; a start failure becomes its one line and its exit code."""
     from modeldeploy.serving.server import run
+    from modeldeploy.serving.startup import resume_gc
 
     try:
         return run(config)
     except Exception as exc:  # every start failure: one line, a code per kind
+        resume_gc()  # for a caller in the same process (run resumes it once built)
         kind = failure_kind(exc)
         if kind == "internal":
             logging.getLogger("modeldeploy.serving").exception("predictor failed to start")

@@ -19,8 +19,12 @@ def _serve(args: argparse.Namespace) -> int:
     from modeldeploy.cli import CommandError
     from modeldeploy.serving.__main__ import serve
     from modeldeploy.serving.config import ConfigError, from_args
-    from modeldeploy.serving.startup import preload_native
+    from modeldeploy.serving.startup import pause_gc, preload_native, prepare_environment
 
+    pause_gc()  # until the model is built (server.run resumes it)
+    # Before torch or onnxruntime load (startup.py says why). kserve is already imported
+    # here (by the options), so this path cannot skip its package __init__.
+    prepare_environment()
     preload_native(args.runtime)  # overlaps with the checks before the backend loads
     try:
         config = from_args(args)

@@ -215,6 +215,9 @@ def run(config: ServeConfig) -> int:
     # kserve's own routes still use ORJSONResponse, which FastAPI now flags on every call.
     warnings.filterwarnings("ignore", message=".*ORJSONResponse is deprecated.*")
     model = build(config)
+    from modeldeploy.serving.startup import resume_gc
+
+    resume_gc()  # paused by __main__ while start-up imported and loaded (startup.py)
     import kserve
     from kserve.model_server import app
 

@@ -118,3 +118,113 @@ def test_torch_single_threaded_restores_the_configured_threads():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_environment_defaults_are_set_only_where_unset():
+    environ = {"OMP_WAIT_POLICY": "ACTIVE"}  # an operator's choice wins
+    applied = startup.prepare_environment(environ)
+    assert environ == {"OMP_WAIT_POLICY": "ACTIVE", "TORCH_DEVICE_BACKEND_AUTOLOAD": "0"}
+    assert applied == {"TORCH_DEVICE_BACKEND_AUTOLOAD": "0"}
+    assert startup.prepare_environment(environ) == {}  # idempotent
+
+
+def _fresh(script: str) -> list[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    return out.stdout.split()
+
+
+def test_lean_kserve_serves_the_predictor_without_the_kubernetes_client():
+    # What the predictor imports (server.build/run, the model, the middleware) resolves
+    # from kserve's submodules; the package __init__ (Kubernetes client, API models) never
+    # runs on that path.
+    script = (
+        "import sys\n"
+        "from modeldeploy.serving.startup import lean_kserve\n"
+        "assert lean_kserve() is not None\n"
+        "import kserve.model_server\n"
+        "from kserve import Model, ModelServer\n"
+        "import modeldeploy.serving.server, modeldeploy.serving.model\n"
+        "import modeldeploy.serving.middleware, modeldeploy.serving.errors\n"
+        "import kserve.model\n"
+        "print('kubernetes' in sys.modules, Model is kserve.model.Model,\n"
+        "      ModelServer is kserve.model_server.ModelServer)\n"
+    )
+    assert _fresh(script) == ["False", "True", "True"]
+
+
+def test_lean_kserve_completes_the_package_for_any_other_name():
+    script = (
+        "import sys\n"
+        "from modeldeploy.serving.startup import lean_kserve\n"
+        "lean_kserve()\n"
+        "from kserve import Model\n"
+        "import kserve\n"
+        "from kserve import V1beta1InferenceService\n"  # runs the real __init__ once
+        "print('kubernetes' in sys.modules, kserve.KServeClient.__name__,\n"
+        "      kserve.Model is Model, V1beta1InferenceService.__name__)\n"
+    )
+    assert _fresh(script) == ["True", "KServeClient", "True", "V1beta1InferenceService"]
+
+
+def test_lean_kserve_leaves_an_imported_kserve_alone():
+    script = (
+        "import kserve\n"
+        "from modeldeploy.serving.startup import lean_kserve\n"
+        "print(lean_kserve() is None, hasattr(kserve, 'KServeClient'))\n"
+    )
+    assert _fresh(script) == ["True", "True"]
+
+
+def test_start_up_pauses_the_collector_and_resuming_freezes_what_it_built():
+    script = (
+        "import gc\n"
+        "from modeldeploy.serving.startup import pause_gc, resume_gc\n"
+        "pause_gc()\n"
+        "paused = gc.isenabled()\n"
+        "import json, decimal\n"
+        "resume_gc()\n"
+        "print(paused, gc.isenabled(), gc.get_freeze_count() > 0)\n"
+        "resume_gc()\n"  # a second resume changes nothing
+        "print(gc.isenabled())\n"
+    )
+    assert _fresh(script) == ["False", "True", "True", "True"]
+
+
+def test_resuming_without_a_pause_changes_nothing():
+    script = (
+        "import gc\n"
+        "from modeldeploy.serving.startup import resume_gc\n"
+        "gc.disable()\n"  # someone else's choice
+        "resume_gc()\n"
+        "print(gc.isenabled(), gc.get_freeze_count())\n"
+    )
+    assert _fresh(script) == ["False", "0"]
+
+
+_CYCLE_AFTER_PAUSE = (
+    "import gc, time, weakref\n"
+    "from modeldeploy.serving.startup import pause_gc, resume_gc\n"
+    "pause_gc(limit_s=LIMIT)\n"
+    "deadline = time.monotonic() + 10\n"
+    "while LIMIT == 0 and not gc.isenabled() and time.monotonic() < deadline:\n"
+    "    time.sleep(0.05)\n"
+    "back = gc.isenabled()\n"
+    "class Node: pass\n"
+    "a, b = Node(), Node(); a.b, b.a = b, a\n"
+    "alive = weakref.ref(a)\n"
+    "del a, b\n"
+    "resume_gc()\n"
+    "print(back, gc.isenabled(), alive() is None)\n"
+)
+
+
+def test_a_long_start_gets_its_collector_back_and_its_garbage_collected():
+    # Past the CPU limit a start is building caches: the collector runs again before
+    # the model is built, and resuming collects that garbage instead of freezing it.
+    assert _fresh(_CYCLE_AFTER_PAUSE.replace("LIMIT", "0")) == ["True", "True", "True"]
+
+
+def test_a_short_start_freezes_its_garbage_without_a_collection():
+    assert _fresh(_CYCLE_AFTER_PAUSE.replace("LIMIT", "1000")) == ["False", "True", "False"]
