@@ -32,6 +32,7 @@ so the requests already admitted keep their latency and throughput does not coll
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -47,7 +48,11 @@ from modeldeploy.serving.passcost import PassCostModel
 
 LogitsFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 EncodeFn = Callable[[Sequence[str]], list[Any]]  # texts -> objects with ``.ids``
+log = logging.getLogger(__name__)
 MIN_WAIT_IN_FLIGHT = 4
+COST_LOG_EVERY = 1024
+"""Passes between two log lines of the learned pass cost (what the planner works with;
+also logged after the first 64 and 256 passes)."""
 """Fewer items in flight than this (or than ``max_batch_size``) never make the worker wait."""
 
 
@@ -237,6 +242,9 @@ class DynamicBatcher:
                 started = time.perf_counter()
                 out = self._logits(ids, mask)
                 self.pass_cost.observe(ids.shape[0], ids.shape[1], time.perf_counter() - started)
+                passes = self.pass_cost.passes
+                if passes in (64, 256) or passes % COST_LOG_EVERY == 0:
+                    log.info("pass cost: %s", self.pass_cost.describe())
             except Exception as exc:  # a failed pass fails its requests, not the worker
                 for i in group:
                     outcomes[owner[i]] = exc

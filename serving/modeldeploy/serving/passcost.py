@@ -75,7 +75,18 @@ class PassCostModel:
         if fitted is None:
             return self.prior
         fixed, slope = fitted
-        return int(min(self.max_overhead, max(0.0, fixed / slope)))
+        return round(min(self.max_overhead, max(0.0, fixed / slope)))
+
+    def describe(self) -> str:
+        """One line for the log: the fit and the overhead the planner uses."""
+        fitted = self.fit()
+        if fitted is None:
+            return f"no usable fit after {self.passes} passes; overhead {self.prior} token slots"
+        fixed, slope = fitted
+        return (
+            f"{fixed * 1000:.2f} ms + {slope * 1e6:.3f} us per token slot over "
+            f"{self.passes} passes; overhead {self.overhead_tokens()} token slots"
+        )
 
     @property
     def passes(self) -> int:

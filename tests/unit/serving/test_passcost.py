@@ -71,3 +71,10 @@ def test_old_passes_fade_so_a_change_of_regime_is_followed():
     for _ in range(10):
         _feed(model, 0.001, 1e-5)  # 100 slots, 720 passes later
     assert model.overhead_tokens() == pytest.approx(100, abs=10)
+
+
+def test_describe_says_what_the_planner_uses():
+    model = PassCostModel(prior_overhead_tokens=96)
+    assert model.describe() == "no usable fit after 0 passes; overhead 96 token slots"
+    _feed(model, 0.002, 2e-5)
+    assert model.describe().endswith("overhead 100 token slots")
