@@ -22,7 +22,8 @@ instead of the load splitting into two alternating half-size passes (measured at
 concurrency 16: 5.6-8 rows per pass without this). Below ``MIN_WAIT_IN_FLIGHT`` items in
 flight it never waits: a few overlapping requests at a low rate are chance, not load, and
 waiting would only add latency (a canary at 20 req/s once showed a P99 1.7x its busier
-stable's for that reason alone).
+stable's for that reason alone). Nor does it wait longer than the learned fixed cost of a
+pass (:meth:`DynamicBatcher.wait_bound`): that is all a fuller pass can save.
 
 Overload sheds instead of slowing everyone: past ``queue_limit()`` waiting items a
 request is refused at once with :class:`Overloaded` (HTTP 503 with ``Retry-After``),
@@ -178,7 +179,7 @@ class DynamicBatcher:
             arrived.clear()
             await arrived.wait()
         target = self.wait_target()
-        deadline = loop.time() + self.config.max_delay_s
+        deadline = loop.time() + self.wait_bound()
         while self._pending_items < target:
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -206,6 +207,15 @@ class DynamicBatcher:
         """
         peak = min(self._peak_in_flight, self.config.max_batch_size)
         return peak if peak >= min(MIN_WAIT_IN_FLIGHT, self.config.max_batch_size) else 1
+
+    def wait_bound(self) -> float:
+        """The longest wait for company: ``max_delay_s``, and never longer than the fixed
+        cost of a pass once that is learned (a wait that outlasts the pass it saves cannot
+        pay for itself: fp32, whose passes cost little beyond their rows, waits less)."""
+        fitted = self.pass_cost.fit() if self.config.learn_pass_cost else None
+        if fitted is None:
+            return self.config.max_delay_s
+        return min(self.config.max_delay_s, max(0.0, fitted[0]))
 
     def overhead_tokens(self) -> int:
         """The per-pass overhead the planner uses now (learned, or the configured prior)."""

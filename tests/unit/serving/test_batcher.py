@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -286,3 +287,24 @@ def test_the_configured_overhead_holds_when_learning_is_off():
     for rows in (1, 2, 4, 8, 16, 32) * 10:
         batcher.pass_cost.observe(rows, 20, 0.02 + 1e-5 * rows * 20)
     assert batcher.overhead_tokens() == 50
+
+
+def test_the_wait_never_outlasts_the_fixed_cost_of_a_pass_once_learned():
+    config = BatchingConfig(max_batch_size=32, max_delay_s=0.5)
+    batcher = DynamicBatcher(lambda i, m: np.zeros((len(i), 2)), 0, config)
+    assert batcher.wait_bound() == 0.5  # nothing learned yet: the configured bound
+    for rows, width in itertools.product((1, 4, 8, 16), (8, 32, 64)):
+        for _ in range(4):  # fp32-like: 1 ms fixed, the rest per token slot
+            batcher.pass_cost.observe(rows, width, 0.001 + 2e-5 * rows * width)
+    assert batcher.wait_bound() == pytest.approx(0.001, rel=0.01)
+
+    async def run() -> float:
+        await asyncio.gather(*(batcher.submit([[1]]) for _ in range(8)))  # saturated
+        started = time.perf_counter()
+        await batcher.submit([[1]])  # 7 more are expected, but not worth 0.5 s
+        return time.perf_counter() - started
+
+    assert asyncio.run(run()) < 0.25
+    off = DynamicBatcher(batcher._logits, 0, replace(config, learn_pass_cost=False))
+    off.pass_cost = batcher.pass_cost
+    assert off.wait_bound() == 0.5
