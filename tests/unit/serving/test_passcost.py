@@ -78,3 +78,20 @@ def test_describe_says_what_the_planner_uses():
     assert model.describe() == "no usable fit after 0 passes; overhead 96 token slots"
     _feed(model, 0.002, 2e-5)
     assert model.describe().endswith("overhead 100 token slots")
+
+
+def test_a_few_passes_slowed_by_other_work_move_the_estimate_little():
+    model = PassCostModel(prior_overhead_tokens=96)
+    _feed(model, 0.005, 1e-5)  # 500 slots
+    for rows in (1, 2, 4, 8, 16):
+        model.observe(rows, 32, 10 * (0.005 + 1e-5 * rows * 32))  # descheduled passes
+    assert 400 <= model.overhead_tokens() <= 600
+
+
+def test_large_passes_that_cost_more_than_linearly_do_not_sink_the_intercept():
+    """Attention makes big passes superlinear; the fixed cost must still show."""
+    model = PassCostModel(prior_overhead_tokens=96)
+    for rows, width, _ in itertools.product((1, 2, 4, 8, 16, 32), (16, 32, 64), (1, 2)):
+        slots = rows * width
+        model.observe(rows, width, 0.010 + 5e-5 * slots + 2e-8 * slots * slots)
+    assert model.overhead_tokens() >= 120  # 135; plain least squares gives 45 (small: 200)
