@@ -8,13 +8,22 @@ thread, which does all the CPU work there, off the event loop:
 - **length-aware passes**: the batch's sequences are sorted by length and split into
   forward passes where that saves padded work. :func:`plan_passes` minimises
   ``passes x overhead + sum(rows x longest)`` exactly (a small dynamic programme), so
-  short sentences never pay for the longest one in a random mix;
+  short sentences never pay for the longest one in a random mix. The overhead of a pass
+  is the runtime's own, learned from the passes this server runs (:mod:`passcost`): on
+  bf16/AMX one pass of 16 rows costs little more than one of 8, so splitting loses there;
 - the forward passes themselves, one at a time (they never compete for the cores).
 
 Waiting for company only when it is expected: an idle predictor runs a lone request at
-once (no added latency at concurrency 1); only when the previous batch was full (the
-server is saturated) does the worker wait up to ``max_delay_s`` for a full batch. While a pass runs,
-new arrivals queue, so load forms full batches by itself.
+once (no added latency at concurrency 1). Under load the worker waits, up to
+``max_delay_s``, until the queue holds as many items as were in flight (admitted, not yet
+answered) at the busiest moment since the last pass started: closed-loop clients answered
+by that pass are about to send again, and waiting for them lets them join the next pass
+instead of the load splitting into two alternating half-size passes (measured at
+concurrency 16: 5.6-8 rows per pass without this). Below ``MIN_WAIT_IN_FLIGHT`` items in
+flight it never waits: a few overlapping requests at a low rate are chance, not load, and
+waiting would only add latency (a canary at 20 req/s once showed a P99 1.7x its busier
+stable's for that reason alone). Nor does it wait longer than the learned fixed cost of a
+pass (:meth:`DynamicBatcher.wait_bound`): that is all a fuller pass can save.
 
 Overload sheds instead of slowing everyone: past ``queue_limit()`` waiting items a
 request is refused at once with :class:`Overloaded` (HTTP 503 with ``Retry-After``),
@@ -24,6 +33,8 @@ so the requests already admitted keep their latency and throughput does not coll
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,9 +45,16 @@ import numpy as np
 
 from modeldeploy.serving.codecs import pad_batch
 from modeldeploy.serving.errors import Overloaded
+from modeldeploy.serving.passcost import PassCostModel
 
 LogitsFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 EncodeFn = Callable[[Sequence[str]], list[Any]]  # texts -> objects with ``.ids``
+log = logging.getLogger(__name__)
+MIN_WAIT_IN_FLIGHT = 4
+COST_LOG_EVERY = 1024
+"""Passes between two log lines of the learned pass cost (what the planner works with;
+also logged after the first 64 and 256 passes)."""
+"""Fewer items in flight than this (or than ``max_batch_size``) never make the worker wait."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +62,10 @@ class BatchingConfig:
     max_batch_size: int = 32
     max_delay_s: float = 0.005
     max_queue: int = 0  # waiting items; 0 = 4 x max_batch_size. Beyond it: shed (503)
-    pass_overhead_tokens: int = 96  # one more forward pass costs about this many token slots
+    # One more forward pass costs about this many token slots: the prior, until the
+    # runtime's own cost is learned from the passes served (``learn_pass_cost``).
+    pass_overhead_tokens: int = 96
+    learn_pass_cost: bool = True
 
     def queue_limit(self) -> int:
         return self.max_queue or 4 * self.max_batch_size
@@ -101,7 +122,9 @@ class DynamicBatcher:
         self._encode = encode
         self._pending: deque[_Request] = deque()
         self._pending_items = 0
-        self._last_batch = 0
+        self._in_flight = 0  # items admitted and not yet answered
+        self._peak_in_flight = 0  # the most in flight since the last pass was dispatched
+        self.pass_cost = PassCostModel(config.pass_overhead_tokens)
         self._arrived: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
@@ -112,6 +135,7 @@ class DynamicBatcher:
             self._arrived = asyncio.Event()
             self._pending.clear()
             self._pending_items = 0
+            self._in_flight = self._peak_in_flight = 0
             self._worker = asyncio.get_running_loop().create_task(self._run())
         return self._arrived
 
@@ -143,6 +167,8 @@ class DynamicBatcher:
         future = asyncio.get_running_loop().create_future()
         self._pending.append(_Request(texts, ids, size, future))
         self._pending_items += size
+        self._in_flight += size
+        self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
         arrived.set()
         return await future
 
@@ -152,14 +178,8 @@ class DynamicBatcher:
         while not self._pending:
             arrived.clear()
             await arrived.wait()
-        # Wait for company only when the last batch was full (the server is saturated, so
-        # more is on its way within the delay). Below that, requests that arrived during
-        # the previous pass are batched anyway, and waiting would only add latency: at a
-        # low rate it put up to max_delay_s on every request (a canary at 20 req/s showed a
-        # P99 1.7x its busier stable's in the quick demo, for that reason alone).
-        full = self._last_batch >= self.config.max_batch_size
-        target = self.config.max_batch_size if full else 1
-        deadline = loop.time() + self.config.max_delay_s
+        target = self.wait_target()
+        deadline = loop.time() + self.wait_bound()
         while self._pending_items < target:
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -176,8 +196,32 @@ class DynamicBatcher:
             batch.append(request)
             items += request.size
         self._pending_items -= items
-        self._last_batch = items
+        self._peak_in_flight = self._in_flight  # this batch and what still waits
         return batch
+
+    def wait_target(self) -> int:
+        """Items to wait for (up to ``max_delay_s``) before a pass: 1 means do not wait.
+
+        The most items in flight since the last pass was dispatched, capped at
+        ``max_batch_size``; 1 below ``MIN_WAIT_IN_FLIGHT`` (module docstring).
+        """
+        peak = min(self._peak_in_flight, self.config.max_batch_size)
+        return peak if peak >= min(MIN_WAIT_IN_FLIGHT, self.config.max_batch_size) else 1
+
+    def wait_bound(self) -> float:
+        """The longest wait for company: ``max_delay_s``, and never longer than the fixed
+        cost of a pass once that is learned (a wait that outlasts the pass it saves cannot
+        pay for itself: fp32, whose passes cost little beyond their rows, waits less)."""
+        fitted = self.pass_cost.fit() if self.config.learn_pass_cost else None
+        if fitted is None:
+            return self.config.max_delay_s
+        return min(self.config.max_delay_s, max(0.0, fitted[0]))
+
+    def overhead_tokens(self) -> int:
+        """The per-pass overhead the planner uses now (learned, or the configured prior)."""
+        if not self.config.learn_pass_cost:
+            return self.config.pass_overhead_tokens
+        return self.pass_cost.overhead_tokens()
 
     def _process(self, batch: list[_Request]) -> list[Any]:
         """In the inference thread: tokenize, plan passes by length, run them."""
@@ -200,12 +244,17 @@ class DynamicBatcher:
             owner.extend([k] * len(seqs))
         rows: list[np.ndarray | None] = [None] * len(sequences)
         lengths = [len(s) for s in sequences]
-        plan = plan_passes(lengths, self.config.max_batch_size, self.config.pass_overhead_tokens)
+        plan = plan_passes(lengths, self.config.max_batch_size, self.overhead_tokens())
         for group in plan:
             try:
                 ids, mask = pad_batch([sequences[i] for i in group], self._pad_id)
                 self._on_batch(len(group))
+                started = time.perf_counter()
                 out = self._logits(ids, mask)
+                self.pass_cost.observe(ids.shape[0], ids.shape[1], time.perf_counter() - started)
+                passes = self.pass_cost.passes
+                if passes in (64, 256) or passes % COST_LOG_EVERY == 0:
+                    log.info("pass cost: %s", self.pass_cost.describe())
             except Exception as exc:  # a failed pass fails its requests, not the worker
                 for i in group:
                     outcomes[owner[i]] = exc
@@ -224,13 +273,16 @@ class DynamicBatcher:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = [r for r in await self._collect() if not r.future.done()]  # gone: skip
-            if not batch:
-                continue
+            collected = await self._collect()
+            batch = [r for r in collected if not r.future.done()]  # gone: skip
+            outcomes: list[Any] = []
             try:
-                outcomes = await loop.run_in_executor(self._executor, self._process, batch)
+                if batch:
+                    outcomes = await loop.run_in_executor(self._executor, self._process, batch)
             except Exception as exc:
                 outcomes = [exc] * len(batch)
+            finally:  # answered (or gone): no longer in flight
+                self._in_flight -= sum(r.size for r in collected)
             for request, outcome in zip(batch, outcomes, strict=True):
                 if request.future.done():
                     continue

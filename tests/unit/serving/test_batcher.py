@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -203,3 +204,107 @@ def test_only_a_saturated_batcher_waits_for_company():
     alone, unsaturated = asyncio.run(run())
     assert alone < 0.25 and unsaturated < 0.25
     assert [c[0] for c in calls] == [1, 2, 1, 3, 3]
+
+
+def test_closed_loop_clients_fill_one_pass_instead_of_alternating_halves():
+    """8 clients that resend as soon as they are answered, batches of up to 32: each pass
+    should hold all 8 (the worker waits for those just answered), not 4 and 4 in turn."""
+    batches: list[int] = []
+
+    def slow_logits(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        time.sleep(0.01)  # a forward pass; arrivals queue meanwhile
+        return np.zeros((len(ids), 2))
+
+    config = BatchingConfig(max_batch_size=32, max_delay_s=0.2, learn_pass_cost=False)
+    batcher = DynamicBatcher(slow_logits, 0, config, batches.append)
+
+    async def client(k: int) -> None:
+        await asyncio.sleep(0.002 * k)  # staggered start: the first passes are partial
+        for _ in range(10):
+            await batcher.submit([[1, 2, 3]])
+            await asyncio.sleep(0.001)  # the answer travels back, the next request comes
+
+    async def run() -> None:
+        await asyncio.gather(*(client(k) for k in range(8)))
+
+    asyncio.run(run())
+    assert sum(batches) == 80
+    # the staggered start and the staggered finish aside, every pass holds all 8
+    assert batches[2:-2] == [8] * (len(batches) - 4), batches
+
+
+def test_a_lone_request_is_not_delayed_once_the_load_has_gone():
+    config = BatchingConfig(max_batch_size=32, max_delay_s=0.3, learn_pass_cost=False)
+    batcher = DynamicBatcher(lambda i, m: np.zeros((len(i), 2)), 0, config)
+
+    async def run() -> list[float]:
+        await asyncio.gather(*(batcher.submit([[1]]) for _ in range(8)))  # a burst of 8
+        took = []
+        for _ in range(3):  # then one at a time: at most the first waits for company
+            started = time.perf_counter()
+            await batcher.submit([[1]])
+            took.append(time.perf_counter() - started)
+        return took
+
+    took = asyncio.run(run())
+    assert took[1] < 0.15 and took[2] < 0.15, took
+    assert batcher.wait_target() == 1
+
+
+def test_a_few_overlapping_requests_never_make_the_worker_wait():
+    batcher = DynamicBatcher(lambda i, m: np.zeros((len(i), 2)), 0, BatchingConfig())
+    batcher._peak_in_flight = 3  # below MIN_WAIT_IN_FLIGHT: chance overlap, not load
+    assert batcher.wait_target() == 1
+    batcher._peak_in_flight = 16
+    assert batcher.wait_target() == 16
+    batcher._peak_in_flight = 100
+    assert batcher.wait_target() == 32  # never more than a batch
+
+
+def test_every_pass_is_timed_into_the_cost_model_and_the_plan_follows_it():
+    seen: list[tuple[int, int]] = []
+    config = BatchingConfig(max_batch_size=16, max_delay_s=0.05, pass_overhead_tokens=16)
+    batcher = DynamicBatcher(lambda i, m: np.zeros((len(i), 2)), 0, config)
+    observe = batcher.pass_cost.observe
+    batcher.pass_cost.observe = lambda r, w, s: (seen.append((r, w)), observe(r, w, s))[1]
+    calls: list[tuple[int, int]] = []
+    batcher._logits = _fake_logits(calls)
+    asyncio.run(_submit_many(batcher, [60, 4, 5, 62, 3, 4]))
+    assert sorted(seen) == sorted(calls) == [(2, 62), (4, 5)]  # the prior (16) splits
+    # A runtime whose passes cost mostly a fixed amount (bf16 on AMX): learned, no split.
+    fresh = DynamicBatcher(_fake_logits(calls := []), 0, config)
+    for rows, width in itertools.product((1, 4, 8, 16), (8, 32, 64)):
+        for _ in range(4):
+            fresh.pass_cost.observe(rows, width, 0.020 + 1e-6 * rows * width)
+    assert fresh.overhead_tokens() > 10_000 or fresh.overhead_tokens() == 8192
+    asyncio.run(_submit_many(fresh, [60, 4, 5, 62, 3, 4]))
+    assert calls == [(6, 62)]
+
+
+def test_the_configured_overhead_holds_when_learning_is_off():
+    config = BatchingConfig(pass_overhead_tokens=50, learn_pass_cost=False)
+    batcher = DynamicBatcher(lambda i, m: np.zeros((len(i), 2)), 0, config)
+    for rows in (1, 2, 4, 8, 16, 32) * 10:
+        batcher.pass_cost.observe(rows, 20, 0.02 + 1e-5 * rows * 20)
+    assert batcher.overhead_tokens() == 50
+
+
+def test_the_wait_never_outlasts_the_fixed_cost_of_a_pass_once_learned():
+    config = BatchingConfig(max_batch_size=32, max_delay_s=0.5)
+    batcher = DynamicBatcher(lambda i, m: np.zeros((len(i), 2)), 0, config)
+    assert batcher.wait_bound() == 0.5  # nothing learned yet: the configured bound
+    for rows, width in itertools.product((1, 4, 8, 16), (8, 32, 64)):
+        for _ in range(4):  # fp32-like: 1 ms fixed, the rest per token slot
+            batcher.pass_cost.observe(rows, width, 0.001 + 2e-5 * rows * width)
+    assert batcher.wait_bound() == pytest.approx(0.001, rel=0.01)
+
+    async def run() -> float:
+        await asyncio.gather(*(batcher.submit([[1]]) for _ in range(8)))  # saturated
+        started = time.perf_counter()
+        await batcher.submit([[1]])  # 7 more are expected, but not worth 0.5 s
+        return time.perf_counter() - started
+
+    assert asyncio.run(run()) < 0.25
+    off = DynamicBatcher(batcher._logits, 0, replace(config, learn_pass_cost=False))
+    off.pass_cost = batcher.pass_cost
+    assert off.wait_bound() == 0.5

@@ -6,7 +6,8 @@ length-sorted batches of each size (tokenization included, the best case a serve
 approach at that batch size), the best of them and the best at batches of at most 16
 (``c16_sentences_per_s``: at concurrency 16 no batch can be larger, so that is the ceiling
 a server at concurrency 16 is compared with), the throughput on batches formed in arrival
-order and split by length as the predictor's batcher splits them, and the P50/P99 of one
+order and split by length as the predictor's batcher splits them (with the per-pass
+overhead fitted to this run's timed passes, ``pass_cost``), and the P50/P99 of one
 sentence at a time (batch 1: the floor of a request's latency).
 It uses the predictor's own backend classes and tokenizer, so the server is compared
 with exactly what it runs. A fresh process per configuration keeps thread settings and
@@ -50,6 +51,7 @@ def measure(
 ) -> dict[str, Any]:
     from modeldeploy.serving import codecs, loading
     from modeldeploy.serving.batcher import BatchingConfig, plan_passes
+    from modeldeploy.serving.passcost import PassCostModel
 
     threads = max(1, len(os.sched_getaffinity(0)))
     checkpoint = loading.inspect(model_dir)
@@ -59,15 +61,24 @@ def measure(
     )
     backend = _backend(model_dir, runtime, precision, threads)
 
-    def classify(batch: list[str]) -> np.ndarray:
+    # Every timed pass feeds the predictor's own per-pass cost model: its fit is this
+    # runtime's overhead of a pass, which the arrival-order figure plans with (as a
+    # predictor that has served a while does).
+    cost = PassCostModel(BatchingConfig().pass_overhead_tokens)
+
+    def classify(batch: list[str], timed: bool = False) -> np.ndarray:
         encoded = encoder.encode(batch)
         ids, mask = codecs.pad_batch([e.ids for e in encoded], encoder.pad_id)
-        return np.argmax(backend.logits(ids, mask), axis=1)
+        started = time.perf_counter()
+        logits = backend.logits(ids, mask)
+        if timed:
+            cost.observe(ids.shape[0], ids.shape[1], time.perf_counter() - started)
+        return np.argmax(logits, axis=1)
 
     def classify_planned(batch: list[str]) -> None:
         encoded = encoder.encode(batch)
         lengths = [len(e.ids) for e in encoded]
-        for group in plan_passes(lengths, len(batch), BatchingConfig().pass_overhead_tokens):
+        for group in plan_passes(lengths, len(batch), cost.overhead_tokens()):
             ids, mask = codecs.pad_batch([encoded[i].ids for i in group], encoder.pad_id)
             backend.logits(ids, mask)
 
@@ -87,7 +98,7 @@ def measure(
         started = time.perf_counter()
         for start in range(0, len(subset), size):
             idx = subset[start : start + size]
-            predicted[idx] = classify([texts[i] for i in idx])
+            predicted[idx] = classify([texts[i] for i in idx], timed=True)
         throughput[str(size)] = round(len(subset) / (time.perf_counter() - started), 1)
         counted[str(size)] = len(subset)
     # What a server at concurrency C can form: C texts in arrival order (the load generator's
@@ -120,8 +131,20 @@ def measure(
         if any(int(k) <= 16 for k in throughput)
         else None,
         "arrival_order_sentences_per_s": arrival,
+        "pass_cost": _cost_figures(cost),
         "batch1_p50_ms": round(float(np.percentile(latencies, 50)), 2),
         "batch1_p99_ms": round(float(np.percentile(latencies, 99)), 2),
+    }
+
+
+def _cost_figures(cost: Any) -> dict[str, Any]:
+    """The fitted cost of a pass (``fixed + per_slot x rows x width``) and its overhead."""
+    fitted = cost.fit()
+    return {
+        "passes": cost.passes,
+        "fixed_ms": round(fitted[0] * 1000, 3) if fitted else None,
+        "per_slot_us": round(fitted[1] * 1e6, 4) if fitted else None,
+        "overhead_tokens": cost.overhead_tokens(),
     }
 
 

@@ -19,7 +19,10 @@ much of the cores the measurement itself took. A server that closes the connecti
 naive baseline speaks HTTP/1.0) is reconnected to, which is part of what it costs.
 
 Served throughput counts 200 answers only. A 503 (the predictor's bounded queue shedding
-load) is counted in ``shed``, other failures in ``errors``; neither is throughput.
+load) is counted in ``shed``, other failures in ``errors``; neither is throughput. A
+request not answered within ``REQUEST_TIMEOUT_S`` is an error too (its connection is
+dropped and the client goes on), so a lost answer shows in ``errors`` instead of hanging
+the benchmark.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import numpy as np
 import orjson
 
 Body = Callable[[str], dict[str, Any]]
+REQUEST_TIMEOUT_S = 60.0
 
 
 def v1_body(text: str) -> dict[str, Any]:
@@ -146,8 +150,10 @@ async def _drive(
             for i in counter:
                 started = time.perf_counter()
                 try:
-                    status = await connection.exchange(requests[i % len(requests)])
-                except (OSError, asyncio.IncompleteReadError, ValueError):
+                    status = await asyncio.wait_for(
+                        connection.exchange(requests[i % len(requests)]), REQUEST_TIMEOUT_S
+                    )
+                except (OSError, asyncio.IncompleteReadError, ValueError, TimeoutError):
                     connection.close()  # reset or refused: an error, not a crash
                     errors += 1
                     continue
