@@ -13,8 +13,10 @@ its option parser has imported kserve already):
   that runs past :data:`PAUSE_CPU_LIMIT_S` of CPU is building caches: the collector
   comes back on then, and the garbage of the build is collected, not frozen;
 - :func:`prepare_environment` sets defaults the native libraries read once, when they load
-  (each only if unset, so an operator's setting wins): ``OMP_WAIT_POLICY=PASSIVE`` and
-  ``TORCH_DEVICE_BACKEND_AUTOLOAD=0`` (:data:`ENVIRONMENT` says why);
+  (each only if unset, so an operator's setting wins): ``TORCH_DEVICE_BACKEND_AUTOLOAD=0``
+  (:data:`ENVIRONMENT` says why). ``OMP_WAIT_POLICY`` is left to the deployment:
+  ``PASSIVE`` helps where the predictor shares its cores (docs/serving.md) and costs a
+  third of the throughput where it has them to itself;
 - :func:`lean_kserve` lets the predictor import the kserve submodules it uses without
   kserve's package ``__init__``, which also imports the Kubernetes client and several
   hundred generated API models (about 0.35 s of CPU at every start);
@@ -50,13 +52,6 @@ from types import ModuleType
 from typing import Any
 
 ENVIRONMENT = {
-    # libgomp's default is to spin at every barrier before sleeping. A predictor has its
-    # cores to itself only on a dedicated node; where anything else runs (a shared node,
-    # the benchmark's load generator, a neighbour's burst), a spinning thread holds a core
-    # its partner needs, and one thread descheduled makes every barrier spin. Measured on
-    # the shared 2-core machine at load average 6-11, bf16 MiniLM at batch 16 on 2 threads:
-    # 4-9 sentences/s with the default, 64-161 with PASSIVE; a batch-1 call 1.6 s vs 0.013 s.
-    "OMP_WAIT_POLICY": "PASSIVE",
     # torch scans every installed distribution's entry points at import for out-of-tree
     # device backends (about 0.05 s); a predictor runs on the CPU or CUDA only.
     "TORCH_DEVICE_BACKEND_AUTOLOAD": "0",

@@ -121,11 +121,15 @@ def test_torch_single_threaded_restores_the_configured_threads():
 
 
 def test_environment_defaults_are_set_only_where_unset():
-    environ = {"OMP_WAIT_POLICY": "ACTIVE"}  # an operator's choice wins
-    applied = startup.prepare_environment(environ)
-    assert environ == {"OMP_WAIT_POLICY": "ACTIVE", "TORCH_DEVICE_BACKEND_AUTOLOAD": "0"}
-    assert applied == {"TORCH_DEVICE_BACKEND_AUTOLOAD": "0"}
+    environ: dict[str, str] = {}
+    assert startup.prepare_environment(environ) == {"TORCH_DEVICE_BACKEND_AUTOLOAD": "0"}
+    assert environ == {"TORCH_DEVICE_BACKEND_AUTOLOAD": "0"}
     assert startup.prepare_environment(environ) == {}  # idempotent
+    chosen = {"TORCH_DEVICE_BACKEND_AUTOLOAD": "1"}  # an operator's choice wins
+    assert (
+        startup.prepare_environment(chosen) == {} and chosen["TORCH_DEVICE_BACKEND_AUTOLOAD"] == "1"
+    )
+    assert "OMP_WAIT_POLICY" not in startup.ENVIRONMENT  # the deployment's to choose
 
 
 def _fresh(script: str) -> list[str]:
