@@ -80,6 +80,8 @@ from modeldeploy.serving.contract.args import (
 from modeldeploy.serving.contract.joiner import arms_entry, arms_key
 
 STABLE, CANARY, ROUTER, JOINER, PROBER = "stable", "canary", "router", "joiner", "prober"
+SCORE_BOTH = "score_both"
+"""The router record's label saying it runs ``--score-both`` (one from before is restarted)."""
 ROUTER_MODULE = "modeldeploy.serving.router"
 JOINER_MODULE = "modeldeploy.serving.joiner"
 PROBER_MODULE = "modeldeploy.serving.prober"
@@ -322,6 +324,7 @@ class LocalPlatform:
                     ((STABLE, stable), (CANARY, canary)) if r is not None}  # fmt: skip
         same_joiner = rec is not None and rec.labels.get(JOINER) == joiner.url
         same_joiner = same_joiner and rec is not None and rec.labels.get("detail") == detail
+        same_joiner = same_joiner and rec is not None and rec.labels.get(SCORE_BOTH) == "1"
         if rec is not None and same_joiner and self._healthy(rec, "/healthz"):
             have = {"stable": rec.labels.get("stable"), "canary": rec.labels.get("canary") or ""}
             if have == wanted:
@@ -342,7 +345,8 @@ class LocalPlatform:
             except OSError as exc:
                 raise PlatformError(f"cannot change the router's arms: {exc}") from exc
             else:
-                arms[ROUTER] = replace(rec, labels={**wanted, JOINER: joiner.url, "detail": detail})
+                labels = {**wanted, JOINER: joiner.url, "detail": detail, SCORE_BOTH: "1"}
+                arms[ROUTER] = replace(rec, labels=labels)
                 self._save()
                 return arms[ROUTER]
         port = self._router_port(target)
@@ -368,6 +372,7 @@ class LocalPlatform:
             f"http://{LOOPBACK}:{joiner.labels['events_port']}",
             "--response-detail",
             detail,
+            "--score-both",  # both arms serve one stream: like-for-like P99 on one machine
         ]
         for key, version in versions.items():
             if version:  # the arms' versions: the router records and logs these, not answers'
@@ -382,7 +387,7 @@ class LocalPlatform:
                 "--control-token-file",
                 str(control_file),
             ]
-        labels = {**wanted, JOINER: joiner.url, "detail": detail}
+        labels = {**wanted, JOINER: joiner.url, "detail": detail, SCORE_BOTH: "1"}
         return self._start_helper(target, ROUTER, argv, port, labels)
 
     def _arms_dir(self, target: Target) -> Path:
