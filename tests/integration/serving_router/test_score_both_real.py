@@ -31,8 +31,8 @@ N = 60
 
 
 def counted(url: str) -> tuple[float, float]:
-    """(requests counted, requests timed) by one predictor, v1, all outcomes."""
-    requests = sum(v for s, v in samples(f"{url}/metrics", REQUESTS) if s["protocol"] == "v1")
+    """(requests counted, requests timed) by one predictor, all outcomes."""
+    requests = sum(v for _, v in samples(f"{url}/metrics", REQUESTS))  # only v1 is sent
     timed = sum(
         v for s, v in samples(f"{url}/metrics", REQUEST_DURATION + "_count")
         if s["protocol"] == "v1"
