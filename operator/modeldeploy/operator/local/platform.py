@@ -9,7 +9,8 @@ The same contract as KServe (``platforms.base.Platform``), carried out with proc
   version through the registry's hash-verified fetch (``--registry-uri/--model/--version``),
   labelled ``--deployment NAME --role stable|canary --model-version V`` so the scrape
   metrics provider can tell the arms apart;
-- one ``python -m modeldeploy.serving.router`` on a fixed port fronts them. Weight changes
+- one ``python -m modeldeploy.serving.router`` on a fixed port fronts them, in score-both
+  mode (both arms score every request while the canary has weight). Weight changes
   are ``PUT /router/weights``; a change of arms (a new canary, a promotion, a rollback) is
   ``PUT /router/arms``: the router keeps running, drains requests still in flight to a
   removed arm, and only then is that arm's process stopped (no request fails);
@@ -372,7 +373,7 @@ class LocalPlatform:
             f"http://{LOOPBACK}:{joiner.labels['events_port']}",
             "--response-detail",
             detail,
-            "--score-both",  # both arms serve one stream: like-for-like P99 on one machine
+            "--score-both",  # both arms serve the same requests (docs/local-mode.md)
         ]
         for key, version in versions.items():
             if version:  # the arms' versions: the router records and logs these, not answers'

@@ -15,8 +15,9 @@ In score-both mode (``RouterConfig.score_both``, ``--score-both``; local mode's 
 is instead: while the canary has weight, send every request to stable and the canary at
 once, in an order drawn per request; the split only picks whose answer the client gets, as
 soon as that one arrives (the other call finishes in the background, its answer the pair).
-Both arms then serve the same stream under the same contention at every step, so their
-latency histograms compare like with like on one machine, and every label is a pair.
+Both arms then serve the same requests at the same moments at every step (on one machine the
+weight alone gives them different streams), and every label is a pair. It does not give each
+arm's process the same share of the CPU: docs/demo.md, "The knobs", has the measurements.
 
 ``POST /v1/feedback`` forwards the label to every arm that scored the item and, the first
 time an item scored by stable and a candidate is labelled, counts
