@@ -9,7 +9,8 @@ The same contract as KServe (``platforms.base.Platform``), carried out with proc
   version through the registry's hash-verified fetch (``--registry-uri/--model/--version``),
   labelled ``--deployment NAME --role stable|canary --model-version V`` so the scrape
   metrics provider can tell the arms apart;
-- one ``python -m modeldeploy.serving.router`` on a fixed port fronts them. Weight changes
+- one ``python -m modeldeploy.serving.router`` on a fixed port fronts them, in score-both
+  mode (both arms score every request while the canary has weight). Weight changes
   are ``PUT /router/weights``; a change of arms (a new canary, a promotion, a rollback) is
   ``PUT /router/arms``: the router keeps running, drains requests still in flight to a
   removed arm, and only then is that arm's process stopped (no request fails);
@@ -80,6 +81,8 @@ from modeldeploy.serving.contract.args import (
 from modeldeploy.serving.contract.joiner import arms_entry, arms_key
 
 STABLE, CANARY, ROUTER, JOINER, PROBER = "stable", "canary", "router", "joiner", "prober"
+SCORE_BOTH = "score_both"
+"""The router record's label saying it runs ``--score-both`` (one from before is restarted)."""
 ROUTER_MODULE = "modeldeploy.serving.router"
 JOINER_MODULE = "modeldeploy.serving.joiner"
 PROBER_MODULE = "modeldeploy.serving.prober"
@@ -322,6 +325,7 @@ class LocalPlatform:
                     ((STABLE, stable), (CANARY, canary)) if r is not None}  # fmt: skip
         same_joiner = rec is not None and rec.labels.get(JOINER) == joiner.url
         same_joiner = same_joiner and rec is not None and rec.labels.get("detail") == detail
+        same_joiner = same_joiner and rec is not None and rec.labels.get(SCORE_BOTH) == "1"
         if rec is not None and same_joiner and self._healthy(rec, "/healthz"):
             have = {"stable": rec.labels.get("stable"), "canary": rec.labels.get("canary") or ""}
             if have == wanted:
@@ -342,7 +346,8 @@ class LocalPlatform:
             except OSError as exc:
                 raise PlatformError(f"cannot change the router's arms: {exc}") from exc
             else:
-                arms[ROUTER] = replace(rec, labels={**wanted, JOINER: joiner.url, "detail": detail})
+                labels = {**wanted, JOINER: joiner.url, "detail": detail, SCORE_BOTH: "1"}
+                arms[ROUTER] = replace(rec, labels=labels)
                 self._save()
                 return arms[ROUTER]
         port = self._router_port(target)
@@ -368,6 +373,7 @@ class LocalPlatform:
             f"http://{LOOPBACK}:{joiner.labels['events_port']}",
             "--response-detail",
             detail,
+            "--score-both",  # both arms serve the same requests (docs/local-mode.md)
         ]
         for key, version in versions.items():
             if version:  # the arms' versions: the router records and logs these, not answers'
@@ -382,7 +388,7 @@ class LocalPlatform:
                 "--control-token-file",
                 str(control_file),
             ]
-        labels = {**wanted, JOINER: joiner.url, "detail": detail}
+        labels = {**wanted, JOINER: joiner.url, "detail": detail, SCORE_BOTH: "1"}
         return self._start_helper(target, ROUTER, argv, port, labels)
 
     def _arms_dir(self, target: Target) -> Path:

@@ -1,6 +1,6 @@
 """Are two equal arms measured equally? Real predictors behind the real router, demo traffic.
 
-``python -m modeldeploy.tools.bench.serving.fairness [--even] [--no-pacing] ...``
+``python -m modeldeploy.tools.bench.serving.fairness [--even] [--no-pacing] [--score-both] ...``
 
 Starts a stable and a canary predictor (``tiny`` and ``tiny-distilbert`` by default: the
 same weights, so equal cost), 1 thread each as local mode runs them, and the router in
@@ -156,7 +156,8 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             [sys.executable, "-m", ROUTER_WRAPPER, "--stable", urls["stable"], "--canary",
              urls["canary"], "--weight", str(args.weight), "--paired-share", "100",
              "--pair-on-label-rate", str(args.rescores), "--deployment", "fairness",
-             "--host", "127.0.0.1", "--port", str(port), "--seed", "1", "--expose-arm"],
+             "--host", "127.0.0.1", "--port", str(port), "--seed", "1", "--expose-arm",
+             *(["--score-both"] if args.score_both else [])],
             "router.log",
         )  # fmt: skip
         router = f"http://127.0.0.1:{port}"
@@ -207,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=0.0, help="traffic before the window")
     parser.add_argument("--even", action="store_true", help="evenly spaced arrivals")
     parser.add_argument("--no-pacing", action="store_true", help="router sends re-scores at once")
+    parser.add_argument(
+        "--score-both", action="store_true", help="the router's score-both mode (local mode's)"
+    )
     parser.add_argument("--output", type=Path, help="append the result (one JSON line)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="fairness-") as work:
