@@ -29,6 +29,9 @@ The same contract as KServe (``platforms.base.Platform``), carried out with proc
   started again on the next tick if it died (its schedule never re-sends an example,
   ``serving/prober/schedule.py``) and stopped when the rollout is decided. Its /metrics
   (``source="probe"`` labels and pairs) is one of ``metrics_endpoints``;
+- each arm's predictor runs on CPUs of its own (``threads`` each: stable on the first the
+  operator may use, the canary on the next; ``local/cpus.py``), as each pod has its own, so
+  the two arms' latencies compare like with like; the router, joiner and prober float;
 - everything listens on 127.0.0.1 only (predictors get ``--host 127.0.0.1``);
 - a child is written to ``processes.json`` as ``<role>.starting`` the moment it exists,
   before the wait for its readiness, so an operator killed meanwhile leaves nothing
@@ -66,6 +69,7 @@ from typing import Any
 
 from modeldeploy.operator.api.status import ArmHealth, VersionRef
 from modeldeploy.operator.local import procs
+from modeldeploy.operator.local.cpus import arm_cpus, usable_cpus
 from modeldeploy.operator.local.procs import ProcRecord
 from modeldeploy.operator.local.state import StateDir
 from modeldeploy.operator.platforms.base import PlatformError, Target
@@ -97,6 +101,10 @@ class LocalOptions:
     router_port: int = 0  # 0: pick a free port once and keep it in the state directory
     python: str = sys.executable
     threads: int = 1  # torch threads per predictor (two predictors share the machine)
+    pin_cpus: bool = True
+    """Each arm's predictor on CPUs of its own, ``threads`` of them (``local/cpus.py``): stable
+    on the first, the canary on the next, as pods have theirs; off, or with too few CPUs,
+    every process floats."""
     start_timeout_s: float = 300.0
     predictor_args: Sequence[str] = ()
     progress: Callable[[str], None] = field(default=lambda line: None)
@@ -274,7 +282,11 @@ class LocalPlatform:
             *predictor_args(options),
             *self.options.predictor_args,
         ]
-        self.options.progress(f"starting {role} predictor for version {ref.version} on :{port}")
+        cpus = None
+        if self.options.pin_cpus:
+            cpus = arm_cpus(role, usable_cpus(), self.options.threads)
+        on = f" on CPUs {','.join(map(str, sorted(cpus)))}" if cpus else ""
+        self.options.progress(f"starting {role} predictor for version {ref.version} on :{port}{on}")
         try:
             new = procs.start(
                 f"{target.name}-{role}-v{ref.version}",
@@ -288,10 +300,12 @@ class LocalPlatform:
                     "version": ref.version,
                     "digest": ref.digest,
                     "detail": detail,
+                    **({"cpus": ",".join(map(str, sorted(cpus)))} if cpus else {}),
                 },
                 env={"MODELDEPLOY_EXPECTED_DIGEST": ref.digest} if ref.digest else None,
                 progress=self.options.progress,
                 on_spawn=self._spawned(target, role + STARTING),
+                cpus=cpus,
             )
         except procs.StartFailed as exc:
             self.options.progress(f"! {role} predictor: {exc.reason} (full output: {exc.log})")

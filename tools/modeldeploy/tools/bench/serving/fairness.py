@@ -1,6 +1,6 @@
 """Are two equal arms measured equally? Real predictors behind the real router, demo traffic.
 
-``python -m modeldeploy.tools.bench.serving.fairness [--even] [--no-pacing] [--score-both] ...``
+``python -m modeldeploy.tools.bench.serving.fairness [--score-both] [--pin] [--even] ...``
 
 Starts a stable and a canary predictor (``tiny`` and ``tiny-distilbert`` by default: the
 same weights, so equal cost), 1 thread each as local mode runs them, and the router in
@@ -11,7 +11,10 @@ and how often a call arrived while another call to that arm was in flight.
 
 It found why the quick demo's canary showed a higher P99 than its equal stable
 (docs/serving.md, "Router pairing"). ``--no-pacing`` turns the router's re-score pacing
-off, ``--even`` spaces arrivals evenly (the old demo driver) instead of Poisson. On a shared
+off, ``--even`` spaces arrivals evenly (the old demo driver) instead of Poisson.
+``--score-both`` runs the router as local mode does (both arms score every request),
+``--pin`` puts each predictor on a CPU of its own as local mode does (stable on the first,
+the canary on the next: ``operator/local/cpus.py``). On a shared
 machine run it at a raised priority (its processes use about a third of a core), or the
 other jobs decide the figures.
 """
@@ -33,6 +36,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from modeldeploy.operator.local.cpus import arm_cpus, pin, usable_cpus
 from modeldeploy.serving.contract.names import REQUEST_DURATION
 
 ROUTER_WRAPPER = "modeldeploy.tools.bench.serving.fairness_router"
@@ -135,9 +139,11 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     procs: list[subprocess.Popen[bytes]] = []
     urls: dict[str, str] = {}
 
-    def start(argv: list[str], log: str) -> None:
+    def start(argv: list[str], log: str, cpus: frozenset[int] | None = None) -> None:
         with open(work / log, "wb") as out:
             procs.append(subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env))
+        if cpus is not None:  # as local mode does it (``procs.start``)
+            pin(procs[-1].pid, cpus)
 
     try:
         for role, name in (("stable", args.stable), ("canary", args.canary)):
@@ -148,6 +154,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                  "--host", "127.0.0.1", "--http-port", str(port), "--grpc-port", "0",
                  "--threads", "1"],
                 f"{role}.log",
+                arm_cpus(role, usable_cpus(), 1) if args.pin else None,
             )  # fmt: skip
             urls[role] = f"http://127.0.0.1:{port}"
             _wait_ok(urls[role] + "/v2/health/ready")
@@ -210,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-pacing", action="store_true", help="router sends re-scores at once")
     parser.add_argument(
         "--score-both", action="store_true", help="the router's score-both mode (local mode's)"
+    )
+    parser.add_argument(
+        "--pin", action="store_true", help="each predictor on a CPU of its own (local mode's)"
     )
     parser.add_argument("--output", type=Path, help="append the result (one JSON line)")
     args = parser.parse_args(argv)
