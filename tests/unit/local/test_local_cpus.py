@@ -1,4 +1,5 @@
-"""Local mode puts each arm's predictor on CPUs of its own (``local/cpus.py``), as pods have."""
+"""Local mode can put each arm's predictor on CPUs of its own (``local/cpus.py``), as pods
+have theirs (opt-in: ``--pin-cpus``)."""
 
 from __future__ import annotations
 
@@ -69,7 +70,8 @@ def test_each_arm_is_pinned_by_role_with_as_many_threads_as_cpus(
 ) -> None:
     fake = Pins(monkeypatch)
     monkeypatch.setattr(local_platform, "usable_cpus", lambda: frozenset(range(4)))
-    platform = LocalPlatform(StateDir(tmp_path / "state"), LocalOptions(threads=2))
+    options = LocalOptions(threads=2, pin_cpus=True)
+    platform = LocalPlatform(StateDir(tmp_path / "state"), options)
     platform.set_canary(target(), V1, V2, 10)
     assert fake.cpus["s-stable-v1"] == {0, 1}
     assert fake.cpus["s-canary-v2"] == {2, 3}
@@ -86,9 +88,9 @@ def test_each_arm_is_pinned_by_role_with_as_many_threads_as_cpus(
 
 @pytest.mark.parametrize(
     ("options", "cpus"),
-    [(LocalOptions(pin_cpus=False), range(4)), (LocalOptions(), {0})],
+    [(LocalOptions(), range(4)), (LocalOptions(pin_cpus=True), {0})],
 )
-def test_off_or_on_one_cpu_every_process_floats(
+def test_off_by_default_or_on_one_cpu_every_process_floats(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: LocalOptions, cpus: Any
 ) -> None:
     fake = Pins(monkeypatch)

@@ -33,10 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--threads", type=int, default=1, help="torch threads (and pinned CPUs) per predictor"
     )
     apply.add_argument(
-        "--no-cpu-pinning",
-        dest="pin_cpus",
-        action="store_false",
-        help="let the predictors float over all CPUs (default: each arm on CPUs of its own)",
+        "--pin-cpus",
+        action="store_true",
+        help="each arm's predictor on --threads CPUs of its own (default: all processes float)",
     )
     apply.add_argument("--max-seconds", type=float, help="stop after this long")
     apply.add_argument("--once", action="store_true", help="run one tick, leave processes up")

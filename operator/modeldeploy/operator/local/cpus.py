@@ -3,11 +3,17 @@
 On one machine the two arms' predictors otherwise share every core with each other and with
 everything else, and which process a request happens to overlap with sets each arm's tail:
 equal models then measure unequal P99s (docs/demo.md, "The knobs"). Pods of a KServe
-rollout have CPUs of their own. Local mode imitates that: stable's predictor gets the first
+rollout have CPUs of their own. Local mode can imitate that: stable's predictor gets the first
 ``per_arm`` CPUs the operator may use, the canary's the next ``per_arm``, and the router,
 joiner, prober and anything else keep floating over all of them. The predictor's torch
 threads equal the CPUs in its set (``LocalOptions.threads``), so no thread waits for a
 sibling on its own core.
+
+It is opt-in (``LocalOptions.pin_cpus``, ``local apply --pin-cpus``): on the shared 2-core
+development machine it did not make equal arms measure more equal P99s (the canary, started
+second, was slower on either core; docs/local-mode.md), since each pinned predictor then
+shares its one core with whatever else runs there and cannot move away. It is the pod-like
+setting for a machine with cores to spare.
 
 The set goes by role, not by version: a promotion starts the new version as stable
 (``LocalPlatform.promote``), so the arm compared against a canary is always on the stable

@@ -29,9 +29,9 @@ The same contract as KServe (``platforms.base.Platform``), carried out with proc
   started again on the next tick if it died (its schedule never re-sends an example,
   ``serving/prober/schedule.py``) and stopped when the rollout is decided. Its /metrics
   (``source="probe"`` labels and pairs) is one of ``metrics_endpoints``;
-- each arm's predictor runs on CPUs of its own (``threads`` each: stable on the first the
-  operator may use, the canary on the next; ``local/cpus.py``), as each pod has its own, so
-  the two arms' latencies compare like with like; the router, joiner and prober float;
+- with ``pin_cpus`` (``--pin-cpus``), each arm's predictor runs on CPUs of its own
+  (``threads`` each: stable on the first the operator may use, the canary on the next;
+  ``local/cpus.py``), as each pod has its own; the router, joiner and prober float;
 - everything listens on 127.0.0.1 only (predictors get ``--host 127.0.0.1``);
 - a child is written to ``processes.json`` as ``<role>.starting`` the moment it exists,
   before the wait for its readiness, so an operator killed meanwhile leaves nothing
@@ -101,10 +101,11 @@ class LocalOptions:
     router_port: int = 0  # 0: pick a free port once and keep it in the state directory
     python: str = sys.executable
     threads: int = 1  # torch threads per predictor (two predictors share the machine)
-    pin_cpus: bool = True
+    pin_cpus: bool = False
     """Each arm's predictor on CPUs of its own, ``threads`` of them (``local/cpus.py``): stable
-    on the first, the canary on the next, as pods have theirs; off, or with too few CPUs,
-    every process floats."""
+    on the first, the canary on the next, as pods have theirs. Off by default: on a shared
+    2-core machine it did not make equal arms measure more equal P99s (docs/local-mode.md);
+    off, or with too few CPUs, every process floats."""
     start_timeout_s: float = 300.0
     predictor_args: Sequence[str] = ()
     progress: Callable[[str], None] = field(default=lambda line: None)

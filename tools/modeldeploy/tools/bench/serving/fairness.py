@@ -128,6 +128,15 @@ def _checkpoint(name: str) -> Path:
     return Path(build(name))
 
 
+def _cpus(role: str, args: argparse.Namespace) -> frozenset[int] | None:
+    """The CPUs local mode pins ``role`` to; ``--pin-swapped`` gives each arm the other's
+    (is a difference the arm's, or its core's?)."""
+    if not (args.pin or args.pin_swapped):
+        return None
+    other = {"stable": "canary", "canary": "stable"}
+    return arm_cpus(other[role] if args.pin_swapped else role, usable_cpus(), 1)
+
+
 def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from modeldeploy.tools.checkpoints.data import load_split
     from modeldeploy.tools.demo.traffic import TrafficDriver
@@ -154,7 +163,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                  "--host", "127.0.0.1", "--http-port", str(port), "--grpc-port", "0",
                  "--threads", "1"],
                 f"{role}.log",
-                arm_cpus(role, usable_cpus(), 1) if args.pin else None,
+                _cpus(role, args),
             )  # fmt: skip
             urls[role] = f"http://127.0.0.1:{port}"
             _wait_ok(urls[role] + "/v2/health/ready")
@@ -220,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--pin", action="store_true", help="each predictor on a CPU of its own (local mode's)"
+    )
+    parser.add_argument(
+        "--pin-swapped", action="store_true", help="as --pin, the canary on stable's CPU"
     )
     parser.add_argument("--output", type=Path, help="append the result (one JSON line)")
     args = parser.parse_args(argv)
