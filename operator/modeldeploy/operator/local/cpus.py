@@ -10,10 +10,10 @@ threads equal the CPUs in its set (``LocalOptions.threads``), so no thread waits
 sibling on its own core.
 
 It is opt-in (``LocalOptions.pin_cpus``, ``local apply --pin-cpus``): on the shared 2-core
-development machine it did not make equal arms measure more equal P99s (the canary, started
-second, was slower on either core; docs/local-mode.md), since each pinned predictor then
-shares its one core with whatever else runs there and cannot move away. It is the pod-like
-setting for a machine with cores to spare.
+development machine it did not make equal arms measure more equal latencies (the canary's
+P50 was the higher in 5 of 6 pinned runs, on either core; docs/demo.md, "The knobs"), and
+each pinned predictor shares its one core with whatever else runs there and cannot move
+away. It is the pod-like setting for a machine with cores to spare (not measured there).
 
 The set goes by role, not by version: a promotion starts the new version as stable
 (``LocalPlatform.promote``), so the arm compared against a canary is always on the stable
