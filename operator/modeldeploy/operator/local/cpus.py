@@ -10,8 +10,9 @@ threads equal the CPUs in its set (``LocalOptions.threads``), so no thread waits
 sibling on its own core.
 
 It is opt-in (``LocalOptions.pin_cpus``, ``local apply --pin-cpus``): on the shared 2-core
-development machine it did not make equal arms measure more equal latencies (the canary's
-P50 was the higher in 5 of 6 pinned runs, on either core; docs/demo.md, "The knobs"), and
+development machine it did not make equal arms measure more equal latencies (P99 ratios
+0.75-1.34 pinned, 0.78-1.16 floating; the canary's P50 the higher in 5 of 8 pinned runs, on
+either core; docs/demo.md, "The knobs"), and
 each pinned predictor shares its one core with whatever else runs there and cannot move
 away. It is the pod-like setting for a machine with cores to spare (not measured there).
 

@@ -104,7 +104,7 @@ class LocalOptions:
     pin_cpus: bool = False
     """Each arm's predictor on CPUs of its own, ``threads`` of them (``local/cpus.py``): stable
     on the first, the canary on the next, as pods have theirs. Off by default: on a shared
-    2-core machine it did not make equal arms measure more equal P99s (docs/local-mode.md);
+    2-core machine equal arms' P99s scattered wider pinned (docs/local-mode.md);
     off, or with too few CPUs, every process floats."""
     start_timeout_s: float = 300.0
     predictor_args: Sequence[str] = ()
