@@ -14,17 +14,16 @@ from modeldeploy.operator.local.state import StateDir
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_the_demo_example_runs_the_default_analysis_but_for_the_p99_tolerance() -> None:
-    """docs/demo.md ("The knobs"): one override, measured; every other analysis setting
-    (margin, confidence, minimums, pairing, inconclusive) is the product's default."""
+def test_the_demo_example_runs_the_default_analysis() -> None:
+    """docs/demo.md ("The knobs"): no analysis block; margin, confidence, minimums, pairing,
+    inconclusive and the P99 tolerance are the product's defaults."""
     from modeldeploy.operator.analysis.config import AnalysisConfig
     from modeldeploy.operator.api.types import parse_spec
 
     manifest = load_manifest(ROOT / "examples/local-demo.yaml")
-    assert manifest["spec"]["rollout"]["analysis"] == {"p99Tolerance": 1.0}
+    assert "analysis" not in manifest["spec"]["rollout"]
     spec = parse_spec(manifest["spec"])
-    default = AnalysisConfig()
-    assert spec.rollout.analysis == default.model_copy(update={"p99_tolerance": 1.0})
+    assert spec.rollout.analysis == AnalysisConfig()
     assert spec.rollout.steps[-1] == 100 and spec.metrics.provider == "scrape"
 
 

@@ -6,7 +6,12 @@ import random
 
 import pytest
 
-from modeldeploy.serving.router.split import Split, also_score_on_stable, choose_role
+from modeldeploy.serving.router.split import (
+    Split,
+    also_score_on_stable,
+    both_arms_order,
+    choose_role,
+)
 
 
 @pytest.mark.parametrize("canary", [0, 10, 50, 90, 100])
@@ -57,3 +62,19 @@ def test_update_accepts_either_weight_and_the_paired_share(
 def test_update_rejects_invalid_bodies(body: object) -> None:
     with pytest.raises(ValueError):
         Split().updated(body)
+
+
+def test_score_both_calls_both_arms_in_an_order_drawn_per_request() -> None:
+    rng = random.Random(5)
+    split = Split(canary=10)
+    orders = [tuple(both_arms_order(split, choose_role(split, rng), rng)) for _ in range(4000)]
+    assert set(orders) == {("stable", "canary"), ("canary", "stable")}
+    # Either arm goes first half the time, whatever the weight.
+    assert abs(orders.count(("stable", "canary")) / 4000 - 0.5) < 0.03
+
+
+def test_score_both_leaves_a_canary_at_weight_zero_out_of_the_stream() -> None:
+    rng = random.Random(5)
+    assert {tuple(both_arms_order(Split(canary=0), "stable", rng)) for _ in range(50)} == {
+        ("stable",)
+    }

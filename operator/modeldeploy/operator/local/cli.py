@@ -29,7 +29,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _state_arg(apply)
     apply.add_argument("--tick-seconds", type=float, default=2.0, help="seconds between ticks")
     apply.add_argument("--router-port", type=int, default=0, help="0: pick a free port once")
-    apply.add_argument("--threads", type=int, default=1, help="torch threads per predictor")
+    apply.add_argument(
+        "--threads", type=int, default=1, help="torch threads (and pinned CPUs) per predictor"
+    )
+    apply.add_argument(
+        "--pin-cpus",
+        action="store_true",
+        help="each arm's predictor on --threads CPUs of its own (default: all processes float)",
+    )
     apply.add_argument("--max-seconds", type=float, help="stop after this long")
     apply.add_argument("--once", action="store_true", help="run one tick, leave processes up")
     apply.set_defaults(handler=_apply)
@@ -73,7 +80,9 @@ def _apply(args: argparse.Namespace) -> int:
     op = LocalOperator(
         StateDir(args.state_dir),
         registry_uri=args.registry_uri,
-        options=LocalOptions(router_port=args.router_port, threads=args.threads),
+        options=LocalOptions(
+            router_port=args.router_port, threads=args.threads, pin_cpus=args.pin_cpus
+        ),
         out=out,
     )
     try:

@@ -9,7 +9,8 @@ The same contract as KServe (``platforms.base.Platform``), carried out with proc
   version through the registry's hash-verified fetch (``--registry-uri/--model/--version``),
   labelled ``--deployment NAME --role stable|canary --model-version V`` so the scrape
   metrics provider can tell the arms apart;
-- one ``python -m modeldeploy.serving.router`` on a fixed port fronts them. Weight changes
+- one ``python -m modeldeploy.serving.router`` on a fixed port fronts them, in score-both
+  mode (both arms score every request while the canary has weight). Weight changes
   are ``PUT /router/weights``; a change of arms (a new canary, a promotion, a rollback) is
   ``PUT /router/arms``: the router keeps running, drains requests still in flight to a
   removed arm, and only then is that arm's process stopped (no request fails);
@@ -28,6 +29,9 @@ The same contract as KServe (``platforms.base.Platform``), carried out with proc
   started again on the next tick if it died (its schedule never re-sends an example,
   ``serving/prober/schedule.py``) and stopped when the rollout is decided. Its /metrics
   (``source="probe"`` labels and pairs) is one of ``metrics_endpoints``;
+- with ``pin_cpus`` (``--pin-cpus``), each arm's predictor runs on CPUs of its own
+  (``threads`` each: stable on the first the operator may use, the canary on the next;
+  ``local/cpus.py``), as each pod has its own; the router, joiner and prober float;
 - everything listens on 127.0.0.1 only (predictors get ``--host 127.0.0.1``);
 - a child is written to ``processes.json`` as ``<role>.starting`` the moment it exists,
   before the wait for its readiness, so an operator killed meanwhile leaves nothing
@@ -65,6 +69,7 @@ from typing import Any
 
 from modeldeploy.operator.api.status import ArmHealth, VersionRef
 from modeldeploy.operator.local import procs
+from modeldeploy.operator.local.cpus import arm_cpus, usable_cpus
 from modeldeploy.operator.local.procs import ProcRecord
 from modeldeploy.operator.local.state import StateDir
 from modeldeploy.operator.platforms.base import PlatformError, Target
@@ -80,6 +85,8 @@ from modeldeploy.serving.contract.args import (
 from modeldeploy.serving.contract.joiner import arms_entry, arms_key
 
 STABLE, CANARY, ROUTER, JOINER, PROBER = "stable", "canary", "router", "joiner", "prober"
+SCORE_BOTH = "score_both"
+"""The router record's label saying it runs ``--score-both`` (one from before is restarted)."""
 ROUTER_MODULE = "modeldeploy.serving.router"
 JOINER_MODULE = "modeldeploy.serving.joiner"
 PROBER_MODULE = "modeldeploy.serving.prober"
@@ -94,6 +101,11 @@ class LocalOptions:
     router_port: int = 0  # 0: pick a free port once and keep it in the state directory
     python: str = sys.executable
     threads: int = 1  # torch threads per predictor (two predictors share the machine)
+    pin_cpus: bool = False
+    """Each arm's predictor on CPUs of its own, ``threads`` of them (``local/cpus.py``): stable
+    on the first, the canary on the next, as pods have theirs. Off by default: on a shared
+    2-core machine equal arms' P99s scattered wider pinned (docs/local-mode.md);
+    off, or with too few CPUs, every process floats."""
     start_timeout_s: float = 300.0
     predictor_args: Sequence[str] = ()
     progress: Callable[[str], None] = field(default=lambda line: None)
@@ -271,7 +283,11 @@ class LocalPlatform:
             *predictor_args(options),
             *self.options.predictor_args,
         ]
-        self.options.progress(f"starting {role} predictor for version {ref.version} on :{port}")
+        cpus = None
+        if self.options.pin_cpus:
+            cpus = arm_cpus(role, usable_cpus(), self.options.threads)
+        on = f" on CPUs {','.join(map(str, sorted(cpus)))}" if cpus else ""
+        self.options.progress(f"starting {role} predictor for version {ref.version} on :{port}{on}")
         try:
             new = procs.start(
                 f"{target.name}-{role}-v{ref.version}",
@@ -285,10 +301,12 @@ class LocalPlatform:
                     "version": ref.version,
                     "digest": ref.digest,
                     "detail": detail,
+                    **({"cpus": ",".join(map(str, sorted(cpus)))} if cpus else {}),
                 },
                 env={"MODELDEPLOY_EXPECTED_DIGEST": ref.digest} if ref.digest else None,
                 progress=self.options.progress,
                 on_spawn=self._spawned(target, role + STARTING),
+                cpus=cpus,
             )
         except procs.StartFailed as exc:
             self.options.progress(f"! {role} predictor: {exc.reason} (full output: {exc.log})")
@@ -322,6 +340,7 @@ class LocalPlatform:
                     ((STABLE, stable), (CANARY, canary)) if r is not None}  # fmt: skip
         same_joiner = rec is not None and rec.labels.get(JOINER) == joiner.url
         same_joiner = same_joiner and rec is not None and rec.labels.get("detail") == detail
+        same_joiner = same_joiner and rec is not None and rec.labels.get(SCORE_BOTH) == "1"
         if rec is not None and same_joiner and self._healthy(rec, "/healthz"):
             have = {"stable": rec.labels.get("stable"), "canary": rec.labels.get("canary") or ""}
             if have == wanted:
@@ -342,7 +361,8 @@ class LocalPlatform:
             except OSError as exc:
                 raise PlatformError(f"cannot change the router's arms: {exc}") from exc
             else:
-                arms[ROUTER] = replace(rec, labels={**wanted, JOINER: joiner.url, "detail": detail})
+                labels = {**wanted, JOINER: joiner.url, "detail": detail, SCORE_BOTH: "1"}
+                arms[ROUTER] = replace(rec, labels=labels)
                 self._save()
                 return arms[ROUTER]
         port = self._router_port(target)
@@ -368,6 +388,7 @@ class LocalPlatform:
             f"http://{LOOPBACK}:{joiner.labels['events_port']}",
             "--response-detail",
             detail,
+            "--score-both",  # both arms serve the same requests (docs/local-mode.md)
         ]
         for key, version in versions.items():
             if version:  # the arms' versions: the router records and logs these, not answers'
@@ -382,7 +403,7 @@ class LocalPlatform:
                 "--control-token-file",
                 str(control_file),
             ]
-        labels = {**wanted, JOINER: joiner.url, "detail": detail}
+        labels = {**wanted, JOINER: joiner.url, "detail": detail, SCORE_BOTH: "1"}
         return self._start_helper(target, ROUTER, argv, port, labels)
 
     def _arms_dir(self, target: Target) -> Path:

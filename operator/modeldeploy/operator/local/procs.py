@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modeldeploy.operator.local.cpus import pin
+
 
 class StartFailed(RuntimeError):
     """A child exited or did not become ready in time; the message has its log tail.
@@ -181,11 +183,15 @@ def start(
     env: Mapping[str, str] | None = None,
     progress: Callable[[str], None] | None = None,
     on_spawn: Callable[[ProcRecord], None] | None = None,
+    cpus: frozenset[int] | None = None,
 ) -> ProcRecord:
     """Start ``argv`` in its own session and wait until ``ready()``; raise ``StartFailed``.
 
     ``on_spawn(record)`` runs right after the process exists and before any wait, so the
-    caller can record it (see the module docstring).
+    caller can record it (see the module docstring). ``cpus``: pin the child to these CPUs
+    the moment it exists, before its interpreter has started any thread (``cpus.pin``); a
+    pin the kernel refuses is reported through ``progress`` and the child runs unpinned
+    (pinning makes latencies comparable, nothing depends on it to be correct).
     """
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}-{port}.log"
@@ -199,6 +205,12 @@ def start(
             env={**os.environ, **(env or {})},
         )
     _CHILDREN[popen.pid] = popen
+    if cpus is not None:
+        try:
+            pin(popen.pid, cpus)
+        except OSError as exc:
+            if progress is not None:
+                progress(f"! {name}: cannot pin to CPUs {sorted(cpus)}: {exc}; it runs unpinned")
     record = ProcRecord(name, popen.pid, port, str(log_path), dict(labels or {}))
     if on_spawn is not None:
         on_spawn(record)

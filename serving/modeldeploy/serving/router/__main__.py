@@ -52,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="percent of canary requests that stable also scores (paired labels)",
     )
     parser.add_argument(
+        "--score-both",
+        action="store_true",
+        help="while the canary has weight, send every request to stable and the canary at "
+        "once (order drawn per request) and answer from the arm the split chose: both arms "
+        "see the same stream, so their latencies compare like with like (local mode)",
+    )
+    parser.add_argument(
         "--pair-on-label-rate",
         type=float,
         default=DEFAULT_RESCORES_PER_S,
@@ -130,6 +137,7 @@ def config_from(args: argparse.Namespace) -> RouterConfig:
         deployment=args.deployment,
         split=Split(canary=args.weight, paired_share=args.paired_share),
         rescores_per_s=args.pair_on_label_rate,
+        score_both=args.score_both,
         timeout_s=args.timeout_s,
         max_connections=args.max_connections,
         seed=args.seed,

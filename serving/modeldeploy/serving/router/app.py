@@ -11,6 +11,14 @@ Per request (v1 ``:predict`` or v2 ``/infer``):
 3. answer with the primary arm's response as it came (plus ``x-modeldeploy-arm``); paired
    and mirrored calls run in the background and their responses are only remembered.
 
+In score-both mode (``RouterConfig.score_both``, ``--score-both``; local mode's default) step 2
+is instead: while the canary has weight, send every request to stable and the canary at
+once, in an order drawn per request; the split only picks whose answer the client gets, as
+soon as that one arrives (the other call finishes in the background, its answer the pair).
+Both arms then serve the same requests at the same moments at every step (on one machine the
+weight alone gives them different streams), and every label is a pair. It does not give each
+arm's process the same share of the CPU: docs/demo.md, "The knobs", has the measurements.
+
 ``POST /v1/feedback`` forwards the label to every arm that scored the item and, the first
 time an item scored by stable and a candidate is labelled, counts
 ``modeldeploy_paired_outcomes_total``. When the first label arrives for an item only one of
@@ -105,6 +113,7 @@ from modeldeploy.serving.router.split import (
     Split,
     also_score_on_stable,
     arms_update,
+    both_arms_order,
     choose_role,
     versions_update,
 )
@@ -143,6 +152,9 @@ class RouterConfig:
     """Role -> the registry version that arm serves: what the router records and logs for
     its answers (a label-view answer names no version). An arm missing here is recorded
     with the version its answer states, if any."""
+    score_both: bool = False
+    """Both stable and the canary score every request while the canary has weight (the
+    split picks whose answer the client gets); ``split.paired_share`` is then moot."""
     joiner_url: str | None = None
     """The joiner's label listener: labels go there, and the router neither pairs on label
     nor counts paired outcomes (the joiner does; :mod:`.logger`)."""
@@ -297,17 +309,27 @@ class Router:
         headers[REQUEST_ID_HEADER] = request_id
         role = choose_role(self.split, self.rng) if CANARY in self.urls else STABLE
         call = self._caller(request.path_qs, body, headers, protocol, request_id)
-        primary = call(role, "primary")
-        stable = primary if role == STABLE else None
-        if CANARY in self.urls and also_score_on_stable(self.split, role, self.rng):
-            stable = call(STABLE, "paired")
-            self._spawn(self._compare_paired(stable, primary), request_id)
+        if self.config.score_both and CANARY in self.urls:
+            calls = {
+                r: call(r, "primary" if r == role else "paired")
+                for r in both_arms_order(self.split, role, self.rng)
+            }
+            primary, stable = calls[role], calls.get(STABLE)
+            if CANARY in calls and stable is not None:
+                self._spawn(self._compare_paired(stable, calls[CANARY]), request_id)
+        else:
+            primary = call(role, "primary")
+            stable = primary if role == STABLE else None
+            if CANARY in self.urls and also_score_on_stable(self.split, role, self.rng):
+                stable = call(STABLE, "paired")
+                self._spawn(self._compare_paired(stable, primary), request_id)
+        both = self.config.score_both and self.split.canary > 0
         if SHADOW in self.urls:
             shadow = call(SHADOW, "mirror")
             if stable is not None:
                 self._spawn(self._compare_shadow(stable, shadow), request_id)
         pairs_here = self.budget.enabled and self.joiner_url is None
-        if pairs_here and CANARY in self.urls and (role == STABLE or stable is None):
+        if pairs_here and CANARY in self.urls and not both and (role == STABLE or stable is None):
             # One arm scores it: keep the input in case its label asks for the other.
             kept = {h: v for h, v in headers.items() if h != REQUEST_ID_HEADER}
             self.inputs.put(request_id, StoredInput(request.path_qs, body, kept, protocol))

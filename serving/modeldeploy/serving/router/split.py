@@ -1,4 +1,4 @@
-"""Which arm serves a request: the weight split and the paired share (pure).
+"""Which arm serves a request: the weight split, the paired share and score-both (pure).
 
 The draws come from an injected ``random.Random`` so tests can seed it; with a seed the
 split over N requests is reproducible, and without one each router process differs.
@@ -119,3 +119,19 @@ def choose_role(split: Split, rng: random.Random) -> str:
 def also_score_on_stable(split: Split, role: str, rng: random.Random) -> bool:
     """Whether stable should also score a canary request (for paired labels)."""
     return role == CANARY and rng.random() * 100.0 < split.paired_share
+
+
+def both_arms_order(split: Split, role: str, rng: random.Random) -> list[str]:
+    """Score-both mode: the two arms to send a request to, in the order they are called.
+
+    Both stable and the canary score every request while the canary has weight; ``role``
+    (the split's choice) only decides whose answer the client gets. The order is drawn per
+    request, so neither arm is systematically the one whose call goes out first (on one
+    machine that is the one that tends to get the CPU first). At weight 0 the canary is out
+    of the stream, as it is in the split: only ``role`` (stable) is called.
+    """
+    if split.canary <= 0:
+        return [role]
+    order = [STABLE, CANARY]
+    rng.shuffle(order)
+    return order

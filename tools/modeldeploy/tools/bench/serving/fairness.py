@@ -1,6 +1,6 @@
 """Are two equal arms measured equally? Real predictors behind the real router, demo traffic.
 
-``python -m modeldeploy.tools.bench.serving.fairness [--even] [--no-pacing] ...``
+``python -m modeldeploy.tools.bench.serving.fairness [--score-both] [--pin] [--even] ...``
 
 Starts a stable and a canary predictor (``tiny`` and ``tiny-distilbert`` by default: the
 same weights, so equal cost), 1 thread each as local mode runs them, and the router in
@@ -11,7 +11,10 @@ and how often a call arrived while another call to that arm was in flight.
 
 It found why the quick demo's canary showed a higher P99 than its equal stable
 (docs/serving.md, "Router pairing"). ``--no-pacing`` turns the router's re-score pacing
-off, ``--even`` spaces arrivals evenly (the old demo driver) instead of Poisson. On a shared
+off, ``--even`` spaces arrivals evenly (the old demo driver) instead of Poisson.
+``--score-both`` runs the router as local mode does (both arms score every request),
+``--pin`` puts each predictor on a CPU of its own as local mode does (stable on the first,
+the canary on the next: ``operator/local/cpus.py``). On a shared
 machine run it at a raised priority (its processes use about a third of a core), or the
 other jobs decide the figures.
 """
@@ -33,6 +36,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from modeldeploy.operator.local.cpus import arm_cpus, pin, usable_cpus
 from modeldeploy.serving.contract.names import REQUEST_DURATION
 
 ROUTER_WRAPPER = "modeldeploy.tools.bench.serving.fairness_router"
@@ -124,6 +128,15 @@ def _checkpoint(name: str) -> Path:
     return Path(build(name))
 
 
+def _cpus(role: str, args: argparse.Namespace) -> frozenset[int] | None:
+    """The CPUs local mode pins ``role`` to; ``--pin-swapped`` gives each arm the other's
+    (is a difference the arm's, or its core's?)."""
+    if not (args.pin or args.pin_swapped):
+        return None
+    other = {"stable": "canary", "canary": "stable"}
+    return arm_cpus(other[role] if args.pin_swapped else role, usable_cpus(), 1)
+
+
 def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from modeldeploy.tools.checkpoints.data import load_split
     from modeldeploy.tools.demo.traffic import TrafficDriver
@@ -135,9 +148,11 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     procs: list[subprocess.Popen[bytes]] = []
     urls: dict[str, str] = {}
 
-    def start(argv: list[str], log: str) -> None:
+    def start(argv: list[str], log: str, cpus: frozenset[int] | None = None) -> None:
         with open(work / log, "wb") as out:
             procs.append(subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env))
+        if cpus is not None:  # as local mode does it (``procs.start``)
+            pin(procs[-1].pid, cpus)
 
     try:
         for role, name in (("stable", args.stable), ("canary", args.canary)):
@@ -148,6 +163,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                  "--host", "127.0.0.1", "--http-port", str(port), "--grpc-port", "0",
                  "--threads", "1"],
                 f"{role}.log",
+                _cpus(role, args),
             )  # fmt: skip
             urls[role] = f"http://127.0.0.1:{port}"
             _wait_ok(urls[role] + "/v2/health/ready")
@@ -156,7 +172,8 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             [sys.executable, "-m", ROUTER_WRAPPER, "--stable", urls["stable"], "--canary",
              urls["canary"], "--weight", str(args.weight), "--paired-share", "100",
              "--pair-on-label-rate", str(args.rescores), "--deployment", "fairness",
-             "--host", "127.0.0.1", "--port", str(port), "--seed", "1", "--expose-arm"],
+             "--host", "127.0.0.1", "--port", str(port), "--seed", "1", "--expose-arm",
+             *(["--score-both"] if args.score_both else [])],
             "router.log",
         )  # fmt: skip
         router = f"http://127.0.0.1:{port}"
@@ -207,6 +224,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=0.0, help="traffic before the window")
     parser.add_argument("--even", action="store_true", help="evenly spaced arrivals")
     parser.add_argument("--no-pacing", action="store_true", help="router sends re-scores at once")
+    parser.add_argument(
+        "--score-both", action="store_true", help="the router's score-both mode (local mode's)"
+    )
+    parser.add_argument(
+        "--pin", action="store_true", help="each predictor on a CPU of its own (local mode's)"
+    )
+    parser.add_argument(
+        "--pin-swapped", action="store_true", help="as --pin, the canary on stable's CPU"
+    )
     parser.add_argument("--output", type=Path, help="append the result (one JSON line)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="fairness-") as work:
