@@ -74,7 +74,7 @@ PROFILES = {
         "tiny",
         "tiny-distilbert",
         "tiny-bad",
-        40.0,
+        80.0,
         6,
         2.0,
         300.0,
