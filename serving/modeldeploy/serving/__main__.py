@@ -66,21 +66,10 @@ def failure_line(kind: str, exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from modeldeploy.serving.startup import (
-        lean_kserve,
-        pause_gc,
-        preload_native,
-        prepare_environment,
-        runtime_from_argv,
-    )
+    from modeldeploy.serving.startup import begin, runtime_from_argv
 
-    pause_gc()  # until the model is built (server.run resumes it)
-    # First, before the config module pulls in kserve: environment defaults the native
-    # libraries read when they load, kserve without its package __init__, and the runtime's
-    # native libraries loading on the other core while kserve imports (startup.py).
-    prepare_environment()
-    lean_kserve()
-    preload_native(runtime_from_argv(sys.argv[1:] if argv is None else argv))
+    # First, before the config module pulls in kserve (startup.py says why).
+    begin(runtime_from_argv(sys.argv[1:] if argv is None else argv), skip_kserve_init=True)
     from modeldeploy.serving.config import ConfigError, add_arguments, from_args
 
     parser = argparse.ArgumentParser(

@@ -19,13 +19,11 @@ def _serve(args: argparse.Namespace) -> int:
     from modeldeploy.cli import CommandError
     from modeldeploy.serving.__main__ import serve
     from modeldeploy.serving.config import ConfigError, from_args
-    from modeldeploy.serving.startup import pause_gc, preload_native, prepare_environment
+    from modeldeploy.serving.startup import begin
 
-    pause_gc()  # until the model is built (server.run resumes it)
-    # Before torch or onnxruntime load (startup.py says why). kserve is already imported
-    # here (by the options), so this path cannot skip its package __init__.
-    prepare_environment()
-    preload_native(args.runtime)  # overlaps with the checks before the backend loads
+    # kserve is already imported here (by the options), so its __init__ cannot be skipped;
+    # the native libraries load while the checks before the backend run.
+    begin(args.runtime, skip_kserve_init=False)
     try:
         config = from_args(args)
     except ConfigError as exc:

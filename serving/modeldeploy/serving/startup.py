@@ -232,3 +232,19 @@ def resume_gc() -> None:
             gc.collect()
         gc.freeze()
         gc.enable()
+
+
+def begin(runtime: str, *, skip_kserve_init: bool) -> None:
+    """The start-up steps, in their order, before anything loads torch or onnxruntime.
+
+    The collector pauses (``server.run`` resumes it once the model is built), the
+    environment defaults are set before a native library reads them, kserve's package
+    ``__init__`` is skipped where kserve is not imported yet (``skip_kserve_init``: not for
+    ``modeldeploy serve``, whose option parser has imported it), and the runtime's native
+    libraries start loading on the other core.
+    """
+    pause_gc()
+    prepare_environment()
+    if skip_kserve_init:
+        lean_kserve()
+    preload_native(runtime)
