@@ -88,8 +88,7 @@ async def _remove_while_busy(
         async with session.put(f"{setup.url}/router/arms", json=body) as response:
             assert response.status == 200, await response.text()
         load = asyncio.create_task(_load(session, setup.url, 40))
-        await asyncio.sleep(0.2)  # requests are now waiting on the slow canary
-        assert setup.router._pending
+        await _until_in_flight(setup)  # requests are now waiting on the slow canary
         removal = {"stable": setup.arms["stable"].url, "canary": None}
         async with session.put(f"{setup.url}/router/arms", json=removal) as response:
             answer = await response.json()
@@ -98,6 +97,17 @@ async def _remove_while_busy(
         proc.kill()  # what local mode does next: stop the removed arm (here without grace)
         proc.wait()
         return await load, await _load(session, setup.url, 20)
+
+
+async def _until_in_flight(setup: Setup, at_least: int = 5, deadline_s: float = 10.0) -> None:
+    """Wait until the router holds ``at_least`` requests in flight (a fixed sleep raced a
+    busy CI machine). The stable fake answers at once, so several requests held means the
+    slow canary holds some of them."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + deadline_s
+    while len(setup.router._pending) < at_least:
+        assert loop.time() < until, "no request reached the router in time"
+        await asyncio.sleep(0.005)
 
 
 async def test_promotion_swaps_the_stable_arm_in_place(start_router) -> None:
