@@ -13,6 +13,11 @@ thread, which does all the CPU work there, off the event loop:
   bf16/AMX one pass of 16 rows costs little more than one of 8, so splitting loses there;
 - the forward passes themselves, one at a time (they never compete for the cores).
 
+A backend that packs (``packs=True``: the torch runtime on CPU, :mod:`packing`) computes
+no padding whatever the mix, so splitting by length would only add passes: there every
+batch is one pass (up to ``max_batch_size`` items), and the cost model learns the cost
+per real token.
+
 Waiting for company only when it is expected: an idle predictor runs a lone request at
 once (no added latency at concurrency 1). Under load the worker waits, up to
 ``max_delay_s``, until the queue holds as many items as were in flight (admitted, not yet
@@ -113,8 +118,10 @@ class DynamicBatcher:
         on_batch: Callable[[int], None] | None = None,
         encode: EncodeFn | None = None,
         on_shed: Callable[[], None] | None = None,
+        packs: bool = False,
     ) -> None:
         self._logits = logits
+        self.packs = packs
         self._pad_id = pad_id
         self.config = config
         self._on_batch = on_batch or (lambda _n: None)
@@ -223,6 +230,16 @@ class DynamicBatcher:
             return self.config.pass_overhead_tokens
         return self.pass_cost.overhead_tokens()
 
+    def plan(self, lengths: Sequence[int]) -> list[list[int]]:
+        """The forward passes (item indices) for items of these lengths: by length
+        (:func:`plan_passes`), or, when the backend packs, in order, ``max_batch_size`` each."""
+        if self.packs:
+            size = self.config.max_batch_size
+            return [
+                list(range(i, min(i + size, len(lengths)))) for i in range(0, len(lengths), size)
+            ]
+        return plan_passes(lengths, self.config.max_batch_size, self.overhead_tokens())
+
     def _process(self, batch: list[_Request]) -> list[Any]:
         """In the inference thread: tokenize, plan passes by length, run them."""
         outcomes: list[Any] = [None] * len(batch)
@@ -244,14 +261,17 @@ class DynamicBatcher:
             owner.extend([k] * len(seqs))
         rows: list[np.ndarray | None] = [None] * len(sequences)
         lengths = [len(s) for s in sequences]
-        plan = plan_passes(lengths, self.config.max_batch_size, self.overhead_tokens())
-        for group in plan:
+        for group in self.plan(lengths):
             try:
                 ids, mask = pad_batch([sequences[i] for i in group], self._pad_id)
                 self._on_batch(len(group))
                 started = time.perf_counter()
                 out = self._logits(ids, mask)
-                self.pass_cost.observe(ids.shape[0], ids.shape[1], time.perf_counter() - started)
+                elapsed = time.perf_counter() - started
+                if self.packs:  # what a packed pass computes: its real tokens
+                    self.pass_cost.observe(1, sum(lengths[i] for i in group), elapsed)
+                else:
+                    self.pass_cost.observe(ids.shape[0], ids.shape[1], elapsed)
                 passes = self.pass_cost.passes
                 if passes in (64, 256) or passes % COST_LOG_EVERY == 0:
                     log.info("pass cost: %s", self.pass_cost.describe())

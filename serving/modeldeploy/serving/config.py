@@ -49,6 +49,7 @@ class ServeConfig:
     policy: TruncationPolicy = field(default_factory=TruncationPolicy)
     runtime: str = "torch"
     precision: str = "auto"
+    pack_row_tokens: int = contract_args.DEFAULT_PACK_ROW_TOKENS  # packing.py; 0 pads
     threads: int = 0  # 0: all cores this process may use
     parity_tolerance: float = 0.01
     max_body_bytes: int = 1_000_000
@@ -90,7 +91,13 @@ def from_args(args: argparse.Namespace, default_max_length: int = 64) -> ServeCo
     ):
         if getattr(o, option) < 1:
             raise ConfigError(f"--{option.replace('_', '-')} must be at least 1")
-    for option in ("threads", "latency_warmup_requests", "http_port", "grpc_port"):
+    for option in (
+        "threads",
+        "latency_warmup_requests",
+        "http_port",
+        "grpc_port",
+        "pack_row_tokens",
+    ):
         if getattr(o, option) < 0:
             raise ConfigError(f"--{option.replace('_', '-')} must not be negative")
     if bool(o.label_token_file) != bool(o.control_token_file):
@@ -123,6 +130,7 @@ def from_args(args: argparse.Namespace, default_max_length: int = 64) -> ServeCo
         ),
         runtime=o.runtime,
         precision=o.precision,
+        pack_row_tokens=o.pack_row_tokens,
         threads=o.threads,
         parity_tolerance=o.parity_tolerance,
         max_body_bytes=o.max_body_bytes,

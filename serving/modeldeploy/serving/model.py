@@ -95,6 +95,7 @@ class TextClassifier(Model):
             # Failures are counted per reason as they are found (in the inference thread).
             encode=lambda texts: encoder.encode(texts, metrics.tokenization_failure),
             on_shed=shed.inc,
+            packs=bool(getattr(backend, "packs", False)),
         )
         self.ready = True
 

@@ -90,6 +90,7 @@ def build(config: ServeConfig, say: Callable[[str], None] | None = None) -> Any:
         config.parity_tolerance,
         progress=say,
         precision=config.precision,
+        pack_row_tokens=config.pack_row_tokens,
     )
     phase(f"backend {config.runtime}")
     from modeldeploy.serving.backends.parity import FINITE_CHECK_TEXTS, check_finite

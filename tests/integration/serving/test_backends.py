@@ -48,8 +48,27 @@ def test_every_family_loads_and_matches_the_reference(checkpoint, recipe):
     model = build(_config(path, precision="fp32"))
     family = {"tiny": "bert", "tiny-distilbert": "distilbert", "tiny-roberta": "roberta"}[recipe]
     assert model.checkpoint.family == family
+    assert model.backend.packs  # the default: sentences packed into shared rows
     np.testing.assert_allclose(
         _probabilities(model, TEXTS), predict_directory(path, TEXTS), atol=1e-4
+    )
+
+
+@pytest.mark.parametrize("recipe", ["tiny", "tiny-distilbert", "tiny-roberta"])
+def test_packed_rows_answer_as_padded_batches_do(checkpoint, recipe):
+    """Several sentences per row, one longer than a row, one a single word: the packed
+    model's probabilities are the padded model's and the reference's (held-out texts)."""
+    path = checkpoint(recipe)
+    texts = [*load_split("test").texts[:40], "ok", " ".join(["long"] * 80)]
+    packed = build(_config(path, precision="fp32", pack_row_tokens=16))
+    padded = build(_config(path, precision="fp32", pack_row_tokens=0))
+    assert packed.backend.packs and not padded.backend.packs
+    assert packed.backend.trace != padded.backend.trace
+    np.testing.assert_allclose(
+        _probabilities(packed, texts), _probabilities(padded, texts), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        _probabilities(packed, texts), predict_directory(path, texts), atol=1e-4
     )
 
 
@@ -104,13 +123,13 @@ def test_a_restart_loads_the_cached_trace_without_transformers(
         "from modeldeploy.serving.backends.onnx_backend import artifact_dir\n"
         "from modeldeploy.serving.backends.torch_backend import TorchBackend\n"
         f"path = Path({str(tiny_checkpoint)!r})\n"
-        "backend = TorchBackend(path, 1, 'fp32', 'cpu', artifact_dir(path))\n"
-        "print(backend.traced, 'transformers' in sys.modules)\n"
+        "backend = TorchBackend(path, 1, 'fp32', 'cpu', artifact_dir(path), 64)\n"
+        "print(backend.traced, backend.packs, 'transformers' in sys.modules)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
     )
-    assert out.stdout.split() == ["True", "False"]
+    assert out.stdout.split() == ["True", "True", "False"]
 
 
 def test_a_corrupt_cached_trace_is_rebuilt_not_loaded(tiny_checkpoint, tmp_path, monkeypatch):
@@ -132,7 +151,7 @@ def test_a_corrupt_cached_trace_is_rebuilt_not_loaded(tiny_checkpoint, tmp_path,
 def _trace_key(trace: Path) -> dict[str, object]:
     import torch
 
-    return trace_key(trace.parent, "fp32", torch.__version__)
+    return trace_key(trace.parent, "fp32", torch.__version__, packed=True)
 
 
 def test_a_runtime_that_loses_too_much_accuracy_is_refused(tiny_checkpoint, tmp_path, monkeypatch):

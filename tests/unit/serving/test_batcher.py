@@ -291,7 +291,15 @@ def test_the_configured_overhead_holds_when_learning_is_off():
 
 def test_the_wait_never_outlasts_the_fixed_cost_of_a_pass_once_learned():
     config = BatchingConfig(max_batch_size=32, max_delay_s=0.5)
-    batcher = DynamicBatcher(lambda i, m: np.zeros((len(i), 2)), 0, config)
+
+    def fp32_like(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        # Passes run here take what the learned line says: an instant fake pass would be
+        # an outlier of enormous relative weight that could flatten the fit (this test
+        # once failed that way on a busy machine).
+        time.sleep(0.001 + 2e-5 * ids.size)
+        return np.zeros((len(ids), 2))
+
+    batcher = DynamicBatcher(fp32_like, 0, config)
     assert batcher.wait_bound() == 0.5  # nothing learned yet: the configured bound
     for rows, width in itertools.product((1, 4, 8, 16), (8, 32, 64)):
         for _ in range(4):  # fp32-like: 1 ms fixed, the rest per token slot
@@ -308,3 +316,21 @@ def test_the_wait_never_outlasts_the_fixed_cost_of_a_pass_once_learned():
     off = DynamicBatcher(batcher._logits, 0, replace(config, learn_pass_cost=False))
     off.pass_cost = batcher.pass_cost
     assert off.wait_bound() == 0.5
+
+
+def test_a_packing_backend_gets_one_pass_whatever_the_length_mix():
+    """Split by length, a short and a long sentence cost two passes; a backend that packs
+    computes no padding, so one pass is cheaper."""
+    mix = [2, 60, 3, 58, 4]
+    padded_calls: list[tuple[int, int]] = []
+    config = BatchingConfig(max_batch_size=8, max_delay_s=0.05, pass_overhead_tokens=4)
+    padded = DynamicBatcher(_fake_logits(padded_calls), 0, config)
+    asyncio.run(_submit_many(padded, mix))
+    assert len(padded_calls) == 2  # the short ones and the long ones apart
+    packed_calls: list[tuple[int, int]] = []
+    packed = DynamicBatcher(_fake_logits(packed_calls), 0, config, packs=True)
+    results = asyncio.run(_submit_many(packed, mix))
+    assert packed_calls == [(5, 60)]
+    assert [r[0, 0] for r in results] == mix  # every caller still gets its own row
+    assert packed.plan([5] * 20) == [list(range(8)), list(range(8, 16)), list(range(16, 20))]
+    assert packed.pass_cost.passes == 1

@@ -51,11 +51,14 @@ class FakeTorchBackend:
     """Records how the factory built it; predicts class 0 except where told to be wrong."""
 
     built: ClassVar[list[tuple[str, str]]] = []
+    layouts: ClassVar[list[bool]] = []  # packs? per backend built
     wrong_share: ClassVar[dict[str, float]] = {"fp32": 0.0}
 
-    def __init__(self, model_dir, threads, precision, device, cache_dir) -> None:
+    def __init__(self, model_dir, threads, precision, device, cache_dir, pack_row_tokens=0):
         self.precision, self.device = precision, device
         self.runtime = f"torch-{device}-{precision}"
+        self.packs, self.row_tokens = pack_row_tokens > 0, pack_row_tokens
+        FakeTorchBackend.layouts.append(self.packs)
         FakeTorchBackend.built.append((device, precision))
 
     def logits(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -77,7 +80,7 @@ def gpu_node(monkeypatch, tmp_path):
     """A node whose torch sees a bf16-capable GPU; held-out split of 1000 label-0 texts."""
     from modeldeploy.serving.backends import onnx_backend, torch_backend
 
-    FakeTorchBackend.built = []
+    FakeTorchBackend.built, FakeTorchBackend.layouts = [], []
     monkeypatch.setattr(hardware, "detect", lambda with_cuda: Hardware(SKYLAKE, True, True))
     monkeypatch.setattr(torch_backend, "TorchBackend", FakeTorchBackend)
     monkeypatch.setattr(onnx_backend, "artifact_dir", lambda _d: tmp_path)
@@ -163,3 +166,17 @@ def test_auto_is_the_default_everywhere_a_predictor_is_started():
     argv = predictor_args(options)
     assert "--precision" not in argv  # left to the predictor's default, which is auto
     assert from_args(parser.parse_args(argv)).precision == "auto"
+
+
+def test_a_packing_candidate_is_judged_against_the_padded_reference(amx_node):
+    """Packing is part of what the gate admits: the candidate packs, the fp32 reference
+    it is compared with is the plain padded model."""
+    FakeTorchBackend.wrong_share = {"fp32": 0.0, "bf16": 0.001}
+    messages: list[str] = []
+    backend, report = factory.load_backend(
+        Path("m"), "torch", 2, FakeEncoder(), 0.01, messages.append, "auto", pack_row_tokens=64
+    )
+    assert backend.packs and report is not None and report.passed
+    assert FakeTorchBackend.built == [("cpu", "bf16"), ("cpu", "fp32")]
+    assert FakeTorchBackend.layouts == [True, False]
+    assert "torch layout: packed rows of 64 tokens" in messages

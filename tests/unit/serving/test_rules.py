@@ -116,3 +116,10 @@ def test_config_from_args_carries_the_batching_and_policy_options():
     assert config.batching.max_batch_size == 8 and config.batching.max_delay_s == 0.003
     assert config.policy.mode == "reject" and config.runtime == "onnx-int8"
     assert config.role == "canary"
+
+
+def test_packing_is_on_by_default_and_a_negative_row_width_is_refused():
+    assert from_args(_args("--model-dir", "m")).pack_row_tokens == 64
+    assert from_args(_args("--model-dir", "m", "--pack-row-tokens", "0")).pack_row_tokens == 0
+    with pytest.raises(ConfigError, match="--pack-row-tokens must not be negative"):
+        from_args(_args("--model-dir", "m", "--pack-row-tokens", "-1"))

@@ -39,3 +39,24 @@ def test_the_fraction_of_ceiling_divides_by_the_best_admitted_figure_at_batches_
     assert summary["overhead_c1_ms"] == pytest.approx(1.0)  # bf16's own batch-1 P50
     assert summary["met"]["fraction_of_ceiling_c16"] is True
     assert summary["met"]["c64_over_c16"] is True and summary["met"]["vs_triton_c16"] is None
+
+
+def test_a_packed_predictor_is_compared_with_its_own_layouts_batch_1_latency():
+    ceiling = {
+        **CEILING,
+        "torch-bf16-packed": {"admitted": True, "best_sentences_per_s": 700.0,
+                              "c16_sentences_per_s": 380.0, "batch1_p50_ms": 6.0,
+                              "accuracy_delta_points": 0.11},
+    }  # fmt: skip
+    serving = {"precision": "bf16", "layout": "packed rows of 64 tokens"}
+    systems = {
+        "baseline_pipeline": {"runs": _runs(50, 100, 100, p99=500.0)},
+        "predictor_torch": {"runs": _runs(80, 340, 380), "serving": serving},
+    }
+    summary = summarize(ceiling, systems, {"goal_s": 3.0, "torch": {"median_s": 2.0}})
+    # the ceiling is the best layout at batches of 16 (padded, sorted by length), while the
+    # batch-1 overhead is measured against the layout the predictor serves
+    assert summary["ceiling_used"] == "torch-bf16"
+    assert summary["fraction_of_ceiling_c16"] == pytest.approx(0.85)
+    assert summary["overhead_c1_ms"] == pytest.approx(4.0)
+    assert summary["fraction_of_best_any_batch_ceiling_c16"] == pytest.approx(340 / 700, abs=1e-3)

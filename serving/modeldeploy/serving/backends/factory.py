@@ -13,12 +13,20 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from modeldeploy.serving.backends.base import RUNTIMES, Backend, ParityFailed
 from modeldeploy.serving.backends.parity import ParityReport
 from modeldeploy.serving.codecs import TextEncoder
 
 Progress = Callable[[str], None]
+
+
+class TorchBackendLike(Protocol):
+    packs: bool
+    row_tokens: int
+
+
 REDUCED_PRECISION_TOLERANCE = 0.005
 """Largest held-out accuracy drop (0.5 points) a bf16, fp16 or INT8 path may cost."""
 
@@ -70,13 +78,18 @@ def load_backend(
     tolerance: float = 0.01,
     progress: Progress | None = None,
     precision: str = "auto",
+    pack_row_tokens: int = 0,
 ) -> tuple[Backend, ParityReport | None]:
-    """The backend for ``runtime``; anything but fp32 torch only after the parity gate."""
+    """The backend for ``runtime``; anything but fp32 torch only after the parity gate.
+
+    ``pack_row_tokens`` > 0 lets the torch runtime on CPU pack each batch into rows of that
+    many tokens (:mod:`packing`); the parity reference is always the padded model.
+    """
     say = progress or (lambda _m: None)
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     if runtime == "torch":
-        return _torch(model_dir, threads, encoder, tolerance, say, precision)
+        return _torch(model_dir, threads, encoder, tolerance, say, precision, pack_row_tokens)
 
     from modeldeploy.serving.backends import cache, onnx_backend, parity
 
@@ -139,6 +152,7 @@ def _torch(
     tolerance: float,
     say: Progress,
     precision: str,
+    pack_row_tokens: int = 0,
 ) -> tuple[Backend, ParityReport | None]:
     from modeldeploy.serving.backends import hardware, parity
     from modeldeploy.serving.backends.cache import prefetch_digests
@@ -149,12 +163,15 @@ def _torch(
     # The CPU's choice is known before torch is imported (only CUDA needs torch to tell):
     # verify that trace's digest on the other core while torch imports.
     likely = hardware.choose(precision, hardware.Hardware(hardware.cpu_flags()))
-    prefetch_digests([trace_path(cache, likely.precision)])
+    prefetch_digests([trace_path(cache, likely.precision, packed=pack_row_tokens > 0)])
     choice = hardware.choose(precision, hardware.detect(with_cuda=True))
     say(f"torch on {choice.device} at {choice.precision} ({choice.reason})")
     with contextlib.suppress(OSError):  # the verdict is written there even without a trace
         cache.mkdir(parents=True, exist_ok=True)
-    backend = TorchBackend(model_dir, threads, choice.precision, choice.device, cache)
+    backend = TorchBackend(
+        model_dir, threads, choice.precision, choice.device, cache, pack_row_tokens
+    )
+    say(_layout(backend))
     if choice.precision == "fp32":
         return backend, None
 
@@ -163,7 +180,8 @@ def _torch(
         return TorchBackend(model_dir, threads, "fp32", choice.device, cache)
 
     gate = reduced_tolerance(tolerance)
-    verdict = parity.verdict_path(trace_path(cache, f"{choice.device}-{choice.precision}"), gate)
+    layout = trace_path(cache, f"{choice.device}-{choice.precision}", packed=backend.packs)
+    verdict = parity.verdict_path(layout, gate)  # one verdict per layout: both may be served
     key = _verdict_key(
         model_dir,
         encoder,
@@ -183,9 +201,18 @@ def _torch(
         if not choice.automatic:
             raise
         say(f"{exc}; falling back to fp32")
-        return TorchBackend(model_dir, threads, "fp32", choice.device, cache), None
+        fallback = TorchBackend(model_dir, threads, "fp32", choice.device, cache, pack_row_tokens)
+        say(_layout(fallback))
+        return fallback, None
     say(report.message())
     return backend, report
+
+
+def _layout(backend: TorchBackendLike) -> str:
+    """One line for the log (the benchmark reads it): how a batch reaches the model."""
+    if backend.packs:
+        return f"torch layout: packed rows of {backend.row_tokens} tokens"
+    return "torch layout: padded batches"
 
 
 def _trace_digest(backend: Backend) -> str:

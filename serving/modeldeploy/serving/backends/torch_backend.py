@@ -9,8 +9,15 @@ shape than the one traced; otherwise (or on CUDA) the eager model serves. It is 
 only when its record (:mod:`cache`) matches: same weights, precision and torch version,
 and the file still hashes to what was written (a corrupt trace is rebuilt).
 
-bf16 and fp16 are traced under ``torch.autocast``, so the casts are in the graph and
-the weights stay fp32 (layer norms and softmax keep fp32 where autocast keeps them).
+bf16 and fp16 are traced under ``torch.autocast``, so the casts are in the graph
+(layer norms and softmax keep fp32 where autocast keeps them); the linear layers' weights
+are stored in the reduced precision once (:func:`packed_model.cast_linear_weights`).
+
+With ``pack_row_tokens`` > 0 (the server's default on CPU) the trace is of the *packed*
+classifier (:mod:`packing`, :mod:`packed_model`): ``logits`` still takes a padded batch,
+strips the padding and lays the sentences end to end into short rows, so a pass computes
+real tokens only. That trace is kept only if it reproduces the padded eager model; a
+family that cannot be packed, or a packed trace that does not match, serves padded.
 """
 
 from __future__ import annotations
@@ -24,10 +31,16 @@ from typing import Any
 
 import numpy as np
 
+from modeldeploy.serving import packing
+from modeldeploy.serving.backends import packed_model
+
 log = logging.getLogger(__name__)
 
 DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
 TRACE_TOLERANCE = {"fp32": 1e-4, "bf16": 2e-2, "fp16": 2e-2}
+PROBE_ROWS = [21, 5, 17, 2, 9, 33, 1, 12]
+"""Lengths of the probe batch a trace must reproduce the eager model on: not the traced
+shape, and (packed) rows that hold several sentences, one alone, and a one-token one."""
 
 
 def configure_torch_threads(threads: int) -> None:
@@ -70,51 +83,86 @@ def _probe_batch(torch: Any, rows: list[int], vocab: int) -> tuple[Any, Any]:
     return ids * mask, mask
 
 
-def trace_path(cache_dir: Path, precision: str) -> Path:
-    return cache_dir / f"torch-{precision}.pt"
+def trace_path(cache_dir: Path, precision: str, packed: bool = False) -> Path:
+    return cache_dir / f"torch-{precision}{'-packed' if packed else ''}.pt"
 
 
-def trace_key(cache_dir: Path, precision: str, torch_version: str) -> dict[str, object]:
+def trace_key(
+    cache_dir: Path, precision: str, torch_version: str, packed: bool = False
+) -> dict[str, object]:
     """What a cached trace is derived from (see :mod:`cache`)."""
     return {
         "kind": "torchscript-trace",
+        "layout": "packed" if packed else "padded",
+        "linear_weights": precision,
         "weights": cache_dir.name,
         "precision": precision,
         "torch": str(torch_version),
     }
 
 
+def _packed_inputs(torch: Any, ids: Any, mask: Any, row_tokens: int, offset: int) -> tuple:
+    batch = packing.pack(packing.unpad(ids.numpy(), mask.numpy()), row_tokens, 0, offset)
+    return tuple(
+        torch.from_numpy(a) for a in (batch.ids, batch.positions, batch.bias, batch.first_token)
+    )
+
+
 def export_trace(
-    model_dir: Path, target: Path, precision: str, key: dict[str, object] | None = None
+    model_dir: Path,
+    target: Path,
+    precision: str,
+    key: dict[str, object] | None = None,
+    row_tokens: int = 0,
 ) -> Path | None:
-    """Trace the eager model at ``precision`` into ``target``; None if the trace is not exact."""
+    """Trace the eager model at ``precision`` into ``target`` (packed into rows of
+    ``row_tokens`` when that is > 0); None if the trace does not reproduce the padded eager
+    model on the probe batch, or the family cannot be packed."""
     import torch
 
     from modeldeploy.serving.backends import cache
 
     eager = _eager(model_dir)
     vocab = int(eager.config.vocab_size)
+    wrapper: Any
+    if row_tokens > 0:
+        wrapper = packed_model.packed_classifier(eager)
+        if wrapper is None:
+            return None
+    else:
 
-    class Logits(torch.nn.Module):
-        def __init__(self, model: Any) -> None:
-            super().__init__()
-            self.model = model
+        class Logits(torch.nn.Module):
+            def __init__(self, model: Any) -> None:
+                super().__init__()
+                self.model = model
 
-        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
-            return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+            def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+                return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
 
-    wrapper = Logits(eager).eval()
-    example = _probe_batch(torch, [12, 7, 3], vocab)
-    check = _probe_batch(torch, [21, 5, 17, 2, 9], vocab)
+        wrapper = Logits(eager).eval()
+    offset = packed_model.position_offset(eager.config.to_dict())
+
+    def inputs(rows: list[int]) -> tuple:
+        padded = _probe_batch(torch, rows, vocab)
+        if row_tokens <= 0:
+            return padded
+        return _packed_inputs(torch, *padded, row_tokens, offset)
+
+    example, check = inputs([12, 7, 3]), inputs(PROBE_ROWS)
     with torch.inference_mode(), _autocast(torch, "cpu", precision), warnings_silenced():
+        expected = eager(*_probe_batch(torch, PROBE_ROWS, vocab)).logits.float()
+        if precision in DTYPES:
+            packed_model.cast_linear_weights(eager, getattr(torch, DTYPES[precision]))
         traced = torch.jit.trace(wrapper, example, check_trace=False)
-        expected = wrapper(*check).float()
         with torch.jit.optimized_execution(False):
             got = traced(*check).float()
     error = float((expected - got).abs().max())
     if not error <= TRACE_TOLERANCE[precision]:
         log.warning(
-            "the %s trace differs from the eager model by %.3g: not cached", precision, error
+            "the %s%s trace differs from the eager padded model by %.3g: not cached",
+            precision,
+            " packed" if row_tokens > 0 else "",
+            error,
         )
         return None
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -136,7 +184,11 @@ def warnings_silenced() -> Any:
 
 
 class TorchBackend:
-    """``logits`` on a padded batch; ``precision`` fp32, bf16 or fp16; ``device`` cpu or cuda."""
+    """``logits`` on a padded batch; ``precision`` fp32, bf16 or fp16; ``device`` cpu or cuda.
+
+    ``pack_row_tokens`` > 0 packs each batch into rows of that many tokens (CPU traces
+    only; :attr:`packs` says whether it does); 0 serves padded batches as given.
+    """
 
     def __init__(
         self,
@@ -145,6 +197,7 @@ class TorchBackend:
         precision: str = "fp32",
         device: str = "cpu",
         cache_dir: Path | None = None,
+        pack_row_tokens: int = 0,
     ) -> None:
         import torch
 
@@ -154,21 +207,39 @@ class TorchBackend:
         self.device = device
         self.runtime = runtime_name(precision, device)
         self.traced = False
+        self.packs = False
+        self.row_tokens = 0
+        self.position_offset = 0
         self.trace: Path | None = None
         self.module: Any = None
         if device == "cpu" and cache_dir is not None:
-            from modeldeploy.serving.backends import cache
-
-            path = trace_path(cache_dir, precision)
-            key = trace_key(cache_dir, precision, torch.__version__)
-            if cache.usable(path, key, f"{precision} trace") or export_trace(
-                model_dir, path, precision, key
-            ):
-                self.module = torch.jit.load(str(path), map_location="cpu").eval()
-                self.traced = True
-                self.trace = path
+            layouts = [True, False] if pack_row_tokens > 0 else [False]
+            for packed in layouts:
+                if self._load_trace(model_dir, cache_dir, precision, packed, pack_row_tokens):
+                    break
         if self.module is None:
             self.module = _eager(model_dir).to(device)
+
+    def _load_trace(
+        self, model_dir: Path, cache_dir: Path, precision: str, packed: bool, row_tokens: int
+    ) -> bool:
+        """Load (or first export) the trace of this layout; False when there is none."""
+        from modeldeploy.serving.backends import cache
+
+        torch = self._torch
+        path = trace_path(cache_dir, precision, packed)
+        key = trace_key(cache_dir, precision, torch.__version__, packed)
+        what = f"{precision}{' packed' if packed else ''} trace"
+        if not cache.usable(path, key, what) and not export_trace(
+            model_dir, path, precision, key, row_tokens if packed else 0
+        ):
+            return False
+        self.module = torch.jit.load(str(path), map_location="cpu").eval()
+        self.traced, self.trace = True, path
+        if packed:
+            self.packs, self.row_tokens = True, row_tokens
+            self.position_offset = _position_offset(model_dir)
+        return True
 
     @contextlib.contextmanager
     def single_threaded(self) -> Iterator[None]:
@@ -193,10 +264,20 @@ class TorchBackend:
         mask = torch.from_numpy(attention_mask).to(self.device)
         with torch.inference_mode():
             if self.traced:
+                inputs = (ids, mask)
+                if self.packs:
+                    inputs = _packed_inputs(torch, ids, mask, self.row_tokens, self.position_offset)
                 # The profiling executor would re-specialise on every new (batch, length).
                 with torch.jit.optimized_execution(False):
-                    out = self.module(ids, mask)
+                    out = self.module(*inputs)
             else:
                 with _autocast(torch, self.device, self.precision):
                     out = self.module(input_ids=ids, attention_mask=mask).logits
         return out.float().cpu().numpy()
+
+
+def _position_offset(model_dir: Path) -> int:
+    """The family's first position id, from ``config.json`` (no transformers import)."""
+    import json
+
+    return packed_model.position_offset(json.loads((model_dir / "config.json").read_text()))

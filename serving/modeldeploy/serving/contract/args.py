@@ -59,6 +59,11 @@ def _meta(
     return {"kind": kind, "help": help, "choices": choices, "group": group}
 
 
+DEFAULT_PACK_ROW_TOKENS = 64
+"""Row width the torch runtime packs sentences into on CPU (serving/packing.py: rows
+about as wide as the longest short sentence measured fastest; 0 pads each batch)."""
+
+
 @dataclass(frozen=True)
 class PredictorOptions:
     """Every option of ``python -m modeldeploy.serving``, with its default."""
@@ -104,6 +109,12 @@ class PredictorOptions:
     max_batch_size: int = field(default=32, metadata=_meta(int, "items per forward pass"))
     max_batch_delay_ms: float = field(
         default=5.0, metadata=_meta(float, "longest wait for a batch to fill")
+    )
+    pack_row_tokens: int = field(
+        default=DEFAULT_PACK_ROW_TOKENS,
+        metadata=_meta(
+            int, "CPU torch: pack sentences into rows of this many tokens (0: pad each batch)"
+        ),
     )
     max_instances: int = field(default=64, metadata=_meta(int, "texts per request"))
     max_length: int | None = field(

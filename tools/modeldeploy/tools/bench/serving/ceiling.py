@@ -27,15 +27,16 @@ from typing import Any
 import numpy as np
 
 
-def _backend(model_dir: Path, runtime: str, precision: str, threads: int) -> Any:
+def _backend(
+    model_dir: Path, runtime: str, precision: str, threads: int, pack_row_tokens: int
+) -> Any:
     from modeldeploy.serving.backends import onnx_backend
 
     if runtime == "torch":
         from modeldeploy.serving.backends.torch_backend import TorchBackend
 
-        return TorchBackend(
-            model_dir, threads, precision, "cpu", onnx_backend.artifact_dir(model_dir)
-        )
+        folder = onnx_backend.artifact_dir(model_dir)
+        return TorchBackend(model_dir, threads, precision, "cpu", folder, pack_row_tokens)
     graph = onnx_backend.ensure_artifact(model_dir, int8=runtime == "onnx-int8")
     return onnx_backend.OnnxBackend(graph, threads, runtime)
 
@@ -48,6 +49,7 @@ def measure(
     labels: list[int],
     batch_sizes: tuple[int, ...],
     single: int,
+    pack_row_tokens: int = 0,
 ) -> dict[str, Any]:
     from modeldeploy.serving import codecs, loading
     from modeldeploy.serving.batcher import BatchingConfig, plan_passes
@@ -59,7 +61,8 @@ def measure(
     encoder = codecs.TextEncoder.from_directory(
         model_dir, policy, token_types=checkpoint.family == "bert"
     )
-    backend = _backend(model_dir, runtime, precision, threads)
+    backend = _backend(model_dir, runtime, precision, threads, pack_row_tokens)
+    packs = bool(getattr(backend, "packs", False))
 
     # Every timed pass feeds the predictor's own per-pass cost model: its fit is this
     # runtime's overhead of a pass, which the arrival-order figure plans with (as a
@@ -72,13 +75,19 @@ def measure(
         started = time.perf_counter()
         logits = backend.logits(ids, mask)
         if timed:
-            cost.observe(ids.shape[0], ids.shape[1], time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            if packs:  # as the batcher observes a packed pass: its real tokens
+                cost.observe(1, int(mask.sum()), elapsed)
+            else:
+                cost.observe(ids.shape[0], ids.shape[1], elapsed)
         return np.argmax(logits, axis=1)
 
     def classify_planned(batch: list[str]) -> None:
         encoded = encoder.encode(batch)
         lengths = [len(e.ids) for e in encoded]
-        for group in plan_passes(lengths, len(batch), cost.overhead_tokens()):
+        # As the batcher plans: one pass when the backend packs, else split by length.
+        passes = [list(range(len(batch)))] if packs else None
+        for group in passes or plan_passes(lengths, len(batch), cost.overhead_tokens()):
             ids, mask = codecs.pad_batch([encoded[i].ids for i in group], encoder.pad_id)
             backend.logits(ids, mask)
 
@@ -119,6 +128,7 @@ def measure(
         latencies.append((time.perf_counter() - started) * 1000)
     return {
         "runtime": backend.runtime,
+        "layout": f"packed rows of {pack_row_tokens} tokens" if packs else "padded",
         "threads": threads,
         "traced": getattr(backend, "traced", None),
         "accuracy": round(float(np.mean(predicted == np.asarray(labels))), 4),
@@ -156,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--texts", type=Path, required=True, help='JSON {"texts", "labels"}')
     parser.add_argument("--batch-sizes", default="1,2,4,8,16,32,64")
     parser.add_argument("--single", type=int, default=200, help="sentences timed at batch 1")
+    parser.add_argument(
+        "--pack-row-tokens", type=int, default=0, help="torch: pack into rows (0: padded)"
+    )
     args = parser.parse_args(argv)
     data = json.loads(args.texts.read_text())
     sizes = tuple(int(s) for s in args.batch_sizes.split(","))
@@ -167,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         data["labels"],
         sizes,
         args.single,
+        args.pack_row_tokens,
     )
     print(json.dumps(result))
     return 0

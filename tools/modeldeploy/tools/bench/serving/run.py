@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from modeldeploy.serving.contract.args import DEFAULT_PACK_ROW_TOKENS
 from modeldeploy.tools.bench.serving.load import Body, measure, v1_body, v2_text_body
 
 CONCURRENCY = (1, 16, 64)
@@ -346,6 +347,7 @@ def _say(message: str) -> None:
 
 
 _SERVED = re.compile(r"torch on (\w+) at (\w+) \(([^)]*)\)")
+_LAYOUT = re.compile(r"torch layout: ([^\n]+)")
 
 
 def _served_as(log: Path) -> dict[str, str]:
@@ -355,34 +357,44 @@ def _served_as(log: Path) -> dict[str, str]:
     if not found:
         return {"runtime": "torch", "device": "cpu", "precision": "fp32"}
     precision = "fp32" if "falling back to fp32" in text else found.group(2)
+    layouts = _LAYOUT.findall(text)  # the last one: after a fallback, the fp32 backend's
     return {
         "runtime": "torch",
         "device": found.group(1),
         "precision": precision,
         "why": found.group(3),
+        "layout": layouts[-1] if layouts else "padded batches",
     }
 
 
-def _ceiling_configs() -> list[tuple[str, str]]:
+def _ceiling_configs() -> list[tuple[str, str, int]]:
+    """(runtime, precision, pack row tokens): torch both padded and packed as it serves,
+    so the ceiling is the best in-process figure of either layout."""
     from modeldeploy.serving.backends.hardware import BF16_CPU_FLAGS, cpu_flags
 
-    configs = [("torch", "fp32")]
-    if BF16_CPU_FLAGS & cpu_flags():
-        configs.append(("torch", "bf16"))
-    return [*configs, ("onnx", "fp32"), ("onnx-int8", "fp32")]
+    precisions = ["fp32", "bf16"] if BF16_CPU_FLAGS & cpu_flags() else ["fp32"]
+    torch = [("torch", p, pack) for p in precisions for pack in (0, DEFAULT_PACK_ROW_TOKENS)]
+    return [*torch, ("onnx", "fp32", 0), ("onnx-int8", "fp32", 0)]
+
+
+def ceiling_key(runtime: str, precision: str, pack_row_tokens: int) -> str:
+    """``torch``, ``torch-packed``, ``torch-bf16-packed``, ``onnx``, ..."""
+    key = runtime if precision == "fp32" else f"{runtime}-{precision}"
+    return f"{key}-packed" if pack_row_tokens > 0 else key
 
 
 def _ceiling(
     model_dir: Path, texts_file: Path, log_dir: Path, say: Progress, plan: Plan
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for runtime, precision in _ceiling_configs():
-        key = runtime if precision == "fp32" else f"{runtime}-{precision}"
+    for runtime, precision, pack in _ceiling_configs():
+        key = ceiling_key(runtime, precision, pack)
         argv = [
             sys.executable, "-m", "modeldeploy.tools.bench.serving.ceiling",
             "--model-dir", str(model_dir), "--runtime", runtime, "--precision", precision,
             "--texts", str(texts_file), "--single", str(plan.single),
             "--batch-sizes", ",".join(str(b) for b in plan.batch_sizes),
+            "--pack-row-tokens", str(pack),
         ]  # fmt: skip
         with open(log_dir / f"ceiling-{key}.log", "wb") as err:
             done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=err, timeout=1800)
@@ -404,8 +416,9 @@ def _ceiling(
 def _ceiling_key(name: str, system: dict[str, Any]) -> str:
     if name == "predictor_onnx":
         return "onnx"
-    precision = system.get("serving", {}).get("precision", "fp32")
-    return "torch" if precision == "fp32" else f"torch-{precision}"
+    serving = system.get("serving", {})
+    packed = DEFAULT_PACK_ROW_TOKENS if serving.get("layout", "").startswith("packed") else 0
+    return ceiling_key("torch", serving.get("precision", "fp32"), packed)
 
 
 def _met(value: float | None, rule: tuple[str, float]) -> bool | None:

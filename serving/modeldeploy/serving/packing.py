@@ -1,0 +1,115 @@
+"""Sequence packing: several short sentences share one row, so a pass computes no padding.
+
+A padded pass costs ``rows x longest`` token slots: in a random mix of sentences (arrival
+order at concurrency 16 on the Rotten Tomatoes test split: 27 tokens on average, 63 at
+most) more than half of them are padding, which is why a server could never approach the
+in-process figure measured on length-sorted batches. Packing lays the sentences of a pass
+end to end into rows of ``row_tokens`` (first fit, longest first), and an attention bias
+keeps each sentence to its own tokens: every sentence attends exactly as it would alone,
+with its own position ids from 0, so the logits are the padded ones (checked when the
+packed model is built, :mod:`backends.packed_model`).
+
+Rows stay short (``row_tokens``, at least the longest sentence): attention costs the
+square of the row's width, and rows about as wide as the longest sentence keep that what
+padding would have cost, while the matrix products, most of the work, see only real
+tokens. Measured in process (MiniLM-L6, bf16 on AMX, 2 threads, batches of 16 in
+arrival order): 285 sentences/s padded, 510-537 packed into rows of 64 tokens, 291-321 in
+one row of all 16. This is the "padding-free" batching that text-embedding servers use
+with variable-length attention kernels, done with a block-diagonal bias that any
+attention implementation accepts.
+
+Pure numpy; the backend turns the arrays into tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+WIDTH_MULTIPLE = 8
+"""Row widths are rounded up to this: fewer distinct shapes, so oneDNN and ONNX Runtime
+reuse the kernels they created for a shape instead of building new ones."""
+BLOCKED = float(np.finfo(np.float32).min)
+
+
+@dataclass(frozen=True)
+class PackedBatch:
+    """One packed pass: ``ids``/``positions`` (rows, width), ``bias`` (rows, 1, width, width),
+    and ``first_token`` (items,): each item's first token as a flat index into rows x width,
+    in the order the items were given."""
+
+    ids: np.ndarray
+    positions: np.ndarray
+    bias: np.ndarray
+    first_token: np.ndarray
+
+    @property
+    def rows(self) -> int:
+        return int(self.ids.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.ids.shape[1])
+
+
+def pack_rows(lengths: Sequence[int], row_tokens: int) -> list[list[int]]:
+    """Item indices per row: first fit, longest first, rows of at most
+    ``max(row_tokens, longest)`` tokens. Every item is in exactly one row."""
+    if not lengths:
+        return []
+    capacity = max(row_tokens, max(lengths))
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for item in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        for row, left in enumerate(room):
+            if lengths[item] <= left:
+                rows[row].append(item)
+                room[row] -= lengths[item]
+                break
+        else:
+            rows.append([item])
+            room.append(capacity - lengths[item])
+    return rows
+
+
+def pack(
+    sequences: Sequence[Sequence[int] | np.ndarray],
+    row_tokens: int,
+    pad_id: int,
+    position_offset: int = 0,
+) -> PackedBatch:
+    """Lay ``sequences`` into packed rows; ``position_offset`` is the family's first
+    position id (0 for BERT and DistilBERT, ``pad_token_id + 1`` for RoBERTa)."""
+    if not sequences or any(len(s) == 0 for s in sequences):
+        raise ValueError("packing needs at least one sequence and no empty ones")
+    lengths = [len(s) for s in sequences]
+    rows = pack_rows(lengths, row_tokens)
+    used = max(sum(lengths[i] for i in row) for row in rows)
+    width = -(-used // WIDTH_MULTIPLE) * WIDTH_MULTIPLE
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    positions = np.full((len(rows), width), position_offset, dtype=np.int64)
+    segment = np.full((len(rows), width), -1, dtype=np.int64)
+    first_token = np.zeros(len(sequences), dtype=np.int64)
+    for r, row in enumerate(rows):
+        start = 0
+        for k, item in enumerate(row):
+            n = lengths[item]
+            ids[r, start : start + n] = sequences[item]
+            positions[r, start : start + n] = np.arange(position_offset, position_offset + n)
+            segment[r, start : start + n] = k
+            first_token[item] = r * width + start
+            start += n
+    same = segment[:, :, None] == segment[:, None, :]
+    # A padding slot (segment -1) attends only to itself: no softmax over nothing (NaN),
+    # and no real token ever attends to it.
+    allowed = (same & (segment[:, :, None] >= 0)) | np.eye(width, dtype=bool)[None]
+    bias = np.where(allowed, 0.0, BLOCKED).astype(np.float32)[:, None, :, :]
+    return PackedBatch(ids, positions, bias, first_token)
+
+
+def unpad(input_ids: np.ndarray, attention_mask: np.ndarray) -> list[np.ndarray]:
+    """The sequences of a right-padded batch (what :func:`codecs.pad_batch` builds)."""
+    lengths = attention_mask.sum(axis=1)
+    return [input_ids[row, : int(n)] for row, n in enumerate(lengths)]

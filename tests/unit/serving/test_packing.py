@@ -1,0 +1,94 @@
+"""Packing several sentences into one row: every sentence must see exactly what it would alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from modeldeploy.serving.codecs import pad_batch
+from modeldeploy.serving.packing import WIDTH_MULTIPLE, pack, pack_rows, unpad
+
+
+def _attention_alone(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
+    scores = q @ k.T / np.sqrt(q.shape[1])
+    weights = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return (weights / weights.sum(axis=1, keepdims=True)) @ v
+
+
+def _attention_with_bias(q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: np.ndarray):
+    scores = q @ k.T / np.sqrt(q.shape[1]) + bias
+    weights = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return (weights / weights.sum(axis=1, keepdims=True)) @ v
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_rows_hold_every_item_once_and_never_overflow(seed):
+    rng = np.random.default_rng(seed)
+    lengths = [int(n) for n in rng.integers(1, 90, size=rng.integers(1, 40))]
+    rows = pack_rows(lengths, 64)
+    assert sorted(i for row in rows for i in row) == list(range(len(lengths)))
+    for row in rows:
+        assert sum(lengths[i] for i in row) <= max(64, max(lengths))
+    # first fit, longest first: no two rows could have been merged
+    fill = sorted(sum(lengths[i] for i in row) for row in rows)
+    assert len(fill) == 1 or fill[0] + fill[1] > max(64, max(lengths))
+
+
+def test_a_sentence_longer_than_a_row_gets_a_row_as_wide_as_itself():
+    assert pack_rows([100, 3, 4], 64) == [[0], [2, 1]]  # it fills its own row
+    batch = pack([list(range(1, 101)), [1, 2, 3]], 64, 0)
+    assert (batch.rows, batch.width) == (2, 104)  # 100 rounded up to a multiple of 8
+
+
+def test_positions_restart_per_sentence_and_first_tokens_point_at_each_start():
+    sequences = [[101, 7, 8, 102], [101, 9, 102], [101, 5, 6, 7, 8, 102]]
+    batch = pack(sequences, 16, pad_id=0)
+    assert batch.rows == 1 and batch.width % WIDTH_MULTIPLE == 0
+    flat_ids, flat_pos = batch.ids.reshape(-1), batch.positions.reshape(-1)
+    for item, seq in enumerate(sequences):
+        start = int(batch.first_token[item])
+        assert flat_ids[start : start + len(seq)].tolist() == seq
+        assert flat_pos[start : start + len(seq)].tolist() == list(range(len(seq)))
+
+
+def test_roberta_positions_start_after_the_padding_index():
+    batch = pack([[0, 5, 2], [0, 2]], 64, pad_id=1, position_offset=2)
+    start = int(batch.first_token[0])
+    assert batch.positions.reshape(-1)[start : start + 3].tolist() == [2, 3, 4]
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_attention_through_the_bias_equals_each_sentence_alone(seed):
+    """The bias is the whole trick: softmax over a packed row with it must give, for every
+    real token, exactly the attention over its own sentence; no token sees a neighbour or
+    padding, and padding slots produce finite values (no softmax over nothing)."""
+    rng = np.random.default_rng(seed)
+    lengths = [int(n) for n in rng.integers(1, 30, size=rng.integers(1, 12))]
+    sequences = [list(range(1, n + 1)) for n in lengths]
+    batch = pack(sequences, 32, pad_id=0)
+    dim = 8
+    q, k, v = (rng.normal(size=(batch.rows, batch.width, dim)) for _ in range(3))
+    flat = batch.first_token
+    for row in range(batch.rows):
+        out = _attention_with_bias(q[row], k[row], v[row], batch.bias[row, 0])
+        assert np.isfinite(out).all()
+        for item, n in enumerate(lengths):
+            r, start = divmod(int(flat[item]), batch.width)
+            if r != row:
+                continue
+            span = slice(start, start + n)
+            alone = _attention_alone(q[row, span], k[row, span], v[row, span])
+            np.testing.assert_allclose(out[span], alone, rtol=1e-10, atol=1e-12)
+
+
+def test_unpad_recovers_what_pad_batch_padded():
+    sequences = [[101, 4, 5, 102], [101, 102], [101, 9, 9, 9, 9, 102]]
+    ids, mask = pad_batch(sequences, pad_id=0)
+    assert [s.tolist() for s in unpad(ids, mask)] == sequences
+
+
+def test_nothing_or_an_empty_sentence_is_refused():
+    with pytest.raises(ValueError):
+        pack([], 64, 0)
+    with pytest.raises(ValueError):
+        pack([[1, 2], []], 64, 0)
