@@ -50,6 +50,7 @@ def measure(
     batch_sizes: tuple[int, ...],
     single: int,
     pack_row_tokens: int = 0,
+    arrival_order: bool = True,
 ) -> dict[str, Any]:
     from modeldeploy.serving import codecs, loading
     from modeldeploy.serving.batcher import BatchingConfig, plan_passes
@@ -113,7 +114,7 @@ def measure(
     # What a server at concurrency C can form: C texts in arrival order (the load generator's
     # order), split into passes by length exactly as the predictor's batcher does.
     arrival: dict[str, float] = {}
-    for size in sorted({min(16, max(batch_sizes)), max(batch_sizes)}):
+    for size in sorted({min(16, max(batch_sizes)), max(batch_sizes)}) if arrival_order else []:
         chunks = [texts[start : start + size] for start in range(0, len(texts), size)]
         for timed in (False, True):
             started = time.perf_counter()
@@ -121,7 +122,7 @@ def measure(
                 classify_planned(chunk)
             if timed:
                 arrival[str(size)] = round(len(texts) / (time.perf_counter() - started), 1)
-    latencies = []
+    latencies: list[float] = []
     for text in texts[:single]:
         started = time.perf_counter()
         classify([text])
@@ -142,9 +143,13 @@ def measure(
         else None,
         "arrival_order_sentences_per_s": arrival,
         "pass_cost": _cost_figures(cost),
-        "batch1_p50_ms": round(float(np.percentile(latencies, 50)), 2),
-        "batch1_p99_ms": round(float(np.percentile(latencies, 99)), 2),
+        "batch1_p50_ms": _percentile(latencies, 50),
+        "batch1_p99_ms": _percentile(latencies, 99),
     }
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 2) if values else None
 
 
 def _cost_figures(cost: Any) -> dict[str, Any]:
@@ -169,9 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pack-row-tokens", type=int, default=0, help="torch: pack into rows (0: padded)"
     )
+    parser.add_argument(
+        "--c16-only",
+        action="store_true",
+        help="only length-sorted batches of 16 (the paired rounds of run.py)",
+    )
     args = parser.parse_args(argv)
     data = json.loads(args.texts.read_text())
-    sizes = tuple(int(s) for s in args.batch_sizes.split(","))
+    sizes = (16,) if args.c16_only else tuple(int(s) for s in args.batch_sizes.split(","))
     result = measure(
         args.model_dir,
         args.runtime,
@@ -179,8 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         data["texts"],
         data["labels"],
         sizes,
-        args.single,
+        0 if args.c16_only else args.single,
         args.pack_row_tokens,
+        arrival_order=not args.c16_only,
     )
     print(json.dumps(result))
     return 0

@@ -99,6 +99,13 @@ def render(results: dict[str, Any]) -> str:
     for key, goal in s["goals"].items():
         met = {True: "yes", False: "**no**", None: "n/a"}[s["met"][key]]
         lines.append(f"| `{key}` | {s[key]} | {goal} | {met} |")
+    if s.get("fraction_paired_rounds"):
+        rounds = ", ".join(str(x) for x in s["fraction_paired_rounds"])
+        lines.append(
+            "| `fraction_of_ceiling_c16` is the median of paired rounds (in-process batch 16, "
+            f"then the server at c=16, back to back): {rounds}; one-shot, from the tables "
+            f"above (measured minutes apart) | {s.get('fraction_of_ceiling_c16_unpaired')} | | |"
+        )
     if "fraction_of_best_any_batch_ceiling_c16" in s:
         lines.append(
             "| `fraction_of_best_any_batch_ceiling_c16` (of "

@@ -76,11 +76,12 @@ class Plan:
     batch_sizes: tuple[int, ...]  # of the in-process ceiling
     single: int  # sentences timed one at a time in process
     max_texts: int | None
+    paired_rounds: int = 3  # ceiling at batch 16, then the predictor at concurrency 16
 
 
 # Enough requests that each P99 rests on at least 5 tail samples (and >= 30 batches).
 FULL = Plan("good", {1: 500, 16: 2000, 64: 3000}, 5, (1, 2, 4, 8, 16, 32, 64), 200, None)
-QUICK = Plan("tiny", {1: 20, 16: 64, 64: 128}, 1, (1, 16, 32), 20, 128)
+QUICK = Plan("tiny", {1: 20, 16: 64, 64: 128}, 1, (1, 16, 32), 20, 128, paired_rounds=1)
 
 
 def _free_port() -> int:
@@ -161,22 +162,55 @@ def _drive(
     return runs
 
 
+InProcessC16 = Callable[[], float]  # one in-process run at batch 16: sentences/s
+
+
 def _system(
-    name: str, spec: Spec, texts: list[str], log_dir: Path, say: Progress, plan: Plan
+    name: str,
+    spec: Spec,
+    texts: list[str],
+    log_dir: Path,
+    say: Progress,
+    plan: Plan,
+    ceiling_c16: InProcessC16 | None = None,
 ) -> dict:
     argv, ready_url, url = spec
     say(f"starting {name}")
     log = log_dir / f"{name}.log"
     proc, cold = _start(argv, ready_url, log)
+    paired: list[dict[str, float]] = []
     try:
         runs = _drive(name, url, texts, say, v1_body, plan)
+        for _ in range(plan.paired_rounds if ceiling_c16 else 0):
+            assert ceiling_c16 is not None
+            paired.append(_paired_round(name, url, texts, say, plan, ceiling_c16))
     finally:
         _stop(proc)
     if "--runtime" not in argv:  # the naive baseline is no predictor
         return {"start_to_ready_s": round(cold, 2), "runs": runs, "serving": {"runtime": name}}
     runtime = argv[argv.index("--runtime") + 1]
     served = _served_as(log) if runtime == "torch" else {"runtime": runtime}
-    return {"start_to_ready_s": round(cold, 2), "runs": runs, "serving": served}
+    out = {"start_to_ready_s": round(cold, 2), "runs": runs, "serving": served}
+    if paired:
+        out["paired_c16"] = paired
+    return out
+
+
+def _paired_round(
+    name: str, url: str, texts: list[str], say: Progress, plan: Plan, ceiling_c16: InProcessC16
+) -> dict[str, float]:
+    """The in-process ceiling at batch 16 and then the (idle meanwhile) predictor at
+    concurrency 16, back to back: on a machine whose speed drifts by 15-30% over minutes,
+    only figures measured together make a fair ratio (docs/serving.md#benchmarks)."""
+    in_process = ceiling_c16()
+    served = measure(url, texts, 16, plan.requests[16]).throughput_rps
+    say(f"{name} paired round: ceiling {in_process}/s, served {served} req/s, "
+        f"fraction {served / in_process:.3f}")  # fmt: skip
+    return {
+        "ceiling_sentences_per_s": in_process,
+        "served_rps": served,
+        "fraction": round(served / in_process, 3),
+    }
 
 
 def _triton(
@@ -377,6 +411,43 @@ def _ceiling_configs() -> list[tuple[str, str, int]]:
     return [*torch, ("onnx", "fp32", 0), ("onnx-int8", "fp32", 0)]
 
 
+def _in_process(
+    model_dir: Path,
+    texts_file: Path,
+    log: Path,
+    config: dict[str, Any],
+    plan: Plan,
+    c16_only: bool = False,
+) -> dict[str, Any] | None:
+    """One ``ceiling.py`` process for ``config``; its figures, or None if it failed."""
+    argv = [
+        sys.executable, "-m", "modeldeploy.tools.bench.serving.ceiling",
+        "--model-dir", str(model_dir), "--runtime", config["runtime"],
+        "--precision", config["precision"], "--texts", str(texts_file),
+        "--single", str(plan.single),
+        "--batch-sizes", ",".join(str(b) for b in plan.batch_sizes),
+        "--pack-row-tokens", str(config["pack_row_tokens"]),
+    ]  # fmt: skip
+    if c16_only:
+        argv.append("--c16-only")
+    with open(log, "ab") as err:
+        done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=err, timeout=1800)
+    if done.returncode != 0:
+        return None
+    found: dict[str, Any] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    return found
+
+
+def ceiling_c16_key(ceiling: dict[str, Any]) -> str | None:
+    """The admitted configuration with the best in-process figure at batches <= 16."""
+    admitted = {k: v for k, v in ceiling.items() if v.get("admitted")}
+    return max(
+        (k for k, v in admitted.items() if v.get("c16_sentences_per_s")),
+        key=lambda k: admitted[k]["c16_sentences_per_s"],
+        default=None,
+    )
+
+
 def ceiling_key(runtime: str, precision: str, pack_row_tokens: int) -> str:
     """``torch``, ``torch-packed``, ``torch-bf16-packed``, ``onnx``, ..."""
     key = runtime if precision == "fp32" else f"{runtime}-{precision}"
@@ -389,19 +460,12 @@ def _ceiling(
     out: dict[str, Any] = {}
     for runtime, precision, pack in _ceiling_configs():
         key = ceiling_key(runtime, precision, pack)
-        argv = [
-            sys.executable, "-m", "modeldeploy.tools.bench.serving.ceiling",
-            "--model-dir", str(model_dir), "--runtime", runtime, "--precision", precision,
-            "--texts", str(texts_file), "--single", str(plan.single),
-            "--batch-sizes", ",".join(str(b) for b in plan.batch_sizes),
-            "--pack-row-tokens", str(pack),
-        ]  # fmt: skip
-        with open(log_dir / f"ceiling-{key}.log", "wb") as err:
-            done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=err, timeout=1800)
-        if done.returncode != 0:
+        config = {"runtime": runtime, "precision": precision, "pack_row_tokens": pack}
+        found = _in_process(model_dir, texts_file, log_dir / f"ceiling-{key}.log", config, plan)
+        if found is None:
             out[key] = {"status": "failed", "log": str(log_dir / f"ceiling-{key}.log")}
             continue
-        out[key] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+        out[key] = {**found, "config": config}
         say(f"ceiling {key}: {out[key]['best_sentences_per_s']}/s, batch-1 p50 "
             f"{out[key]['batch1_p50_ms']} ms, accuracy {out[key]['accuracy']}")  # fmt: skip
     reference = out.get("torch", {}).get("accuracy")
@@ -438,12 +502,9 @@ def summarize(
     base = systems["baseline_pipeline"]["runs"]
     admitted = {k: v for k, v in ceiling.items() if v.get("admitted")}
     top_any = max((v["best_sentences_per_s"] for v in admitted.values()), default=None)
-    c16_key = max(
-        (k for k, v in admitted.items() if v.get("c16_sentences_per_s")),
-        key=lambda k: admitted[k]["c16_sentences_per_s"],
-        default=None,
-    )
+    c16_key = ceiling_c16_key(ceiling)
     top = admitted[c16_key]["c16_sentences_per_s"] if c16_key else None
+    paired = [p["fraction"] for p in predictors[best].get("paired_c16", [])]
     matching = ceiling.get(_ceiling_key(best, predictors[best]), {})
     triton = systems.get("triton", {}).get("runs")
     c16 = runs["16"]["throughput_rps"]
@@ -453,7 +514,12 @@ def summarize(
 
     figures = {
         "speedup_c16": r(c16 / base["16"]["throughput_rps"]),
-        "fraction_of_ceiling_c16": r(c16 / top if top else None),
+        # Paired rounds (ceiling and server back to back) when there are any: the one-shot
+        # ratio divides figures measured minutes apart on a machine whose speed drifts.
+        "fraction_of_ceiling_c16": r(
+            statistics.median(paired) if paired else (c16 / top if top else None)
+        ),
+        "fraction_of_ceiling_c16_unpaired": r(c16 / top if top else None),
         "fraction_of_best_any_batch_ceiling_c16": r(c16 / top_any if top_any else None),
         "p99_ratio_c16": r(runs["16"]["p99_ms"] / base["16"]["p99_ms"]),
         "overhead_c1_ms": r(
@@ -472,6 +538,7 @@ def summarize(
         "ceiling_used": c16_key,
         "ceiling_c16_sentences_per_s": top,
         "ceiling_best_any_batch_sentences_per_s": top_any,
+        "fraction_paired_rounds": paired,
         **figures,
         "accuracy_delta_points": matching.get("accuracy_delta_points"),
         "goals": {k: f"{op} {goal}" for k, (op, goal) in GOALS.items()},
@@ -513,8 +580,19 @@ def run(output_dir: Path, progress: Progress | None = None, quick: bool = False)
         "predictor_torch": _predictor(model_dir, "torch"),
         "predictor_onnx": _predictor(model_dir, "onnx"),
     }
+    c16_key = ceiling_c16_key(ceiling)
+
+    def ceiling_c16() -> float:
+        assert c16_key is not None
+        log = log_dir / f"ceiling-{c16_key}-paired.log"
+        found = _in_process(model_dir, texts_file, log, ceiling[c16_key]["config"], plan, True)
+        if found is None or not found.get("c16_sentences_per_s"):
+            raise RuntimeError(f"the paired in-process run failed; see {log}")
+        return float(found["c16_sentences_per_s"])
+
     for name, spec in specs.items():
-        systems[name] = _system(name, spec, texts, log_dir, say, plan)
+        pair = ceiling_c16 if name.startswith("predictor_") and c16_key else None
+        systems[name] = _system(name, spec, texts, log_dir, say, plan, pair)
     try:
         systems["triton"] = _triton(model_dir, texts, log_dir, say, plan)
     except Exception as exc:  # reported, not hidden: the other systems' figures still stand
