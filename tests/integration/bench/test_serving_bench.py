@@ -46,6 +46,12 @@ def test_quick_bench_measures_every_system_and_merges_a_summary(tmp_path):
         runs = figures["systems"][name]["runs"]
         assert set(runs) == {str(c) for c in CONCURRENCY}
         assert all(r["errors"] == 0 and r["throughput_rps"] > 0 for r in runs.values())
+    for name in ("predictor_torch", "predictor_onnx"):  # measured next to the ceiling
+        (paired,) = figures["systems"][name]["paired"]
+        assert paired["fraction"] > 0 and paired["ceiling_sentences_per_s"] > 0
+        assert paired["served_c1_p50_ms"] > 0 and paired["overhead_c1_ms"] is not None
+    assert summary["fraction_paired_rounds"]  # the headline fraction is the paired one
+    assert {"torch-packed", "torch"} <= set(figures["ceiling"])  # both layouts
     triton = figures["systems"]["triton"]
     assert "runs" in triton or triton["status"] == "failed"  # a failure is reported, not hidden
     assert (summary["vs_triton_c16"] is None) == ("runs" not in triton)

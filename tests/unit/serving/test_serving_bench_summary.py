@@ -65,13 +65,13 @@ def test_a_packed_predictor_is_compared_with_its_own_layouts_batch_1_latency():
 def test_paired_rounds_set_the_fraction_when_there_are_any():
     """The one-shot ratio divides figures measured minutes apart; paired rounds (ceiling,
     then server, back to back) cancel the machine's drift, and their median is reported."""
-    paired = [{"fraction": f} for f in (0.7, 0.9, 0.8)]
+    paired = [{"fraction": f, "overhead_c1_ms": o} for f, o in ((0.7, 3.0), (0.9, 1.0), (0.8, 1.5))]
     systems = {
         "baseline_pipeline": {"runs": _runs(50, 100, 100, p99=500.0)},
         "predictor_torch": {
             "runs": _runs(80, 300, 380),
             "serving": {"precision": "bf16"},
-            "paired_c16": paired,
+            "paired": paired,
         },
     }
     summary = summarize(CEILING, systems, {"goal_s": 3.0, "torch": {"median_s": 2.0}})
@@ -79,3 +79,5 @@ def test_paired_rounds_set_the_fraction_when_there_are_any():
     assert summary["fraction_of_ceiling_c16_unpaired"] == pytest.approx(0.75)
     assert summary["fraction_paired_rounds"] == [0.7, 0.9, 0.8]
     assert summary["met"]["fraction_of_ceiling_c16"] is False
+    assert summary["overhead_c1_ms"] == pytest.approx(1.5)  # the median of the rounds
+    assert summary["overhead_c1_ms_unpaired"] == pytest.approx(1.0)  # 10 ms vs bf16's 9

@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--c16-only",
         action="store_true",
-        help="only length-sorted batches of 16 (the paired rounds of run.py)",
+        help="only length-sorted batches of 16 and batch 1 (the paired rounds of run.py)",
     )
     args = parser.parse_args(argv)
     data = json.loads(args.texts.read_text())
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         data["texts"],
         data["labels"],
         sizes,
-        0 if args.c16_only else args.single,
+        args.single,
         args.pack_row_tokens,
         arrival_order=not args.c16_only,
     )

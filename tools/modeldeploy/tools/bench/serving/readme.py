@@ -106,6 +106,13 @@ def render(results: dict[str, Any]) -> str:
             f"then the server at c=16, back to back): {rounds}; one-shot, from the tables "
             f"above (measured minutes apart) | {s.get('fraction_of_ceiling_c16_unpaired')} | | |"
         )
+    if s.get("overhead_c1_paired_rounds"):
+        rounds = ", ".join(str(x) for x in s["overhead_c1_paired_rounds"])
+        lines.append(
+            "| `overhead_c1_ms` is the median of the same paired rounds (the served "
+            f"configuration's in-process batch-1 P50, then the server at c=1): {rounds}; "
+            f"one-shot | {s.get('overhead_c1_ms_unpaired')} | | |"
+        )
     if "fraction_of_best_any_batch_ceiling_c16" in s:
         lines.append(
             "| `fraction_of_best_any_batch_ceiling_c16` (of "

@@ -162,7 +162,25 @@ def _drive(
     return runs
 
 
-InProcessC16 = Callable[[], float]  # one in-process run at batch 16: sentences/s
+@dataclass(frozen=True)
+class Pairing:
+    """The in-process side of the paired rounds: ``ceiling.py --c16-only`` for a
+    configuration already measured in full (batch 16 and batch-1 latency only)."""
+
+    model_dir: Path
+    texts_file: Path
+    log_dir: Path
+    plan: Plan
+    ceiling: dict[str, Any]
+    c16_key: str
+
+    def run(self, key: str) -> dict[str, Any]:
+        log = self.log_dir / f"ceiling-{key}-paired.log"
+        config = self.ceiling[key]["config"]
+        found = _in_process(self.model_dir, self.texts_file, log, config, self.plan, True)
+        if found is None or not found.get("c16_sentences_per_s"):
+            raise RuntimeError(f"the paired in-process run of {key} failed; see {log}")
+        return found
 
 
 def _system(
@@ -172,44 +190,65 @@ def _system(
     log_dir: Path,
     say: Progress,
     plan: Plan,
-    ceiling_c16: InProcessC16 | None = None,
+    pairing: Pairing | None = None,
 ) -> dict:
     argv, ready_url, url = spec
     say(f"starting {name}")
     log = log_dir / f"{name}.log"
     proc, cold = _start(argv, ready_url, log)
-    paired: list[dict[str, float]] = []
+    paired: list[dict[str, Any]] = []
     try:
         runs = _drive(name, url, texts, say, v1_body, plan)
-        for _ in range(plan.paired_rounds if ceiling_c16 else 0):
-            assert ceiling_c16 is not None
-            paired.append(_paired_round(name, url, texts, say, plan, ceiling_c16))
+        if "--runtime" in argv:
+            runtime = argv[argv.index("--runtime") + 1]
+            served = _served_as(log) if runtime == "torch" else {"runtime": runtime}
+            matching = _ceiling_key(name, {"serving": served})
+            for _ in range(plan.paired_rounds if pairing else 0):
+                assert pairing is not None
+                paired.append(_paired_round(name, url, texts, say, plan, pairing, matching))
     finally:
         _stop(proc)
     if "--runtime" not in argv:  # the naive baseline is no predictor
         return {"start_to_ready_s": round(cold, 2), "runs": runs, "serving": {"runtime": name}}
-    runtime = argv[argv.index("--runtime") + 1]
-    served = _served_as(log) if runtime == "torch" else {"runtime": runtime}
     out = {"start_to_ready_s": round(cold, 2), "runs": runs, "serving": served}
     if paired:
-        out["paired_c16"] = paired
+        out["paired"] = paired
     return out
 
 
 def _paired_round(
-    name: str, url: str, texts: list[str], say: Progress, plan: Plan, ceiling_c16: InProcessC16
-) -> dict[str, float]:
-    """The in-process ceiling at batch 16 and then the (idle meanwhile) predictor at
-    concurrency 16, back to back: on a machine whose speed drifts by 15-30% over minutes,
-    only figures measured together make a fair ratio (docs/serving.md#benchmarks)."""
-    in_process = ceiling_c16()
-    served = measure(url, texts, 16, plan.requests[16]).throughput_rps
-    say(f"{name} paired round: ceiling {in_process}/s, served {served} req/s, "
-        f"fraction {served / in_process:.3f}")  # fmt: skip
+    name: str,
+    url: str,
+    texts: list[str],
+    say: Progress,
+    plan: Plan,
+    pairing: Pairing,
+    matching: str,
+) -> dict[str, Any]:
+    """In process, then the (idle meanwhile) predictor, back to back: on a machine whose
+    speed drifts by 15-30% over minutes only figures measured together make a fair ratio
+    (docs/serving.md#benchmarks). The ceiling's configuration at batch 16 against the
+    predictor at concurrency 16; the served configuration's batch-1 P50 against the
+    predictor's at concurrency 1."""
+    ceiling = pairing.run(pairing.c16_key)
+    own = ceiling if matching == pairing.c16_key else None
+    if own is None and matching in pairing.ceiling and "config" in pairing.ceiling[matching]:
+        own = pairing.run(matching)
+    served16 = measure(url, texts, 16, plan.requests[16])
+    served1 = measure(url, texts, 1, plan.requests[1])
+    fraction = served16.throughput_rps / ceiling["c16_sentences_per_s"]
+    batch1 = own.get("batch1_p50_ms") if own else None
+    overhead = None if batch1 is None else round(served1.p50_ms - batch1, 2)
+    say(f"{name} paired round: ceiling {ceiling['c16_sentences_per_s']}/s, served "
+        f"{served16.throughput_rps} req/s (fraction {fraction:.3f}); batch-1 P50 {batch1} ms "
+        f"in process, {served1.p50_ms} ms served")  # fmt: skip
     return {
-        "ceiling_sentences_per_s": in_process,
-        "served_rps": served,
-        "fraction": round(served / in_process, 3),
+        "ceiling_sentences_per_s": ceiling["c16_sentences_per_s"],
+        "served_rps": served16.throughput_rps,
+        "fraction": round(fraction, 3),
+        "in_process_batch1_p50_ms": batch1,
+        "served_c1_p50_ms": served1.p50_ms,
+        "overhead_c1_ms": overhead,
     }
 
 
@@ -504,13 +543,20 @@ def summarize(
     top_any = max((v["best_sentences_per_s"] for v in admitted.values()), default=None)
     c16_key = ceiling_c16_key(ceiling)
     top = admitted[c16_key]["c16_sentences_per_s"] if c16_key else None
-    paired = [p["fraction"] for p in predictors[best].get("paired_c16", [])]
+    rounds = predictors[best].get("paired", [])
+    paired = [p["fraction"] for p in rounds]
+    paired_c1 = [p["overhead_c1_ms"] for p in rounds if p.get("overhead_c1_ms") is not None]
     matching = ceiling.get(_ceiling_key(best, predictors[best]), {})
     triton = systems.get("triton", {}).get("runs")
     c16 = runs["16"]["throughput_rps"]
 
     def r(x: float | None, digits: int = 3) -> float | None:
         return None if x is None else round(x, digits)
+
+    unpaired_c1 = r(
+        runs["1"]["p50_ms"] - matching["batch1_p50_ms"] if "batch1_p50_ms" in matching else None,
+        2,
+    )
 
     figures = {
         "speedup_c16": r(c16 / base["16"]["throughput_rps"]),
@@ -522,12 +568,8 @@ def summarize(
         "fraction_of_ceiling_c16_unpaired": r(c16 / top if top else None),
         "fraction_of_best_any_batch_ceiling_c16": r(c16 / top_any if top_any else None),
         "p99_ratio_c16": r(runs["16"]["p99_ms"] / base["16"]["p99_ms"]),
-        "overhead_c1_ms": r(
-            runs["1"]["p50_ms"] - matching["batch1_p50_ms"]
-            if "batch1_p50_ms" in matching
-            else None,
-            2,
-        ),
+        "overhead_c1_ms": r(statistics.median(paired_c1), 2) if paired_c1 else unpaired_c1,
+        "overhead_c1_ms_unpaired": unpaired_c1,
         "c64_over_c16": r(runs["64"]["throughput_rps"] / c16),
         "cold_start_s": max(v["median_s"] for k, v in cold_start.items() if k != "goal_s"),
         "vs_triton_c16": r(c16 / triton["16"]["throughput_rps"] if triton else None),
@@ -539,6 +581,7 @@ def summarize(
         "ceiling_c16_sentences_per_s": top,
         "ceiling_best_any_batch_sentences_per_s": top_any,
         "fraction_paired_rounds": paired,
+        "overhead_c1_paired_rounds": paired_c1,
         **figures,
         "accuracy_delta_points": matching.get("accuracy_delta_points"),
         "goals": {k: f"{op} {goal}" for k, (op, goal) in GOALS.items()},
@@ -581,17 +624,9 @@ def run(output_dir: Path, progress: Progress | None = None, quick: bool = False)
         "predictor_onnx": _predictor(model_dir, "onnx"),
     }
     c16_key = ceiling_c16_key(ceiling)
-
-    def ceiling_c16() -> float:
-        assert c16_key is not None
-        log = log_dir / f"ceiling-{c16_key}-paired.log"
-        found = _in_process(model_dir, texts_file, log, ceiling[c16_key]["config"], plan, True)
-        if found is None or not found.get("c16_sentences_per_s"):
-            raise RuntimeError(f"the paired in-process run failed; see {log}")
-        return float(found["c16_sentences_per_s"])
-
+    pairing = Pairing(model_dir, texts_file, log_dir, plan, ceiling, c16_key) if c16_key else None
     for name, spec in specs.items():
-        pair = ceiling_c16 if name.startswith("predictor_") and c16_key else None
+        pair = pairing if name.startswith("predictor_") else None
         systems[name] = _system(name, spec, texts, log_dir, say, plan, pair)
     try:
         systems["triton"] = _triton(model_dir, texts, log_dir, say, plan)
