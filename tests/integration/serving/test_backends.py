@@ -174,3 +174,31 @@ def test_int8_is_held_to_half_a_point_whatever_the_tolerance(
     report = model.parity_report
     assert report is not None and report.passed and report.tolerance == 0.005
     assert report.reference_accuracy > 0.7 and report.drop <= 0.005
+
+
+def test_weights_that_do_not_pack_are_served_padded_and_not_tried_again(
+    tiny_checkpoint, tmp_path, monkeypatch
+):
+    """A packed trace that does not reproduce the padded model is refused once, recorded,
+    and later starts go straight to the padded trace instead of exporting again."""
+    from modeldeploy.serving.backends import torch_backend
+    from modeldeploy.serving.backends.onnx_backend import artifact_dir
+
+    monkeypatch.setenv("MODELDEPLOY_CACHE", str(tmp_path))
+    real_export = torch_backend.export_trace
+    packed_exports: list[int] = []
+
+    def export(model_dir, target, precision, key=None, row_tokens=0):
+        if row_tokens > 0:
+            packed_exports.append(row_tokens)
+            return None  # as when the packed logits differ from the padded ones
+        return real_export(model_dir, target, precision, key, row_tokens)
+
+    monkeypatch.setattr(torch_backend, "export_trace", export)
+    folder = artifact_dir(tiny_checkpoint)
+    for _ in range(2):
+        backend = torch_backend.TorchBackend(tiny_checkpoint, 1, "fp32", "cpu", folder, 64)
+        assert backend.traced and not backend.packs
+        assert backend.trace == torch_backend.trace_path(folder, "fp32")
+    assert packed_exports == [64]  # the second start read the recorded refusal
+    assert torch_backend.refusal_path(torch_backend.trace_path(folder, "fp32", True)).is_file()

@@ -87,6 +87,11 @@ def trace_path(cache_dir: Path, precision: str, packed: bool = False) -> Path:
     return cache_dir / f"torch-{precision}{'-packed' if packed else ''}.pt"
 
 
+def refusal_path(trace: Path) -> Path:
+    """Where a start records that a packed trace could not be made for these weights."""
+    return trace.with_name(trace.stem + ".refused.json")
+
+
 def trace_key(
     cache_dir: Path, precision: str, torch_version: str, packed: bool = False
 ) -> dict[str, object]:
@@ -230,9 +235,16 @@ class TorchBackend:
         path = trace_path(cache_dir, precision, packed)
         key = trace_key(cache_dir, precision, torch.__version__, packed)
         what = f"{precision}{' packed' if packed else ''} trace"
+        refusal = refusal_path(path)
+        if packed and cache.read_verdict(refusal, key) is not None:
+            log.info("%s: these weights were found not to pack (%s); padded", what, refusal)
+            return False
         if not cache.usable(path, key, what) and not export_trace(
             model_dir, path, precision, key, row_tokens if packed else 0
         ):
+            if packed:  # remembered: every later start would try again (seconds each)
+                reason = "no packed classifier for this family, or it differs from padded"
+                cache.write_verdict(refusal, key, {"refused": reason})
             return False
         self.module = torch.jit.load(str(path), map_location="cpu").eval()
         self.traced, self.trace = True, path
