@@ -99,6 +99,26 @@ def plan_passes(lengths: Sequence[int], max_rows: int, overhead: int) -> list[li
     return passes[::-1]
 
 
+def plan_for(lengths: Sequence[int], max_rows: int, overhead: int, packs: bool) -> list[list[int]]:
+    """The forward passes (item indices) for items of these lengths: by length
+    (:func:`plan_passes`), or, for a backend that packs, in order, ``max_rows`` each."""
+    if packs:
+        return [
+            list(range(i, min(i + max_rows, len(lengths))))
+            for i in range(0, len(lengths), max_rows)
+        ]
+    return plan_passes(lengths, max_rows, overhead)
+
+
+def observe_pass(cost: PassCostModel, mask: np.ndarray, seconds: float, packs: bool) -> None:
+    """Feed one timed pass of this padded ``mask`` to ``cost``: its padded slots, or for a
+    backend that packs what it computes, the real tokens."""
+    if packs:
+        cost.observe(1, int(mask.sum()), seconds)
+    else:
+        cost.observe(mask.shape[0], mask.shape[1], seconds)
+
+
 @dataclass
 class _Request:
     texts: Sequence[str] | None
@@ -231,14 +251,8 @@ class DynamicBatcher:
         return self.pass_cost.overhead_tokens()
 
     def plan(self, lengths: Sequence[int]) -> list[list[int]]:
-        """The forward passes (item indices) for items of these lengths: by length
-        (:func:`plan_passes`), or, when the backend packs, in order, ``max_batch_size`` each."""
-        if self.packs:
-            size = self.config.max_batch_size
-            return [
-                list(range(i, min(i + size, len(lengths)))) for i in range(0, len(lengths), size)
-            ]
-        return plan_passes(lengths, self.config.max_batch_size, self.overhead_tokens())
+        """This batcher's passes for items of these lengths (:func:`plan_for`)."""
+        return plan_for(lengths, self.config.max_batch_size, self.overhead_tokens(), self.packs)
 
     def _process(self, batch: list[_Request]) -> list[Any]:
         """In the inference thread: tokenize, plan passes by length, run them."""
@@ -267,11 +281,7 @@ class DynamicBatcher:
                 self._on_batch(len(group))
                 started = time.perf_counter()
                 out = self._logits(ids, mask)
-                elapsed = time.perf_counter() - started
-                if self.packs:  # what a packed pass computes: its real tokens
-                    self.pass_cost.observe(1, sum(lengths[i] for i in group), elapsed)
-                else:
-                    self.pass_cost.observe(ids.shape[0], ids.shape[1], elapsed)
+                observe_pass(self.pass_cost, mask, time.perf_counter() - started, self.packs)
                 passes = self.pass_cost.passes
                 if passes in (64, 256) or passes % COST_LOG_EVERY == 0:
                     log.info("pass cost: %s", self.pass_cost.describe())

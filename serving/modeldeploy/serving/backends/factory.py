@@ -13,18 +13,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from modeldeploy.serving.backends.base import RUNTIMES, Backend, ParityFailed
 from modeldeploy.serving.backends.parity import ParityReport
 from modeldeploy.serving.codecs import TextEncoder
 
+if TYPE_CHECKING:
+    from modeldeploy.serving.backends.torch_backend import TorchBackend
+
 Progress = Callable[[str], None]
-
-
-class TorchBackendLike(Protocol):
-    packs: bool
-    row_tokens: int
 
 
 REDUCED_PRECISION_TOLERANCE = 0.005
@@ -208,7 +206,7 @@ def _torch(
     return backend, report
 
 
-def _layout(backend: TorchBackendLike) -> str:
+def _layout(backend: TorchBackend) -> str:
     """One line for the log (the benchmark reads it): how a batch reaches the model."""
     if backend.packs:
         return f"torch layout: packed rows of {backend.row_tokens} tokens"

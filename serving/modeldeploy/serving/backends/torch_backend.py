@@ -106,8 +106,11 @@ def trace_key(
     }
 
 
-def _packed_inputs(torch: Any, ids: Any, mask: Any, row_tokens: int, offset: int) -> tuple:
-    batch = packing.pack(packing.unpad(ids.numpy(), mask.numpy()), row_tokens, 0, offset)
+def _packed_inputs(
+    torch: Any, ids: np.ndarray, mask: np.ndarray, row_tokens: int, offset: int
+) -> tuple:
+    """The packed model's tensors for a right-padded batch given as arrays."""
+    batch = packing.pack(packing.unpad(ids, mask), row_tokens, 0, offset)
     return tuple(
         torch.from_numpy(a) for a in (batch.ids, batch.positions, batch.bias, batch.first_token)
     )
@@ -151,7 +154,8 @@ def export_trace(
         padded = _probe_batch(torch, rows, vocab)
         if row_tokens <= 0:
             return padded
-        return _packed_inputs(torch, *padded, row_tokens, offset)
+        ids, mask = (t.numpy() for t in padded)
+        return _packed_inputs(torch, ids, mask, row_tokens, offset)
 
     example, check = inputs([12, 7, 3]), inputs(PROBE_ROWS)
     with torch.inference_mode(), _autocast(torch, "cpu", precision), warnings_silenced():
@@ -272,16 +276,19 @@ class TorchBackend:
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         torch = self._torch
+        if self.packs:  # straight from the arrays: a packed trace runs on the CPU only
+            inputs = _packed_inputs(
+                torch, input_ids, attention_mask, self.row_tokens, self.position_offset
+            )
+            with torch.inference_mode(), torch.jit.optimized_execution(False):
+                return self.module(*inputs).float().numpy()
         ids = torch.from_numpy(input_ids).to(self.device)
         mask = torch.from_numpy(attention_mask).to(self.device)
         with torch.inference_mode():
             if self.traced:
-                inputs = (ids, mask)
-                if self.packs:
-                    inputs = _packed_inputs(torch, ids, mask, self.row_tokens, self.position_offset)
                 # The profiling executor would re-specialise on every new (batch, length).
                 with torch.jit.optimized_execution(False):
-                    out = self.module(*inputs)
+                    out = self.module(ids, mask)
             else:
                 with _autocast(torch, self.device, self.precision):
                     out = self.module(input_ids=ids, attention_mask=mask).logits

@@ -6,7 +6,8 @@ length-sorted batches of each size (tokenization included, the best case a serve
 approach at that batch size), the best of them and the best at batches of at most 16
 (``c16_sentences_per_s``: at concurrency 16 no batch can be larger, so that is the ceiling
 a server at concurrency 16 is compared with), the throughput on batches formed in arrival
-order and split by length as the predictor's batcher splits them (with the per-pass
+order and planned as the predictor's batcher plans them (``batcher.plan_for``: split by
+length, or one pass when the backend packs; with the per-pass
 overhead fitted to this run's timed passes, ``pass_cost``), and the P50/P99 of one
 sentence at a time (batch 1: the floor of a request's latency).
 It uses the predictor's own backend classes and tokenizer, so the server is compared
@@ -53,7 +54,7 @@ def measure(
     arrival_order: bool = True,
 ) -> dict[str, Any]:
     from modeldeploy.serving import codecs, loading
-    from modeldeploy.serving.batcher import BatchingConfig, plan_passes
+    from modeldeploy.serving.batcher import BatchingConfig, observe_pass, plan_for
     from modeldeploy.serving.passcost import PassCostModel
 
     threads = max(1, len(os.sched_getaffinity(0)))
@@ -76,19 +77,13 @@ def measure(
         started = time.perf_counter()
         logits = backend.logits(ids, mask)
         if timed:
-            elapsed = time.perf_counter() - started
-            if packs:  # as the batcher observes a packed pass: its real tokens
-                cost.observe(1, int(mask.sum()), elapsed)
-            else:
-                cost.observe(ids.shape[0], ids.shape[1], elapsed)
+            observe_pass(cost, mask, time.perf_counter() - started, packs)
         return np.argmax(logits, axis=1)
 
     def classify_planned(batch: list[str]) -> None:
         encoded = encoder.encode(batch)
         lengths = [len(e.ids) for e in encoded]
-        # As the batcher plans: one pass when the backend packs, else split by length.
-        passes = [list(range(len(batch)))] if packs else None
-        for group in passes or plan_passes(lengths, len(batch), cost.overhead_tokens()):
+        for group in plan_for(lengths, len(batch), cost.overhead_tokens(), packs):
             ids, mask = codecs.pad_batch([encoded[i].ids for i in group], encoder.pad_id)
             backend.logits(ids, mask)
 

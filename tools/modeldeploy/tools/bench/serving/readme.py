@@ -99,20 +99,19 @@ def render(results: dict[str, Any]) -> str:
     for key, goal in s["goals"].items():
         met = {True: "yes", False: "**no**", None: "n/a"}[s["met"][key]]
         lines.append(f"| `{key}` | {s[key]} | {goal} | {met} |")
-    if s.get("fraction_paired_rounds"):
-        rounds = ", ".join(str(x) for x in s["fraction_paired_rounds"])
-        lines.append(
-            "| `fraction_of_ceiling_c16` is the median of paired rounds (in-process batch 16, "
-            f"then the server at c=16, back to back): {rounds}; one-shot, from the tables "
-            f"above (measured minutes apart) | {s.get('fraction_of_ceiling_c16_unpaired')} | | |"
-        )
-    if s.get("overhead_c1_paired_rounds"):
-        rounds = ", ".join(str(x) for x in s["overhead_c1_paired_rounds"])
-        lines.append(
-            "| `overhead_c1_ms` is the median of the same paired rounds (the served "
-            f"configuration's in-process batch-1 P50, then the server at c=1): {rounds}; "
-            f"one-shot | {s.get('overhead_c1_ms_unpaired')} | | |"
-        )
+    paired = [
+        ("fraction_of_ceiling_c16", "fraction_paired_rounds", "paired rounds (in-process "
+         "batch 16, then the server at c=16, back to back)"),
+        ("overhead_c1_ms", "overhead_c1_paired_rounds", "the same paired rounds (the served "
+         "configuration's in-process batch-1 P50, then the server at c=1)"),
+    ]  # fmt: skip
+    for key, rounds_key, how in paired:
+        rounds = s.get(rounds_key)
+        if rounds:
+            lines.append(
+                f"| `{key}` is the median of {how}: {', '.join(str(x) for x in rounds)}; "
+                f"one-shot, measured minutes apart | {s.get(f'{key}_unpaired')} | | |"
+            )
     if "fraction_of_best_any_batch_ceiling_c16" in s:
         lines.append(
             "| `fraction_of_best_any_batch_ceiling_c16` (of "
