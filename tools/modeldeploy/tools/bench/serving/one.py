@@ -114,9 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--requests", type=int, help="per concurrency (default: the suite's)")
     parser.add_argument("--quick", action="store_true", help="tiny checkpoint (shape only)")
-    parser.add_argument("--log", type=Path, default=Path("serving-one.log"))
+    parser.add_argument("--log", type=Path, default=Path("bench/serving-logs/one.log"))
     parser.add_argument("predictor_args", nargs="*", help="after --: more predictor options")
     args = parser.parse_args(argv)
+    args.log.parent.mkdir(parents=True, exist_ok=True)
     levels = [int(c) for c in args.concurrency.split(",")]
     requests = {c: args.requests for c in levels} if args.requests else {}
     run_one(
