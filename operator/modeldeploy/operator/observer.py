@@ -1,7 +1,8 @@
 """Read a rollout's observations from the metric providers, window by window.
 
-A window is one canary version; within it, latency restarts with every traffic step
-(``metrics/accumulate.py`` explains why, and what is kept). Its state (running totals and
+A window is one canary version; within it, latency restarts with every traffic step unless
+both arms serve the same requests at every step (``metrics/accumulate.py`` explains why, and
+what is kept). Its state (running totals and
 the last raw snapshot per source) lives in the resource status (``status.metricsBaseline``),
 never in memory, so a restarted operator measures the same window, and a read whose
 status write is lost is simply read again from the same state (nothing counted twice).
@@ -54,8 +55,16 @@ def _state(data: Mapping[str, Any] | None) -> WindowState | None:
 class MetricsWindows:
     """Observations for the current window, and the state to persist after a tick."""
 
-    def __init__(self, provider_for: Callable[[Target], MetricsProvider]) -> None:
+    def __init__(
+        self,
+        provider_for: Callable[[Target], MetricsProvider],
+        latency_spans_steps: bool = False,
+    ) -> None:
+        """``latency_spans_steps``: the platform's arms serve the same requests whatever the
+        weight (local mode's score-both router), so latency is one experiment per canary
+        version, as accuracy is, instead of one per traffic step."""
         self.provider_for = provider_for
+        self.latency_spans_steps = latency_spans_steps
         # The last state ``read`` encoded, with its dict: ``baseline_after`` gets that very
         # dict back in the same tick and need not decode and encode it again. Only an
         # identity match is used, so a stale or foreign entry just means decoding.
@@ -89,7 +98,7 @@ class MetricsWindows:
             fresh = WindowState.start(version, step, now)
             return Reading(problem="the metrics window starts now", snapshot=fresh.to_dict())
         try:
-            state = state.next_step(step).advance(now)
+            state = state.next_step(step, self.latency_spans_steps).advance(now)
         except MetricsError as exc:
             return Reading(problem=f"no metrics for this window: {exc}")
         try:
@@ -119,7 +128,7 @@ class MetricsWindows:
                 # The step moved on a tick that did not read: end the old step's latency now.
                 with contextlib.suppress(MetricsError, ValueError):
                     state = state.advance(self._snapshot(target, after))
-            following = state.next_step(step)
+            following = state.next_step(step, self.latency_spans_steps)
             if taken is not None and following is self._decoded(taken):
                 return taken  # unchanged: the dict ``read`` just made is this state
             return following.to_dict()

@@ -97,3 +97,23 @@ def test_a_source_first_read_late_counts_whole_if_it_started_inside_the_step() -
     assert sum(inside.paired) - sum(counted) == 10.0
     before = with_new_source(base + 50)  # ran before the step began: only a baseline
     assert before.paired == counted
+
+
+def test_a_state_kept_before_latency_could_span_steps_reads_as_one_step_of_latency() -> None:
+    """Status written by an older operator has no ``latencyStep``: its latency is the step's."""
+    state = WindowState.start("2", 1, snapshot(1, 1.7e9 + 100)).next_step(2)
+    data = json.loads(json.dumps(state.to_dict()))
+    del data["latencyStep"]
+    assert WindowState.from_dict(data) == state and state.latency_step == 2
+
+
+def test_latency_that_spans_steps_keeps_the_step_it_began_at() -> None:
+    start = WindowState.start("2", 0, snapshot(1, 1.7e9 + 100))
+    grown = start.advance(snapshot(1, 1.7e9 + 200, seed=1))
+    assert grown.latency[1] is not None and grown.latency[1].buckets
+    spanning = grown.next_step(1, latency_spans_steps=True)
+    assert spanning.latency == grown.latency and spanning.latency_step == 0
+    assert spanning.step == 1 and spanning.step_started_at == 1.7e9 + 200
+    restarted = grown.next_step(1)
+    assert restarted.latency == (None, None) and restarted.latency_step == 1
+    assert WindowState.from_dict(json.loads(json.dumps(spanning.to_dict()))) == spanning

@@ -34,3 +34,11 @@ def test_a_profile_override_merges_into_the_yamls_analysis_key_by_key() -> None:
     out = merged(rollout, {"analysis": {"p99Tolerance": 1.0}})
     assert out == {"steps": [50, 100], "analysis": {"confidence": 0.9, "p99Tolerance": 1.0}}
     assert rollout["analysis"] == {"confidence": 0.9, "p99Tolerance": 0.2}  # not changed
+
+
+def test_the_full_demo_waits_as_long_as_the_spec_can_take_to_decide(tmp_path: Path) -> None:
+    demo = Demo(PROFILES["full"], tmp_path, EXAMPLE, out=lambda line: None)
+    rollout = parse_spec(demo.manifest()["spec"]).rollout
+    assert demo.rollout_timeout_s() == len(rollout.steps) * rollout.step_deadline_seconds + 60
+    quick = Demo(PROFILES["quick"], tmp_path, EXAMPLE, out=lambda line: None)
+    assert quick.rollout_timeout_s() == PROFILES["quick"].rollout_timeout_s  # CI's own bound

@@ -11,6 +11,8 @@ import json
 import time
 from dataclasses import replace
 
+import pytest
+
 from modeldeploy.operator.analysis.assess import assess
 from modeldeploy.operator.api.status import CanaryState, Status, VersionRef
 from modeldeploy.operator.api.types import parse_spec
@@ -78,9 +80,10 @@ class Serving:
         return self.processes[url].text()
 
 
-def windows(serving: Serving) -> MetricsWindows:
+def windows(serving: Serving, latency_spans_steps: bool = False) -> MetricsWindows:
     return MetricsWindows(
-        lambda target: ScrapeProvider(list(serving.processes), fetch=serving.text)
+        lambda target: ScrapeProvider(list(serving.processes), fetch=serving.text),
+        latency_spans_steps=latency_spans_steps,
     )
 
 
@@ -100,10 +103,10 @@ def started(serving: Serving, status: Status = STATUS) -> dict:
     return via_status(baseline)
 
 
-def tick(serving: Serving, baseline: dict, status: Status = STATUS):
+def tick(serving: Serving, baseline: dict, status: Status = STATUS, spans: bool = False):
     """One analysis tick: read, then the state the tick writes back (through JSON)."""
-    reading = windows(serving).read(TARGET, status, baseline)
-    kept = windows(serving).baseline_after(TARGET, status, baseline, reading.snapshot)
+    reading = windows(serving, spans).read(TARGET, status, baseline)
+    kept = windows(serving, spans).baseline_after(TARGET, status, baseline, reading.snapshot)
     return reading.observations, via_status(kept)
 
 
@@ -183,6 +186,30 @@ def test_a_new_step_keeps_accuracy_evidence_and_restarts_latency() -> None:
     obs, _ = tick(serving, via_status(moved), advanced)
     assert labels(obs, "canary") == (108, 120) and obs.step == 1  # evidence carried
     assert obs.canary.latency is not None and obs.canary.latency.cumulative == (20, 20)
+
+
+@pytest.mark.parametrize("step_moves_on_a_read", [False, True])
+def test_where_both_arms_serve_the_same_requests_latency_spans_the_steps(
+    step_moves_on_a_read: bool,
+) -> None:
+    """Local mode's score-both router: the weight does not change either arm's load, so the
+    latency histograms carry on across steps, and the check keeps the alpha of the step its
+    experiment began at (``obs.step`` 0), instead of a new, smaller share per step."""
+    serving = Serving()
+    baseline = started(serving)
+    serving.pod.add("canary", 90, 100, slow=50)
+    serving.pod.add("stable", 90, 100)
+    _, kept = tick(serving, baseline, spans=True)
+    advanced = replace(STATUS, canary=replace(STATUS.canary, step=1, weight=100))
+    if not step_moves_on_a_read:  # the step moved on a tick that did not read
+        moved = windows(serving, True).baseline_after(TARGET, advanced, kept, None)
+        assert moved is not None and moved["step"] == 1 and moved["latencyStep"] == 0
+        kept = via_status(moved)
+    serving.pod.add("canary", 18, 20)
+    obs, after = tick(serving, kept, advanced, spans=True)
+    assert labels(obs, "canary") == (108, 120) and obs.step == 0
+    assert obs.canary.latency is not None and obs.canary.latency.cumulative == (70, 120)
+    assert after["step"] == 1 and after["latencyStep"] == 0
 
 
 def test_a_new_canary_version_starts_a_new_window() -> None:

@@ -40,8 +40,10 @@ the quantiles around the P99 alike.
 
 Latency depends on load, so its window restarts with every traffic step;
 ``sequential.step_alpha`` spends the check's alpha across steps so the whole rollout keeps
-one level-alpha guarantee (per error type: false rollback, false pass). The cap compares the
-canary's own always-valid P99 bounds with ``p99_cap_seconds``.
+one level-alpha guarantee (per error type: false rollback, false pass). Where both arms serve
+the same requests at every step (local mode), the window spans the steps and
+``observations.step`` is the step it began at, so one experiment keeps that step's alpha.
+The cap compares the canary's own always-valid P99 bounds with ``p99_cap_seconds``.
 
 Everything below broadcasts over leading array axes, so the simulation benchmark
 (``modeldeploy.tools.bench.simulation``) runs this exact code on thousands of rollouts.

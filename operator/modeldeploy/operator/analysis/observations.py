@@ -226,9 +226,11 @@ class Observations:
     stable: ArmObservations
     canary: ArmObservations
     paired: PairedCounts | None = None
-    # Which traffic step (0-based) of this canary the latency histograms cover: accuracy
+    # Which traffic step (0-based) of this canary the latency histograms began at: accuracy
     # and errors are one experiment per canary version, latency one per step, so the
-    # latency check spends its alpha across steps (``sequential.step_alpha``).
+    # latency check spends its alpha across steps (``sequential.step_alpha``). Where both
+    # arms serve the same requests at every step (local mode), one latency experiment
+    # spans the steps and keeps the step it began at (``metrics/accumulate.py``).
     step: int = 0
     agreement: Agreement | None = None  # unlabelled inputs both arms scored
 

@@ -138,6 +138,11 @@ def _http_json(
 class LocalPlatform:
     """Serves one or more ModelDeployments as local processes (see the module docstring)."""
 
+    arms_serve_the_same_requests = True
+    """The router scores every request on both arms while a canary has weight
+    (``--score-both``), so each arm's load does not follow the weight and latency is one
+    experiment across the steps (``MetricsWindows(latency_spans_steps=...)``)."""
+
     def __init__(self, state: StateDir, options: LocalOptions | None = None) -> None:
         self.state = state
         self.options = options or LocalOptions()

@@ -79,7 +79,10 @@ class LocalOperator:
         self.deps = reconcile.Deps(
             platform=self.platform,
             registry_for=self._registry_for,
-            windows=MetricsWindows(default_provider_for(self.platform.metrics_endpoints)),
+            windows=MetricsWindows(
+                default_provider_for(self.platform.metrics_endpoints),
+                latency_spans_steps=self.platform.arms_serve_the_same_requests,
+            ),
             emit=self._emit,
             default_registry_uri=self.registry_uri,
         )

@@ -11,7 +11,10 @@ time), to running totals. The state is therefore:
   this canary version's window began.
   Accuracy, errors and drift do not depend on the traffic share, so they are one
   sequential experiment per canary version, carried across steps.
-* ``latency``: the histograms since the current *step* began (latency depends on load).
+* ``latency``: the histograms since the current *step* began (latency depends on load),
+  or, where both arms serve the same requests at every step (local mode's score-both
+  router), since the window began: there the load on each arm does not follow the weight,
+  so one experiment spans the steps (``latency_step`` says where it began).
 * ``last``: the last raw snapshot per source, with its start time: the next read's
   reference. Sources that vanished are kept (a process that comes back must not be
   counted twice) up to ``MAX_SOURCES`` in all, most recently seen first.
@@ -62,6 +65,7 @@ class WindowState:
     latency: tuple[ArmCounters | None, ArmCounters | None] = (None, None)  # this step
     started_at: float = 0.0
     step_started_at: float = 0.0
+    latency_step: int = 0  # the step the latency histograms began at
 
     @classmethod
     def start(cls, version: str, step: int, snapshot: Snapshot) -> WindowState:
@@ -72,6 +76,7 @@ class WindowState:
             _bounded(snapshot, None),
             started_at=snapshot.taken_at,
             step_started_at=snapshot.taken_at,
+            latency_step=step,
         )
 
     def advance(self, now: Snapshot) -> WindowState:
@@ -108,11 +113,23 @@ class WindowState:
             ),
         )
 
-    def next_step(self, step: int) -> WindowState:
-        """A new traffic step: accuracy and errors carry on, latency starts again."""
+    def next_step(self, step: int, latency_spans_steps: bool = False) -> WindowState:
+        """A new traffic step: accuracy and errors carry on, latency starts again.
+
+        ``latency_spans_steps``: both arms serve the same requests whatever the weight, so
+        the latency experiment carries on too (see the module docs).
+        """
         if step == self.step:
             return self
-        return replace(self, step=step, latency=(None, None), step_started_at=self.last.taken_at)
+        if latency_spans_steps:
+            return replace(self, step=step, step_started_at=self.last.taken_at)
+        return replace(
+            self,
+            step=step,
+            latency=(None, None),
+            step_started_at=self.last.taken_at,
+            latency_step=step,
+        )
 
     def observations(self) -> Observations:
         """The window's observations so far; raises ``MetricsError`` subclasses."""
@@ -123,7 +140,7 @@ class WindowState:
             self.latency,
             sources=len(self.last.sources),
         )
-        return replace(observations, step=self.step)
+        return replace(observations, step=self.latency_step)
 
     def to_dict(self) -> dict[str, Any]:
         edges: list[list[str]] = []
@@ -133,6 +150,7 @@ class WindowState:
             "step": self.step,
             "since": self.started_at,
             "stepSince": self.step_started_at,
+            "latencyStep": self.latency_step,
             "totals": {
                 "stable": _encode(self.stable, edges),
                 "canary": _encode(self.canary, edges),
@@ -183,6 +201,7 @@ class WindowState:
                 latency=(_decode(lat[0], edges), _decode(lat[1], edges)),
                 started_at=float(data.get("since", 0.0)),
                 step_started_at=float(data.get("stepSince", 0.0)),
+                latency_step=int(data.get("latencyStep", data["step"])),
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise InvalidMetrics(f"the kept metrics window is unreadable: {exc}") from exc
