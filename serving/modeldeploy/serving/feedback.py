@@ -26,6 +26,7 @@ answer then says only whether the label counted, not what was predicted.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -274,7 +275,8 @@ def feedback_router(
     return router
 
 
-_STORE_GAUGES: dict[int, tuple[Any, Any]] = {}
+_STORE_GAUGES: weakref.WeakKeyDictionary[Any, tuple[Any, Any]] = weakref.WeakKeyDictionary()
+"""Keyed by the registry itself, weakly (an ``id()`` key can be reused by a new registry)."""
 
 
 def export_store_size(store: PredictionStore, deployment: str, registry: Any = None) -> None:
@@ -286,13 +288,13 @@ def export_store_size(store: PredictionStore, deployment: str, registry: Any = N
     from modeldeploy.serving.contract import names as n
 
     registry = registry or REGISTRY
-    if id(registry) not in _STORE_GAUGES:
-        _STORE_GAUGES[id(registry)] = (
+    if registry not in _STORE_GAUGES:
+        _STORE_GAUGES[registry] = (
             Gauge(n.STORE_ENTRIES, "Entries in the bounded id store.", n.STORE_LABELS,
                   registry=registry),
             Gauge(n.STORE_BYTES, "Estimated bytes of the bounded id store (entries and "
                   "tombstones).", n.STORE_LABELS, registry=registry),
         )  # fmt: skip
-    entries, size = _STORE_GAUGES[id(registry)]
+    entries, size = _STORE_GAUGES[registry]
     entries.labels(deployment, "predictor").set_function(lambda: len(store))
     size.labels(deployment, "predictor").set_function(lambda: store.estimated_bytes)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -41,19 +42,20 @@ V2_DATATYPES = {
 }
 
 
-_SHED: dict[int, Counter] = {}
+_SHED: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
+"""Keyed by the registry itself, weakly (an ``id()`` key can be reused by a new registry)."""
 
 
 def shed_counter(registry: CollectorRegistry = REGISTRY) -> Counter:
     """``modeldeploy_shed_requests_total`` in ``registry`` (created once per registry)."""
-    if id(registry) not in _SHED:
-        _SHED[id(registry)] = Counter(
+    if registry not in _SHED:
+        _SHED[registry] = Counter(
             names.SHED_REQUESTS,
             "Requests refused (503, Retry-After) because the inference queue was full.",
             names.COMMON_LABELS,
             registry=registry,
         )
-    return _SHED[id(registry)]
+    return _SHED[registry]
 
 
 @dataclass

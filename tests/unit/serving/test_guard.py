@@ -155,3 +155,18 @@ def test_the_lean_route_renders_errors_as_the_apps_handlers_do(fail, status, bod
 def test_everything_else_goes_through_kserve(path, model):
     sent, _, _ = run(answering(200), path, [b'{"instances": ["a"]}'], model=model)
     assert sent[0]["status"] == 200 and not model.calls
+
+
+def test_each_registry_gets_a_counter_of_its_own_even_at_a_reused_address():
+    """The counter cache once keyed registries by ``id()``: a registry created where a
+    collected one had lived got the dead one's counter, and its 5xx went uncounted."""
+    from modeldeploy.serving.router.responses import server_errors_counter
+
+    seen = set()
+    for _ in range(20):
+        registry = CollectorRegistry()
+        server_errors_counter(registry).labels("d", "predictor", "500").inc()
+        assert errors(registry, "500") == 1
+        seen.add(id(registry))
+        del registry  # freed at once (no cycle): the next one may take its address
+    assert len(seen) < 20  # addresses were reused, which is what the old cache mishandled
