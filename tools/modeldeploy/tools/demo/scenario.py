@@ -65,9 +65,9 @@ PROFILES = {
     # `bad` (stopped after 80 steps, 6.6 points less accurate) is rolled back.
     #
     # 32 requests/s: the latency check on identical arms needs thousands of requests per arm
-    # (docs/demo.md, "Timing"); at 24/s a run on a 2-core fp32 machine (AVX2, no AMX) held
-    # `close` at 50% for 420 s, the old safety net. Eight workers keep 32/s offered while
-    # answers take 100-250 ms.
+    # (docs/demo.md, "Timing"); at 24/s on a 2-core fp32 machine (AVX2, no AMX) the 50% step
+    # alone took about 420 s, and the old fixed safety net of 420 s ran out at 100%. Eight
+    # workers keep 32/s offered while answers take 100-250 ms.
     "full": Profile("full", "good", "close", "bad", 32.0, 8, 3.0, None),
     # CI: the 2-layer `tiny` checkpoints serve much faster, so the same minimums are met
     # sooner. `tiny-bad` is the same tiny recipe stopped early: rolled back on accuracy.
