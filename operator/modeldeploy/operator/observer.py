@@ -2,10 +2,10 @@
 
 A window is one canary version; within it, latency restarts with every traffic step unless
 both arms serve the same requests at every step (``metrics/accumulate.py`` explains why, and
-what is kept). Its state (running totals and
-the last raw snapshot per source) lives in the resource status (``status.metricsBaseline``),
-never in memory, so a restarted operator measures the same window, and a read whose
-status write is lost is simply read again from the same state (nothing counted twice).
+what is kept). Its state (running totals and the last raw snapshot per source) lives in the
+resource status (``status.metricsBaseline``), never in memory, so a restarted operator
+measures the same window, and a read whose status write is lost is simply read again from
+the same state (nothing counted twice).
 Any failure (no series, provider down, broken counts, no state yet) is "no data": the
 verdict is inconclusive, never a pass.
 """

@@ -26,7 +26,6 @@ answer then says only whether the label counted, not what was predicted.
 from __future__ import annotations
 
 import time
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -47,6 +46,7 @@ from modeldeploy.serving.contract.store import (
     BoundedStore,
 )
 from modeldeploy.serving.metrics import ArmMetrics
+from modeldeploy.serving.per_registry import PerRegistry
 
 Lookup = Literal["found", "unknown", "expired", "duplicate"]
 SOURCES = contract_names.LABEL_SOURCES
@@ -275,26 +275,27 @@ def feedback_router(
     return router
 
 
-_STORE_GAUGES: weakref.WeakKeyDictionary[Any, tuple[Any, Any]] = weakref.WeakKeyDictionary()
-"""Keyed by the registry itself, weakly (an ``id()`` key can be reused by a new registry)."""
+def _store_gauges(registry: Any) -> tuple[Any, Any]:
+    from prometheus_client import Gauge
+
+    n = contract_names
+    return (
+        Gauge(n.STORE_ENTRIES, "Entries in the bounded id store.", n.STORE_LABELS,
+              registry=registry),
+        Gauge(n.STORE_BYTES, "Estimated bytes of the bounded id store (entries and "
+              "tombstones).", n.STORE_LABELS, registry=registry),
+    )  # fmt: skip
+
+
+_STORE_GAUGES = PerRegistry(_store_gauges)
 
 
 def export_store_size(store: PredictionStore, deployment: str, registry: Any = None) -> None:
     """Gauges of the store's entries and estimated bytes, read at scrape time (no cost per
     request), so a soak can show the store stays flat. Registered once per registry; a
     later store (a second build in one process) takes the series over."""
-    from prometheus_client import REGISTRY, Gauge
+    from prometheus_client import REGISTRY
 
-    from modeldeploy.serving.contract import names as n
-
-    registry = registry or REGISTRY
-    if registry not in _STORE_GAUGES:
-        _STORE_GAUGES[registry] = (
-            Gauge(n.STORE_ENTRIES, "Entries in the bounded id store.", n.STORE_LABELS,
-                  registry=registry),
-            Gauge(n.STORE_BYTES, "Estimated bytes of the bounded id store (entries and "
-                  "tombstones).", n.STORE_LABELS, registry=registry),
-        )  # fmt: skip
-    entries, size = _STORE_GAUGES[registry]
+    entries, size = _STORE_GAUGES(registry or REGISTRY)
     entries.labels(deployment, "predictor").set_function(lambda: len(store))
     size.labels(deployment, "predictor").set_function(lambda: store.estimated_bytes)

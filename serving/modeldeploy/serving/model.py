@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-import weakref
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -31,6 +30,7 @@ from modeldeploy.serving.errors import BadInput, NanOutput
 from modeldeploy.serving.feedback import PredictionStore
 from modeldeploy.serving.loading import Checkpoint
 from modeldeploy.serving.metrics import ArmMetrics
+from modeldeploy.serving.per_registry import PerRegistry
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +42,19 @@ V2_DATATYPES = {
 }
 
 
-_SHED: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
-"""Keyed by the registry itself, weakly (an ``id()`` key can be reused by a new registry)."""
+_SHED = PerRegistry(
+    lambda registry: Counter(
+        names.SHED_REQUESTS,
+        "Requests refused (503, Retry-After) because the inference queue was full.",
+        names.COMMON_LABELS,
+        registry=registry,
+    )
+)
 
 
 def shed_counter(registry: CollectorRegistry = REGISTRY) -> Counter:
     """``modeldeploy_shed_requests_total`` in ``registry`` (created once per registry)."""
-    if registry not in _SHED:
-        _SHED[registry] = Counter(
-            names.SHED_REQUESTS,
-            "Requests refused (503, Retry-After) because the inference queue was full.",
-            names.COMMON_LABELS,
-            registry=registry,
-        )
-    return _SHED[registry]
+    return _SHED(registry)
 
 
 @dataclass

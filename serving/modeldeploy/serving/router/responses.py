@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import re
-import weakref
 from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 from modeldeploy.serving.contract import names as n
+from modeldeploy.serving.per_registry import PerRegistry
 from modeldeploy.serving.router.pairing import ArmPrediction
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -113,22 +113,19 @@ def json_too_deep(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
-_SERVER_ERRORS: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
-"""One counter per live registry. Keyed by the registry itself, weakly: an ``id()`` key
-outlived its registry, and a new registry that got the same address was handed a counter
-registered in the dead one (a flaky test showed it; one process has one registry)."""
+_SERVER_ERRORS = PerRegistry(
+    lambda registry: Counter(
+        n.SERVER_ERRORS,
+        "5xx answers this process produced itself, by component and HTTP status.",
+        n.SERVER_ERROR_LABELS,
+        registry=registry,
+    )
+)
 
 
 def server_errors_counter(registry: CollectorRegistry = REGISTRY) -> Counter:
     """``modeldeploy_server_errors_total`` in ``registry`` (created once per registry)."""
-    if registry not in _SERVER_ERRORS:
-        _SERVER_ERRORS[registry] = Counter(
-            n.SERVER_ERRORS,
-            "5xx answers this process produced itself, by component and HTTP status.",
-            n.SERVER_ERROR_LABELS,
-            registry=registry,
-        )
-    return _SERVER_ERRORS[registry]
+    return _SERVER_ERRORS(registry)
 
 
 def router_guard(errors: Counter, deployment: str) -> Any:
