@@ -9,11 +9,12 @@ platform. ``reconcile.tick`` runs for real.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -153,6 +154,24 @@ async def until(check: Callable[[], bool], timeout: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
+@contextlib.asynccontextmanager
+async def running_daemon(memo: SimpleNamespace, name: str) -> AsyncIterator[Stopped]:
+    """The daemon for ml/s, stopped on the way out even when the test body failed: a daemon
+    left sleeping its hour would hold ``asyncio.run`` until pytest's timeout."""
+    stopped = Stopped()
+    meta = {"namespace": "ml", "name": "s"}
+    task = asyncio.ensure_future(
+        lifecycle.rollout(meta=meta, memo=memo, logger=logging.getLogger(name), stopped=stopped)
+    )
+    try:
+        yield stopped
+        stopped.flag.set()
+        await asyncio.wait_for(task, 2)
+    finally:
+        stopped.flag.set()
+        task.cancel()
+
+
 def memo_for(kube: Kube, deps: Any, **rollout: Any) -> SimpleNamespace:
     settings = SimpleNamespace(rollout=RolloutSettings(**rollout))
     wakers = Wakers(asyncio.get_running_loop())
@@ -169,23 +188,20 @@ def test_the_daemon_ticks_when_woken_posts_events_after_the_write_and_stops(
         monkeypatch.setattr(
             kopf, "event", lambda body, **event: posted.append((event["reason"], len(kube.patches)))
         )
-        memo, stopped = memo_for(kube, deps, tick_seconds=3600), Stopped()
-        meta = {"namespace": "ml", "name": "s"}
-        log = logging.getLogger("test")
-        task = asyncio.ensure_future(
-            lifecycle.rollout(meta=meta, memo=memo, logger=log, stopped=stopped)
-        )
-        await until(lambda: len(kube.patches) == 1)
-        registry.set_alias("m", "challenger", registry.add_version("m"))
-        await asyncio.sleep(0.1)
-        assert len(kube.patches) == 1  # the next regular tick is an hour away
-        memo.wakers.wake("ml", "s")
-        await until(lambda: kube.obj["status"].get("phase") == "Progressing")  # type: ignore[index]
-        # the conditions of the last written tick are exported for alerts ...
-        exported = telemetry.STATES.states[("ml", "s")].conditions
-        assert ("Progressing", "True", "Progressing") in {row[:3] for row in exported}
-        stopped.flag.set()
-        await asyncio.wait_for(task, 2)
+        memo = memo_for(kube, deps, tick_seconds=3600)
+        async with running_daemon(memo, "test"):
+            await until(lambda: len(kube.patches) == 1)
+            registry.set_alias("m", "challenger", registry.add_version("m"))
+            await asyncio.sleep(0.1)
+            assert len(kube.patches) == 1  # the next regular tick is an hour away
+            memo.wakers.wake("ml", "s")
+            # The status is written from the tick's thread; its Events and the exported
+            # conditions follow on the event loop once that write has returned.
+            await until(lambda: ("RolloutStarted", 2) in posted)
+            assert kube.obj["status"]["phase"] == "Progressing"  # type: ignore[index]
+            # the conditions of the last written tick are exported for alerts ...
+            exported = telemetry.STATES.states[("ml", "s")].conditions
+            assert ("Progressing", "True", "Progressing") in {row[:3] for row in exported}
         assert ("ml", "s") not in memo.wakers.events
         assert ("ml", "s") not in telemetry.STATES.states  # ... until the daemon ends
 
@@ -216,18 +232,11 @@ def test_a_slow_tick_is_reported_and_the_next_waits_for_it(
         monkeypatch.setattr(kopf, "event", lambda body, **event: None)
         monkeypatch.setattr(lifecycle, "tick_once", slow)
         memo = memo_for(kube, deps, tick_seconds=0.01, tick_timeout_seconds=0.05)
-        stopped = Stopped()
-        meta = {"namespace": "ml", "name": "s"}
-        log = logging.getLogger("test-slow")
-        task = asyncio.ensure_future(
-            lifecycle.rollout(meta=meta, memo=memo, logger=log, stopped=stopped)
-        )
-        await until(lambda: "still running" in caplog.text)
-        await asyncio.sleep(0.2)  # many tick intervals: none may start beside the slow one
-        release.set()
-        await until(lambda: len(kube.patches) >= 1)
-        stopped.flag.set()
-        await asyncio.wait_for(task, 2)
+        async with running_daemon(memo, "test-slow"):
+            await until(lambda: "still running" in caplog.text)
+            await asyncio.sleep(0.2)  # many tick intervals: none may start beside the slow one
+            release.set()
+            await until(lambda: len(kube.patches) >= 1)
 
     with caplog.at_level(logging.WARNING):
         asyncio.run(scenario())

@@ -147,19 +147,21 @@ def test_run_offers_changes_again_when_the_handler_fails_and_polls_nudged_models
             received.append(changes)
 
         task = asyncio.create_task(watcher.run(on_changes, stop))
-        for _ in range(100):
-            if received:
-                break
-            await asyncio.sleep(0.02)
-        assert received and _kinds(received[0]) == [(ChangeKind.VERSION_CREATED, "1", None)]
-        reg.set_alias("m", "challenger", "1")
-        watcher.nudge("m")  # interval is an hour: only the nudge can make this poll happen
-        for _ in range(100):
-            if len(received) > 1:
-                break
-            await asyncio.sleep(0.02)
-        stop.set()
-        await asyncio.wait_for(task, 2)
+        try:
+            for _ in range(100):
+                if received:
+                    break
+                await asyncio.sleep(0.02)
+            assert received and _kinds(received[0]) == [(ChangeKind.VERSION_CREATED, "1", None)]
+            reg.set_alias("m", "challenger", "1")
+            watcher.nudge("m")  # interval is an hour: only the nudge can make this poll happen
+            for _ in range(100):
+                if len(received) > 1:
+                    break
+                await asyncio.sleep(0.02)
+        finally:  # stopped even when an assertion failed: its next poll is an hour away
+            stop.set()
+            await asyncio.wait_for(task, 2)
 
     asyncio.run(scenario())
     assert _kinds(received[1]) == [(ChangeKind.ALIAS_SET, "1", "challenger")]
