@@ -14,7 +14,10 @@ It found why the quick demo's canary showed a higher P99 than its equal stable
 off, ``--even`` spaces arrivals evenly (the old demo driver) instead of Poisson.
 ``--score-both`` runs the router as local mode does (both arms score every request),
 ``--pin`` puts each predictor on a CPU of its own as local mode does (stable on the first,
-the canary on the next: ``operator/local/cpus.py``). On a shared
+the canary on the next: ``operator/local/cpus.py``). With ``--score-both`` it also reports
+whether the two latencies of one request share their tail (``paired_tail``: they did not,
+docs/demo.md, "Pairs do not steady the tail on shared cores"); ``--calls-log`` keeps every
+upstream call. On a shared
 machine run it at a raised priority (its processes use about a third of a core), or the
 other jobs decide the figures.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import json
+import math
 import os
 import subprocess
 import sys
@@ -122,6 +126,57 @@ def call_stats(rows: list[tuple[float, str, str, float]]) -> dict[str, dict[str,
     return out
 
 
+def paired_tails(
+    calls: list[tuple[float, str, str, float, str]], tolerance: float = 0.1
+) -> dict[str, Any]:
+    """Score-both only: do the two arms' latencies of one request share their tail?
+
+    ``calls`` are (start, role, purpose, seconds, request id) of the router's upstream
+    calls; a request scored by both arms is a pair. ``e`` is the contract's bucket edge at
+    stable's observed P99 (as the latency check takes it), the canary's threshold the first
+    edge at or above ``(1 + tolerance) e``. Reported: how often each arm alone, and both,
+    were above their threshold, and the z of the share difference computed on pairs and as
+    if the arms were independent. Equal z means pairing would decide no sooner.
+    """
+    from modeldeploy.serving.contract.latency import latency_bucket_edges
+
+    by_id: dict[str, dict[str, float]] = defaultdict(dict)
+    for _, role, _, seconds, request_id in calls:
+        by_id[request_id][role] = seconds
+    pairs = [(arms["stable"], arms["canary"]) for arms in by_id.values() if len(arms) == 2]
+    if len(pairs) < 100:
+        return {"pairs": len(pairs)}
+    edges = latency_bucket_edges()
+    stable = sorted(s for s, _ in pairs)
+    e = edges[bisect.bisect_left(edges, stable[math.ceil(0.99 * len(stable)) - 1])]
+    threshold = edges[bisect.bisect_left(edges, (1 + tolerance) * e * (1 - 1e-9))]
+    n = len(pairs)
+    only_stable = sum(1 for s, c in pairs if s > e and c <= threshold) / n
+    only_canary = sum(1 for s, c in pairs if c > threshold and s <= e) / n
+    both = sum(1 for s, c in pairs if c > threshold and s > e) / n
+    p_s, p_c = only_stable + both, only_canary + both
+    diff = p_c - p_s
+    paired_var = (only_stable + only_canary - diff * diff) / n
+    unpaired_var = (p_c * (1 - p_c) + p_s * (1 - p_s)) / n
+    logs = [(math.log(s), math.log(c)) for s, c in pairs]
+    mean_s = sum(a for a, _ in logs) / n
+    mean_c = sum(b for _, b in logs) / n
+    cov = sum((a - mean_s) * (b - mean_c) for a, b in logs)
+    var_s = sum((a - mean_s) ** 2 for a, _ in logs)
+    var_c = sum((b - mean_c) ** 2 for _, b in logs)
+    return {
+        "pairs": n,
+        "log_latency_correlation": round(cov / math.sqrt(var_s * var_c), 3),
+        "stable_edge_ms": round(e * 1000, 1),
+        "canary_threshold_ms": round(threshold * 1000, 1),
+        "only_stable_above": round(only_stable, 4),
+        "only_canary_above": round(only_canary, 4),
+        "both_above": round(both, 4),
+        "z_paired": round(diff / math.sqrt(paired_var), 2) if paired_var > 0 else None,
+        "z_unpaired": round(diff / math.sqrt(unpaired_var), 2) if unpaired_var > 0 else None,
+    }
+
+
 def _checkpoint(name: str) -> Path:
     from modeldeploy.tools.checkpoints import build
 
@@ -177,6 +232,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "router.log",
         )  # fmt: skip
         router = f"http://127.0.0.1:{port}"
+
         _wait_ok(router + "/healthz")
         test = load_split("test")
         driver = TrafficDriver(
@@ -198,18 +254,22 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    rows = []
+    if args.calls_log:  # every upstream call, for a per-request (paired) look
+        args.calls_log.write_text(calls_log.read_text())
+    rows, calls = [], []
     for line in calls_log.read_text().splitlines():
-        start_s, role, purpose, seconds = line.split()
+        start_s, role, purpose, seconds, request_id = line.split()
         if t0 <= float(start_s) <= t1:
             rows.append((float(start_s), role, purpose, float(seconds)))
+            calls.append((float(start_s), role, purpose, float(seconds), request_id))
     arms = {role: histogram_quantiles(before[role], after[role]) for role in urls}
     return {
-        "settings": {k: v for k, v in vars(args).items() if k != "output"},
+        "settings": {k: str(v) for k, v in vars(args).items() if k != "output"},
         "load_average": [round(load0, 1), round(os.getloadavg()[0], 1)],
         "arms": arms,
         "p99_ratio": round(arms["canary"]["p99_ms"] / arms["stable"]["p99_ms"], 3),
         "router_calls": call_stats(rows),
+        **({"paired_tail": paired_tails(calls)} if args.score_both else {}),
     }
 
 
@@ -234,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
         "--pin-swapped", action="store_true", help="as --pin, the canary on stable's CPU"
     )
     parser.add_argument("--output", type=Path, help="append the result (one JSON line)")
+    parser.add_argument(
+        "--calls-log", type=Path, help="copy the router's per-call log (start role purpose s id)"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="fairness-") as work:
         result = measure(args, Path(work))

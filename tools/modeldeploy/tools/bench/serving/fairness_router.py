@@ -1,8 +1,9 @@
 """The real router, logging every upstream call for :mod:`.fairness` (a benchmark aid only).
 
 Run as ``python -m modeldeploy.tools.bench.serving.fairness_router ROUTER-ARGS``. Each call
-an arm gets is appended to ``$MODELDEPLOY_FAIRNESS_LOG`` as ``start role purpose seconds``
-(start on the monotonic clock, which every process on the machine shares). With
+an arm gets is appended to ``$MODELDEPLOY_FAIRNESS_LOG`` as ``start role purpose seconds id``
+(start on the monotonic clock, which every process on the machine shares; ``id`` the
+request's, so the two calls of a score-both pair can be matched). With
 ``MODELDEPLOY_FAIRNESS_NO_PACING`` set, re-scores go out at once, as before the router
 paced them.
 """
@@ -31,7 +32,9 @@ def install(log_path: str, pacing: bool) -> None:
     async def timed(self: Any, role: str, *args: Any, **kwargs: Any) -> Any:
         started = time.monotonic()
         answer = await forward(self, role, *args, **kwargs)
-        log.write(f"{started:.6f} {role} {_PURPOSE.get()} {time.monotonic() - started:.6f}\n")
+        request_id = args[3] if len(args) > 3 else kwargs.get("request_id", "?")
+        took = time.monotonic() - started
+        log.write(f"{started:.6f} {role} {_PURPOSE.get()} {took:.6f} {request_id}\n")
         return answer
 
     metrics.RouterMetrics.routed = routed_and_noted  # type: ignore[method-assign]
