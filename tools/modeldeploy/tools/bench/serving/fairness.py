@@ -17,9 +17,8 @@ off, ``--even`` spaces arrivals evenly (the old demo driver) instead of Poisson.
 the canary on the next: ``operator/local/cpus.py``). With ``--score-both`` it also reports
 whether the two latencies of one request share their tail (``paired_tail``: they did not,
 docs/demo.md, "Pairs do not steady the tail on shared cores"); ``--calls-log`` keeps every
-upstream call. On a shared
-machine run it at a raised priority (its processes use about a third of a core), or the
-other jobs decide the figures.
+upstream call. On a shared machine run it at a raised priority (its processes use about a
+third of a core), or the other jobs decide the figures.
 """
 
 from __future__ import annotations
@@ -232,7 +231,6 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "router.log",
         )  # fmt: skip
         router = f"http://127.0.0.1:{port}"
-
         _wait_ok(router + "/healthz")
         test = load_split("test")
         driver = TrafficDriver(
@@ -264,7 +262,9 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             calls.append((float(start_s), role, purpose, float(seconds), request_id))
     arms = {role: histogram_quantiles(before[role], after[role]) for role in urls}
     return {
-        "settings": {k: str(v) for k, v in vars(args).items() if k != "output"},
+        "settings": {
+            k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "output"
+        },
         "load_average": [round(load0, 1), round(os.getloadavg()[0], 1)],
         "arms": arms,
         "p99_ratio": round(arms["canary"]["p99_ms"] / arms["stable"]["p99_ms"], 3),
