@@ -28,6 +28,7 @@ import bisect
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -157,15 +158,12 @@ def paired_tails(
     diff = p_c - p_s
     paired_var = (only_stable + only_canary - diff * diff) / n
     unpaired_var = (p_c * (1 - p_c) + p_s * (1 - p_s)) / n
-    logs = [(math.log(s), math.log(c)) for s, c in pairs]
-    mean_s = sum(a for a, _ in logs) / n
-    mean_c = sum(b for _, b in logs) / n
-    cov = sum((a - mean_s) * (b - mean_c) for a, b in logs)
-    var_s = sum((a - mean_s) ** 2 for a, _ in logs)
-    var_c = sum((b - mean_c) ** 2 for _, b in logs)
+    correlation = statistics.correlation(
+        [math.log(s) for s, _ in pairs], [math.log(c) for _, c in pairs]
+    )
     return {
         "pairs": n,
-        "log_latency_correlation": round(cov / math.sqrt(var_s * var_c), 3),
+        "log_latency_correlation": round(correlation, 3),
         "stable_edge_ms": round(e * 1000, 1),
         "canary_threshold_ms": round(threshold * 1000, 1),
         "only_stable_above": round(only_stable, 4),
@@ -254,11 +252,10 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 proc.kill()
     if args.calls_log:  # every upstream call, for a per-request (paired) look
         args.calls_log.write_text(calls_log.read_text())
-    rows, calls = [], []
+    calls = []
     for line in calls_log.read_text().splitlines():
         start_s, role, purpose, seconds, request_id = line.split()
         if t0 <= float(start_s) <= t1:
-            rows.append((float(start_s), role, purpose, float(seconds)))
             calls.append((float(start_s), role, purpose, float(seconds), request_id))
     arms = {role: histogram_quantiles(before[role], after[role]) for role in urls}
     return {
@@ -268,7 +265,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "load_average": [round(load0, 1), round(os.getloadavg()[0], 1)],
         "arms": arms,
         "p99_ratio": round(arms["canary"]["p99_ms"] / arms["stable"]["p99_ms"], 3),
-        "router_calls": call_stats(rows),
+        "router_calls": call_stats([call[:4] for call in calls]),
         **({"paired_tail": paired_tails(calls)} if args.score_both else {}),
     }
 
