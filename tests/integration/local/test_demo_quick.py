@@ -39,5 +39,7 @@ def test_quick_demo_promotes_the_good_candidate_and_rolls_back_the_bad(tmp_path:
     assert all(row["canary_cpu_per_1k"] > 0 and row["stable_cpu_per_1k"] > 0 for row in good.steps)
     text = result.report_path.read_text()
     assert "**Promoted**" in text and "**RolledBack**" in text and bad.reason[:40] in text
+    assert "traffic driver 10 nice steps below the predictors" in text  # local/priority.py
+    assert "labels fed back" in text  # the driver process's counts reached the report
     assert result.png_path.read_bytes()[:4] == b"\x89PNG"
     assert any("Report:" in line for line in lines) and any("Timeline:" in line for line in lines)

@@ -13,10 +13,14 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from modeldeploy.operator.local.priority import HELPER_NICENESS, NICE_MAX
 from modeldeploy.operator.local.state import DEFAULT_STATE_DIR, StateDir
 from modeldeploy.operator.report import step_timing
+
+if TYPE_CHECKING:
+    from modeldeploy.operator.local.platform import LocalOptions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,6 +40,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--pin-cpus",
         action="store_true",
         help="each arm's predictor on --threads CPUs of its own (default: all processes float)",
+    )
+    apply.add_argument(
+        "--helper-niceness",
+        type=int,
+        default=HELPER_NICENESS,
+        choices=range(NICE_MAX + 1),
+        metavar=f"0..{NICE_MAX}",
+        help=f"run the router, joiner and prober this many nice steps below the predictors "
+        f"(default {HELPER_NICENESS}; 0: one priority for all)",
     )
     apply.add_argument("--max-seconds", type=float, help="stop after this long")
     apply.add_argument("--once", action="store_true", help="run one tick, leave processes up")
@@ -68,10 +81,21 @@ def load_manifest(path: str | Path) -> dict[str, Any]:
     return found[0]
 
 
+def local_options(args: argparse.Namespace) -> LocalOptions:
+    """The ``LocalOptions`` that ``local apply``'s flags ask for."""
+    from modeldeploy.operator.local.platform import LocalOptions
+
+    return LocalOptions(
+        router_port=args.router_port,
+        threads=args.threads,
+        pin_cpus=args.pin_cpus,
+        helper_niceness=args.helper_niceness,
+    )
+
+
 def _apply(args: argparse.Namespace) -> int:
     from modeldeploy.cli import CommandError
     from modeldeploy.operator.api.types import SpecError
-    from modeldeploy.operator.local.platform import LocalOptions
     from modeldeploy.operator.local.runner import LocalOperator
 
     def out(line: str) -> None:
@@ -80,9 +104,7 @@ def _apply(args: argparse.Namespace) -> int:
     op = LocalOperator(
         StateDir(args.state_dir),
         registry_uri=args.registry_uri,
-        options=LocalOptions(
-            router_port=args.router_port, threads=args.threads, pin_cpus=args.pin_cpus
-        ),
+        options=local_options(args),
         out=out,
     )
     try:

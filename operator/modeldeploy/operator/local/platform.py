@@ -32,6 +32,9 @@ The same contract as KServe (``platforms.base.Platform``), carried out with proc
 - with ``pin_cpus`` (``--pin-cpus``), each arm's predictor runs on CPUs of its own
   (``threads`` each: stable on the first the operator may use, the canary on the next;
   ``local/cpus.py``), as each pod has its own; the router, joiner and prober float;
+- the router, joiner and prober run ``helper_niceness`` nice steps (default 10) below the
+  predictors, their session's autogroup included (``local/priority.py``): a predictor with
+  work gets the CPU first, as a pod's neighbours do not take its cores;
 - everything listens on 127.0.0.1 only (predictors get ``--host 127.0.0.1``);
 - a child is written to ``processes.json`` as ``<role>.starting`` the moment it exists,
   before the wait for its readiness, so an operator killed meanwhile leaves nothing
@@ -70,6 +73,7 @@ from typing import Any
 from modeldeploy.operator.api.status import ArmHealth, VersionRef
 from modeldeploy.operator.local import procs
 from modeldeploy.operator.local.cpus import arm_cpus, usable_cpus
+from modeldeploy.operator.local.priority import HELPER_NICENESS
 from modeldeploy.operator.local.procs import ProcRecord
 from modeldeploy.operator.local.state import StateDir
 from modeldeploy.operator.platforms.base import PlatformError, Target
@@ -106,6 +110,10 @@ class LocalOptions:
     on the first, the canary on the next, as pods have theirs. Off by default: on a shared
     2-core machine equal arms' P99s scattered wider pinned (docs/local-mode.md);
     off, or with too few CPUs, every process floats."""
+    helper_niceness: int = HELPER_NICENESS
+    """How many nice steps below the predictors the router, joiner and prober run
+    (``local/priority.py``): on a shared machine a predictor with work gets the CPU first, as a
+    pod's neighbours do not take its cores. 0: everything at one priority."""
     start_timeout_s: float = 300.0
     predictor_args: Sequence[str] = ()
     progress: Callable[[str], None] = field(default=lambda line: None)
@@ -584,6 +592,7 @@ class LocalPlatform:
                 labels=labels,
                 progress=self.options.progress,
                 on_spawn=self._spawned(target, role),
+                lower_priority_by=self.options.helper_niceness,
             )
         except procs.StartFailed as exc:
             arms.pop(role, None)

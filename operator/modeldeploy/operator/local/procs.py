@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modeldeploy.operator.local import priority
 from modeldeploy.operator.local.cpus import pin
 
 
@@ -184,6 +185,7 @@ def start(
     progress: Callable[[str], None] | None = None,
     on_spawn: Callable[[ProcRecord], None] | None = None,
     cpus: frozenset[int] | None = None,
+    lower_priority_by: int = 0,
 ) -> ProcRecord:
     """Start ``argv`` in its own session and wait until ``ready()``; raise ``StartFailed``.
 
@@ -192,6 +194,8 @@ def start(
     the moment it exists, before its interpreter has started any thread (``cpus.pin``); a
     pin the kernel refuses is reported through ``progress`` and the child runs unpinned
     (pinning makes latencies comparable, nothing depends on it to be correct).
+    ``lower_priority_by``: start the child that many nice steps below this process, its
+    session's autogroup included (``priority.lower``); a refusal is reported the same way.
     """
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}-{port}.log"
@@ -211,6 +215,12 @@ def start(
         except OSError as exc:
             if progress is not None:
                 progress(f"! {name}: cannot pin to CPUs {sorted(cpus)}: {exc}; it runs unpinned")
+    if lower_priority_by:
+        try:
+            priority.lower(popen.pid, lower_priority_by)
+        except OSError as exc:
+            if progress is not None:
+                progress(f"! {name}: cannot lower its CPU priority: {exc}; it runs at ours")
     record = ProcRecord(name, popen.pid, port, str(log_path), dict(labels or {}))
     if on_spawn is not None:
         on_spawn(record)

@@ -31,9 +31,11 @@ from modeldeploy.operator.local.runner import LocalOperator, TickRecord
 from modeldeploy.operator.local.state import StateDir
 from modeldeploy.registry.base import TAG_DECIDED_AT, TAG_OUTCOME, TAG_REASON
 from modeldeploy.tools.demo import report
-from modeldeploy.tools.demo.traffic import TrafficDriver
+from modeldeploy.tools.demo.traffic import TrafficProcess
 
 EXAMPLE = "examples/local-demo.yaml"
+LOCAL_OPTIONS = LocalOptions(threads=1)
+"""Local mode as ``local apply`` runs it: one torch thread per predictor, helpers lowered."""
 
 
 @dataclass(frozen=True)
@@ -247,10 +249,10 @@ class Demo:
         from modeldeploy.registry.mlflow_client import MlflowRegistry
         from modeldeploy.registry.publish import publish_checkpoint
         from modeldeploy.serving import data as serving_data
-        from modeldeploy.tools.checkpoints import build, load_split
+        from modeldeploy.tools.checkpoints import build
 
         p = self.profile
-        for sub in ("mlflow", "state"):
+        for sub in ("mlflow", "state", "traffic"):
             shutil.rmtree(self.output / sub, ignore_errors=True)
         self.output.mkdir(parents=True, exist_ok=True)
 
@@ -271,7 +273,7 @@ class Demo:
         self.phase(2, "starting a real MLflow server (sqlite)")
         mlflow = start_mlflow(self.output / "mlflow", self.out)
         operator: LocalOperator | None = None
-        driver: TrafficDriver | None = None
+        driver: TrafficProcess | None = None
         stop = threading.Event()
         loop: threading.Thread | None = None
         rollouts: list[report.Rollout] = []
@@ -294,7 +296,7 @@ class Demo:
             operator = LocalOperator(
                 StateDir(self.output / "state"),
                 registry_uri=mlflow.url,
-                options=LocalOptions(threads=1),
+                options=LOCAL_OPTIONS,
                 out=self._operator_line,
                 on_tick=self.record,
             )
@@ -319,14 +321,13 @@ class Demo:
             self.mark(f"v{champion.version} serving", "tab:blue")
 
             self.phase(4, "driving review sentences through the router, labels fed back")
-            test = load_split("test")
             router = operator.router_url()
             assert router is not None
-            driver = TrafficDriver(
+            # In a process of its own, below the predictors' CPU priority (traffic.py).
+            driver = TrafficProcess(
                 router,
                 self.model,
-                test.texts,
-                test.labels,
+                work_dir=self.output / "traffic",
                 rate=p.rate,
                 workers=p.workers,
                 label_delay_s=p.label_delay_s,
@@ -402,7 +403,7 @@ class Demo:
     def _follow(
         self,
         operator: LocalOperator,
-        driver: TrafficDriver,
+        driver: TrafficProcess,
         version: str,
         stop: threading.Event,
     ) -> dict[str, Any] | None:
@@ -435,7 +436,7 @@ class Demo:
         aliases: dict[str, str],
         events: list[dict[str, Any]],
         accuracy: Mapping[str, float],
-        driver: TrafficDriver | None,
+        driver: TrafficProcess | None,
         problems: list[str],
     ) -> DemoResult:
         self.phase(7, "writing the report")
@@ -461,6 +462,10 @@ class Demo:
                 ("traffic", f"{stats.sent} requests, {stats.failed} failed, "
                  f"{stats.labels_sent} labels fed back ({stats.labels_refused} refused)")
             )  # fmt: skip
+        facts.append(
+            ("CPU priority", f"router, joiner, prober and traffic driver "
+             f"{LOCAL_OPTIONS.helper_niceness} nice steps below the predictors")
+        )  # fmt: skip
         if problems:
             facts.append(("problems", "; ".join(problems)))
         text = report.markdown(

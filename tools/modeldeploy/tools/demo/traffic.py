@@ -15,12 +15,25 @@ reviewer's label would arrive, under the request id the router answered with
 with the label token (``label_token_file``; local mode writes it as
 ``<state dir>/auth/label-token``). Everything is bounded: a stop event, a request cap,
 and per-call timeouts; only 127.0.0.1 is ever contacted.
+
+``TrafficProcess`` runs the same driver as a process of its own
+(``python -m modeldeploy.tools.demo.traffic``), started below the predictors' CPU priority as
+local mode starts its router (``operator/local/priority.py``): users' clients do not run on a
+pod's cores, and on 2 shared cores a predictor waiting for the driver's threads is what set
+equal arms' P99s apart (docs/demo.md). Its counts reach the parent through a small JSON file
+it rewrites every second.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import heapq
+import json
+import os
 import random
+import signal
+import sys
 import threading
 import time
 import uuid
@@ -28,10 +41,15 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from modeldeploy.operator.local import procs
+from modeldeploy.operator.local.priority import HELPER_NICENESS
 from modeldeploy.serving.auth import read_tokens
+
+MODULE = "modeldeploy.tools.demo.traffic"
 
 
 @dataclass
@@ -43,6 +61,25 @@ class TrafficStats:
     failed: int = 0
     labels_sent: int = 0
     labels_refused: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sent": self.sent,
+            "answered": dict(self.answered),
+            "failed": self.failed,
+            "labels_sent": self.labels_sent,
+            "labels_refused": self.labels_refused,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrafficStats:
+        return cls(
+            sent=int(data.get("sent", 0)),
+            answered=Counter({str(k): int(v) for k, v in dict(data.get("answered", {})).items()}),
+            failed=int(data.get("failed", 0)),
+            labels_sent=int(data.get("labels_sent", 0)),
+            labels_refused=int(data.get("labels_refused", 0)),
+        )
 
     def line(self, elapsed: float) -> str:
         arms = ", ".join(f"{arm} {n}" for arm, n in sorted(self.answered.items()))
@@ -105,6 +142,11 @@ class TrafficDriver:
             thread.daemon = True
             thread.start()
         return self
+
+    def counts(self) -> dict[str, Any]:
+        """The counts so far, taken under the lock (``TrafficStats.to_json``)."""
+        with self._lock:
+            return self.stats.to_json()
 
     def stop(self) -> None:
         self._stop.set()
@@ -176,3 +218,125 @@ class TrafficDriver:
                 self.stats.labels_sent += 1
             else:  # e.g. the router restarted and forgot the id: that label is lost
                 self.stats.labels_refused += 1
+
+
+def _write_stats(driver: TrafficDriver, path: Path) -> None:
+    """Replace ``path`` with the counts in one rename, so a reader never sees half a file."""
+    part = path.with_name(path.name + ".part")
+    part.write_text(json.dumps(driver.counts()))
+    os.replace(part, path)
+
+
+class TrafficProcess:
+    """A ``TrafficDriver`` in a child process ``lower_priority_by`` nice steps below us.
+
+    The same knobs as the driver; the sentences are the fixed split ``split`` of the shipped
+    data (``tools.checkpoints.data``), read by the child. ``stats`` reads the counts the child
+    last wrote (they lag by up to a second); ``stop`` ends it with SIGTERM, after which the
+    child writes its final counts.
+    """
+
+    def __init__(
+        self,
+        router_url: str,
+        model: str,
+        *,
+        work_dir: Path,
+        split: str = "test",
+        rate: float = 20.0,
+        workers: int = 4,
+        label_delay_s: float = 3.0,
+        max_requests: int = 1_000_000,
+        seed: int = 0,
+        label_token_file: Path | None = None,
+        poisson: bool = True,
+        lower_priority_by: int = HELPER_NICENESS,
+    ) -> None:
+        if not router_url.startswith("http://127.0.0.1:"):
+            raise ValueError("the demo only sends traffic to 127.0.0.1")
+        self.stats_file = work_dir / "traffic-stats.json"
+        self.work_dir = work_dir
+        self.lower_priority_by = lower_priority_by
+        self.argv = [
+            sys.executable, "-m", MODULE, "--router-url", router_url, "--model", model,
+            "--split", split, "--rate", str(rate), "--workers", str(workers),
+            "--label-delay", str(label_delay_s), "--max-requests", str(max_requests),
+            "--seed", str(seed), "--stats-file", str(self.stats_file),
+            *(["--label-token-file", str(label_token_file)] if label_token_file else []),
+            *([] if poisson else ["--even"]),
+        ]  # fmt: skip
+        self.started = time.monotonic()
+        self._record: procs.ProcRecord | None = None
+        self._last = TrafficStats()
+
+    def start(self, timeout: float = 120.0) -> TrafficProcess:
+        """Start the child and wait until it has written its first counts."""
+        self.stats_file.unlink(missing_ok=True)
+        self._record = procs.start(
+            "traffic",
+            self.argv,
+            port=0,
+            log_dir=self.work_dir,
+            ready=self.stats_file.exists,
+            timeout=timeout,
+            lower_priority_by=self.lower_priority_by,
+        )
+        self.started = time.monotonic()
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        return self._record.pid if self._record is not None else None
+
+    @property
+    def stats(self) -> TrafficStats:
+        return self.read_stats()
+
+    def read_stats(self) -> TrafficStats:
+        with contextlib.suppress(OSError, ValueError):  # not written yet: the last counts read
+            self._last = TrafficStats.from_json(json.loads(self.stats_file.read_text()))
+        return self._last
+
+    def stop(self) -> None:
+        if self._record is not None:
+            procs.stop(self._record, timeout=40)
+        self.read_stats()  # the child's final counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m modeldeploy.tools.demo.traffic``: drive the router until SIGTERM."""
+    from modeldeploy.tools.checkpoints.data import load_split
+
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}")
+    parser.add_argument("--router-url", required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    parser.add_argument("--rate", type=float, default=20.0)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--label-delay", type=float, default=3.0)
+    parser.add_argument("--max-requests", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--label-token-file", type=Path)
+    parser.add_argument("--stats-file", type=Path, required=True)
+    parser.add_argument("--even", action="store_true", help="evenly spaced, not Poisson")
+    args = parser.parse_args(argv)
+    data = load_split(args.split)
+    driver = TrafficDriver(
+        args.router_url, args.model, data.texts, data.labels, rate=args.rate,
+        workers=args.workers, label_delay_s=args.label_delay, max_requests=args.max_requests,
+        seed=args.seed, label_token_file=args.label_token_file, poisson=not args.even,
+    )  # fmt: skip
+    done = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: done.set())
+    driver.start()
+    _write_stats(driver, args.stats_file)
+    while not done.wait(1.0):
+        _write_stats(driver, args.stats_file)
+    driver.stop()
+    _write_stats(driver, args.stats_file)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

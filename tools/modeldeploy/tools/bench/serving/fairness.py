@@ -14,7 +14,9 @@ It found why the quick demo's canary showed a higher P99 than its equal stable
 off, ``--even`` spaces arrivals evenly (the old demo driver) instead of Poisson.
 ``--score-both`` runs the router as local mode does (both arms score every request),
 ``--pin`` puts each predictor on a CPU of its own as local mode does (stable on the first,
-the canary on the next: ``operator/local/cpus.py``). With ``--score-both`` it also reports
+the canary on the next: ``operator/local/cpus.py``). The router and the driver (a process
+of its own) run ``--helper-niceness`` steps below the predictors, as local mode runs its
+helpers (default 10; 0 was the setting before that default). With ``--score-both`` it also reports
 whether the two latencies of one request share their tail (``paired_tail``: they did not,
 docs/demo.md, "Pairs do not steady the tail on shared cores"); ``--calls-log`` keeps every
 upstream call. On a shared machine run it at a raised priority (its processes use about a
@@ -41,6 +43,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from modeldeploy.operator.local.cpus import arm_cpus, pin, usable_cpus
+from modeldeploy.operator.local.priority import HELPER_NICENESS, NICE_MAX, lower
 from modeldeploy.serving.contract.names import REQUEST_DURATION
 
 ROUTER_WRAPPER = "modeldeploy.tools.bench.serving.fairness_router"
@@ -190,8 +193,7 @@ def _cpus(role: str, args: argparse.Namespace) -> frozenset[int] | None:
 
 
 def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    from modeldeploy.tools.checkpoints.data import load_split
-    from modeldeploy.tools.demo.traffic import TrafficDriver
+    from modeldeploy.tools.demo.traffic import TrafficProcess
 
     calls_log = work / "calls.log"
     env = {**os.environ, "MODELDEPLOY_FAIRNESS_LOG": str(calls_log)}
@@ -230,10 +232,11 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         )  # fmt: skip
         router = f"http://127.0.0.1:{port}"
         _wait_ok(router + "/healthz")
-        test = load_split("test")
-        driver = TrafficDriver(
-            router, "classifier", test.texts, test.labels, rate=args.rate, workers=6,
-            label_delay_s=2.0, poisson=not args.even,
+        if args.helper_niceness:  # as local mode starts its router (``procs.start``)
+            lower(procs[-1].pid, args.helper_niceness)
+        driver = TrafficProcess(
+            router, "classifier", work_dir=work, rate=args.rate, workers=6, label_delay_s=2.0,
+            poisson=not args.even, lower_priority_by=args.helper_niceness,
         ).start()  # fmt: skip
         time.sleep(args.warmup)
         before = {role: _buckets(url) for role, url in urls.items()}
@@ -289,6 +292,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--pin-swapped", action="store_true", help="as --pin, the canary on stable's CPU"
+    )
+    parser.add_argument(
+        "--helper-niceness",
+        type=int,
+        default=HELPER_NICENESS,
+        choices=range(NICE_MAX + 1),
+        metavar=f"0..{NICE_MAX}",
+        help="the router and the driver this many nice steps below the predictors "
+        f"(local mode's default: {HELPER_NICENESS}; 0: one priority)",
     )
     parser.add_argument("--output", type=Path, help="append the result (one JSON line)")
     parser.add_argument(
