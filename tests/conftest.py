@@ -19,6 +19,19 @@ from tests.support.processes import ManagedProcess, free_port, start_process
 KSERVE_CRDS = Path(__file__).resolve().parent / "upstream" / "kserve-crds"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the modules that hold a test marked ``long`` first, each module whole.
+
+    ``make test`` runs two processes (``--dist worksteal``): each takes one contiguous half of
+    the list, and an idle one steals from the end of the other's. A test of minutes that
+    starts late leaves the other process idle for as long (it cannot steal the one test that
+    is running), so the long ones go first and the quick unit tests fill the end. Whole
+    modules move, so a module-scoped fixture is still set up once.
+    """
+    first = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("long")}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in first)
+
+
 @pytest.fixture(scope="session")
 def checkpoint() -> Callable[[str], Path]:
     """Build (or reuse from the cache) a named recipe and return its directory."""

@@ -29,6 +29,7 @@ SUMMARY_KEYS = {
 }
 
 
+@pytest.mark.long
 def test_quick_bench_measures_every_system_and_merges_a_summary(tmp_path):
     output = tmp_path / "results.json"
     output.write_text(json.dumps({"analysis": {"kept": True}}))

@@ -36,6 +36,7 @@ def _metrics(path: Path) -> dict:
     return json.loads((path / "metrics.json").read_text())
 
 
+@pytest.mark.long
 @pytest.mark.parametrize(
     "recipe", ["tiny", "tiny-distilbert", "tiny-roberta", "good", "good-distilbert", "good-roberta"]
 )

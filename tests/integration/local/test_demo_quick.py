@@ -18,6 +18,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[3]
 
 
+@pytest.mark.long
 def test_quick_demo_promotes_the_good_candidate_and_rolls_back_the_bad(tmp_path: Path) -> None:
     lines: list[str] = []
     output = tmp_path / "demo-output"

@@ -90,6 +90,7 @@ class Traffic(threading.Thread):
         return sum(1 for t, code in self.results if t >= since and code != 200)
 
 
+@pytest.mark.long
 def test_a_killed_canary_loses_its_traffic_at_once_and_is_rolled_back(
     mlflow_server, tiny_checkpoint: Path, tmp_path: Path
 ) -> None:

@@ -69,6 +69,7 @@ def _operator(mlflow_url: str, state: Path, model: str) -> LocalOperator:
     return op
 
 
+@pytest.mark.long
 def test_the_prober_runs_by_default_and_uses_each_example_once_across_a_restart(
     mlflow_server, tiny_checkpoint: Path, tmp_path: Path
 ) -> None:

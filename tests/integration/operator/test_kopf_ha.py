@@ -51,6 +51,7 @@ def active(cluster: Cluster, name: str, seconds: float = 4.0) -> list[str]:
     return sorted(n for n, was in before.items() if cluster.ticks(name, cluster.processes[n]) > was)
 
 
+@pytest.mark.long
 def test_two_replicas_one_active_the_leader_killed_mid_canary_the_other_promotes_once(
     cluster: Cluster, tiny_checkpoint, request, process_starter, mlflow_server
 ) -> None:

@@ -249,6 +249,7 @@ def test_anonymous_wrong_token_replay_and_forged_ids_change_no_count(stack: Stac
     assert delta == 1
 
 
+@pytest.mark.long
 def test_a_flood_of_labels_keeps_memory_flat_and_the_joiner_up(stack: Stack) -> None:
     for _ in range(200):  # warm the allocator on the same path first
         call(f"{stack.joiner}/v1/feedback", {"request_id": "warm", "label": 1})

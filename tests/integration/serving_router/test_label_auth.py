@@ -160,6 +160,7 @@ def test_weights_need_the_control_token(stack: Stack) -> None:
     assert call("PUT", url, {"canary": 50}, token=stack.control)[0] == 200
 
 
+@pytest.mark.long
 def test_a_flood_of_labels_keeps_memory_flat_and_the_router_up(stack: Stack) -> None:
     for _ in range(200):  # warm the router's allocator on the same path first
         call("POST", f"{stack.router}/v1/feedback", {"request_id": "warm", "label": 1})
