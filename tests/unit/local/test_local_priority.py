@@ -27,7 +27,7 @@ from modeldeploy.operator.local.priority import (
     niceness,
 )
 from modeldeploy.operator.local.state import StateDir
-from modeldeploy.tools.demo.traffic import TrafficProcess
+from modeldeploy.tools.demo.traffic import TrafficProcess, TrafficSettings
 from tests.unit.local.test_local_client_view import V1, V2, Recorder, target
 
 AUTOGROUPS = Path("/proc/self/autogroup").exists()
@@ -175,10 +175,7 @@ def test_the_demo_driver_runs_in_a_lower_process_and_reports_its_counts(tmp_path
         f"http://127.0.0.1:{server.server_port}",
         "m",
         work_dir=tmp_path,
-        rate=50.0,
-        workers=2,
-        label_delay_s=0.2,
-        max_requests=40,
+        settings=TrafficSettings(rate=50.0, workers=2, label_delay_s=0.2, max_requests=40),
     ).start()
     try:
         assert driver.pid is not None
@@ -198,3 +195,12 @@ def test_the_demo_driver_runs_in_a_lower_process_and_reports_its_counts(tmp_path
 def test_the_driver_only_ever_contacts_loopback(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="only sends traffic to"):
         TrafficProcess("http://example.com:80", "m", work_dir=tmp_path)
+
+
+def test_settings_reach_a_child_process_unchanged(tmp_path: Path) -> None:
+    settings = TrafficSettings(
+        rate=7.5, workers=3, label_delay_s=1.5, max_requests=9, seed=4,
+        label_token_file=tmp_path / "label-token", poisson=False,
+    )  # fmt: skip
+    assert TrafficSettings.from_json(settings.to_json()) == settings
+    assert TrafficSettings.from_json(TrafficSettings().to_json()) == TrafficSettings()

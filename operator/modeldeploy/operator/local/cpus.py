@@ -27,6 +27,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from modeldeploy.operator.local.threads import each_thread
+
 SLOTS = {"stable": 0, "canary": 1}
 """Which CPU set each role gets: the first ``per_arm`` CPUs for stable, the next for the canary."""
 
@@ -53,17 +55,8 @@ def usable_cpus() -> frozenset[int]:
 def pin(pid: int, cpus: frozenset[int], proc: Path = Path("/proc")) -> None:
     """Set the affinity of every thread of ``pid`` (a thread started later inherits it).
 
-    ``sched_setaffinity`` on a pid only moves that one thread, so every task listed under
-    ``/proc/PID/task`` is set; a freshly started child has just the one. A task that has
-    already exited is skipped; an error for the process itself is raised (``OSError``).
+    ``sched_setaffinity`` on a pid only moves that one thread (``threads.each_thread``). A
+    task that has already exited is skipped; an error for the process itself is raised
+    (``OSError``).
     """
-    try:
-        tids = [int(entry.name) for entry in (proc / str(pid) / "task").iterdir()]
-    except OSError:
-        tids = []
-    for tid in tids or [pid]:
-        try:
-            os.sched_setaffinity(tid, cpus)
-        except ProcessLookupError:
-            if tid == pid:
-                raise
+    each_thread(pid, lambda tid: os.sched_setaffinity(tid, cpus), proc)

@@ -22,6 +22,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from modeldeploy.operator.local.threads import each_thread
+
 NICE_MAX = 19
 """The lowest priority Linux has (nice values run from -20 to 19)."""
 
@@ -64,16 +66,9 @@ def lower(pid: int, by: int, proc: Path = Path("/proc")) -> None:
     """
     if by == 0:
         return
-    try:
-        tids = [int(entry.name) for entry in (proc / str(pid) / "task").iterdir()]
-    except OSError:
-        tids = []
-    for tid in tids or [pid]:
-        try:
-            os.setpriority(os.PRIO_PROCESS, tid, lowered(niceness(tid), by))
-        except ProcessLookupError:
-            if tid == pid:
-                raise
+    each_thread(
+        pid, lambda tid: os.setpriority(os.PRIO_PROCESS, tid, lowered(niceness(tid), by)), proc
+    )
     if os.getsid(pid) != pid:
         return
     group = autogroup_niceness(pid, proc)

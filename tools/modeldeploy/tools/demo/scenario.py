@@ -31,7 +31,7 @@ from modeldeploy.operator.local.runner import LocalOperator, TickRecord
 from modeldeploy.operator.local.state import StateDir
 from modeldeploy.registry.base import TAG_DECIDED_AT, TAG_OUTCOME, TAG_REASON
 from modeldeploy.tools.demo import report
-from modeldeploy.tools.demo.traffic import TrafficProcess
+from modeldeploy.tools.demo.traffic import TrafficProcess, TrafficSettings
 
 EXAMPLE = "examples/local-demo.yaml"
 LOCAL_OPTIONS = LocalOptions(threads=1)
@@ -328,11 +328,13 @@ class Demo:
                 router,
                 self.model,
                 work_dir=self.output / "traffic",
-                rate=p.rate,
-                workers=p.workers,
-                label_delay_s=p.label_delay_s,
-                max_requests=int(p.rate * 3 * self.rollout_timeout_s()) + 10_000,
-                label_token_file=token_files(operator.state)[0],
+                settings=TrafficSettings(
+                    rate=p.rate,
+                    workers=p.workers,
+                    label_delay_s=p.label_delay_s,
+                    max_requests=int(p.rate * 3 * self.rollout_timeout_s()) + 10_000,
+                    label_token_file=token_files(operator.state)[0],
+                ),
             ).start()
             self.out(
                 f"  {p.rate:g} requests/s offered to {router}, labels {p.label_delay_s:g}s later"

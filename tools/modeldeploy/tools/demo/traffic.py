@@ -39,7 +39,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,36 @@ class TrafficStats:
         )
 
 
+@dataclass(frozen=True)
+class TrafficSettings:
+    """How a driver sends: rate and workers, label delay, a request cap, the seed, the label
+    token, Poisson or evenly spaced arrivals. One value, so a child process is handed the
+    same settings (``to_json``/``from_json``) that a driver in this process takes."""
+
+    rate: float = 20.0
+    workers: int = 4
+    label_delay_s: float = 3.0
+    max_requests: int = 1_000_000
+    seed: int = 0
+    label_token_file: Path | None = None
+    poisson: bool = True  # False: evenly spaced (the old driver; see the module docstring)
+
+    def to_json(self) -> str:
+        token = str(self.label_token_file) if self.label_token_file else None
+        return json.dumps({**asdict(self), "label_token_file": token})
+
+    @classmethod
+    def from_json(cls, text: str) -> TrafficSettings:
+        data = json.loads(text)
+        token = data.pop("label_token_file", None)
+        return cls(**data, label_token_file=Path(token) if token else None)
+
+
+def _loopback_only(router_url: str) -> None:
+    if not router_url.startswith("http://127.0.0.1:"):
+        raise ValueError("the demo only sends traffic to 127.0.0.1")
+
+
 class TrafficDriver:
     def __init__(
         self,
@@ -97,32 +127,23 @@ class TrafficDriver:
         model: str,
         texts: Sequence[str],
         labels: Sequence[int],
-        *,
-        rate: float = 20.0,
-        workers: int = 4,
-        label_delay_s: float = 3.0,
-        max_requests: int = 1_000_000,
-        seed: int = 0,
-        label_token_file: Path | None = None,
-        poisson: bool = True,
+        settings: TrafficSettings = TrafficSettings(),
     ) -> None:
-        if not router_url.startswith("http://127.0.0.1:"):
-            raise ValueError("the demo only sends traffic to 127.0.0.1")
+        _loopback_only(router_url)
         self.url = router_url.rstrip("/")
         self.model = model
         self.texts, self.labels = list(texts), list(labels)
-        self.rate = rate
-        self.poisson = poisson  # False: evenly spaced (the old driver; see the docstring)
-        self.workers = workers
-        self.label_delay_s = label_delay_s
-        self.max_requests = max_requests
+        self.rate = settings.rate
+        self.poisson = settings.poisson
+        self.workers = settings.workers
+        self.label_delay_s = settings.label_delay_s
+        self.max_requests = settings.max_requests
         self.stats = TrafficStats()
+        token_file = settings.label_token_file
         self._label_headers = (
-            {"Authorization": "Bearer " + read_tokens(label_token_file)[0].decode()}
-            if label_token_file
-            else {}
+            {"Authorization": "Bearer " + read_tokens(token_file)[0].decode()} if token_file else {}
         )
-        self._rng = random.Random(seed)
+        self._rng = random.Random(settings.seed)
         self._lock = threading.Lock()
         self._due: list[tuple[float, str, int]] = []
         self._stop = threading.Event()
@@ -230,7 +251,7 @@ def _write_stats(driver: TrafficDriver, path: Path) -> None:
 class TrafficProcess:
     """A ``TrafficDriver`` in a child process ``lower_priority_by`` nice steps below us.
 
-    The same knobs as the driver; the sentences are the fixed split ``split`` of the shipped
+    The driver's ``TrafficSettings``; the sentences are the fixed split ``split`` of the shipped
     data (``tools.checkpoints.data``), read by the child. ``stats`` reads the counts the child
     last wrote (they lag by up to a second); ``stop`` ends it with SIGTERM, after which the
     child writes its final counts.
@@ -242,28 +263,18 @@ class TrafficProcess:
         model: str,
         *,
         work_dir: Path,
+        settings: TrafficSettings = TrafficSettings(),
         split: str = "test",
-        rate: float = 20.0,
-        workers: int = 4,
-        label_delay_s: float = 3.0,
-        max_requests: int = 1_000_000,
-        seed: int = 0,
-        label_token_file: Path | None = None,
-        poisson: bool = True,
         lower_priority_by: int = HELPER_NICENESS,
     ) -> None:
-        if not router_url.startswith("http://127.0.0.1:"):
-            raise ValueError("the demo only sends traffic to 127.0.0.1")
+        _loopback_only(router_url)
         self.stats_file = work_dir / "traffic-stats.json"
         self.work_dir = work_dir
         self.lower_priority_by = lower_priority_by
         self.argv = [
             sys.executable, "-m", MODULE, "--router-url", router_url, "--model", model,
-            "--split", split, "--rate", str(rate), "--workers", str(workers),
-            "--label-delay", str(label_delay_s), "--max-requests", str(max_requests),
-            "--seed", str(seed), "--stats-file", str(self.stats_file),
-            *(["--label-token-file", str(label_token_file)] if label_token_file else []),
-            *([] if poisson else ["--even"]),
+            "--split", split, "--settings", settings.to_json(),
+            "--stats-file", str(self.stats_file),
         ]  # fmt: skip
         self.started = time.monotonic()
         self._record: procs.ProcRecord | None = None
@@ -311,21 +322,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--router-url", required=True)
     parser.add_argument("--model", required=True)
     parser.add_argument("--split", default="test", choices=("train", "validation", "test"))
-    parser.add_argument("--rate", type=float, default=20.0)
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--label-delay", type=float, default=3.0)
-    parser.add_argument("--max-requests", type=int, default=1_000_000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--label-token-file", type=Path)
+    parser.add_argument("--settings", default="{}", help="TrafficSettings as JSON")
     parser.add_argument("--stats-file", type=Path, required=True)
-    parser.add_argument("--even", action="store_true", help="evenly spaced, not Poisson")
     args = parser.parse_args(argv)
     data = load_split(args.split)
-    driver = TrafficDriver(
-        args.router_url, args.model, data.texts, data.labels, rate=args.rate,
-        workers=args.workers, label_delay_s=args.label_delay, max_requests=args.max_requests,
-        seed=args.seed, label_token_file=args.label_token_file, poisson=not args.even,
-    )  # fmt: skip
+    settings = TrafficSettings.from_json(args.settings)
+    driver = TrafficDriver(args.router_url, args.model, data.texts, data.labels, settings)
     done = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: done.set())

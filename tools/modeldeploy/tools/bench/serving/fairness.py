@@ -193,7 +193,7 @@ def _cpus(role: str, args: argparse.Namespace) -> frozenset[int] | None:
 
 
 def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    from modeldeploy.tools.demo.traffic import TrafficProcess
+    from modeldeploy.tools.demo.traffic import TrafficProcess, TrafficSettings
 
     calls_log = work / "calls.log"
     env = {**os.environ, "MODELDEPLOY_FAIRNESS_LOG": str(calls_log)}
@@ -234,9 +234,12 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         _wait_ok(router + "/healthz")
         if args.helper_niceness:  # as local mode starts its router (``procs.start``)
             lower(procs[-1].pid, args.helper_niceness)
+        settings = TrafficSettings(
+            rate=args.rate, workers=6, label_delay_s=2.0, poisson=not args.even
+        )
         driver = TrafficProcess(
-            router, "classifier", work_dir=work, rate=args.rate, workers=6, label_delay_s=2.0,
-            poisson=not args.even, lower_priority_by=args.helper_niceness,
+            router, "classifier", work_dir=work, settings=settings,
+            lower_priority_by=args.helper_niceness,
         ).start()  # fmt: skip
         time.sleep(args.warmup)
         before = {role: _buckets(url) for role, url in urls.items()}
