@@ -4,11 +4,13 @@ the predictors' CPU priority, their session's autogroup included (``local/priori
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from modeldeploy.operator.local.priority import (
     niceness,
 )
 from modeldeploy.operator.local.state import StateDir
-from modeldeploy.tools.demo.traffic import TrafficProcess, TrafficSettings
+from modeldeploy.tools.demo.traffic import TrafficProcess, TrafficSettings, TrafficStats
 from tests.unit.local.test_local_client_view import V1, V2, Recorder, target
 
 AUTOGROUPS = Path("/proc/self/autogroup").exists()
@@ -204,3 +206,8 @@ def test_settings_reach_a_child_process_unchanged(tmp_path: Path) -> None:
     )  # fmt: skip
     assert TrafficSettings.from_json(settings.to_json()) == settings
     assert TrafficSettings.from_json(TrafficSettings().to_json()) == TrafficSettings()
+
+
+def test_counts_reach_the_parent_unchanged() -> None:
+    stats = TrafficStats(sent=3, answered=Counter(stable=2, canary=1), failed=1, labels_sent=2)
+    assert TrafficStats.from_json(json.loads(json.dumps(stats.to_json()))) == stats

@@ -34,8 +34,6 @@ from modeldeploy.tools.demo import report
 from modeldeploy.tools.demo.traffic import TrafficProcess, TrafficSettings
 
 EXAMPLE = "examples/local-demo.yaml"
-LOCAL_OPTIONS = LocalOptions(threads=1)
-"""Local mode as ``local apply`` runs it: one torch thread per predictor, helpers lowered."""
 
 
 @dataclass(frozen=True)
@@ -183,6 +181,9 @@ class Demo:
         self.samples: list[report.Sample] = []
         self.markers: list[tuple[float, str, str]] = []
         self.lock = threading.Lock()
+        # Local mode as ``local apply`` runs it: one torch thread per predictor, helpers
+        # lowered. One per run: the operator sets its ``progress``.
+        self.local_options = LocalOptions(threads=1)
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -296,7 +297,7 @@ class Demo:
             operator = LocalOperator(
                 StateDir(self.output / "state"),
                 registry_uri=mlflow.url,
-                options=LOCAL_OPTIONS,
+                options=self.local_options,
                 out=self._operator_line,
                 on_tick=self.record,
             )
@@ -466,7 +467,7 @@ class Demo:
             )  # fmt: skip
         facts.append(
             ("CPU priority", f"router, joiner, prober and traffic driver "
-             f"{LOCAL_OPTIONS.helper_niceness} nice steps below the predictors")
+             f"{self.local_options.helper_niceness} nice steps below the predictors")
         )  # fmt: skip
         if problems:
             facts.append(("problems", "; ".join(problems)))

@@ -63,23 +63,11 @@ class TrafficStats:
     labels_refused: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "sent": self.sent,
-            "answered": dict(self.answered),
-            "failed": self.failed,
-            "labels_sent": self.labels_sent,
-            "labels_refused": self.labels_refused,
-        }
+        return {**asdict(self), "answered": dict(self.answered)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrafficStats:
-        return cls(
-            sent=int(data.get("sent", 0)),
-            answered=Counter({str(k): int(v) for k, v in dict(data.get("answered", {})).items()}),
-            failed=int(data.get("failed", 0)),
-            labels_sent=int(data.get("labels_sent", 0)),
-            labels_refused=int(data.get("labels_refused", 0)),
-        )
+        return cls(**{**data, "answered": Counter(data.get("answered", {}))})
 
     def line(self, elapsed: float) -> str:
         arms = ", ".join(f"{arm} {n}" for arm, n in sorted(self.answered.items()))
