@@ -1,10 +1,13 @@
-"""``python -m modeldeploy.tools.bench.serving [--quick] --output FILE``.
+"""``python -m modeldeploy.tools.bench.serving [--quick] --output FILE [--key KEY]``.
 
 Merges the figures into FILE under ``serving`` (other keys are kept), as
-``modeldeploy-dev bench`` does; logs go to ``serving-logs/`` beside FILE. ``--quick``
-checks the shape on the tiny checkpoint (its figures mean nothing; keep it out of
-bench/results.json). ``--cold-start N`` runs only the cold-start part (N starts per
-runtime after a preparing one) and prints its figures, leaving FILE alone.
+``modeldeploy-dev bench`` does; ``--key`` names another key, so that a run on a second
+kind of CPU (``serving_avx2``: no bf16, the predictors serve fp32) sits beside the first
+instead of replacing it (the figures depend on the CPU's features); logs go to
+``serving-logs/`` beside FILE. ``--quick`` checks the shape on the tiny checkpoint (its
+figures mean nothing; keep it out of bench/results.json). ``--cold-start N`` runs only
+the cold-start part (N starts per runtime after a preparing one) and prints its figures,
+leaving FILE alone.
 """
 
 from __future__ import annotations
@@ -22,6 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=Path("bench/results.json"))
     parser.add_argument("--quick", action="store_true", help="tiny checkpoint, few requests")
     parser.add_argument(
+        "--key",
+        default="serving",
+        help="the key of FILE to write (default serving; serving_avx2 for a CPU without bf16)",
+    )
+    parser.add_argument(
         "--cold-start", type=int, metavar="N", help="only the cold start, N starts per runtime"
     )
     args = parser.parse_args(argv)
@@ -36,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     figures = run(args.output.parent, quick=args.quick)
     merged = json.loads(args.output.read_text()) if args.output.exists() else {}
-    merged["serving"] = {
+    merged[args.key] = {
         "figures": figures,
         "seconds": round(time.monotonic() - started, 1),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),

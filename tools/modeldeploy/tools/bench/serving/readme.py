@@ -1,7 +1,9 @@
 """Render the README's serving benchmark section from ``bench/results.json``.
 
-``python -m modeldeploy.tools.bench.serving.readme [bench/results.json]`` prints Markdown;
-every figure comes from the file, so the README never carries a number the file lacks.
+``python -m modeldeploy.tools.bench.serving.readme [bench/results.json] [KEY]`` prints
+Markdown for the run under KEY (default ``serving``; ``serving_avx2`` holds a run on a CPU
+without bf16); every figure comes from the file, so the README never carries a number the
+file lacks.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ def _run(r: dict[str, Any]) -> str:
     return f"{r['p50_ms']:.0f} / {r['p99_ms']:.0f} / {r['throughput_rps']:.0f}"
 
 
-def render(results: dict[str, Any]) -> str:
-    serving = results["serving"]
+def render(results: dict[str, Any], key: str = "serving") -> str:
+    serving = results[key]
     f = serving["figures"]
     s = f["summary"]
+    where = "" if key == "serving" else f", key `{key}`"
     lines = [
-        f"### Serving (`serving` suite, measured {serving['measured_at']})",
+        f"### Serving (`serving` suite{where}, measured {serving['measured_at']})",
         "",
         f"{f['model']}, {f['texts']}, {f['machine']['cpus']} CPU cores (flags the figures "
         f"depend on: {', '.join(f['machine']['cpu_flags_used'])}), load generator on the same "
@@ -125,7 +128,8 @@ def render(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
     path = Path(args[0] if args else "bench/results.json")
-    print(render(json.loads(path.read_text())), end="")
+    key = args[1] if len(args) > 1 else "serving"
+    print(render(json.loads(path.read_text()), key), end="")
     return 0
 
 
