@@ -65,7 +65,7 @@ test-gpu: setup ## The GPU-only tests (GPU accounting on CUDA); run on a GPU nod
 demo: setup ## The main job: a real MLflow, the operator in local mode, a promotion and a rollback.
 	$(VENV)/bin/modeldeploy-dev demo
 
-bench: setup ## Benchmarks; figures go to bench/results.json (quoted in README).
+bench: setup ## Benchmarks -> bench/results.json (quoted in README; serving key by CPU kind).
 	$(VENV)/bin/modeldeploy-dev bench --output bench/results.json
 
 lint: setup ## ruff, mypy and the import contracts (lint-imports, see pyproject.toml).

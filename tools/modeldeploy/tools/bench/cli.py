@@ -2,7 +2,9 @@
 
 Each suite is a function returning a JSON-serialisable dict; results are merged
 into ``bench/results.json`` under the suite's name, with the machine and the time of
-the run, so README figures always point at a measured run.
+the run, so README figures always point at a measured run. The ``serving`` suite's key
+depends on the CPU (``serving`` with bf16 units, ``serving_avx2`` without:
+:mod:`.serving.keys`), so a run on one kind of CPU never replaces another kind's figures.
 """
 
 from __future__ import annotations
@@ -30,6 +32,15 @@ SUITES: dict[str, str] = {
 }
 # Suites whose figures sit at the top of their key (``rollouts``: {"cells", "summary", ...}).
 FLAT = {"rollouts"}
+
+
+def results_key(suite: str) -> str:
+    """The key of the results file a suite's run goes under (by the CPU for ``serving``)."""
+    if suite != "serving":
+        return suite
+    from modeldeploy.tools.bench.serving.keys import this_machine_key
+
+    return this_machine_key()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -84,7 +95,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"running benchmark suite {suite}", file=sys.stderr)
         started = time.monotonic()
         figures = run(output.parent, _progress(suite))
-        results[suite] = {
+        key = results_key(suite)
+        results[key] = {
             **(figures if suite in FLAT else {"figures": figures}),
             "seconds": round(time.monotonic() - started, 1),
             "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -96,7 +108,7 @@ def _run(args: argparse.Namespace) -> int:
         }
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"{suite}: written to {output}", file=sys.stderr)
+        print(f"{suite}: written to {output} under {key!r}", file=sys.stderr)
     return 0
 
 

@@ -1,9 +1,9 @@
 """``python -m modeldeploy.tools.bench.serving [--quick] --output FILE [--key KEY]``.
 
-Merges the figures into FILE under ``serving`` (other keys are kept), as
-``modeldeploy-dev bench`` does; ``--key`` names another key, so that a run on a second
-kind of CPU (``serving_avx2``: no bf16, the predictors serve fp32) sits beside the first
-instead of replacing it (the figures depend on the CPU's features); logs go to
+Merges the figures into FILE (other keys are kept), as ``modeldeploy-dev bench`` does,
+under the key for this CPU (:mod:`.keys`: ``serving`` where it has bf16 units,
+``serving_avx2`` on an AVX2 CPU without them), so a run on one kind of CPU never replaces
+another kind's; ``--key`` names a key explicitly (a test's scratch run); logs go to
 ``serving-logs/`` beside FILE. ``--quick`` checks the shape on the tiny checkpoint (its
 figures mean nothing; keep it out of bench/results.json). ``--cold-start N`` runs only
 the cold-start part (N starts per runtime after a preparing one) and prints its figures,
@@ -26,13 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny checkpoint, few requests")
     parser.add_argument(
         "--key",
-        default="serving",
-        help="the key of FILE to write (default serving; serving_avx2 for a CPU without bf16)",
+        help="the key of FILE to write (default: by the CPU, serving where it has bf16 "
+        "units, serving_avx2 on AVX2 without them)",
     )
     parser.add_argument(
         "--cold-start", type=int, metavar="N", help="only the cold start, N starts per runtime"
     )
     args = parser.parse_args(argv)
+    from modeldeploy.tools.bench.serving.keys import this_machine_key
     from modeldeploy.tools.bench.serving.run import cold_start, run
 
     if args.cold_start:
@@ -44,13 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     figures = run(args.output.parent, quick=args.quick)
     merged = json.loads(args.output.read_text()) if args.output.exists() else {}
-    merged[args.key] = {
+    key = args.key or this_machine_key()
+    merged[key] = {
         "figures": figures,
         "seconds": round(time.monotonic() - started, 1),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     args.output.write_text(json.dumps(merged, indent=2) + "\n")
     print(json.dumps(figures["summary"], indent=2))
+    print(f"written to {args.output} under {key!r}", file=sys.stderr)
     return 0
 
 
