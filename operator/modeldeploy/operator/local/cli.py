@@ -200,7 +200,8 @@ def _print_processes(state_dir: str) -> None:
     for name, arms in LocalPlatform(StateDir(state_dir)).table.items():
         for role, rec in sorted(arms.items()):
             state = "running" if rec.alive() else procs.exit_reason(rec)
-            print(f"PROCESS  {name} {role}: {state} (pid {rec.pid}, {rec.url})")
+            pinned = f", CPUs {rec.labels['cpus']}" if rec.labels.get("cpus") else ""
+            print(f"PROCESS  {name} {role}: {state} (pid {rec.pid}, {rec.url}{pinned})")
 
 
 def _down(args: argparse.Namespace) -> int:
