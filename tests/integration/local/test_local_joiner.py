@@ -11,6 +11,9 @@ starts it again.
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -18,7 +21,6 @@ import httpx
 import pytest
 
 from modeldeploy.cli import main
-from modeldeploy.operator.local import procs
 from modeldeploy.operator.local.cli import load_manifest
 from modeldeploy.operator.local.platform import JOINER, token_files
 from modeldeploy.operator.local.runner import LocalOperator
@@ -99,8 +101,17 @@ def test_a_label_posted_to_the_router_counts_once_at_the_joiner_and_pairs(
                 total[key] += value
         assert dict(total) == at_joiner  # nothing counted anywhere else
 
+        # One prediction still waiting for its label when the joiner dies.
+        body = {"instances": ["a warm, funny and moving film, labelled late"]}
+        answer = httpx.post(f"{router}/v1/models/{MODEL}:predict", json=body, timeout=60)
+        waiting = answer.headers["x-request-id"]
+        time.sleep(0.5)  # the router's event posts are in the background; then a commit
+
         # The joiner dies: reported, nothing concluded, the canary keeps its traffic.
-        procs.stop(arms[JOINER])
+        os.kill(arms[JOINER].pid, signal.SIGKILL)  # no clean stop: no last commit
+        deadline = time.monotonic() + 10
+        while arms[JOINER].alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
         health = op.platform.health(target)
         assert not health[JOINER].ready and "joiner process exited" in health[JOINER].reason
         assert not op.platform.is_ready(target)
@@ -111,20 +122,28 @@ def test_a_label_posted_to_the_router_counts_once_at_the_joiner_and_pairs(
         assert "joiner process exited" in record.status.message
         assert "the rollout holds" in record.status.message
         # The same tick re-applied the arms (the healthy predictors adopted), which started
-        # the joiner again on its ports: labels count again, from a new (empty) book.
+        # the joiner again on its ports, with its book read back from its state file: a label
+        # counted before is still a duplicate, the waiting one counts, and so do new ones.
         stable_pid = arms["stable"].pid
         again = op.platform.table[DEPLOYMENT]
         assert again[JOINER].alive() and again[JOINER].url == joiner
         assert again["stable"].pid == stable_pid
         restarted = [e for e in op.data["events"] if e["reason"] == "StableRestarted"]
         assert restarted and "joiner process exited" in restarted[-1]["message"]
+        label = {"request_id": ids[0], "label": 1}
+        again = httpx.post(f"{router}/v1/feedback", json=label, headers=bearer, timeout=60)
+        assert again.status_code == 200 and again.json()["counted"] is False, again.text
+        label = {"request_id": waiting, "label": 1}
+        late = httpx.post(f"{router}/v1/feedback", json=label, headers=bearer, timeout=60)
+        assert late.status_code == 200 and late.json()["counted"] is True, late.text
         body = {"instances": ["a warm, funny and moving film, once more"]}
         answer = httpx.post(f"{router}/v1/models/{MODEL}:predict", json=body, timeout=60)
         label = {"request_id": answer.headers["x-request-id"], "label": 1}
         first = httpx.post(f"{router}/v1/feedback", json=label, headers=bearer, timeout=60)
         assert first.status_code == 200 and first.json()["counted"] is True, first.text
-        assert _counts(joiner + "/metrics") == {"labelled/stable": 1, "labelled/canary": 1,
-                                                "paired": 1}  # fmt: skip
+        # The counters start again at zero (Prometheus reads the reset); two labels since.
+        assert _counts(joiner + "/metrics") == {"labelled/stable": 2, "labelled/canary": 2,
+                                                "paired": 2}  # fmt: skip
         assert main(["local", "status", "--state-dir", str(state)]) == 0
         assert f"PROCESS  {DEPLOYMENT} joiner: running" in capsys.readouterr().out
     finally:

@@ -146,3 +146,50 @@ def test_the_schema_refuses_a_bad_arm_url(chart: helm.Chart) -> None:
     bad = {"joiner": {"enabled": True, "arms": {"demo": {"arms": {"stable": "file:///x"}}}}}
     with pytest.raises(helm.HelmValuesError):
         render(chart, bad)
+
+
+def _state(objects: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """The joiner's ``--state-file`` and the volume that holds it."""
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    args = build_parser().parse_args(container["args"])
+    mount = next(v for v in container["volumeMounts"] if v["name"] == "state")
+    assert args.state_file.startswith(mount["mountPath"] + "/")  # writable under a read-only root
+    assert not mount.get("readOnly")
+    return args.state_file, next(v for v in pod["volumes"] if v["name"] == "state")
+
+
+def test_the_book_survives_a_container_restart_by_default(chart: helm.Chart) -> None:
+    objects = joiner_objects(render(chart, ON))
+    _, volume = _state(objects)
+    assert volume["emptyDir"] == {"sizeLimit": "512Mi"}
+    assert "PersistentVolumeClaim" not in objects
+
+
+def test_with_persistence_the_book_is_on_a_claim_that_outlives_the_pod(chart: helm.Chart) -> None:
+    values = {"joiner": {"enabled": True, "persistence": {
+        "enabled": True, "storageClass": "fast", "size": "2Gi"}}}  # fmt: skip
+    report = helm.lint(CHART, values, strict=True, kube_version="v1.30.0")
+    assert report["errors"] == []
+    objects = joiner_objects(render(chart, values))
+    claim = objects["PersistentVolumeClaim"]
+    kubernetes_validate.validate(claim, KUBE_VERSION, strict=True)
+    kubernetes_validate.validate(objects["Deployment"], KUBE_VERSION, strict=True)
+    assert claim["spec"] == {"accessModes": ["ReadWriteOnce"], "storageClassName": "fast",
+                             "resources": {"requests": {"storage": "2Gi"}}}  # fmt: skip
+    _, volume = _state(objects)
+    assert volume["persistentVolumeClaim"] == {"claimName": claim["metadata"]["name"]}
+    # One pod at a time may mount a ReadWriteOnce claim: the old one goes first.
+    assert objects["Deployment"]["spec"]["strategy"] == {"type": "Recreate"}
+
+    existing = {"joiner": {"enabled": True, "persistence": {
+        "enabled": True, "existingClaim": "my-claim"}}}  # fmt: skip
+    objects = joiner_objects(render(chart, existing))
+    assert "PersistentVolumeClaim" not in objects
+    assert _state(objects)[1]["persistentVolumeClaim"] == {"claimName": "my-claim"}
+
+
+def test_the_schema_refuses_a_size_that_is_not_a_quantity(chart: helm.Chart) -> None:
+    bad = {"joiner": {"enabled": True, "persistence": {"enabled": True, "size": "lots"}}}
+    with pytest.raises(helm.HelmValuesError):
+        render(chart, bad)

@@ -423,6 +423,10 @@ class LocalPlatform:
         """The joiner's ``--arms-file`` directory (absolute: ``strays`` matches the marker)."""
         return self.state.root.resolve() / JOINER / target.name
 
+    def _joiner_book(self, target: Target) -> Path:
+        """The joiner's ``--state-file``: its book survives a restart of the joiner."""
+        return self.state.root.resolve() / JOINER / f"{target.name}.book.sqlite"
+
     def _write_arms(self, target: Target, stable: ProcRecord, canary: ProcRecord | None) -> None:
         """The arms the joiner re-scores on when pairing on label, in the operator's format
         (``contract/joiner.py``), written whole (a temporary file, then a rename)."""
@@ -565,6 +569,8 @@ class LocalPlatform:
             str(events_port),
             "--arms-file",
             str(self._arms_dir(target)),
+            "--state-file",
+            str(self._joiner_book(target)),
         ]
         label_file, control_file = self._auth_files()
         if label_file is not None and control_file is not None:

@@ -14,6 +14,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from aiohttp import web
 
@@ -26,6 +27,7 @@ from modeldeploy.serving.contract.store import (
 )
 from modeldeploy.serving.joiner.app import Joiner, JoinerConfig
 from modeldeploy.serving.joiner.book import JoinBook
+from modeldeploy.serving.joiner.journal import Journal, JournalError
 from modeldeploy.serving.joiner.pairing import DEFAULT_PAIR_RATE, DEFAULT_PAIR_SHARE, ArmsFile
 from modeldeploy.serving.prober.arms import ArmsProber
 from modeldeploy.serving.router.pairing import DEFAULT_INPUT_BYTES, DEFAULT_RESCORES_PER_S
@@ -92,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_INPUT_BYTES,
         help="memory for request bodies kept for pairing",
     )
+    store.add_argument(
+        "--state-file",
+        help="SQLite file that keeps the book across restarts (what each arm predicted, "
+        "which items are labelled, the inputs for pairing): a restarted joiner still joins "
+        "labels for predictions made before it (serving/joiner/journal.py); without it the "
+        "book is memory only",
+    )
     auth = parser.add_argument_group(
         "authentication (both token files, or neither: then labels are open and ids unchecked)"
     )
@@ -124,8 +133,16 @@ def config_from(args: argparse.Namespace) -> JoinerConfig:
             args.label_token_file, args.control_token_file, args.label_rate, args.label_burst
         )
     checker = IdIssuer(auth.id_key, ROUTER_ORIGIN) if auth else None  # checks any origin
+    journal = None
+    if args.state_file:
+        journal = Journal(Path(args.state_file), args.store_ttl_s, args.store_capacity)
     book = JoinBook(
-        checker, args.store_capacity, args.store_ttl_s, args.store_max_bytes, args.input_bytes
+        checker,
+        args.store_capacity,
+        args.store_ttl_s,
+        args.store_max_bytes,
+        args.input_bytes,
+        journal=journal,
     )
     return JoinerConfig(
         auth,
@@ -177,8 +194,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = config_from(args)
-    except ValueError as exc:  # AuthConfigError is one
+        restored = config.book.restore()
+    except (ValueError, JournalError) as exc:  # AuthConfigError is a ValueError
         parser.error(str(exc))
+    if config.book.journal is not None:
+        print(f"joiner: state in {config.book.journal.path}: restored {restored.predictions} "
+              f"predictions, {restored.labelled} labelled items and {restored.inputs} inputs "
+              f"within the last {args.store_ttl_s:g} s", flush=True)  # fmt: skip
     if args.probe and not args.arms_file:
         parser.error("--probe reads the rollouts to probe from --arms-file")
     joiner = Joiner(config)

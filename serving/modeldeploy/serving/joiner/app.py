@@ -53,6 +53,7 @@ from modeldeploy.serving.joiner.events import (
     protocol_of,
     scored,
 )
+from modeldeploy.serving.joiner.journal import GROUP_DELAY_S, Journal
 from modeldeploy.serving.joiner.metrics import JoinerMetrics
 from modeldeploy.serving.joiner.pairing import (
     DEFAULT_PAIR_RATE,
@@ -112,6 +113,7 @@ class Joiner:
         self.minter = IdIssuer(config.auth.id_key, JOINER_ORIGIN) if config.auth else None
         self._rescoring: dict[str, asyncio.Future[None]] = {}
         self._sampled: set[asyncio.Future[None]] = set()
+        self._flusher: asyncio.Future[None] | None = None
 
     # --- applications -------------------------------------------------------------------
 
@@ -133,12 +135,26 @@ class Joiner:
 
     async def _open(self, _: web.Application) -> None:
         await self.rescorer.open()
+        if self.book.journal is not None:
+            self._flusher = asyncio.ensure_future(self._flush_journal(self.book.journal))
 
     async def _close(self, _: web.Application) -> None:
         for task in list(self._sampled):
             task.cancel()
         await asyncio.gather(*self._sampled, return_exceptions=True)
         await self.rescorer.close()
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        if self.book.journal is not None:
+            self.book.journal.close()  # commits what waits: a clean stop loses nothing
+
+    @staticmethod
+    async def _flush_journal(journal: Journal) -> None:
+        """Commit the journal's waiting writes every ``GROUP_DELAY_S`` (journal.py)."""
+        while True:
+            await asyncio.sleep(GROUP_DELAY_S)
+            journal.flush()
 
     # --- ingest -------------------------------------------------------------------------
 
@@ -246,7 +262,7 @@ class Joiner:
         if item.labelled:
             self.metrics.feedback("duplicate")
             return web.json_response({"request_id": item_id, "counted": False, "source": source})
-        item.labelled = True  # before any await: a concurrent repeat is a duplicate
+        self.book.mark_labelled(item_id, item)  # before any await: a repeat is a duplicate
         await self._pair(item_id, item)
         self.metrics.counted(item.deployment, source, self.book.count(item, true_index))
         self.metrics.feedback("counted")

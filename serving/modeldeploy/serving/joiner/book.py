@@ -22,6 +22,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 from modeldeploy.serving.contract.ids import (
@@ -38,6 +39,7 @@ from modeldeploy.serving.contract.store import (
     BoundedStore,
 )
 from modeldeploy.serving.joiner.events import Arm, Scored
+from modeldeploy.serving.joiner.journal import Journal, PredictionRow
 from modeldeploy.serving.router.pairing import (
     DEFAULT_INPUT_BYTES,
     ArmPrediction,
@@ -70,6 +72,15 @@ class JoinedItem:
 
 
 @dataclass(frozen=True)
+class Restored:
+    """What :meth:`JoinBook.restore` put back from the journal."""
+
+    predictions: int
+    labelled: int
+    inputs: int
+
+
+@dataclass(frozen=True)
 class Counted:
     """What one label counts: per arm ``(role, version, correct)`` and per pair an outcome."""
 
@@ -86,17 +97,31 @@ class ClassNames:
     name and index, and the class count.
     """
 
-    def __init__(self, max_deployments: int = MAX_DEPLOYMENTS) -> None:
+    def __init__(
+        self,
+        max_deployments: int = MAX_DEPLOYMENTS,
+        on_change: Callable[[str, dict[int, str], int], None] | None = None,
+    ) -> None:
         self._names: OrderedDict[str, dict[int, str]] = OrderedDict()
         self._counts: dict[str, int] = {}
         self.max_deployments = max_deployments
+        self.on_change = on_change
+        """Called with a deployment's names and count when they change (the journal)."""
 
     def learn(self, deployment: str, scored: Scored) -> None:
         names = self._names.pop(deployment, {})
+        before = (dict(names), self._counts.get(deployment, 0))
         names.update(enumerate(scored.classes))
         names.update((p.label_index, p.label) for p in scored.predictions)
+        self.set(deployment, names, max(before[1], scored.class_count))
+        if self.on_change is not None and (names, self._counts[deployment]) != before:
+            self.on_change(deployment, dict(names), self._counts[deployment])
+
+    def set(self, deployment: str, names: dict[int, str], count: int) -> None:
+        """A deployment's names and class count, as learned (or read back from the journal)."""
+        self._names.pop(deployment, None)
         self._names[deployment] = names
-        self._counts[deployment] = max(self._counts.get(deployment, 0), scored.class_count)
+        self._counts[deployment] = count
         while len(self._names) > self.max_deployments:
             gone, _ = self._names.popitem(last=False)
             self._counts.pop(gone, None)
@@ -123,12 +148,20 @@ class JoinBook:
         max_bytes: int = DEFAULT_STORE_MAX_BYTES,
         input_bytes: int = DEFAULT_INPUT_BYTES,
         clock: Callable[[], float] = time.monotonic,
+        journal: Journal | None = None,
     ) -> None:
         self.ids = ids
         self.ttl_s = ttl_s
-        self.items: BoundedStore[JoinedItem] = BoundedStore(capacity, ttl_s, clock, max_bytes)
-        self.inputs = InputBook(capacity, input_bytes, ttl_s, clock)
-        self.classes = ClassNames()
+        self._base_clock = clock
+        self._replay_age = 0.0  # while restoring: the age of the entry being put back
+        self.items: BoundedStore[JoinedItem] = BoundedStore(capacity, ttl_s, self._clock, max_bytes)
+        self.inputs = InputBook(capacity, input_bytes, ttl_s, self._clock)
+        self.journal = journal
+        self.classes = ClassNames(on_change=journal.classes if journal is not None else None)
+
+    def _clock(self) -> float:
+        """The stores' clock: now, or while restoring, when the entry being put back was made."""
+        return self._base_clock() - self._replay_age
 
     # --- ingest --------------------------------------------------------------------------
 
@@ -151,8 +184,9 @@ class JoinBook:
         First write wins here too: the link's ``ce-id`` may be the client's own ``Ce-Id``
         header, and a later request reusing it must not swap the input a label re-scores.
         """
-        if self.inputs.get(link) is None:
-            self.inputs.put(link, stored)
+        kept = self.inputs.get(link) is None and self.inputs.put(link, stored)
+        if kept and self.journal is not None:
+            self.journal.input(link, stored)
 
     def record(self, arm: Arm, scored: Scored, link: str | None, namespace: str = "") -> Ingest:
         """Store one logged response's predictions for ``arm`` (first write wins)."""
@@ -178,11 +212,58 @@ class JoinBook:
             if link is not None:
                 item.links[arm.role] = link
             outcome = "recorded"
+            if self.journal is not None:
+                self.journal.prediction(PredictionRow(
+                    item_id, arm.role, arm.deployment, item.namespace, prediction, link,
+                    self.journal.now(),
+                ))  # fmt: skip
         if outcome == "recorded":
             self.classes.learn(arm.deployment, scored)
         return outcome
 
+    # --- restart -------------------------------------------------------------------------
+
+    def restore(self) -> Restored:
+        """Put back what the journal holds within the TTL, each entry at its age (a new
+        process, before it takes events or labels)."""
+        journal = self.journal
+        if journal is None:
+            return Restored(0, 0, 0)
+        now = journal.now()
+        predictions = inputs = 0
+        try:
+            for row in journal.predictions():
+                self._replay_age = max(0.0, now - row.at)
+                make = partial(JoinedItem, row.deployment, namespace=row.namespace)
+                item = self.items.setdefault(row.item_id, make)
+                if item.deployment != row.deployment or row.role in item.predictions:
+                    continue
+                item.predictions[row.role] = row.prediction
+                if row.link is not None:
+                    item.links[row.role] = row.link
+                predictions += 1
+            for kept in journal.inputs():
+                self._replay_age = max(0.0, now - kept.at)
+                inputs += self.inputs.put(kept.link, kept.stored)
+        finally:
+            self._replay_age = 0.0
+        labelled = 0
+        for item_id in journal.labelled_ids():
+            found = self.items.get(item_id)
+            if found is not None:
+                found.labelled = True
+                labelled += 1
+        for deployment, names, count in journal.class_names():
+            self.classes.set(deployment, names, count)
+        return Restored(predictions, labelled, inputs)
+
     # --- labels --------------------------------------------------------------------------
+
+    def mark_labelled(self, item_id: str, item: JoinedItem) -> None:
+        """``item`` has had its label counted: never again, in this process or the next."""
+        item.labelled = True
+        if self.journal is not None:
+            self.journal.labelled(item_id)
 
     def lookup(self, item_id: str) -> tuple[Lookup, JoinedItem | None]:
         return self.items.lookup(item_id)
