@@ -12,11 +12,14 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 
+from modeldeploy.operator.metrics.scrape import parse_samples
 from modeldeploy.serving.joiner import journal as journal_module
 from modeldeploy.serving.joiner.book import JoinBook
 from modeldeploy.serving.joiner.events import Arm, scored
 from modeldeploy.serving.joiner.journal import Journal, JournalError
+from modeldeploy.serving.joiner.metrics import JoinerMetrics
 from modeldeploy.serving.router.pairing import StoredInput
 from tests.unit.serving_router.test_joiner_book import CANARY, STABLE, v1_answer
 
@@ -174,6 +177,8 @@ def test_a_failing_disk_is_logged_and_the_book_goes_on_in_memory(tmp_path: Path,
     book = _book(tmp_path / "book.sqlite", clocks)
     assert book.journal is not None
     book.journal._db = _FullDisk(book.journal._db)  # type: ignore[assignment]
+    metrics = JoinerMetrics()
+    book.journal.on_error = metrics.state_file_error
     with caplog.at_level("ERROR"):
         assert book.record(STABLE, scored(v1_answer("r", [1]), "1"), None) == "recorded"
         _, item = book.lookup("r")
@@ -182,3 +187,9 @@ def test_a_failing_disk_is_logged_and_the_book_goes_on_in_memory(tmp_path: Path,
     assert item.labelled and book.journal.errors >= 2
     assert "database or disk is full" in caplog.text and "goes on in memory" in caplog.text
     assert len(caplog.records) == 1  # once a minute at most
+    failures = {
+        labels["operation"]: value
+        for name, labels, value in parse_samples(generate_latest(metrics.registry).decode())
+        if name == "modeldeploy_joiner_state_file_errors_total"
+    }
+    assert failures["write"] >= 2 and failures["pruning"] == 0  # every failure counted

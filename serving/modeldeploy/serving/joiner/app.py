@@ -114,6 +114,8 @@ class Joiner:
         self._rescoring: dict[str, asyncio.Future[None]] = {}
         self._sampled: set[asyncio.Future[None]] = set()
         self._flusher: asyncio.Future[None] | None = None
+        if self.book.journal is not None:
+            self.book.journal.on_error = self.metrics.state_file_error
 
     # --- applications -------------------------------------------------------------------
 

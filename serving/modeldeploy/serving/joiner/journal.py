@@ -27,7 +27,8 @@ capacity (two arms' predictions per item, one input per request), so the file st
 bounded as memory is. Times are wall-clock seconds, because the monotonic clock restarts
 with the machine; the book's own clock is monotonic, so on replay each entry is inserted
 at its age (:meth:`modeldeploy.serving.joiner.book.JoinBook.restore`). A write that
-fails (a full disk) is logged and the book goes on in memory.
+fails (a full disk) is logged, counted (``modeldeploy_joiner_state_file_errors_total``)
+and the book goes on in memory.
 
 A file that cannot be opened or read is an error at start (the process exits and says
 why) rather than a silent empty book: a platform that asked for durability should learn
@@ -118,6 +119,8 @@ class Journal:
         self._pending_since = 0.0  # monotonic time of its first write
         self.errors = 0
         self._last_error_log = -60.0
+        self.on_error: Callable[[str], None] | None = None
+        """Told the operation of every failure (the joiner counts them on /metrics)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -150,6 +153,8 @@ class Journal:
         """A full disk or a removed file: say so and go on from memory (the book still
         joins; only a restart would forget). Logged once a minute at most."""
         self.errors += 1
+        if self.on_error is not None:
+            self.on_error(what)
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
         now = time.monotonic()

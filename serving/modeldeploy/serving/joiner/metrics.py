@@ -39,6 +39,8 @@ RESCORES = "modeldeploy_joiner_rescores_total"
 RESCORE_OUTCOMES = ("paired", "over_budget", "no_input", "no_arms", "failed", "wrong_version")
 PAIR_SAMPLES = "modeldeploy_joiner_pair_samples_total"
 PAIR_SHARE = "modeldeploy_joiner_pair_share_ratio"
+STATE_FILE_ERRORS = "modeldeploy_joiner_state_file_errors_total"
+STATE_FILE_OPERATIONS = ("write", "commit", "pruning")
 PAIR_SAMPLE_OUTCOMES = (
     "paired",  # re-scored on the other arm and counted in the paired predictions
     "over_budget",  # drawn, but the pair rate was spent: left unpaired
@@ -102,6 +104,15 @@ class JoinerMetrics:
             n.PAIRED_PREDICTION_LABELS,
             registry=r,
         )
+        self._state_errors = Counter(
+            STATE_FILE_ERRORS,
+            "Writes to the joiner's state file (--state-file) that failed; the book went on "
+            "in memory, and a restart would forget what they held.",
+            ["operation"],
+            registry=r,
+        )
+        for o in STATE_FILE_OPERATIONS:
+            self._state_errors.labels(o)
         self._entries = Gauge(n.STORE_ENTRIES, "Entries in the bounded id store.",
                               n.STORE_LABELS, registry=r)  # fmt: skip
         self._bytes = Gauge(
@@ -118,6 +129,9 @@ class JoinerMetrics:
     def watch_store(self, entries: Callable[[], float], size: Callable[[], float]) -> None:
         self._entries.labels("", "joiner").set_function(entries)
         self._bytes.labels("", "joiner").set_function(size)
+
+    def state_file_error(self, operation: str) -> None:
+        self._state_errors.labels(operation).inc()
 
     def event(self, outcome: str) -> None:
         self._events.labels(outcome).inc()
