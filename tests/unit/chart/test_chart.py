@@ -463,6 +463,7 @@ def test_monitoring_objects_only_when_enabled(chart: helm.Chart) -> None:
         "ModelDeployRegistryUnavailable",
         "ModelDeployDriftFromReference",
         "ModelDeployGpuIdle",
+        "ModelDeployJoinerStateFileFailing",
     }
     dashboard = only(docs, "ConfigMap")
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
@@ -661,6 +662,10 @@ def test_alerts_fire_on_the_situations_they_name(chart: helm.Chart, tmp_path: Pa
     registry_up = 'modeldeploy_registry_up{namespace="modeldeploy-system",pod="op"}'
     expected_md = [{"exp_labels": {"severity": "warning", "namespace": "ml", "name": "sentiment"}}]
     down = {"severity": "warning", "namespace": "modeldeploy-system", "pod": "op"}
+    state_errors = "modeldeploy_joiner_state_file_errors_total"
+    joiner = 'namespace="modeldeploy-system",pod="joiner-0"'
+    failing = [{"exp_labels": {"severity": "warning", "namespace": "modeldeploy-system",
+                               "pod": "joiner-0"}}]  # fmt: skip
     tests = {
         "rule_files": ["rules.yaml"],
         "evaluation_interval": "1m",
@@ -681,6 +686,11 @@ def test_alerts_fire_on_the_situations_they_name(chart: helm.Chart, tmp_path: Pa
                     {
                         "series": registry_up,
                         "values": "1x4 0x10 1x10",
+                    },
+                    # the joiner's state file fails twice around 30m, then never again
+                    {
+                        "series": f'{state_errors}{{{joiner},operation="write"}}',
+                        "values": "0x29 2 2x40",
                     },
                 ],
                 "alert_rule_test": [
@@ -709,6 +719,21 @@ def test_alerts_fire_on_the_situations_they_name(chart: helm.Chart, tmp_path: Pa
                     {
                         "eval_time": "20m",
                         "alertname": "ModelDeployRegistryUnavailable",
+                        "exp_alerts": [],
+                    },
+                    {
+                        "eval_time": "25m",
+                        "alertname": "ModelDeployJoinerStateFileFailing",
+                        "exp_alerts": [],
+                    },
+                    {
+                        "eval_time": "32m",
+                        "alertname": "ModelDeployJoinerStateFileFailing",
+                        "exp_alerts": failing,
+                    },
+                    {
+                        "eval_time": "45m",
+                        "alertname": "ModelDeployJoinerStateFileFailing",
                         "exp_alerts": [],
                     },
                 ],

@@ -139,7 +139,41 @@ def test_only_predictor_pods_reach_the_events_port(chart: helm.Chart) -> None:
         "labelClients": [{"podSelector": {"matchLabels": {"app": "labeller"}}}]}}}))  # fmt: skip
     events, labels = narrowed["NetworkPolicy"]["spec"]["ingress"]
     assert events["from"][0]["namespaceSelector"] == {"matchLabels": {"team": "ml"}}
-    assert labels["from"] == [{"podSelector": {"matchLabels": {"app": "labeller"}}}]
+    labeller = {"podSelector": {"matchLabels": {"app": "labeller"}}}
+    # Narrowed to the labeller, the port still lets the operator read /metrics (the
+    # analysis's label counters): its own pods, by the Deployment's selector.
+    operator = next(d for d in render(chart, ON) if d["kind"] == "Deployment"
+                    and d["metadata"]["name"] == "md-modeldeploy")  # fmt: skip
+    operator_pods = {"podSelector": {"matchLabels": operator["spec"]["selector"]["matchLabels"]}}
+    assert labels["from"] == [labeller, operator_pods]
+    prometheus = {"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}
+    with_metrics = joiner_objects(render(chart, {"joiner": {"enabled": True, "networkPolicy": {
+        "enabled": True, "predictorNamespaceSelector": {}, "labelClients": [labeller],
+        "metricsClients": [prometheus]}}}))  # fmt: skip
+    _, labels = with_metrics["NetworkPolicy"]["spec"]["ingress"]
+    assert labels["from"] == [labeller, operator_pods, prometheus]
+    kubernetes_validate.validate(with_metrics["NetworkPolicy"], KUBE_VERSION, strict=True)
+
+
+def test_prometheus_scrapes_the_joiner_where_it_scrapes_the_operator(chart: helm.Chart) -> None:
+    values = {**ON, "monitoring": {"serviceMonitor": {"enabled": True}}}
+    monitors = [d for d in render(chart, values) if d["kind"] == "ServiceMonitor"]
+    joiner = next(m for m in monitors if m["metadata"]["name"].endswith("-joiner"))
+    service = joiner_objects(render(chart, values))["Service"]
+    # A ServiceMonitor selects Services by their labels, and the joiner's Service only.
+    wanted = joiner["spec"]["selector"]["matchLabels"].items()
+    assert wanted <= service["metadata"]["labels"].items()
+    operator_service = next(d for d in render(chart, values) if d["kind"] == "Service"
+                            and d["metadata"]["name"] == "md-modeldeploy")  # fmt: skip
+    assert not wanted <= operator_service["metadata"]["labels"].items()
+    assert joiner["spec"]["namespaceSelector"] == {"matchNames": [service["metadata"]["namespace"]]}
+    (endpoint,) = joiner["spec"]["endpoints"]
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    assert endpoint["path"] == "/metrics" and endpoint["port"] == "labels"
+    assert len(monitors) == 2  # and the operator's own
+    without = [d for d in render(chart, {"monitoring": {"serviceMonitor": {"enabled": True}}})
+               if d["kind"] == "ServiceMonitor"]  # fmt: skip
+    assert len(without) == 1  # no joiner, no monitor for it
 
 
 def test_the_schema_refuses_a_bad_arm_url(chart: helm.Chart) -> None:
