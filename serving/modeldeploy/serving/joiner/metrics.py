@@ -70,28 +70,18 @@ class JoinerMetrics:
             n.PAIRED_LABELS,
             registry=r,
         )
-        self._events = Counter(EVENTS, "Inference-logger events by outcome.", ["outcome"],
-                               registry=r)  # fmt: skip
-        self._feedback = Counter(FEEDBACK, "Label posts by outcome.", ["outcome"], registry=r)
-        self._rescores = Counter(
-            RESCORES, "Pairing on label: re-scores on the other arm by outcome.", ["outcome"],
-            registry=r,
+        self._events = _seeded(r, EVENTS, "Inference-logger events by outcome.", EVENT_OUTCOMES)
+        self._feedback = _seeded(r, FEEDBACK, "Label posts by outcome.", FEEDBACK_OUTCOMES)
+        self._rescores = _seeded(
+            r, RESCORES, "Pairing on label: re-scores on the other arm by outcome.",
+            RESCORE_OUTCOMES,
         )  # fmt: skip
-        for o in EVENT_OUTCOMES:
-            self._events.labels(o)
-        for o in FEEDBACK_OUTCOMES:
-            self._feedback.labels(o)
-        for o in RESCORE_OUTCOMES:
-            self._rescores.labels(o)
-        self._samples = Counter(
-            PAIR_SAMPLES,
+        self._samples = _seeded(
+            r, PAIR_SAMPLES,
             "Sampled pairing: unlabelled responses drawn for a re-score on the other arm, by"
             " outcome.",
-            ["outcome"],
-            registry=r,
-        )
-        for o in PAIR_SAMPLE_OUTCOMES:
-            self._samples.labels(o)
+            PAIR_SAMPLE_OUTCOMES,
+        )  # fmt: skip
         self._pair_share = Gauge(
             PAIR_SHARE,
             "Sampled pairing: the share of unlabelled responses drawn now (below --pair-share"
@@ -104,15 +94,12 @@ class JoinerMetrics:
             n.PAIRED_PREDICTION_LABELS,
             registry=r,
         )
-        self._state_errors = Counter(
-            STATE_FILE_ERRORS,
+        self._state_errors = _seeded(
+            r, STATE_FILE_ERRORS,
             "Writes to the joiner's state file (--state-file) that failed; the book went on "
             "in memory, and a restart would forget what they held.",
-            ["operation"],
-            registry=r,
-        )
-        for o in STATE_FILE_OPERATIONS:
-            self._state_errors.labels(o)
+            STATE_FILE_OPERATIONS, label="operation",
+        )  # fmt: skip
         self._entries = Gauge(n.STORE_ENTRIES, "Entries in the bounded id store.",
                               n.STORE_LABELS, registry=r)  # fmt: skip
         self._bytes = Gauge(
@@ -166,3 +153,18 @@ class JoinerMetrics:
             self._labelled.labels(deployment, version, role, source, str(correct).lower()).inc()
         for stable_version, canary_version, outcome in counted.pairs:
             self._paired.labels(deployment, stable_version, canary_version, source, outcome).inc()
+
+
+def _seeded(
+    registry: CollectorRegistry,
+    name: str,
+    documentation: str,
+    values: tuple[str, ...],
+    label: str = "outcome",
+) -> Counter:
+    """A counter by one label whose every value is exported from the start (at 0), so
+    ``increase()`` and alerts see the first event of each."""
+    counter = Counter(name, documentation, [label], registry=registry)
+    for value in values:
+        counter.labels(value)
+    return counter
