@@ -9,6 +9,7 @@ what is past the TTL or over capacity.
 from __future__ import annotations
 
 import sqlite3
+import stat
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,7 @@ def _book(path: Path, clocks: Clocks, capacity: int = 1000) -> JoinBook:
 def test_a_restarted_book_knows_predictions_links_inputs_and_class_names(tmp_path: Path) -> None:
     clocks, path = Clocks(), tmp_path / "book.sqlite"
     first = _book(path, clocks)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # it holds what clients sent
     body = StoredInput("", b'{"instances": ["x"]}', {"content-type": "application/json"}, "v1")
     first.record_input("pod-a/ce-1", body)
     assert first.record(STABLE, scored(v1_answer("r1", [1]), "1"), "pod-a/ce-1") == "recorded"
@@ -61,6 +63,8 @@ def test_a_restarted_book_knows_predictions_links_inputs_and_class_names(tmp_pat
     second = _book(path, clocks)
     restored = second.restore()
     assert (restored.predictions, restored.labelled, restored.inputs) == (4, 0, 1)
+    for made_by_sqlite in tmp_path.glob("book.sqlite-*"):  # the WAL and its index
+        assert stat.S_IMODE(made_by_sqlite.stat().st_mode) == 0o600, made_by_sqlite
     status, item = second.lookup("r1")
     assert status == "found" and item is not None
     assert {r: (p.model_version, p.label, p.label_index) for r, p in item.predictions.items()} == {

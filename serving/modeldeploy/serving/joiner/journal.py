@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -123,6 +124,10 @@ class Journal:
         """Told the operation of every failure (the joiner counts them on /metrics)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # The book holds what clients sent (the inputs for pairing): the owner only.
+            # SQLite gives its -wal and -shm files the database file's mode.
+            self.path.touch(mode=0o600, exist_ok=True)
+            os.chmod(self.path, 0o600)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
