@@ -8,6 +8,7 @@ what is past the TTL or over capacity.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import stat
 from pathlib import Path
@@ -148,6 +149,18 @@ def test_a_file_that_is_not_a_journal_is_an_error_not_an_empty_book(tmp_path: Pa
     db.commit()
     with pytest.raises(JournalError, match="newer"):
         Journal(newer, TTL, 10)
+
+
+def test_a_directory_or_a_device_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    folder = tmp_path / "shared"
+    folder.mkdir(mode=0o755)
+    os.chmod(folder, 0o755)
+    with pytest.raises(JournalError, match="cannot use the joiner state file"):
+        Journal(folder, TTL, 10)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    with pytest.raises(JournalError, match="not a regular file"):
+        Journal(Path("/dev/null"), TTL, 10)
+    assert stat.S_IMODE(Path("/dev/null").stat().st_mode) == 0o666
 
 
 def test_without_a_journal_restore_is_a_no_op() -> None:

@@ -41,6 +41,7 @@ import json
 import logging
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -81,6 +82,18 @@ CREATE TABLE IF NOT EXISTS classes (
 
 class JournalError(RuntimeError):
     """The state file cannot be used (unreadable, not a journal, a newer schema)."""
+
+
+def _owner_only(path: Path) -> None:
+    """Create ``path`` if need be and make it the owner's only; refuse anything but a
+    regular file (a directory named by mistake must not have its mode changed)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # a directory: IsADirectoryError
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -126,8 +139,7 @@ class Journal:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # The book holds what clients sent (the inputs for pairing): the owner only.
             # SQLite gives its -wal and -shm files the database file's mode.
-            self.path.touch(mode=0o600, exist_ok=True)
-            os.chmod(self.path, 0o600)
+            _owner_only(self.path)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
