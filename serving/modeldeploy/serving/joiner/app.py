@@ -344,4 +344,10 @@ class Joiner:
         )
 
     async def health(self, _: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "arms_file_error": self.config.arms.error})
+        journal = self.book.journal
+        return web.json_response({
+            "status": "ok",
+            "arms_file_error": self.config.arms.error,
+            "state_file": str(journal.path) if journal is not None else None,
+            "state_file_errors": journal.errors if journal is not None else 0,
+        })  # fmt: skip
