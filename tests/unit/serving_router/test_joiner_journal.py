@@ -116,6 +116,8 @@ def test_entries_come_back_at_their_age_and_expire_when_they_would_have(tmp_path
     third = _book(path, clocks)
     assert third.restore().predictions == 0
     assert third.lookup("young")[0] == "unknown"
+    rows = sqlite3.connect(path).execute("SELECT COUNT(*) FROM predictions").fetchone()
+    assert rows == (0,)  # and the file forgot them at that start
 
 
 def test_the_file_stays_bounded_by_the_ttl_and_the_capacity(tmp_path: Path, monkeypatch) -> None:

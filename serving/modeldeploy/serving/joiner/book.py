@@ -255,6 +255,7 @@ class JoinBook:
                 labelled += 1
         for deployment, names, count in journal.class_names():
             self.classes.set(deployment, names, count)
+        journal.prune()  # what was past the TTL when this process started goes now
         return Restored(predictions, labelled, inputs)
 
     # --- labels --------------------------------------------------------------------------
