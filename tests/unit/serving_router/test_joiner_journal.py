@@ -136,6 +136,24 @@ def test_the_file_stays_bounded_by_the_ttl_and_the_capacity(tmp_path: Path, monk
     clocks.advance(TTL + 1)
     book.journal.prune()
     assert db.execute("SELECT COUNT(*) FROM predictions").fetchone() == (0,)
+
+    # Inputs are also bounded in bytes, as in memory: bodies vary in size.
+    small = Journal(tmp_path / "small.sqlite", TTL, 1000, clock=lambda: clocks.wall,
+                    input_bytes=2_000)  # fmt: skip
+    body = StoredInput("", b"x" * 100, {}, "v1")
+    for i in range(200):
+        small.input(f"link-{i}", body)
+    small.prune()
+    kept = [row.link for row in small.inputs()]
+    assert sum(body.size for _ in kept) <= 2_000 and kept[-1] == "link-199"
+    assert len(kept) >= 2_000 // body.size - 1
+    small.close()
+    reopened = Journal(tmp_path / "small.sqlite", TTL, 1000, clock=lambda: clocks.wall,
+                       input_bytes=2_000)  # fmt: skip
+    reopened.input("link-200", body)  # the running total carries on across a restart
+    reopened.prune()
+    assert [row.link for row in reopened.inputs()][-1] == "link-200"
+    assert len(list(reopened.inputs())) == len(kept)
     assert db.execute("SELECT COUNT(*) FROM inputs").fetchone() == (0,)
 
 
@@ -163,6 +181,27 @@ def test_a_directory_or_a_device_is_refused_and_left_as_it_was(tmp_path: Path) -
     with pytest.raises(JournalError, match="not a regular file"):
         Journal(Path("/dev/null"), TTL, 10)
     assert stat.S_IMODE(Path("/dev/null").stat().st_mode) == 0o666
+
+
+def test_a_file_of_an_older_layout_starts_afresh(tmp_path: Path, caplog) -> None:
+    path = tmp_path / "book.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "INSERT INTO meta VALUES ('schema', '1');"
+        "CREATE TABLE inputs (seq INTEGER PRIMARY KEY, link TEXT, body BLOB, at REAL);"
+        "INSERT INTO inputs (link, body, at) VALUES ('old', x'00', 1.0);"
+    )
+    db.commit()
+    db.close()
+    clocks = Clocks()
+    with caplog.at_level("WARNING"):
+        book = _book(path, clocks)
+    assert "older" in caplog.text and book.restore().inputs == 0
+    book.record_input("new", StoredInput("", b"{}", {}, "v1"))  # the new layout works
+    assert book.journal is not None
+    book.journal.close()
+    assert [row.link for row in Journal(path, TTL, 10).inputs()] == ["new"]
 
 
 def test_without_a_journal_restore_is_a_no_op() -> None:

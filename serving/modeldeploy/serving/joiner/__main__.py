@@ -135,7 +135,12 @@ def config_from(args: argparse.Namespace) -> JoinerConfig:
     checker = IdIssuer(auth.id_key, ROUTER_ORIGIN) if auth else None  # checks any origin
     journal = None
     if args.state_file:
-        journal = Journal(Path(args.state_file), args.store_ttl_s, args.store_capacity)
+        journal = Journal(
+            Path(args.state_file),
+            args.store_ttl_s,
+            args.store_capacity,
+            input_bytes=args.input_bytes,
+        )
     book = JoinBook(
         checker,
         args.store_capacity,

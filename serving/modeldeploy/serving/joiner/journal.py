@@ -22,13 +22,16 @@ memory, 197 us with every write its own transaction, 49 us grouped. A process ki
 mid-group loses that group's predictions: their labels are ``unknown_id``, as every one
 was before there was a journal. A label's mark is committed at once, with what waits
 before it, because a counted label whose mark was lost could be counted again after a
-restart. Rows older than the TTL are deleted as the file is written, and the oldest over
-capacity (two arms' predictions per item, one input per request), so the file stays
-bounded as memory is. Times are wall-clock seconds, because the monotonic clock restarts
-with the machine; the book's own clock is monotonic, so on replay each entry is inserted
-at its age (:meth:`modeldeploy.serving.joiner.book.JoinBook.restore`). A write that
-fails (a full disk) is logged, counted (``modeldeploy_joiner_state_file_errors_total``)
-and the book goes on in memory.
+restart.
+
+The file is bounded as memory is: rows older than the TTL are deleted as the file is
+written and at start, and so are the oldest over capacity (two arms' predictions per
+item, one input per request) and the oldest inputs over ``--input-bytes``. Times are
+wall-clock seconds, because the monotonic clock restarts with the machine; the book's own
+clock is monotonic, so on replay each entry is inserted at its age
+(:meth:`modeldeploy.serving.joiner.book.JoinBook.restore`). A write that fails (a full
+disk) is logged, counted (``modeldeploy_joiner_state_file_errors_total``) and the book
+goes on in memory.
 
 A file that cannot be opened or read is an error at start (the process exits and says
 why) rather than a silent empty book: a platform that asked for durability should learn
@@ -47,18 +50,20 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from modeldeploy.serving.router.pairing import ArmPrediction, StoredInput
+from modeldeploy.serving.router.pairing import DEFAULT_INPUT_BYTES, ArmPrediction, StoredInput
 
 log = logging.getLogger(__name__)
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: inputs carry ``upto`` (their running byte total), which bounds them in bytes."""
 PRUNE_EVERY = 1000
 """Writes between two deletions of what is past the TTL or over capacity."""
 GROUP_WRITES = 64
 GROUP_DELAY_S = 0.2
 """A group of writes is committed at this size, or this long after its first write."""
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+_META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+_SCHEMA = f"""
+{_META};
 CREATE TABLE IF NOT EXISTS predictions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     item_id TEXT NOT NULL, role TEXT NOT NULL, deployment TEXT NOT NULL,
@@ -71,9 +76,11 @@ CREATE TABLE IF NOT EXISTS labelled (item_id TEXT PRIMARY KEY, at REAL NOT NULL)
 CREATE TABLE IF NOT EXISTS inputs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     link TEXT NOT NULL UNIQUE, path TEXT NOT NULL, body BLOB NOT NULL,
-    headers TEXT NOT NULL, protocol TEXT NOT NULL, at REAL NOT NULL
+    headers TEXT NOT NULL, protocol TEXT NOT NULL, at REAL NOT NULL,
+    upto INTEGER NOT NULL  -- bytes of every input written so far, this one included
 );
 CREATE INDEX IF NOT EXISTS inputs_at ON inputs (at);
+CREATE INDEX IF NOT EXISTS inputs_upto ON inputs (upto);
 CREATE TABLE IF NOT EXISTS classes (
     deployment TEXT PRIMARY KEY, names TEXT NOT NULL, count INTEGER NOT NULL
 );
@@ -123,10 +130,12 @@ class Journal:
         ttl_s: float,
         capacity: int,
         clock: Callable[[], float] = time.time,
+        input_bytes: int = DEFAULT_INPUT_BYTES,
     ) -> None:
         self.path = Path(path)
         self.ttl_s = ttl_s
         self.capacity = capacity
+        self.input_bytes = input_bytes
         self._clock = clock
         self._writes = 0
         self._pending = 0  # writes in the open transaction
@@ -143,13 +152,24 @@ class Journal:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            self._db.execute(_META)
             found = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-            if found is None:
-                self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            elif int(found[0]) > SCHEMA_VERSION:
+            if found is not None and int(found[0]) > SCHEMA_VERSION:
                 raise JournalError(f"{self.path}: schema {found[0]} is newer than this joiner's "
                                    f"{SCHEMA_VERSION}")  # fmt: skip
+            if found is not None and int(found[0]) < SCHEMA_VERSION:
+                # An older layout: start it afresh (at most a TTL of predictions forgotten,
+                # as a joiner without a state file forgets them) rather than refuse to start.
+                log.warning("joiner state file %s: schema %s is older than %d; starting it "
+                            "afresh", self.path, found[0], SCHEMA_VERSION)  # fmt: skip
+                for table in ("predictions", "labelled", "inputs", "classes"):
+                    self._db.execute(f"DROP TABLE IF EXISTS {table}")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+            )
+            (upto,) = self._db.execute("SELECT COALESCE(MAX(upto), 0) FROM inputs").fetchone()
+            self._input_upto = int(upto)
         except (OSError, sqlite3.Error, ValueError) as exc:
             raise JournalError(f"cannot use the joiner state file {self.path}: {exc}") from exc
 
@@ -197,11 +217,12 @@ class Journal:
         self.flush()
 
     def input(self, link: str, stored: StoredInput) -> None:
+        self._input_upto += stored.size
         self._write(
-            "INSERT OR IGNORE INTO inputs (link, path, body, headers, protocol, at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO inputs (link, path, body, headers, protocol, at, upto) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (link, stored.path, stored.body, json.dumps(dict(stored.headers)),
-             stored.protocol, self._clock()),
+             stored.protocol, self._clock(), self._input_upto),
         )  # fmt: skip
 
     def classes(self, deployment: str, names: Mapping[int, str], count: int) -> None:
@@ -249,6 +270,12 @@ class Journal:
             self._db.execute(
                 "DELETE FROM inputs WHERE seq <= (SELECT MAX(seq) FROM inputs) - ?",
                 (self.capacity,),
+            )
+            # And over the bytes the book keeps in memory (``--input-bytes``): bodies vary
+            # in size, so a count alone would not bound the file (nor its volume).
+            self._db.execute(
+                "DELETE FROM inputs WHERE upto <= (SELECT MAX(upto) FROM inputs) - ?",
+                (self.input_bytes,),
             )
             self._db.execute(
                 "DELETE FROM labelled WHERE item_id NOT IN (SELECT item_id FROM predictions)"
