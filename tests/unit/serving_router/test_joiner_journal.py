@@ -251,3 +251,14 @@ def test_a_failing_disk_is_logged_and_the_book_goes_on_in_memory(tmp_path: Path,
         if name == "modeldeploy_joiner_state_file_errors_total"
     }
     assert failures["write"] >= 2 and failures["pruning"] == 0  # every failure counted
+
+
+def test_writes_after_close_are_dropped_quietly(tmp_path: Path) -> None:
+    clocks = Clocks()
+    book = _book(tmp_path / "book.sqlite", clocks)
+    assert book.journal is not None
+    book.journal.close()
+    book.journal.close()  # twice is fine (both apps' cleanups may reach it)
+    # A late event during shutdown: still recorded in memory, nothing raised or counted.
+    assert book.record(STABLE, scored(v1_answer("late", [1]), "1"), None) == "recorded"
+    assert book.journal.errors == 0

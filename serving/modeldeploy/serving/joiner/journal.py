@@ -144,6 +144,7 @@ class Journal:
         self._last_error_log = -60.0
         self.on_error: Callable[[str], None] | None = None
         """Told the operation of every failure (the joiner counts them on /metrics)."""
+        self.closed = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # The book holds what clients sent (the inputs for pairing): the owner only.
@@ -174,8 +175,11 @@ class Journal:
             raise JournalError(f"cannot use the joiner state file {self.path}: {exc}") from exc
 
     def close(self) -> None:
-        self.flush()
-        self._db.close()
+        """Commit what waits and close; later writes are dropped (a late event at exit)."""
+        if not self.closed:
+            self.flush()
+            self.closed = True
+            self._db.close()
 
     def flush(self) -> None:
         """Commit what waits (the joiner calls it every ``GROUP_DELAY_S`` and at exit)."""
@@ -192,8 +196,11 @@ class Journal:
         self.errors += 1
         if self.on_error is not None:
             self.on_error(what)
-        if self._db.in_transaction:
-            self._db.execute("ROLLBACK")
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error:  # the file is gone or the disk fails: nothing to undo
+            pass
         now = time.monotonic()
         if now - self._last_error_log >= 60:
             self._last_error_log = now
@@ -235,6 +242,8 @@ class Journal:
         return self._clock()
 
     def _write(self, sql: str, args: tuple[object, ...]) -> None:
+        if self.closed:
+            return
         now = time.monotonic()
         try:
             if not self._pending:
