@@ -39,7 +39,7 @@ from modeldeploy.serving.contract.store import (
     BoundedStore,
 )
 from modeldeploy.serving.joiner.events import Arm, Scored
-from modeldeploy.serving.joiner.journal import Journal, PredictionRow
+from modeldeploy.serving.joiner.journal import Journal
 from modeldeploy.serving.router.pairing import (
     DEFAULT_INPUT_BYTES,
     ArmPrediction,
@@ -109,13 +109,14 @@ class ClassNames:
         """Called with a deployment's names and count when they change (the journal)."""
 
     def learn(self, deployment: str, scored: Scored) -> None:
-        names = self._names.pop(deployment, {})
-        before = (dict(names), self._counts.get(deployment, 0))
-        names.update(enumerate(scored.classes))
-        names.update((p.label_index, p.label) for p in scored.predictions)
-        self.set(deployment, names, max(before[1], scored.class_count))
-        if self.on_change is not None and (names, self._counts[deployment]) != before:
-            self.on_change(deployment, dict(names), self._counts[deployment])
+        names = self._names.get(deployment, {})
+        seen = [*enumerate(scored.classes), *((p.label_index, p.label) for p in scored.predictions)]
+        count = max(self._counts.get(deployment, 0), scored.class_count)
+        changed = count != self._counts.get(deployment) or any(names.get(i) != n for i, n in seen)
+        names.update(seen)
+        self.set(deployment, names, count)  # also the most recently seen deployment now
+        if changed and self.on_change is not None:
+            self.on_change(deployment, dict(names), count)
 
     def set(self, deployment: str, names: dict[int, str], count: int) -> None:
         """A deployment's names and class count, as learned (or read back from the journal)."""
@@ -201,25 +202,39 @@ class JoinBook:
         """Store predictions without the id check (the joiner's own re-scores)."""
         outcome: Ingest = "duplicate"
         for item_id, prediction in zip(scored.item_ids, scored.predictions, strict=True):
-            item = self.items.setdefault(
-                item_id, lambda: JoinedItem(arm.deployment, namespace=namespace)
-            )
-            if item.deployment != arm.deployment:
+            placed = self._place(item_id, arm.role, arm.deployment, namespace, prediction, link)
+            if placed == "conflict":
                 return "conflict"
-            if arm.role in item.predictions:
-                continue
-            item.predictions[arm.role] = prediction
-            if link is not None:
-                item.links[arm.role] = link
-            outcome = "recorded"
-            if self.journal is not None:
-                self.journal.prediction(PredictionRow(
-                    item_id, arm.role, arm.deployment, item.namespace, prediction, link,
-                    self.journal.now(),
-                ))  # fmt: skip
+            if placed == "recorded":
+                outcome = "recorded"
+                if self.journal is not None:
+                    self.journal.prediction(
+                        item_id, arm.role, arm.deployment, namespace, prediction, link
+                    )
         if outcome == "recorded":
             self.classes.learn(arm.deployment, scored)
         return outcome
+
+    def _place(
+        self,
+        item_id: str,
+        role: str,
+        deployment: str,
+        namespace: str,
+        prediction: ArmPrediction,
+        link: str | None,
+    ) -> Ingest:
+        """One arm's prediction for one item, first write wins (ingest and restore alike)."""
+        make = partial(JoinedItem, deployment, namespace=namespace)
+        item = self.items.setdefault(item_id, make)
+        if item.deployment != deployment:
+            return "conflict"
+        if role in item.predictions:
+            return "duplicate"
+        item.predictions[role] = prediction
+        if link is not None:
+            item.links[role] = link
+        return "recorded"
 
     # --- restart -------------------------------------------------------------------------
 
@@ -234,14 +249,9 @@ class JoinBook:
         try:
             for row in journal.predictions():
                 self._replay_age = max(0.0, now - row.at)
-                make = partial(JoinedItem, row.deployment, namespace=row.namespace)
-                item = self.items.setdefault(row.item_id, make)
-                if item.deployment != row.deployment or row.role in item.predictions:
-                    continue
-                item.predictions[row.role] = row.prediction
-                if row.link is not None:
-                    item.links[row.role] = row.link
-                predictions += 1
+                placed = self._place(row.item_id, row.role, row.deployment, row.namespace,
+                                     row.prediction, row.link)  # fmt: skip
+                predictions += placed == "recorded"
             for kept in journal.inputs():
                 self._replay_age = max(0.0, now - kept.at)
                 inputs += self.inputs.put(kept.link, kept.stored)

@@ -209,13 +209,22 @@ class Journal:
 
     # --- writes -------------------------------------------------------------------------
 
-    def prediction(self, row: PredictionRow) -> None:
-        p = row.prediction
+    def prediction(
+        self,
+        item_id: str,
+        role: str,
+        deployment: str,
+        namespace: str,
+        prediction: ArmPrediction,
+        link: str | None,
+    ) -> None:
+        """One arm's prediction for one item, stamped now (first write wins here too)."""
+        p = prediction
         self._write(
             "INSERT OR IGNORE INTO predictions (item_id, role, deployment, namespace, "
             "model_version, label, label_index, link, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (row.item_id, row.role, row.deployment, row.namespace, p.model_version, p.label,
-             p.label_index, row.link, row.at),
+            (item_id, role, deployment, namespace, p.model_version, p.label, p.label_index,
+             link, self._clock()),
         )  # fmt: skip
 
     def labelled(self, item_id: str) -> None:
