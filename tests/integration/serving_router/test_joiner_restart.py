@@ -67,7 +67,7 @@ async def test_a_clean_stop_and_a_new_joiner_lose_nothing(tmp_path: Path) -> Non
         await _log(events, "new", 1)
         await asyncio.sleep(2 * GROUP_DELAY_S)  # the flusher commits without a stop
         db = Journal(state, ttl_s=3600, capacity=1000)
-        assert {row.item_id for row in db.predictions()} == {"counted", "waiting", "new"}
+        assert {row.placed.item_id for row in db.predictions()} == {"counted", "waiting", "new"}
         assert db.labelled_ids() == {"counted", "waiting"}
         db.close()
     finally:

@@ -39,7 +39,7 @@ from modeldeploy.serving.contract.store import (
     BoundedStore,
 )
 from modeldeploy.serving.joiner.events import Arm, Scored
-from modeldeploy.serving.joiner.journal import Journal
+from modeldeploy.serving.joiner.journal import Journal, Placed
 from modeldeploy.serving.router.pairing import (
     DEFAULT_INPUT_BYTES,
     ArmPrediction,
@@ -202,38 +202,29 @@ class JoinBook:
         """Store predictions without the id check (the joiner's own re-scores)."""
         outcome: Ingest = "duplicate"
         for item_id, prediction in zip(scored.item_ids, scored.predictions, strict=True):
-            placed = self._place(item_id, arm.role, arm.deployment, namespace, prediction, link)
-            if placed == "conflict":
+            placed = Placed(item_id, arm.role, arm.deployment, namespace, prediction, link)
+            result = self._place(placed)
+            if result == "conflict":
                 return "conflict"
-            if placed == "recorded":
+            if result == "recorded":
                 outcome = "recorded"
                 if self.journal is not None:
-                    self.journal.prediction(
-                        item_id, arm.role, arm.deployment, namespace, prediction, link
-                    )
+                    self.journal.prediction(placed)
         if outcome == "recorded":
             self.classes.learn(arm.deployment, scored)
         return outcome
 
-    def _place(
-        self,
-        item_id: str,
-        role: str,
-        deployment: str,
-        namespace: str,
-        prediction: ArmPrediction,
-        link: str | None,
-    ) -> Ingest:
+    def _place(self, placed: Placed) -> Ingest:
         """One arm's prediction for one item, first write wins (ingest and restore alike)."""
-        make = partial(JoinedItem, deployment, namespace=namespace)
-        item = self.items.setdefault(item_id, make)
-        if item.deployment != deployment:
+        make = partial(JoinedItem, placed.deployment, namespace=placed.namespace)
+        item = self.items.setdefault(placed.item_id, make)
+        if item.deployment != placed.deployment:
             return "conflict"
-        if role in item.predictions:
+        if placed.role in item.predictions:
             return "duplicate"
-        item.predictions[role] = prediction
-        if link is not None:
-            item.links[role] = link
+        item.predictions[placed.role] = placed.prediction
+        if placed.link is not None:
+            item.links[placed.role] = placed.link
         return "recorded"
 
     # --- restart -------------------------------------------------------------------------
@@ -249,9 +240,7 @@ class JoinBook:
         try:
             for row in journal.predictions():
                 self._replay_age = max(0.0, now - row.at)
-                placed = self._place(row.item_id, row.role, row.deployment, row.namespace,
-                                     row.prediction, row.link)  # fmt: skip
-                predictions += placed == "recorded"
+                predictions += self._place(row.placed) == "recorded"
             for kept in journal.inputs():
                 self._replay_age = max(0.0, now - kept.at)
                 inputs += self.inputs.put(kept.link, kept.stored)

@@ -104,13 +104,20 @@ def _owner_only(path: Path) -> None:
 
 
 @dataclass(frozen=True)
-class PredictionRow:
+class Placed:
+    """One arm's prediction for one item, as the book keeps it and the journal writes it."""
+
     item_id: str
     role: str
     deployment: str
     namespace: str
     prediction: ArmPrediction
     link: str | None
+
+
+@dataclass(frozen=True)
+class PredictionRow:
+    placed: Placed
     at: float
 
 
@@ -209,22 +216,14 @@ class Journal:
 
     # --- writes -------------------------------------------------------------------------
 
-    def prediction(
-        self,
-        item_id: str,
-        role: str,
-        deployment: str,
-        namespace: str,
-        prediction: ArmPrediction,
-        link: str | None,
-    ) -> None:
+    def prediction(self, placed: Placed) -> None:
         """One arm's prediction for one item, stamped now (first write wins here too)."""
-        p = prediction
+        p = placed.prediction
         self._write(
             "INSERT OR IGNORE INTO predictions (item_id, role, deployment, namespace, "
             "model_version, label, label_index, link, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (item_id, role, deployment, namespace, p.model_version, p.label, p.label_index,
-             link, self._clock()),
+            (placed.item_id, placed.role, placed.deployment, placed.namespace,
+             p.model_version, p.label, p.label_index, placed.link, self._clock()),
         )  # fmt: skip
 
     def labelled(self, item_id: str) -> None:
@@ -312,8 +311,8 @@ class Journal:
             (self._clock() - self.ttl_s,),
         )
         for item_id, role, deployment, namespace, version, label, index, link, at in rows:
-            yield PredictionRow(item_id, role, deployment, namespace,
-                                ArmPrediction(version, label, int(index)), link, at)  # fmt: skip
+            prediction = ArmPrediction(version, label, int(index))
+            yield PredictionRow(Placed(item_id, role, deployment, namespace, prediction, link), at)
 
     def labelled_ids(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT item_id FROM labelled")}
