@@ -155,17 +155,37 @@ def install_routes(app: Any, model: Any, config: ServeConfig) -> Any:
 
 
 def serve_app(asgi: Any) -> None:
-    """Make kserve's REST server run ``asgi`` instead of importing its app by name."""
+    """Make kserve's REST server run ``asgi`` instead of importing its app by name, on
+    uvicorn's httptools protocol with each answer in one socket write
+    (:mod:`modeldeploy.serving.http_protocol`)."""
     from kserve.protocol.rest import server as rest
+
+    from modeldeploy.serving.http_protocol import OneWriteHttpToolsProtocol
 
     original = getattr(rest.RESTServer.__init__, "original", rest.RESTServer.__init__)
 
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
         self.config.app = asgi  # uvicorn takes an app object as well as an import string
+        self.config.http = OneWriteHttpToolsProtocol  # and a protocol class as well as a name
 
     init.original = original  # type: ignore[attr-defined]
     rest.RESTServer.__init__ = init  # type: ignore[method-assign]
+
+
+def quiet_access_log() -> None:
+    """Turn uvicorn's access log off, formatting included.
+
+    A level above INFO drops the lines, but uvicorn's protocol decides whether to log by
+    ``hasHandlers()`` on its ``uvicorn.access`` logger, which the root logger's handler
+    answers: it then still formats the client address and quotes the path of every
+    request before the logger discards the line. A logger with no handlers that does
+    not propagate makes ``hasHandlers()`` false, so none of that runs.
+    """
+    access = logging.getLogger("uvicorn.access")
+    access.setLevel(logging.WARNING)
+    access.handlers = []
+    access.propagate = False
 
 
 def disable_grpc_repository() -> None:
@@ -225,9 +245,6 @@ def run(config: ServeConfig) -> int:
     serve_app(install_routes(app, model, config))
     disable_grpc_repository()
     bind_rest_host(config.host)
-    if not config.access_log:
-        # One log line per request costs measurable CPU at high request rates.
-        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     server = kserve.ModelServer(
         http_port=config.http_port,
         grpc_port=config.grpc_port or 8081,
@@ -238,7 +255,7 @@ def run(config: ServeConfig) -> int:
     if not config.access_log:
         # Log lines per request cost measurable CPU at high request rates (set after
         # ModelServer(), which configures kserve's logging).
-        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+        quiet_access_log()
         logging.getLogger("kserve.trace").setLevel(logging.WARNING)
     server.start([model])
     return 0
