@@ -54,6 +54,9 @@ from modeldeploy.serving.passcost import PassCostModel
 
 LogitsFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 EncodeFn = Callable[[Sequence[str]], list[Any]]  # texts -> objects with ``.ids``
+FinishFn = Callable[[np.ndarray], Sequence[Any]]
+"""Logits of every row a batch computed -> one result per row, run once per batch in the
+inference thread (``DynamicBatcher(finish=...)``)."""
 log = logging.getLogger(__name__)
 MIN_WAIT_IN_FLIGHT = 4
 COST_LOG_EVERY = 1024
@@ -124,11 +127,17 @@ class _Request:
     texts: Sequence[str] | None
     ids: Sequence[Sequence[int]] | None
     size: int
-    future: asyncio.Future[tuple[list[Any] | None, np.ndarray]]
+    future: asyncio.Future[tuple[list[Any] | None, Any]]
 
 
 class DynamicBatcher:
-    """Batches requests; returns each request's encodings (if it sent texts) and logits."""
+    """Batches requests; returns each request's encodings (if it sent texts) and logits.
+
+    With ``finish``, a request gets the list of its rows' ``finish`` results instead of its
+    logits: ``finish`` runs once over the whole batch's logits in the inference thread, so
+    work that numpy does for all rows in one call (softmax, argmax) is not done once per
+    request on the event loop, whose time per request is time the next pass waits for.
+    """
 
     def __init__(
         self,
@@ -139,8 +148,10 @@ class DynamicBatcher:
         encode: EncodeFn | None = None,
         on_shed: Callable[[], None] | None = None,
         packs: bool = False,
+        finish: FinishFn | None = None,
     ) -> None:
         self._logits = logits
+        self._finish = finish
         self.packs = packs
         self._pad_id = pad_id
         self.config = config
@@ -166,13 +177,15 @@ class DynamicBatcher:
             self._worker = asyncio.get_running_loop().create_task(self._run())
         return self._arrived
 
-    async def submit(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
-        """Logits for token-id ``sequences`` (one request's items), batched with others."""
+    async def submit(self, sequences: Sequence[Sequence[int]]) -> Any:
+        """Logits for token-id ``sequences`` (one request's items), batched with others
+        (with ``finish``: the list of their rows' results)."""
         _, logits = await self._enqueue(None, sequences, len(sequences))
         return logits
 
-    async def submit_texts(self, texts: Sequence[str]) -> tuple[list[Any], np.ndarray]:
-        """Encodings and logits for ``texts``, tokenized in the inference thread.
+    async def submit_texts(self, texts: Sequence[str]) -> tuple[list[Any], Any]:
+        """Encodings and logits (or ``finish`` results) for ``texts``, tokenized in the
+        inference thread.
 
         A tokenization error (bad input) fails this request only, with the encoder's error.
         """
@@ -184,13 +197,13 @@ class DynamicBatcher:
 
     async def _enqueue(
         self, texts: Sequence[str] | None, ids: Sequence[Sequence[int]] | None, size: int
-    ) -> tuple[list[Any] | None, np.ndarray]:
+    ) -> tuple[list[Any] | None, Any]:
         arrived = self._ensure_started()
         limit = self.config.queue_limit()
         if self._pending_items + size > limit:
             self._on_shed()
             raise Overloaded(f"inference queue is full ({limit} items waiting); retry shortly")
-        future: asyncio.Future[tuple[list[Any] | None, np.ndarray]]
+        future: asyncio.Future[tuple[list[Any] | None, Any]]
         future = asyncio.get_running_loop().create_future()
         self._pending.append(_Request(texts, ids, size, future))
         self._pending_items += size
@@ -291,13 +304,21 @@ class DynamicBatcher:
                 continue
             for i, row in zip(group, out, strict=True):
                 rows[i] = row
+        results: list[Any] = rows
+        if self._finish is not None:
+            computed = [i for i, row in enumerate(rows) if row is not None]
+            results = [None] * len(rows)
+            if computed:
+                finished = self._finish(np.stack([rows[i] for i in computed]))
+                for i, result in zip(computed, finished, strict=True):
+                    results[i] = result
         start = 0
         for k, request in enumerate(batch):
             count = len(encodings[k] or []) if request.texts is not None else request.size
-            mine = rows[start : start + count]
+            mine = results[start : start + count]
             start += count
-            if outcomes[k] is None:
-                outcomes[k] = (encodings[k], np.stack([r for r in mine if r is not None]))
+            if outcomes[k] is None:  # every row of it was computed
+                outcomes[k] = (encodings[k], mine if self._finish else np.stack(mine))
         return outcomes
 
     async def _run(self) -> None:

@@ -1,12 +1,15 @@
-"""The KServe model: parse -> dynamic batch (tokenize, forward) -> softmax -> shape, per request.
+"""The KServe model: parse -> dynamic batch (tokenize, forward, softmax) -> shape, per request.
 
-Only parsing and shaping happen on the event loop; tokenization and the forward passes
-run in the batcher's inference thread (:mod:`batcher`), so the loop stays free to accept
-and answer requests while the model computes.
+Only parsing and shaping happen on the event loop; tokenization, the forward passes and
+the softmax (once per batch, :func:`codecs.score_rows`) run in the batcher's inference
+thread (:mod:`batcher`), so the loop stays free to accept and answer requests while the
+model computes.
 
-kserve's ``Model`` drives ``preprocess`` / ``predict`` / ``postprocess`` for v1, v2
-REST and v2 gRPC alike; everything protocol-specific is in :mod:`codecs`, every
-collector in :mod:`metrics`, and the forward pass behind a :class:`Backend`.
+``preprocess`` / ``predict`` / ``postprocess`` serve v1, v2 REST and v2 gRPC alike, run
+as kserve's ``Model.__call__`` runs them (the predict verb through :mod:`stages`, which
+observes kserve's stage histograms without its per-request lookups); everything
+protocol-specific is in :mod:`codecs`, every collector in :mod:`metrics`, and the forward
+pass behind a :class:`Backend`.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from modeldeploy.serving.feedback import PredictionStore
 from modeldeploy.serving.loading import Checkpoint
 from modeldeploy.serving.metrics import ArmMetrics
 from modeldeploy.serving.per_registry import PerRegistry
+from modeldeploy.serving.stages import StageTimers, run_predict
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +91,7 @@ class TextClassifier(Model):
         self.labels = labels
         self.store = store
         self.model_version = model_version
+        self._stage_timers: StageTimers | None = None  # bound on the first request
         shed = shed_counter().labels(config.deployment, model_version, config.role)
         self.batcher = DynamicBatcher(
             metrics.timed_forward(backend.logits),
@@ -97,6 +102,7 @@ class TextClassifier(Model):
             encode=lambda texts: encoder.encode(texts, metrics.tokenization_failure),
             on_shed=shed.inc,
             packs=bool(getattr(backend, "packs", False)),
+            finish=codecs.score_rows,  # softmax and argmax per batch, in the inference thread
         )
         self.ready = True
 
@@ -116,10 +122,10 @@ class TextClassifier(Model):
     ) -> Any:
         """gRPC has no ASGI middleware, so its latency and outcome are recorded here."""
         if not (isinstance(body, InferRequest) and body.from_grpc):
-            return await super().__call__(body, headers, verb)
+            return await self._call(body, headers, verb)
         started, outcome = time.perf_counter(), "error"
         try:
-            result = await super().__call__(body, headers, verb)
+            result = await self._call(body, headers, verb)
             outcome = "ok"
             return result
         except BadInput:
@@ -127,6 +133,15 @@ class TextClassifier(Model):
             raise
         finally:
             self.metrics.observe_request("grpc", outcome, time.perf_counter() - started)
+
+    async def _call(self, body: Any, headers: dict[str, str] | None, verb: InferenceVerb) -> Any:
+        """The predict verb through :func:`stages.run_predict` (kserve's stages and
+        histograms, less its per-request lookups); any other verb through kserve."""
+        if verb is not InferenceVerb.PREDICT:
+            return await super().__call__(body, headers, verb)
+        if self._stage_timers is None:
+            self._stage_timers = StageTimers.for_model(self.name)
+        return await run_predict(self, self._stage_timers, body, headers)
 
     def validate(self, payload: Any) -> Any:
         return payload  # codecs.parse_* already validated it
@@ -147,16 +162,16 @@ class TextClassifier(Model):
         headers: dict[str, str] | None = None,
         response_headers: dict[str, str] | None = None,
     ) -> _Work:
-        encoded, logits = await self.batcher.submit_texts(payload.request.texts)
+        encoded, rows = await self.batcher.submit_texts(payload.request.texts)
         payload.encoded = encoded
         try:
-            probabilities = codecs.softmax(logits)
+            scored = codecs.require_finite(rows)
         except NanOutput:
             self.metrics.nan_outputs.inc()
             log.error("NaN logits for request %s", payload.request.request_id)
             raise
         ids = codecs.item_ids(payload.request.request_id, len(encoded))
-        predictions = codecs.make_predictions(probabilities, encoded, self.labels, ids)
+        predictions = codecs.make_predictions(scored, encoded, self.labels, ids)
         for prediction in predictions:
             self.store.put(prediction.item_id, prediction.label_index)
             self.metrics.observe_prediction(prediction.label, max(prediction.probabilities))

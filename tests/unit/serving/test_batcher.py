@@ -144,6 +144,53 @@ def test_texts_are_tokenized_in_the_inference_thread_and_bad_input_fails_only_it
     assert threading.current_thread().name not in threads
 
 
+def test_finish_runs_once_per_batch_in_the_inference_thread_and_splits_back_per_request():
+    """With ``finish`` every request gets its own rows' results, in order, from one call over
+    the whole batch; a request whose pass failed gets the error, not results."""
+    finished: list[tuple[str, int]] = []
+
+    def finish(logits: np.ndarray) -> list[str]:
+        finished.append((threading.current_thread().name, len(logits)))
+        return [f"row of {int(tokens)} tokens" for tokens in logits[:, 0]]
+
+    def logits(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if (mask.sum(1) == 7).any():
+            raise RuntimeError("this pass failed")
+        return np.stack([mask.sum(1).astype(float), np.zeros(len(ids))], axis=1)
+
+    config = BatchingConfig(max_delay_s=0.05, pass_overhead_tokens=10_000)  # one pass each
+    batcher = DynamicBatcher(logits, 0, config, finish=finish)
+
+    async def waves() -> tuple[object, list[object]]:
+        lone = await batcher.submit([[1], [1] * 2, [1] * 3])
+        rest = await asyncio.gather(
+            batcher.submit([[1] * 4]), batcher.submit([[1] * 5, [1] * 6]), return_exceptions=True
+        )
+        return lone, rest
+
+    lone, (four, five_six) = asyncio.run(waves())
+    assert lone == ["row of 1 tokens", "row of 2 tokens", "row of 3 tokens"]
+    assert four == ["row of 4 tokens"]
+    assert five_six == ["row of 5 tokens", "row of 6 tokens"]
+    assert [n for _, n in finished] == [3, 3]  # once per batch, over all its rows
+    assert all(name.startswith("inference") for name, _ in finished)
+
+    batcher.close()
+    finished.clear()
+    split = DynamicBatcher(logits, 0, replace(config, pass_overhead_tokens=0), finish=finish)
+
+    async def failing() -> list[object]:  # one pass per length: only the 7-token one fails
+        return await asyncio.gather(
+            split.submit([[1] * 7]), split.submit([[1] * 2]), return_exceptions=True
+        )
+
+    failed, fine = asyncio.run(failing())
+    assert isinstance(failed, RuntimeError)
+    assert fine == ["row of 2 tokens"]
+    assert [n for _, n in finished] == [1]  # only the rows that were computed
+    split.close()
+
+
 def test_a_batch_is_split_by_length_when_that_saves_padded_work():
     calls: list[tuple[int, int]] = []
     config = BatchingConfig(max_batch_size=16, max_delay_s=0.05, pass_overhead_tokens=16)

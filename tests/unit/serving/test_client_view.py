@@ -27,7 +27,8 @@ LABELS = ["negative", "positive"]
 def answers(probabilities: list[list[float]], tokens: list[list[int]], truncated: bool) -> tuple:
     """One arm's v1 answer in each view for two texts."""
     encoded = [codecs.Encoded(t, truncated) for t in tokens]
-    preds = codecs.make_predictions(np.array(probabilities), encoded, LABELS, ["r/0", "r/1"])
+    scored = [codecs.Scored(p, int(np.argmax(p))) for p in probabilities]
+    preds = codecs.make_predictions(scored, encoded, LABELS, ["r/0", "r/1"])
     request = codecs.ParsedRequest(["a", "b"], "r", "v1")
     full = codecs.v1_response(preds, LABELS, request, "m", "7", codecs.TruncationPolicy())
     return codecs.v1_label_response(preds, LABELS, request, "m"), full, preds

@@ -112,9 +112,31 @@ def test_softmax_rows_sum_to_one_and_nan_raises():
         codecs.softmax(np.array([[np.inf, 1.0]]))
 
 
+def test_score_rows_gives_each_row_its_own_softmax_and_marks_non_finite_rows():
+    logits = np.array([[0.0, 0.0], [10.0, -10.0], [np.nan, 1.0], [-1.0, 2.0], [np.inf, 0.0]])
+    rows = codecs.score_rows(logits)
+    assert rows[2] is None and rows[4] is None  # only the rows with a bad logit
+    for i in (0, 1, 3):
+        alone = codecs.softmax(logits[i : i + 1])[0]
+        assert rows[i].probabilities == [float(p) for p in alone]  # bit for bit
+        assert rows[i].label_index == int(np.argmax(alone))
+        assert all(type(p) is float for p in rows[i].probabilities)  # JSON-ready
+    assert rows[0].label_index == 0  # a tie goes to the first class, as argmax does
+    assert [r.label_index for r in codecs.score_rows(np.array([[3.0, 1.0, 5.0]], np.float32))] == [
+        2
+    ]
+
+
+def test_require_finite_refuses_a_request_with_any_non_finite_row():
+    good = codecs.Scored([0.5, 0.5], 0)
+    assert codecs.require_finite([good, good]) == [good, good]
+    with pytest.raises(NanOutput, match="NaN or infinite logits"):
+        codecs.require_finite([good, None])
+
+
 def test_v1_response_carries_label_probabilities_version_id_and_policy():
     encoded = [codecs.Encoded([1, 2], truncated=True)]
-    preds = codecs.make_predictions(np.array([[0.2, 0.8]]), encoded, ["neg", "pos"], ["r"])
+    preds = codecs.make_predictions([codecs.Scored([0.2, 0.8], 1)], encoded, ["neg", "pos"], ["r"])
     request = codecs.ParsedRequest(["t"], "r", "v1")
     body = codecs.v1_response(preds, ["neg", "pos"], request, "m", "3", POLICY)
     (item,) = body["predictions"]
@@ -127,7 +149,7 @@ def test_v1_response_carries_label_probabilities_version_id_and_policy():
 
 def test_v2_outputs_have_the_documented_types():
     preds = codecs.make_predictions(
-        np.array([[0.9, 0.1]]), [codecs.Encoded([1], False)], ["neg", "pos"], ["r"]
+        [codecs.Scored([0.9, 0.1], 0)], [codecs.Encoded([1], False)], ["neg", "pos"], ["r"]
     )
     arrays = codecs.v2_output_arrays(preds)
     assert arrays["label"].tolist() == [b"neg"]

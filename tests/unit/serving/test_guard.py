@@ -92,6 +92,19 @@ def test_json_deeper_than_the_limit_is_malformed():
         check_body(b'{"a": ' + b"[" * 70 + b"]" * 70 + b"}", {})
 
 
+def test_json_depth_at_and_past_the_limit_and_brackets_inside_strings():
+    """The bracket count that skips the scan is exact at the limit: 64 deep passes, 65
+    fails, and brackets in strings count for the skip but not for the depth."""
+    from modeldeploy.serving.router.responses import MAX_JSON_DEPTH, json_too_deep
+
+    assert not json_too_deep(b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH)
+    assert json_too_deep(b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1))
+    assert json_too_deep(b"{" + b'"a":[' * MAX_JSON_DEPTH + b"1" + b"]" * MAX_JSON_DEPTH + b"}")
+    in_strings = b'{"instances": ["' + b"[" * 500 + b'", "' + b"{" * 500 + b'"]}'
+    assert not json_too_deep(in_strings)
+    assert not json_too_deep(b'{"instances": ["a short sentence"]}')
+
+
 class FakeModel:
     """Answers like TextClassifier through kserve's ``Model.__call__``: (body, headers)."""
 

@@ -101,6 +101,8 @@ def json_too_deep(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     One regex pass that stops at the first level past the limit, so a hostile body costs
     at most one scan and nothing recurses; malformed JSON is left for the parser to refuse.
     """
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False  # too few brackets anywhere (strings included) to nest that deep
     depth = 0
     for match in _STRING_OR_BRACKET.finditer(raw):
         token = match.group()
