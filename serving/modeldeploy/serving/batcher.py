@@ -306,11 +306,11 @@ class DynamicBatcher:
                 rows[i] = row
         results: list[Any] = rows
         if self._finish is not None:
-            computed = [i for i, row in enumerate(rows) if row is not None]
+            computed = [(i, row) for i, row in enumerate(rows) if row is not None]
             results = [None] * len(rows)
             if computed:
-                finished = self._finish(np.stack([rows[i] for i in computed]))
-                for i, result in zip(computed, finished, strict=True):
+                finished = self._finish(np.stack([row for _, row in computed]))
+                for (i, _), result in zip(computed, finished, strict=True):
                     results[i] = result
         start = 0
         for k, request in enumerate(batch):

@@ -15,17 +15,18 @@ A body over the limit is read to its end (up to ``DRAIN_MAX_BYTES``) before
 the 413 goes out, so the client reads the answer instead of a connection reset.
 
 **The lean v1 route.** Given the model, the guard answers ``POST /v1/models/<its
-name>:predict`` itself: the JSON it already parsed to check the body goes straight to the
-model (``preprocess -> predict -> postprocess`` as kserve's ``Model.__call__`` runs them,
-:mod:`stages`, so kserve's own latency histograms still see it) and the answer is encoded once with orjson. Profiled
-under concurrency 16 on 2 cores, the FastAPI / Starlette / kserve layers between the
-socket and the model (routing, dependency resolution, request objects, kserve's
-per-request CPU timing, parsing the body a second time) took about three quarters of the
-event loop's CPU, which the forward passes needed. The answer is the one kserve would
-give: the same body, ``content-type``, ``x-request-id``, typed errors rendered by
-:func:`errors.error_response` exactly as the app's handlers render them, anything else
-as kserve's generic 500. Everything else (v2, gRPC, a model that is not ready, another
-model's name, CloudEvents) goes through kserve unchanged.
+name>:predict`` itself: the JSON it already parsed to check the body goes straight to
+the model (``preprocess -> predict -> postprocess`` as kserve's ``Model.__call__`` runs
+them, :mod:`stages`, so kserve's own latency histograms still see it) and the answer is
+encoded once with orjson. Profiled under concurrency 16 on 2 cores, the FastAPI /
+Starlette / kserve layers between the socket and the model (routing, dependency
+resolution, request objects, kserve's per-request CPU timing, parsing the body a second
+time) took about three quarters of the event loop's CPU, which the forward passes
+needed. The answer is the one kserve would give: the same body, ``content-type``,
+``x-request-id``, typed errors rendered by :func:`errors.error_response` exactly as the
+app's handlers render them, anything else as kserve's generic 500. Everything else (v2,
+gRPC, a model that is not ready, another model's name, CloudEvents) goes through kserve
+unchanged.
 """
 
 from __future__ import annotations
