@@ -52,6 +52,11 @@ def test_quick_bench_measures_every_system_and_merges_a_summary(tmp_path):
     for name in ("predictor_torch", "predictor_onnx"):  # measured next to the ceiling
         (paired,) = figures["systems"][name]["paired"]
         assert paired["fraction"] > 0 and paired["ceiling_sentences_per_s"] > 0
+        before, after = paired["ceiling_before_after"]  # the ceiling on both sides
+        assert before > 0 and after > 0
+        assert paired["ceiling_sentences_per_s"] == pytest.approx((before + after) / 2, abs=0.06)
+        expected = paired["served_rps"] / paired["ceiling_sentences_per_s"]
+        assert paired["fraction"] == pytest.approx(expected, rel=2e-3)
         assert paired["served_c1_p50_ms"] > 0 and paired["overhead_c1_ms"] is not None
     assert summary["fraction_paired_rounds"]  # the headline fraction is the paired one
     assert {"torch-packed", "torch"} <= set(figures["ceiling"])  # both layouts

@@ -76,7 +76,8 @@ class Plan:
     batch_sizes: tuple[int, ...]  # of the in-process ceiling
     single: int  # sentences timed one at a time in process
     max_texts: int | None
-    paired_rounds: int = 3  # ceiling at batch 16, then the predictor at concurrency 16
+    # rounds of: ceiling at batch 16, the predictor at concurrency 16 (and 1), the ceiling again
+    paired_rounds: int = 5
 
 
 # Enough requests that each P99 rests on at least 5 tail samples (and >= 30 batches).
@@ -225,25 +226,30 @@ def _paired_round(
     pairing: Pairing,
     matching: str,
 ) -> dict[str, Any]:
-    """In process, then the (idle meanwhile) predictor, back to back: on a machine whose
-    speed drifts by 15-30% over minutes only figures measured together make a fair ratio
-    (docs/serving.md#benchmarks). The ceiling's configuration at batch 16 against the
-    predictor at concurrency 16; the served configuration's batch-1 P50 against the
-    predictor's at concurrency 1."""
-    ceiling = pairing.run(pairing.c16_key)
-    own = ceiling if matching == pairing.c16_key else None
+    """In process, the (idle meanwhile) predictor, in process again, back to back: on a
+    machine whose speed drifts by 15-30% over minutes only figures measured together make a
+    fair ratio (docs/serving.md#benchmarks). The predictor at concurrency 16 against the
+    mean of the ceiling's configuration at batch 16 just before and just after it (a drift
+    during the round moves both sides alike); the served configuration's batch-1 P50
+    against the predictor's at concurrency 1."""
+    before = pairing.run(pairing.c16_key)
+    own = before if matching == pairing.c16_key else None
     if own is None and matching in pairing.ceiling and "config" in pairing.ceiling[matching]:
         own = pairing.run(matching)
     served16 = measure(url, texts, 16, plan.requests[16])
     served1 = measure(url, texts, 1, plan.requests[1])
-    fraction = served16.throughput_rps / ceiling["c16_sentences_per_s"]
+    after = pairing.run(pairing.c16_key)
+    rates = (before["c16_sentences_per_s"], after["c16_sentences_per_s"])
+    ceiling = sum(rates) / 2
+    fraction = served16.throughput_rps / ceiling
     batch1 = own.get("batch1_p50_ms") if own else None
     overhead = None if batch1 is None else round(served1.p50_ms - batch1, 2)
-    say(f"{name} paired round: ceiling {ceiling['c16_sentences_per_s']}/s, served "
+    say(f"{name} paired round: ceiling {rates[0]}/s before and {rates[1]}/s after, served "
         f"{served16.throughput_rps} req/s (fraction {fraction:.3f}); batch-1 P50 {batch1} ms "
         f"in process, {served1.p50_ms} ms served")  # fmt: skip
     return {
-        "ceiling_sentences_per_s": ceiling["c16_sentences_per_s"],
+        "ceiling_sentences_per_s": round(ceiling, 1),
+        "ceiling_before_after": list(rates),
         "served_rps": served16.throughput_rps,
         "fraction": round(fraction, 3),
         "in_process_batch1_p50_ms": batch1,
