@@ -44,8 +44,12 @@ async def run_predict(
 ) -> tuple[Any, dict[str, str]]:
     """``preprocess -> validate -> predict -> postprocess`` as kserve's ``__call__`` runs them
     for ``InferenceVerb.PREDICT`` (the model's stages are coroutines)."""
+    # kserve passes the response headers to predict and postprocess only when the model
+    # asked for them (``return_response_headers``).
+    extra: tuple[dict[str, str], ...] = ()
     response_headers: dict[str, str] = {}
-    wants_headers = bool(model.required_response_headers)
+    if model.required_response_headers:
+        extra = (response_headers,)
     started = time.perf_counter()
     try:
         payload = await model.preprocess(body, headers)
@@ -54,17 +58,11 @@ async def run_predict(
     payload = model.validate(payload)
     started = time.perf_counter()
     try:
-        if wants_headers:
-            result = await model.predict(payload, headers, response_headers)
-        else:
-            result = await model.predict(payload, headers)
+        result = await model.predict(payload, headers, *extra)
     finally:
         started = _observe(timers.predict, started)
     try:
-        if wants_headers:
-            response = await model.postprocess(result, headers, response_headers)
-        else:
-            response = await model.postprocess(result, headers)
+        response = await model.postprocess(result, headers, *extra)
     finally:
         _observe(timers.postprocess, started)
     return response, response_headers
