@@ -91,7 +91,7 @@ class TextClassifier(Model):
         self.labels = labels
         self.store = store
         self.model_version = model_version
-        self._stage_timers: StageTimers | None = None  # bound on the first request
+        self._stage_timers = StageTimers.for_model(self.name)  # kserve's, bound once
         shed = shed_counter().labels(config.deployment, model_version, config.role)
         self.batcher = DynamicBatcher(
             metrics.timed_forward(backend.logits),
@@ -139,8 +139,6 @@ class TextClassifier(Model):
         histograms, less its per-request lookups); any other verb through kserve."""
         if verb is not InferenceVerb.PREDICT:
             return await super().__call__(body, headers, verb)
-        if self._stage_timers is None:
-            self._stage_timers = StageTimers.for_model(self.name)
         return await run_predict(self, self._stage_timers, body, headers)
 
     def validate(self, payload: Any) -> Any:
