@@ -77,6 +77,7 @@ def test_onnx_passes_parity_on_the_held_out_split_and_matches_torch(
 ):
     monkeypatch.setenv("MODELDEPLOY_CACHE", str(tmp_path))  # force a fresh export and check
     model = build(_config(tiny_checkpoint, "onnx"))
+    assert model.backend.packs and model.backend.graph.name == "model.packed.onnx"  # default
     assert not model.backend.optimized_from_cache
     assert optimized_path(model.backend.graph).is_file()  # cached for the next start
     restarted = build(_config(tiny_checkpoint, "onnx"))
@@ -91,7 +92,78 @@ def test_onnx_passes_parity_on_the_held_out_split_and_matches_torch(
     np.testing.assert_allclose(
         _probabilities(model, TEXTS), predict_directory(tiny_checkpoint, TEXTS), atol=1e-4
     )
-    assert list(tmp_path.glob("compiled/*/model.parity-*.json"))
+    assert list(tmp_path.glob("compiled/*/model.packed.parity-*.json"))
+
+
+@pytest.mark.parametrize("recipe", ["tiny", "tiny-distilbert", "tiny-roberta"])
+def test_the_packed_onnx_graph_answers_as_the_padded_one_does(
+    checkpoint, recipe, tmp_path, monkeypatch
+):
+    """The packed ONNX graph (tokens end to end, attention in rows of 16: several
+    sentences per row, one longer than a row, one a single word) gives the padded graph's
+    and the reference's probabilities on held-out texts, in every family."""
+    monkeypatch.setenv("MODELDEPLOY_CACHE", str(tmp_path))
+    path = checkpoint(recipe)
+    texts = [*list(load_split("test").texts)[:14], "fine", " ".join(["long"] * 40)]
+    packed = build(_config(path, "onnx", pack_row_tokens=16))
+    padded = build(_config(path, "onnx", pack_row_tokens=0))
+    assert packed.backend.packs and not padded.backend.packs
+    assert packed.backend.graph != padded.backend.graph
+    np.testing.assert_allclose(
+        _probabilities(packed, texts), _probabilities(padded, texts), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        _probabilities(packed, texts), predict_directory(path, texts), atol=1e-4
+    )
+
+
+def test_a_restart_serves_the_cached_packed_graph_without_torch(
+    tiny_checkpoint, tmp_path, monkeypatch
+):
+    """The packed graph is exported once; a restart verifies and loads it with ONNX
+    Runtime alone (neither torch nor transformers is imported)."""
+    monkeypatch.setenv("MODELDEPLOY_CACHE", str(tmp_path))
+    first = build(_config(tiny_checkpoint, "onnx"))
+    assert first.backend.packs
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from modeldeploy.serving.backends.onnx_backend import open_backend\n"
+        f"backend = open_backend(Path({str(tiny_checkpoint)!r}), 'onnx', 1, 64)\n"
+        "print(backend.packs, backend.graph.name, 'torch' in sys.modules)\n"
+    )
+    env = {**__import__("os").environ, "MODELDEPLOY_CACHE": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True,
+        timeout=120, env=env,
+    )  # fmt: skip
+    assert out.stdout.split() == ["True", "model.packed.onnx", "False"]
+
+
+def test_a_packed_onnx_graph_that_differs_is_refused_once_and_padded_serves(
+    tiny_checkpoint, tmp_path, monkeypatch
+):
+    """A packed graph whose logits differ from the padded model's on the probe batch is
+    not cached; the refusal is recorded, later starts serve the padded graph at once."""
+    from modeldeploy.serving.backends import onnx_backend
+
+    monkeypatch.setenv("MODELDEPLOY_CACHE", str(tmp_path))
+    real = onnx_backend._export_packed_to
+    exports: list[Path] = []
+
+    def export(model_dir, tmp):
+        exports.append(tmp)
+        real(model_dir, tmp)
+        return 0.25  # as when the packed logits differ from the padded ones
+
+    monkeypatch.setattr(onnx_backend, "_export_packed_to", export)
+    for _ in range(2):
+        backend = onnx_backend.open_backend(tiny_checkpoint, "onnx", 1, 64)
+        assert not backend.packs and backend.graph.name == "model.onnx"
+    assert len(exports) == 1  # the second start read the recorded refusal
+    folder = onnx_backend.artifact_dir(tiny_checkpoint)
+    assert not (folder / "model.packed.onnx").exists()
+    refusal = onnx_backend.refusal_path(folder / "model.packed.onnx")
+    assert "differs from the padded model by 0.25" in refusal.read_text()
 
 
 def test_auto_precision_follows_the_cpu_and_passes_the_half_point_gate(

@@ -36,25 +36,50 @@ def test_rows_hold_every_item_once_and_never_overflow(seed):
 
 def test_a_sentence_longer_than_a_row_gets_a_row_as_wide_as_itself():
     assert pack_rows([100, 3, 4], 64) == [[0], [2, 1]]  # it fills its own row
-    batch = pack([list(range(1, 101)), [1, 2, 3]], 64, 0)
+    batch = pack([list(range(1, 101)), [1, 2, 3]], 64)
     assert (batch.rows, batch.width) == (2, 104)  # 100 rounded up to a multiple of 8
+    assert batch.tokens == 103  # the dense layers see no padding at all
 
 
 def test_positions_restart_per_sentence_and_first_tokens_point_at_each_start():
     sequences = [[101, 7, 8, 102], [101, 9, 102], [101, 5, 6, 7, 8, 102]]
-    batch = pack(sequences, 16, pad_id=0)
+    batch = pack(sequences, 16)
     assert batch.rows == 1 and batch.width % WIDTH_MULTIPLE == 0
-    flat_ids, flat_pos = batch.ids.reshape(-1), batch.positions.reshape(-1)
     for item, seq in enumerate(sequences):
         start = int(batch.first_token[item])
-        assert flat_ids[start : start + len(seq)].tolist() == seq
-        assert flat_pos[start : start + len(seq)].tolist() == list(range(len(seq)))
+        assert batch.ids[start : start + len(seq)].tolist() == seq
+        assert batch.positions[start : start + len(seq)].tolist() == list(range(len(seq)))
 
 
 def test_roberta_positions_start_after_the_padding_index():
-    batch = pack([[0, 5, 2], [0, 2]], 64, pad_id=1, position_offset=2)
+    batch = pack([[0, 5, 2], [0, 2]], 64, position_offset=2)
     start = int(batch.first_token[0])
-    assert batch.positions.reshape(-1)[start : start + 3].tolist() == [2, 3, 4]
+    assert batch.positions[start : start + 3].tolist() == [2, 3, 4]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_two_views_name_the_same_tokens(seed):
+    """Tokens end to end and the rows are one batch: every token has exactly one slot and
+    back, padding slots point one past the last token, and a gather into the rows followed
+    by a gather back is the identity (what the packed model does around attention)."""
+    rng = np.random.default_rng(seed)
+    lengths = [int(n) for n in rng.integers(1, 90, size=rng.integers(1, 30))]
+    sequences = [rng.integers(1000, 2000, size=n).tolist() for n in lengths]
+    batch = pack(sequences, 64)
+    assert batch.tokens == sum(lengths)
+    assert batch.slots.shape == (batch.rows * batch.width,)
+    assert (batch.slots[batch.token_slot] == np.arange(batch.tokens)).all()
+    padding = np.ones(batch.slots.shape, dtype=bool)
+    padding[batch.token_slot] = False
+    assert (batch.slots[padding] == batch.tokens).all()
+    hidden = rng.normal(size=(batch.tokens, 4))
+    rows = np.vstack([hidden, np.zeros((1, 4))])[batch.slots]
+    np.testing.assert_array_equal(rows[batch.token_slot], hidden)
+    for item, seq in enumerate(sequences):  # a sentence's tokens are one run in its row
+        first = int(batch.first_token[item])
+        assert batch.ids[first : first + len(seq)].tolist() == seq
+        slots = batch.token_slot[first : first + len(seq)]
+        assert (np.diff(slots) == 1).all() and slots[0] // batch.width == slots[-1] // batch.width
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -65,10 +90,10 @@ def test_attention_through_the_bias_equals_each_sentence_alone(seed):
     rng = np.random.default_rng(seed)
     lengths = [int(n) for n in rng.integers(1, 30, size=rng.integers(1, 12))]
     sequences = [list(range(1, n + 1)) for n in lengths]
-    batch = pack(sequences, 32, pad_id=0)
+    batch = pack(sequences, 32)
     dim = 8
     q, k, v = (rng.normal(size=(batch.rows, batch.width, dim)) for _ in range(3))
-    flat = batch.first_token
+    flat = batch.token_slot[batch.first_token]
     for row in range(batch.rows):
         out = _attention_with_bias(q[row], k[row], v[row], batch.bias[row, 0])
         assert np.isfinite(out).all()
@@ -89,6 +114,6 @@ def test_unpad_recovers_what_pad_batch_padded():
 
 def test_nothing_or_an_empty_sentence_is_refused():
     with pytest.raises(ValueError):
-        pack([], 64, 0)
+        pack([], 64)
     with pytest.raises(ValueError):
-        pack([[1, 2], []], 64, 0)
+        pack([[1, 2], []], 64)

@@ -20,6 +20,7 @@ from modeldeploy.serving.backends.parity import ParityReport
 from modeldeploy.serving.codecs import TextEncoder
 
 if TYPE_CHECKING:
+    from modeldeploy.serving.backends.onnx_backend import OnnxBackend
     from modeldeploy.serving.backends.torch_backend import TorchBackend
 
 Progress = Callable[[str], None]
@@ -80,8 +81,9 @@ def load_backend(
 ) -> tuple[Backend, ParityReport | None]:
     """The backend for ``runtime``; anything but fp32 torch only after the parity gate.
 
-    ``pack_row_tokens`` > 0 lets the torch runtime on CPU pack each batch into rows of that
-    many tokens (:mod:`packing`); the parity reference is always the padded model.
+    ``pack_row_tokens`` > 0 lets the torch runtime on CPU and the ONNX runtimes pack each
+    batch into rows of that many tokens (:mod:`packing`); the parity reference is always
+    the padded model.
     """
     say = progress or (lambda _m: None)
     if runtime not in RUNTIMES:
@@ -93,11 +95,12 @@ def load_backend(
 
     int8 = runtime == "onnx-int8"
     folder = onnx_backend.artifact_dir(model_dir)
-    source = folder / (onnx_backend.INT8_FILE if int8 else onnx_backend.ONNX_FILE)
+    source = onnx_backend.graph_path(folder, int8, packed=pack_row_tokens > 0)
     # Both cached graphs are verified below; hash them side by side, outside the GIL.
     cache.prefetch_digests([source, onnx_backend.optimized_path(source)])
-    graph = onnx_backend.ensure_artifact(model_dir, int8=int8)
-    backend = onnx_backend.OnnxBackend(graph, threads, runtime)
+    backend = onnx_backend.open_backend(model_dir, runtime, threads, pack_row_tokens)
+    say(_layout(backend))
+    graph = backend.graph
     gate = reduced_tolerance(tolerance) if int8 else tolerance
     key = _verdict_key(
         model_dir,
@@ -206,11 +209,12 @@ def _torch(
     return backend, report
 
 
-def _layout(backend: TorchBackend) -> str:
+def _layout(backend: TorchBackend | OnnxBackend) -> str:
     """One line for the log (the benchmark reads it): how a batch reaches the model."""
+    name = "torch" if backend.runtime.startswith("torch") else backend.runtime
     if backend.packs:
-        return f"torch layout: packed rows of {backend.row_tokens} tokens"
-    return "torch layout: padded batches"
+        return f"{name} layout: packed rows of {backend.row_tokens} tokens"
+    return f"{name} layout: padded batches"
 
 
 def _trace_digest(backend: Backend) -> str:

@@ -26,8 +26,17 @@ from pathlib import Path
 
 import numpy as np
 
+from modeldeploy.serving import packing
+
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
+PACKED_FILE = "model.packed.onnx"
+"""The packed classifier (:mod:`packed_model`): tokens end to end, attention in rows."""
+PACKED_PROBE_ROW_TOKENS = 16
+"""Row width of the probe that admits a packed graph: rows then hold several sentences,
+one sentence is wider than a row and one is a single token (the graph has no fixed
+width; the server's rows are wider)."""
+PACKED_TOLERANCE = 1e-4
 INPUT_NAMES = ("input_ids", "attention_mask")
 DIGESTS_FILE = "digests.json"
 COMPILED_DIR = "compiled"
@@ -88,9 +97,10 @@ def artifact_dir(model_dir: Path) -> Path:
     return cache_root() / COMPILED_DIR / weights_digest(model_dir)
 
 
-def graph_key(folder: Path, int8: bool) -> dict[str, object]:
+def graph_key(folder: Path, int8: bool, packed: bool = False) -> dict[str, object]:
     """What the cached graph in ``folder`` is derived from (see :mod:`cache`)."""
     from modeldeploy.serving.backends.cache import library_version
+    from modeldeploy.serving.backends.torch_backend import PACKED_LAYOUT
 
     key: dict[str, object] = {
         "kind": "onnx-export",
@@ -98,6 +108,8 @@ def graph_key(folder: Path, int8: bool) -> dict[str, object]:
         "opset": OPSET,
         "torch": library_version("torch"),
     }
+    if packed:
+        key.update(layout=PACKED_LAYOUT, transformers=library_version("transformers"))
     if int8:
         key.update(kind="onnx-int8-dynamic", onnxruntime=library_version("onnxruntime"))
     return key
@@ -136,18 +148,29 @@ def export(model_dir: Path, out_dir: Path) -> Path:
     return target
 
 
+def int8_path(source: Path) -> Path:
+    """`model.onnx` -> `model.int8.onnx`; `model.packed.onnx` -> `model.packed.int8.onnx`."""
+    return source.with_name(f"{source.stem}.int8.onnx")
+
+
+def graph_path(folder: Path, int8: bool, packed: bool) -> Path:
+    """Where the graph of this precision and layout is cached in ``folder``."""
+    source = folder / (PACKED_FILE if packed else ONNX_FILE)
+    return int8_path(source) if int8 else source
+
+
 def quantize(source: Path) -> Path:
     """Dynamic INT8 quantization of the weights of MatMul/Gemm (activations stay float)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from modeldeploy.serving.backends import cache
 
-    target = source.with_name(INT8_FILE)
+    target = int8_path(source)
     key = {**graph_key(source.parent, int8=True), "source": cache.recorded_sha256(source)}
     if cache.usable(target, key, "INT8 graph"):
         return target
     with tempfile.TemporaryDirectory(dir=source.parent) as work:
-        tmp = Path(work) / INT8_FILE
+        tmp = Path(work) / target.name
         quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8)
         cache.commit(tmp, target, key)
     return target
@@ -171,6 +194,119 @@ def ensure_artifact(model_dir: Path, int8: bool) -> Path:
     return quantize(graph) if int8 else graph
 
 
+def export_packed(model_dir: Path, out_dir: Path) -> Path | None:
+    """The packed classifier as an ONNX graph (recorded, atomic), or None when the family
+    cannot be packed or the graph does not reproduce the padded eager model on the probe
+    batch; a refusal is recorded so later starts do not try again."""
+    from modeldeploy.serving.backends import cache
+
+    target = out_dir / PACKED_FILE
+    key = graph_key(out_dir, int8=False, packed=True)
+    if cache.usable(target, key, "packed ONNX graph"):
+        return target
+    refusal = refusal_path(target)
+    if cache.read_verdict(refusal, key) is not None:
+        log.info("these weights were found not to pack (%s); the padded graph serves", refusal)
+        return None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir) as work:
+        tmp = Path(work) / PACKED_FILE
+        error = _export_packed_to(model_dir, tmp)
+        if error is None or not error <= PACKED_TOLERANCE:
+            reason = (
+                "no packed classifier for this family"
+                if error is None
+                else (f"the packed graph differs from the padded model by {error:.3g}")
+            )
+            log.warning("packed ONNX graph refused: %s", reason)
+            cache.write_verdict(refusal, key, {"refused": reason})
+            return None
+        cache.commit(tmp, target, key)
+    return target
+
+
+def refusal_path(graph: Path) -> Path:
+    """Where a start records that a packed graph could not be made for these weights."""
+    return graph.with_name(graph.stem + ".refused.json")
+
+
+def _export_packed_to(model_dir: Path, tmp: Path) -> float | None:
+    """Export the packed classifier to ``tmp``; its largest logit error against the padded
+    eager model on the probe batch, or None when the family cannot be packed."""
+    import onnxruntime as ort
+    import torch
+
+    from modeldeploy.serving.backends import packed_model
+    from modeldeploy.serving.backends.torch_backend import (
+        PROBE_ROWS,
+        eager_model,
+        packed_inputs,
+        probe_batch,
+        warnings_silenced,
+    )
+
+    eager = eager_model(model_dir)
+    wrapper = packed_model.packed_classifier(eager)
+    if wrapper is None:
+        return None
+    vocab = int(eager.config.vocab_size)
+    offset = packed_model.position_offset(eager.config.to_dict())
+
+    def inputs(rows: list[int]) -> tuple:
+        ids, mask = (t.numpy() for t in probe_batch(torch, rows, vocab))
+        return packed_inputs(torch, ids, mask, PACKED_PROBE_ROW_TOKENS, offset)
+
+    axes = {
+        "ids": {0: "tokens"},
+        "positions": {0: "tokens"},
+        "bias": {0: "rows", 2: "width", 3: "width"},
+        "slots": {0: "slots"},
+        "token_slot": {0: "tokens"},
+        "first_token": {0: "items"},
+        "logits": {0: "items"},
+    }
+    with torch.inference_mode(), warnings_silenced():
+        expected = eager(*probe_batch(torch, PROBE_ROWS, vocab)).logits.numpy()
+        torch.onnx.export(
+            wrapper,
+            inputs([12, 7, 3]),
+            str(tmp),
+            input_names=list(packing.INPUT_NAMES),
+            output_names=["logits"],
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+    feed = dict(zip(packing.INPUT_NAMES, (t.numpy() for t in inputs(PROBE_ROWS)), strict=True))
+    got = session.run(["logits"], feed)[0]
+    return float(np.abs(expected - got).max())
+
+
+def ensure_packed(model_dir: Path, int8: bool) -> Path | None:
+    """The cached packed graph (quantized for INT8), exported now if need be; None if these
+    weights do not pack."""
+    graph = export_packed(model_dir, artifact_dir(model_dir))
+    if graph is None:
+        return None
+    return quantize(graph) if int8 else graph
+
+
+def open_backend(
+    model_dir: Path, runtime: str, threads: int, pack_row_tokens: int = 0
+) -> OnnxBackend:
+    """``onnx`` or ``onnx-int8`` for ``model_dir``: packed into rows of ``pack_row_tokens``
+    when that is > 0 and the weights pack, else on padded batches."""
+    from modeldeploy.serving.backends import packed_model
+
+    int8 = runtime == "onnx-int8"
+    graph = ensure_packed(model_dir, int8) if pack_row_tokens > 0 else None
+    if graph is None:
+        return OnnxBackend(ensure_artifact(model_dir, int8=int8), threads, runtime)
+    offset = packed_model.position_offset_of(model_dir)
+    return OnnxBackend(graph, threads, runtime, pack_row_tokens, offset)
+
+
 def optimized_path(graph: Path) -> Path:
     """The cached ORT-optimised copy of ``graph`` (``model.onnx`` -> ``model.opt.onnx``)."""
     return graph.with_name(f"{graph.stem}.opt.onnx")
@@ -189,7 +325,18 @@ def optimized_key(graph: Path, ort_version: str) -> dict[str, object]:
 
 
 class OnnxBackend:
-    def __init__(self, graph: Path, threads: int, runtime: str = "onnx") -> None:
+    """``logits`` on a padded batch. With ``pack_row_tokens`` > 0 ``graph`` is the packed
+    classifier (:func:`export_packed`) and each batch is packed into rows of that many
+    tokens first (:attr:`packs`)."""
+
+    def __init__(
+        self,
+        graph: Path,
+        threads: int,
+        runtime: str = "onnx",
+        pack_row_tokens: int = 0,
+        position_offset: int = 0,
+    ) -> None:
         import onnxruntime as ort
 
         def options(level: ort.GraphOptimizationLevel) -> ort.SessionOptions:
@@ -225,7 +372,16 @@ class OnnxBackend:
             self.optimized_from_cache = False
         self.runtime = runtime
         self.graph = graph
+        self.packs = pack_row_tokens > 0
+        self.row_tokens = pack_row_tokens
+        self.position_offset = position_offset
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if self.packs:
+            batch = packing.pack(
+                packing.unpad(input_ids, attention_mask), self.row_tokens, self.position_offset
+            )
+            feed = dict(zip(packing.INPUT_NAMES, batch.arrays(), strict=True))
+        else:
+            feed = {"input_ids": input_ids, "attention_mask": attention_mask}
         return np.asarray(self.session.run(["logits"], feed)[0], dtype=np.float32)

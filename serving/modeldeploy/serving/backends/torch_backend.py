@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
 TRACE_TOLERANCE = {"fp32": 1e-4, "bf16": 2e-2, "fp16": 2e-2}
+PACKED_LAYOUT = "packed: dense layers on the tokens, attention in rows"
+"""Recorded with a packed trace: a trace of the earlier rows-only packed model (other
+inputs) no longer matches its record and is rebuilt."""
 PROBE_ROWS = [21, 5, 17, 2, 9, 33, 1, 12]
 """Lengths of the probe batch a trace must reproduce the eager model on: not the traced
 shape, and (packed) rows that hold several sentences, one alone, and a one-token one."""
@@ -66,13 +69,13 @@ def _autocast(torch: Any, device: str, precision: str) -> Any:
     return torch.autocast(device, dtype=getattr(torch, DTYPES[precision]))
 
 
-def _eager(model_dir: Path) -> Any:
+def eager_model(model_dir: Path) -> Any:
     from transformers import AutoModelForSequenceClassification
 
     return AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
 
 
-def _probe_batch(torch: Any, rows: list[int], vocab: int) -> tuple[Any, Any]:
+def probe_batch(torch: Any, rows: list[int], vocab: int) -> tuple[Any, Any]:
     """A padded batch (rows of these lengths): tracing with padding keeps the mask path."""
     width = max(rows)
     generator = torch.Generator().manual_seed(len(rows))
@@ -98,7 +101,7 @@ def trace_key(
     """What a cached trace is derived from (see :mod:`cache`)."""
     return {
         "kind": "torchscript-trace",
-        "layout": "packed" if packed else "padded",
+        "layout": PACKED_LAYOUT if packed else "padded",
         "linear_weights": precision,
         "weights": cache_dir.name,
         "precision": precision,
@@ -106,14 +109,12 @@ def trace_key(
     }
 
 
-def _packed_inputs(
+def packed_inputs(
     torch: Any, ids: np.ndarray, mask: np.ndarray, row_tokens: int, offset: int
 ) -> tuple:
     """The packed model's tensors for a right-padded batch given as arrays."""
-    batch = packing.pack(packing.unpad(ids, mask), row_tokens, 0, offset)
-    return tuple(
-        torch.from_numpy(a) for a in (batch.ids, batch.positions, batch.bias, batch.first_token)
-    )
+    batch = packing.pack(packing.unpad(ids, mask), row_tokens, offset)
+    return tuple(torch.from_numpy(a) for a in batch.arrays())
 
 
 def export_trace(
@@ -130,7 +131,7 @@ def export_trace(
 
     from modeldeploy.serving.backends import cache
 
-    eager = _eager(model_dir)
+    eager = eager_model(model_dir)
     vocab = int(eager.config.vocab_size)
     wrapper: Any
     if row_tokens > 0:
@@ -151,17 +152,17 @@ def export_trace(
     offset = packed_model.position_offset(eager.config.to_dict())
 
     def inputs(rows: list[int]) -> tuple:
-        padded = _probe_batch(torch, rows, vocab)
+        padded = probe_batch(torch, rows, vocab)
         if row_tokens <= 0:
             return padded
         ids, mask = (t.numpy() for t in padded)
-        return _packed_inputs(torch, ids, mask, row_tokens, offset)
+        return packed_inputs(torch, ids, mask, row_tokens, offset)
 
     example, check = inputs([12, 7, 3]), inputs(PROBE_ROWS)
     with torch.inference_mode(), _autocast(torch, "cpu", precision), warnings_silenced():
-        expected = eager(*_probe_batch(torch, PROBE_ROWS, vocab)).logits.float()
+        expected = eager(*probe_batch(torch, PROBE_ROWS, vocab)).logits.float()
         if precision in DTYPES:
-            packed_model.cast_linear_weights(eager, getattr(torch, DTYPES[precision]))
+            packed_model.cast_linear_weights(wrapper, getattr(torch, DTYPES[precision]))
         traced = torch.jit.trace(wrapper, example, check_trace=False)
         with torch.jit.optimized_execution(False):
             got = traced(*check).float()
@@ -227,7 +228,7 @@ class TorchBackend:
                 if self._load_trace(model_dir, cache_dir, precision, packed, pack_row_tokens):
                     break
         if self.module is None:
-            self.module = _eager(model_dir).to(device)
+            self.module = eager_model(model_dir).to(device)
 
     def _load_trace(
         self, model_dir: Path, cache_dir: Path, precision: str, packed: bool, row_tokens: int
@@ -254,7 +255,7 @@ class TorchBackend:
         self.traced, self.trace = True, path
         if packed:
             self.packs, self.row_tokens = True, row_tokens
-            self.position_offset = _position_offset(model_dir)
+            self.position_offset = packed_model.position_offset_of(model_dir)
         return True
 
     @contextlib.contextmanager
@@ -277,7 +278,7 @@ class TorchBackend:
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         torch = self._torch
         if self.packs:  # straight from the arrays: a packed trace runs on the CPU only
-            inputs = _packed_inputs(
+            inputs = packed_inputs(
                 torch, input_ids, attention_mask, self.row_tokens, self.position_offset
             )
             with torch.inference_mode(), torch.jit.optimized_execution(False):
@@ -293,10 +294,3 @@ class TorchBackend:
                 with _autocast(torch, self.device, self.precision):
                     out = self.module(input_ids=ids, attention_mask=mask).logits
         return out.float().cpu().numpy()
-
-
-def _position_offset(model_dir: Path) -> int:
-    """The family's first position id, from ``config.json`` (no transformers import)."""
-    import json
-
-    return packed_model.position_offset(json.loads((model_dir / "config.json").read_text()))

@@ -113,7 +113,7 @@ class PredictorOptions:
     pack_row_tokens: int = field(
         default=DEFAULT_PACK_ROW_TOKENS,
         metadata=_meta(
-            int, "CPU torch: pack sentences into rows of this many tokens (0: pad each batch)"
+            int, "CPU torch, ONNX: pack sentences into rows of this many tokens (0: pad)"
         ),
     )
     max_instances: int = field(default=64, metadata=_meta(int, "texts per request"))

@@ -38,8 +38,7 @@ def _backend(
 
         folder = onnx_backend.artifact_dir(model_dir)
         return TorchBackend(model_dir, threads, precision, "cpu", folder, pack_row_tokens)
-    graph = onnx_backend.ensure_artifact(model_dir, int8=runtime == "onnx-int8")
-    return onnx_backend.OnnxBackend(graph, threads, runtime)
+    return onnx_backend.open_backend(model_dir, runtime, threads, pack_row_tokens)
 
 
 def measure(
@@ -166,9 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--texts", type=Path, required=True, help='JSON {"texts", "labels"}')
     parser.add_argument("--batch-sizes", default="1,2,4,8,16,32,64")
     parser.add_argument("--single", type=int, default=200, help="sentences timed at batch 1")
-    parser.add_argument(
-        "--pack-row-tokens", type=int, default=0, help="torch: pack into rows (0: padded)"
-    )
+    parser.add_argument("--pack-row-tokens", type=int, default=0, help="pack into rows (0: padded)")
     parser.add_argument(
         "--c16-only",
         action="store_true",

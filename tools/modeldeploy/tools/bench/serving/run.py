@@ -202,7 +202,7 @@ def _system(
         runs = _drive(name, url, texts, say, v1_body, plan)
         if "--runtime" in argv:
             runtime = argv[argv.index("--runtime") + 1]
-            served = _served_as(log) if runtime == "torch" else {"runtime": runtime}
+            served = _served_as(log, runtime)
             matching = _ceiling_key(name, {"serving": served})
             for _ in range(plan.paired_rounds if pairing else 0):
                 assert pairing is not None
@@ -426,34 +426,45 @@ def _say(message: str) -> None:
 
 
 _SERVED = re.compile(r"torch on (\w+) at (\w+) \(([^)]*)\)")
-_LAYOUT = re.compile(r"torch layout: ([^\n]+)")
+_LAYOUT = re.compile(r"^.*?(\S+) layout: ([^\n]+)", re.MULTILINE)
 
 
-def _served_as(log: Path) -> dict[str, str]:
-    """Device and precision the predictor chose, as its log says (fp32 after a fallback)."""
+def _layout_in(text: str, runtime: str, default: str) -> str:
+    """The last layout line the predictor logged for ``runtime`` (after a fallback: the
+    fp32 backend's)."""
+    name = "torch" if runtime.startswith("torch") else runtime
+    layouts = [layout for who, layout in _LAYOUT.findall(text) if who == name]
+    return layouts[-1] if layouts else default
+
+
+def _served_as(log: Path, runtime: str = "torch") -> dict[str, str]:
+    """Device, precision and layout the predictor chose, as its log says (fp32 after a
+    fallback)."""
     text = log.read_text(errors="replace")
+    if not runtime.startswith("torch"):
+        return {"runtime": runtime, "layout": _layout_in(text, runtime, "padded batches")}
     found = _SERVED.search(text)
     if not found:
         return {"runtime": "torch", "device": "cpu", "precision": "fp32"}
     precision = "fp32" if "falling back to fp32" in text else found.group(2)
-    layouts = _LAYOUT.findall(text)  # the last one: after a fallback, the fp32 backend's
     return {
         "runtime": "torch",
         "device": found.group(1),
         "precision": precision,
         "why": found.group(3),
-        "layout": layouts[-1] if layouts else "padded batches",
+        "layout": _layout_in(text, "torch", "padded batches"),
     }
 
 
 def _ceiling_configs() -> list[tuple[str, str, int]]:
-    """(runtime, precision, pack row tokens): torch both padded and packed as it serves,
-    so the ceiling is the best in-process figure of either layout."""
+    """(runtime, precision, pack row tokens): torch and ONNX both padded and packed as they
+    serve, so the ceiling is the best in-process figure of either layout."""
     from modeldeploy.serving.backends.hardware import BF16_CPU_FLAGS, cpu_flags
 
     precisions = ["fp32", "bf16"] if BF16_CPU_FLAGS & cpu_flags() else ["fp32"]
     torch = [("torch", p, pack) for p in precisions for pack in (0, DEFAULT_PACK_ROW_TOKENS)]
-    return [*torch, ("onnx", "fp32", 0), ("onnx-int8", "fp32", 0)]
+    onnx = [("onnx", "fp32", pack) for pack in (0, DEFAULT_PACK_ROW_TOKENS)]
+    return [*torch, *onnx, ("onnx-int8", "fp32", 0)]
 
 
 def _in_process(
@@ -523,11 +534,11 @@ def _ceiling(
 
 
 def _ceiling_key(name: str, system: dict[str, Any]) -> str:
-    if name == "predictor_onnx":
-        return "onnx"
+    """The in-process configuration a predictor serves: its own ceiling (batch-1 P50)."""
     serving = system.get("serving", {})
     packed = DEFAULT_PACK_ROW_TOKENS if serving.get("layout", "").startswith("packed") else 0
-    return ceiling_key("torch", serving.get("precision", "fp32"), packed)
+    runtime = serving.get("runtime", "onnx" if name == "predictor_onnx" else "torch")
+    return ceiling_key(runtime, serving.get("precision", "fp32"), packed)
 
 
 def _met(value: float | None, rule: tuple[str, float]) -> bool | None:
