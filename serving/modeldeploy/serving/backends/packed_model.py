@@ -59,6 +59,15 @@ def _layer_parts(layer: Any, family: str) -> tuple[list[Any], list[Any]]:
     ]  # fmt: skip
 
 
+def _head_parts(model: Any, family: str) -> list[Any]:
+    """The family's head after the encoder (dropout is the identity in eval mode)."""
+    if family == "bert":
+        return [model.base_model.pooler, model.classifier]
+    if family == "roberta":
+        return [model.classifier]  # it reads the first token itself
+    return [model.pre_classifier, model.classifier]
+
+
 def packed_classifier(model: Any) -> Any:
     """A module ``(ids, positions, bias, slots, token_slot, first_token) -> logits`` (the
     arrays of :class:`packing.PackedBatch`) over ``model``'s weights, or None for a family
@@ -83,16 +92,20 @@ def packed_classifier(model: Any) -> Any:
         return linear
 
     class PackedClassifier(torch.nn.Module):
+        """Holds only the modules it runs: a trace of it stores no unused weights (the
+        separate query, key and value products live on in ``model``, not here)."""
+
         def __init__(self) -> None:
             super().__init__()
-            self.model = model
             split = [_layer_parts(block, family) for block in blocks]
+            self.embeddings = base.embeddings
             self.qkv = torch.nn.ModuleList(fused(qkv) for qkv, _ in split)
             self.rest = torch.nn.ModuleList(torch.nn.ModuleList(rest) for _, rest in split)
+            self.head = torch.nn.ModuleList(_head_parts(model, family))
             self.scale = 1.0 / math.sqrt(hidden // heads)
 
         def embed(self, ids: Any, positions: Any) -> Any:
-            e = base.embeddings
+            e = self.embeddings
             x = e.word_embeddings(ids) + e.position_embeddings(positions)
             if family != "distilbert":
                 x = x + e.token_type_embeddings.weight[0]
@@ -117,15 +130,17 @@ def packed_classifier(model: Any) -> Any:
                 context = context.transpose(1, 2).reshape(rows * width, hidden)[token_slot]
                 x = norm1(out(context) + x)
                 x = norm2(ff_out(act(ff_in(x))) + x)
-            return self.head(x[first])
+            return self.classify(x[first])
 
-        def head(self, first: Any) -> Any:
+        def classify(self, first: Any) -> Any:
+            head: list[Any] = list(self.head)
             if family == "bert":
-                return model.classifier(model.dropout(base.pooler(first.unsqueeze(1))))
+                pooler, classifier = head
+                return classifier(pooler(first.unsqueeze(1)))
             if family == "roberta":
-                return model.classifier(first.unsqueeze(1))
-            pre = torch.relu(model.pre_classifier(first))
-            return model.classifier(model.dropout(pre))
+                return head[0](first.unsqueeze(1))
+            pre_classifier, classifier = head
+            return classifier(torch.relu(pre_classifier(first)))
 
     return PackedClassifier().eval()
 
