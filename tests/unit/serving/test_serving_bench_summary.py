@@ -81,3 +81,38 @@ def test_paired_rounds_set_the_fraction_when_there_are_any():
     assert summary["met"]["fraction_of_ceiling_c16"] is False
     assert summary["overhead_c1_ms"] == pytest.approx(1.5)  # the median of the rounds
     assert summary["overhead_c1_ms_unpaired"] == pytest.approx(1.0)  # 10 ms vs bf16's 9
+
+
+def test_a_packed_onnx_predictor_is_compared_with_the_packed_graphs_batch_1_latency(tmp_path):
+    """The ONNX predictor's layout comes from its log, as torch's does: a packed ONNX
+    predictor's overhead is taken against ``onnx-packed``, not the padded graph."""
+    from modeldeploy.tools.bench.serving.run import _served_as
+
+    log = tmp_path / "predictor_onnx.log"
+    log.write_text(
+        "checking onnx accuracy against torch on the validation split\n"
+        "2026-12-03 INFO onnx layout: packed rows of 64 tokens\n"
+    )
+    served = _served_as(log, "onnx")
+    assert served == {
+        "runtime": "onnx", "device": "cpu", "precision": "fp32",
+        "layout": "packed rows of 64 tokens",
+    }  # fmt: skip
+    log.write_text("torch on cpu at fp32 (no bf16)\ntorch layout: padded batches\n")
+    assert _served_as(log, "torch")["layout"] == "padded batches"
+    ceiling = {
+        **CEILING,
+        "onnx": {"admitted": True, "best_sentences_per_s": 240.0, "c16_sentences_per_s": 230.0,
+                 "batch1_p50_ms": 7.0, "accuracy_delta_points": 0.0},
+        "onnx-packed": {"admitted": True, "best_sentences_per_s": 235.0,
+                        "c16_sentences_per_s": 225.0, "batch1_p50_ms": 7.5,
+                        "accuracy_delta_points": 0.0},
+    }  # fmt: skip
+    systems = {
+        "baseline_pipeline": {"runs": _runs(50, 100, 100, p99=500.0)},
+        "predictor_torch": {"runs": _runs(80, 300, 320), "serving": {"precision": "bf16"}},
+        "predictor_onnx": {"runs": _runs(110, 380, 390), "serving": served},
+    }
+    summary = summarize(ceiling, systems, {"goal_s": 3.0, "torch": {"median_s": 2.0}})
+    assert summary["best_predictor"] == "predictor_onnx"
+    assert summary["overhead_c1_ms"] == pytest.approx(10.0 - 7.5)

@@ -441,8 +441,13 @@ def _served_as(log: Path, runtime: str = "torch") -> dict[str, str]:
     """Device, precision and layout the predictor chose, as its log says (fp32 after a
     fallback)."""
     text = log.read_text(errors="replace")
-    if not runtime.startswith("torch"):
-        return {"runtime": runtime, "layout": _layout_in(text, runtime, "padded batches")}
+    if not runtime.startswith("torch"):  # ONNX Runtime: CPU, the precision in its name
+        return {
+            "runtime": runtime,
+            "device": "cpu",
+            "precision": "int8" if runtime.endswith("int8") else "fp32",
+            "layout": _layout_in(text, runtime, "padded batches"),
+        }
     found = _SERVED.search(text)
     if not found:
         return {"runtime": "torch", "device": "cpu", "precision": "fp32"}
