@@ -81,6 +81,27 @@ def test_paired_rounds_set_the_fraction_when_there_are_any():
     assert summary["met"]["fraction_of_ceiling_c16"] is False
     assert summary["overhead_c1_ms"] == pytest.approx(1.5)  # the median of the rounds
     assert summary["overhead_c1_ms_unpaired"] == pytest.approx(1.0)  # 10 ms vs bf16's 9
+    # rounds from before c=64 was paired: the one-shot ratio stands
+    assert summary["c64_over_c16"] == pytest.approx(380 / 300, abs=1e-3)
+    assert summary["c64_over_c16_paired_rounds"] == []
+
+
+def test_paired_rounds_set_c64_over_c16_when_they_measured_it():
+    """At the compute limit c=16 and c=64 serve about the same, so measured minutes apart
+    the machine's drift decides the goal; rounds measure them back to back."""
+    paired = [
+        {"fraction": 0.9, "overhead_c1_ms": 1.0, "c64_over_c16": ratio}
+        for ratio in (0.98, 1.04, 1.02)
+    ]
+    systems = {
+        "baseline_pipeline": {"runs": _runs(50, 100, 100, p99=500.0)},
+        "predictor_torch": {"runs": _runs(80, 300, 280), "paired": paired},
+    }
+    summary = summarize(CEILING, systems, {"goal_s": 3.0, "torch": {"median_s": 2.0}})
+    assert summary["c64_over_c16"] == pytest.approx(1.02)
+    assert summary["c64_over_c16_unpaired"] == pytest.approx(280 / 300, abs=1e-3)
+    assert summary["c64_over_c16_paired_rounds"] == [0.98, 1.04, 1.02]
+    assert summary["met"]["c64_over_c16"] is True
 
 
 def test_a_packed_onnx_predictor_is_compared_with_the_packed_graphs_batch_1_latency(tmp_path):

@@ -111,6 +111,8 @@ def render(results: dict[str, Any], key: str = "serving") -> str:
         ("fraction_of_ceiling_c16", "fraction_paired_rounds", f"paired rounds ({c16_how})"),
         ("overhead_c1_ms", "overhead_c1_paired_rounds", "the same paired rounds (the served "
          "configuration's in-process batch-1 P50, then the server at c=1)"),
+        ("c64_over_c16", "c64_over_c16_paired_rounds", "the same paired rounds (the server "
+         "at c=16, then at c=64, back to back)"),
     ]  # fmt: skip
     for key, rounds_key, how in paired:
         rounds = s.get(rounds_key)
