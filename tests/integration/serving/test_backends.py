@@ -128,11 +128,9 @@ def test_a_restart_serves_the_cached_packed_graph_without_torch(
         f"backend = open_backend(Path({str(tiny_checkpoint)!r}), 'onnx', 1, 64)\n"
         "print(backend.packs, backend.graph.name, 'torch' in sys.modules)\n"
     )
-    env = {**__import__("os").environ, "MODELDEPLOY_CACHE": str(tmp_path)}
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True,
-        timeout=120, env=env,
-    )  # fmt: skip
+    out = subprocess.run(  # inherits MODELDEPLOY_CACHE from monkeypatch.setenv
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
     assert out.stdout.split() == ["True", "model.packed.onnx", "False"]
 
 

@@ -100,7 +100,7 @@ def artifact_dir(model_dir: Path) -> Path:
 def graph_key(folder: Path, int8: bool, packed: bool = False) -> dict[str, object]:
     """What the cached graph in ``folder`` is derived from (see :mod:`cache`)."""
     from modeldeploy.serving.backends.cache import library_version
-    from modeldeploy.serving.backends.torch_backend import PACKED_LAYOUT
+    from modeldeploy.serving.backends.packed_model import PACKED_LAYOUT
 
     key: dict[str, object] = {
         "kind": "onnx-export",
@@ -240,7 +240,7 @@ def _export_packed_to(model_dir: Path, tmp: Path) -> float | None:
     from modeldeploy.serving.backends.torch_backend import (
         PROBE_ROWS,
         eager_model,
-        packed_inputs,
+        packed_probe,
         probe_batch,
         warnings_silenced,
     )
@@ -253,8 +253,7 @@ def _export_packed_to(model_dir: Path, tmp: Path) -> float | None:
     offset = packed_model.position_offset(eager.config.to_dict())
 
     def inputs(rows: list[int]) -> tuple:
-        ids, mask = (t.numpy() for t in probe_batch(torch, rows, vocab))
-        return packed_inputs(torch, ids, mask, PACKED_PROBE_ROW_TOKENS, offset)
+        return packed_probe(torch, rows, vocab, PACKED_PROBE_ROW_TOKENS, offset)
 
     axes = {
         "ids": {0: "tokens"},

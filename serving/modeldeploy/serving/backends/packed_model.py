@@ -28,6 +28,9 @@ from pathlib import Path
 from typing import Any
 
 PACKABLE_FAMILIES = ("bert", "distilbert", "roberta")
+PACKED_LAYOUT = "packed: dense layers on the tokens, attention in rows"
+"""Recorded with every packed trace and graph: one made of the earlier rows-only packed
+model (other inputs) no longer matches its record and is rebuilt."""
 
 
 def position_offset(config: Mapping[str, Any]) -> int:
@@ -99,8 +102,10 @@ def packed_classifier(model: Any) -> Any:
             super().__init__()
             split = [_layer_parts(block, family) for block in blocks]
             self.embeddings = base.embeddings
-            self.qkv = torch.nn.ModuleList(fused(qkv) for qkv, _ in split)
-            self.rest = torch.nn.ModuleList(torch.nn.ModuleList(rest) for _, rest in split)
+            # Per layer: fused qkv, output, its norm, ff in, activation, ff out, its norm.
+            self.layers = torch.nn.ModuleList(
+                torch.nn.ModuleList([fused(qkv), *rest]) for qkv, rest in split
+            )
             self.head = torch.nn.ModuleList(_head_parts(model, family))
             self.scale = 1.0 / math.sqrt(hidden // heads)
 
@@ -116,10 +121,9 @@ def packed_classifier(model: Any) -> Any:
         ) -> Any:
             rows, width = bias.shape[0], bias.shape[-1]
             x = self.embed(ids, positions)
-            rests: list[Any] = list(self.rest)
-            for qkv, rest in zip(self.qkv, rests, strict=True):
-                parts: list[Any] = list(rest)
-                out, norm1, ff_in, act, ff_out, norm2 = parts
+            layers: list[Any] = list(self.layers)
+            for layer in layers:
+                qkv, out, norm1, ff_in, act, ff_out, norm2 = list(layer)
                 mixed = qkv(x)
                 # Padding slots read the zero row past the last token; what they compute
                 # is never gathered back.

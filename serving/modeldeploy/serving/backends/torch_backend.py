@@ -38,9 +38,6 @@ log = logging.getLogger(__name__)
 
 DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
 TRACE_TOLERANCE = {"fp32": 1e-4, "bf16": 2e-2, "fp16": 2e-2}
-PACKED_LAYOUT = "packed: dense layers on the tokens, attention in rows"
-"""Recorded with a packed trace: a trace of the earlier rows-only packed model (other
-inputs) no longer matches its record and is rebuilt."""
 PROBE_ROWS = [21, 5, 17, 2, 9, 33, 1, 12]
 """Lengths of the probe batch a trace must reproduce the eager model on: not the traced
 shape, and (packed) rows that hold several sentences, one alone, and a one-token one."""
@@ -101,7 +98,7 @@ def trace_key(
     """What a cached trace is derived from (see :mod:`cache`)."""
     return {
         "kind": "torchscript-trace",
-        "layout": PACKED_LAYOUT if packed else "padded",
+        "layout": packed_model.PACKED_LAYOUT if packed else "padded",
         "linear_weights": precision,
         "weights": cache_dir.name,
         "precision": precision,
@@ -115,6 +112,13 @@ def packed_inputs(
     """The packed model's tensors for a right-padded batch given as arrays."""
     batch = packing.pack(packing.unpad(ids, mask), row_tokens, offset)
     return tuple(torch.from_numpy(a) for a in batch.arrays())
+
+
+def packed_probe(torch: Any, rows: list[int], vocab: int, row_tokens: int, offset: int) -> tuple:
+    """The probe batch of these lengths (:func:`probe_batch`), packed into rows of
+    ``row_tokens``: what a packed trace or graph is checked on."""
+    ids, mask = (t.numpy() for t in probe_batch(torch, rows, vocab))
+    return packed_inputs(torch, ids, mask, row_tokens, offset)
 
 
 def export_trace(
@@ -152,11 +156,9 @@ def export_trace(
     offset = packed_model.position_offset(eager.config.to_dict())
 
     def inputs(rows: list[int]) -> tuple:
-        padded = probe_batch(torch, rows, vocab)
         if row_tokens <= 0:
-            return padded
-        ids, mask = (t.numpy() for t in padded)
-        return packed_inputs(torch, ids, mask, row_tokens, offset)
+            return probe_batch(torch, rows, vocab)
+        return packed_probe(torch, rows, vocab, row_tokens, offset)
 
     example, check = inputs([12, 7, 3]), inputs(PROBE_ROWS)
     with torch.inference_mode(), _autocast(torch, "cpu", precision), warnings_silenced():
