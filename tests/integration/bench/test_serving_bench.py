@@ -56,11 +56,12 @@ def test_quick_bench_measures_every_system_and_merges_a_summary(tmp_path):
         assert before > 0 and after > 0
         assert paired["ceiling_sentences_per_s"] == pytest.approx((before + after) / 2, abs=0.06)
         expected = paired["served_rps"] / paired["ceiling_sentences_per_s"]
-        assert paired["fraction"] == pytest.approx(expected, rel=2e-3)
+        # The file keeps three decimals: a small fraction's rounding is absolute, not relative.
+        assert paired["fraction"] == pytest.approx(expected, rel=2e-3, abs=6e-4)
         assert paired["served_c1_p50_ms"] > 0 and paired["overhead_c1_ms"] is not None
         assert paired["served_c64_rps"] > 0  # c=64 right after c=16, in the same round
         ratio = paired["served_c64_rps"] / paired["served_rps"]
-        assert paired["c64_over_c16"] == pytest.approx(ratio, rel=2e-3)
+        assert paired["c64_over_c16"] == pytest.approx(ratio, rel=2e-3, abs=6e-4)
     assert summary["fraction_paired_rounds"]  # the headline fraction is the paired one
     assert {"torch-packed", "torch"} <= set(figures["ceiling"])  # both layouts
     triton = figures["systems"]["triton"]
