@@ -235,8 +235,10 @@ def run(config: ServeConfig) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # kserve's own routes still use ORJSONResponse, which FastAPI now flags on every call.
     warnings.filterwarnings("ignore", message=".*ORJSONResponse is deprecated.*")
+    from modeldeploy.serving.startup import describe, resume_gc
+
+    log.info(describe())
     model = build(config)
-    from modeldeploy.serving.startup import resume_gc
 
     resume_gc()  # paused by __main__ while start-up imported and loaded (startup.py)
     import kserve

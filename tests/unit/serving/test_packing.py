@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from modeldeploy.serving.codecs import pad_batch
-from modeldeploy.serving.packing import WIDTH_MULTIPLE, pack, pack_rows, unpad
+from modeldeploy.serving.packing import WIDTH_MULTIPLE, pack, pack_rows, token_bucket, unpad
 
 
 def _attention_alone(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -117,3 +117,45 @@ def test_nothing_or_an_empty_sentence_is_refused():
         pack([], 64)
     with pytest.raises(ValueError):
         pack([[1, 2], []], 64)
+
+
+def test_token_buckets_are_few_and_add_little():
+    """oneDNN builds kernels per token count: the buckets must be few (the primitive cache
+    holds 1,024, four products per count), never smaller than the tokens, and add at most
+    15 tokens up to 512 and less than 1/16 of the count past it."""
+    buckets = [token_bucket(n) for n in range(1, 4097)]
+    assert all(b >= n for n, b in zip(range(1, 4097), buckets, strict=True))
+    assert buckets == sorted(buckets)  # more tokens never get a smaller bucket
+    assert len(set(buckets)) <= 80
+    for n, b in zip(range(1, 4097), buckets, strict=True):
+        assert b - n < (16 if n <= 512 else n / 16), (n, b)
+        assert token_bucket(b) == b  # a bucket is its own bucket
+    assert [token_bucket(n) for n in (1, 16, 17, 440, 513, 1700)] == [16, 16, 32, 448, 544, 1728]
+    assert token_bucket(0) == 0
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_filler_tokens_are_computed_and_read_by_nothing(seed):
+    """Filled up to its bucket, a batch keeps its real tokens first and exactly as without
+    filler; the filler is named by no slot and by no item, points at a valid slot, and so
+    cannot change what any real token attends to or what any item's logits read."""
+    rng = np.random.default_rng(seed)
+    lengths = [int(n) for n in rng.integers(1, 90, size=rng.integers(1, 30))]
+    sequences = [rng.integers(1000, 2000, size=n).tolist() for n in lengths]
+    plain = pack(sequences, 64, position_offset=2)
+    filled = pack(sequences, 64, position_offset=2, fill_to_bucket=True)
+    real = sum(lengths)
+    assert filled.tokens == token_bucket(real) and filled.real_tokens == real
+    assert filled.filler == filled.tokens - real and plain.filler == 0
+    for name in ("ids", "positions", "token_slot"):
+        np.testing.assert_array_equal(getattr(filled, name)[:real], getattr(plain, name))
+    np.testing.assert_array_equal(filled.first_token, plain.first_token)
+    np.testing.assert_array_equal(filled.bias, plain.bias)
+    assert (filled.slots[filled.slots < real] == plain.slots[plain.slots < real]).all()
+    assert (filled.slots[plain.slots == real] == filled.tokens).all()  # padding: past all
+    assert not np.isin(np.arange(real, filled.tokens), filled.slots).any()
+    assert (filled.ids[real:] == 0).all() and (filled.positions[real:] == 2).all()
+    assert (filled.token_slot[real:] < filled.rows * filled.width).all()
+    hidden = rng.normal(size=(filled.tokens, 4))
+    rows = np.vstack([hidden, np.zeros((1, 4))])[filled.slots]
+    np.testing.assert_array_equal(rows[filled.token_slot[:real]], hidden[:real])

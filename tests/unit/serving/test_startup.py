@@ -122,14 +122,39 @@ def test_torch_single_threaded_restores_the_configured_threads():
 
 def test_environment_defaults_are_set_only_where_unset():
     environ: dict[str, str] = {}
-    assert startup.prepare_environment(environ) == {"TORCH_DEVICE_BACKEND_AUTOLOAD": "0"}
-    assert environ == {"TORCH_DEVICE_BACKEND_AUTOLOAD": "0"}
+    defaults = {"TORCH_DEVICE_BACKEND_AUTOLOAD": "0", "GOMP_SPINCOUNT": "10000"}
+    assert startup.prepare_environment(environ) == defaults
+    assert environ == defaults
     assert startup.prepare_environment(environ) == {}  # idempotent
     chosen = {"TORCH_DEVICE_BACKEND_AUTOLOAD": "1"}  # an operator's choice wins
-    assert (
-        startup.prepare_environment(chosen) == {} and chosen["TORCH_DEVICE_BACKEND_AUTOLOAD"] == "1"
-    )
+    assert startup.prepare_environment(chosen) == {"GOMP_SPINCOUNT": "10000"}
+    assert chosen["TORCH_DEVICE_BACKEND_AUTOLOAD"] == "1"
     assert "OMP_WAIT_POLICY" not in startup.ENVIRONMENT  # the deployment's to choose
+
+
+def test_a_deployments_wait_policy_keeps_the_spin_count_default_out():
+    """OMP_WAIT_POLICY=PASSIVE (a predictor sharing its cores) must not be overridden by a
+    spin count that keeps threads awake: libgomp reads both."""
+    environ = {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert startup.prepare_environment(environ) == {"TORCH_DEVICE_BACKEND_AUTOLOAD": "0"}
+    assert "GOMP_SPINCOUNT" not in environ
+
+
+def test_a_predictor_process_starts_with_the_settings_and_says_so():
+    script = (
+        "import os\n"
+        "for name in ('GOMP_SPINCOUNT', 'OMP_WAIT_POLICY', 'MALLOC_TRIM_THRESHOLD_',\n"
+        "             'MALLOC_MMAP_THRESHOLD_', 'GLIBC_TUNABLES'):\n"
+        "    os.environ.pop(name, None)\n"
+        "from modeldeploy.serving import startup\n"
+        "startup.begin('onnx', skip_kserve_init=False)\n"
+        "print(os.environ['GOMP_SPINCOUNT'], '|', startup.describe())\n"
+    )
+    words = _fresh(script)
+    assert words[0] == "10000"
+    line = " ".join(words[2:])
+    assert "GOMP_SPINCOUNT=10000" in line and "mmap_threshold 32 MiB" in line, line
+    assert "trim_threshold 256 MiB" in line
 
 
 def _fresh(script: str) -> list[str]:

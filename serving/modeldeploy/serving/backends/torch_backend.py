@@ -109,8 +109,9 @@ def trace_key(
 def packed_inputs(
     torch: Any, ids: np.ndarray, mask: np.ndarray, row_tokens: int, offset: int
 ) -> tuple:
-    """The packed model's tensors for a right-padded batch given as arrays."""
-    batch = packing.pack(packing.unpad(ids, mask), row_tokens, offset)
+    """The packed model's tensors for a right-padded batch given as arrays, the tokens
+    filled up to their bucket (oneDNN builds a kernel per token count, :mod:`packing`)."""
+    batch = packing.pack(packing.unpad(ids, mask), row_tokens, offset, fill_to_bucket=True)
     return tuple(torch.from_numpy(a) for a in batch.arrays())
 
 
