@@ -23,7 +23,6 @@ or ``GLIBC_TUNABLES`` wins (nothing is changed then). Not glibc (musl): nothing 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -39,8 +38,12 @@ OPERATOR_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_
 
 
 def _libc() -> Any:
-    name = ctypes.util.find_library("c")
-    return ctypes.CDLL(name) if name else None
+    """The process's own symbols, libc's among them (no library search: ``find_library``
+    may run ``ldconfig`` in a subprocess)."""
+    try:
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
 
 
 def keep_freed_memory(environ: Mapping[str, str] | None = None, libc: Any = None) -> dict[str, int]:
