@@ -27,8 +27,8 @@ a block-diagonal bias that any runtime (TorchScript, ONNX Runtime) accepts.
 **Token buckets.** oneDNN (torch's CPU kernels: bf16 on AMX, and fp32 on AVX-512) builds a
 kernel for every new shape of a product, and the dense layers' shape is the pass's token
 count, which in a random mix of sentences takes nearly any value: a server kept meeting
-token counts it had no kernel for yet, and the 1,024-entry primitive cache could not hold
-them all (four products per count). Measured in process on AMX (bf16, batches of 16 from a
+token counts it had no kernel for yet (oneDNN's primitive cache holds 1,024 by default,
+and each count needs one per product). Measured in process on AMX (bf16, batches of 16 from a
 shuffled order): 455-534 sentences/s on token counts not seen before, 584-677 on the same
 batches again; the server's passes took 32 ms where the in-process figure is 23. With
 ``fill_to_bucket`` the tokens are filled up to :func:`token_bucket` (a multiple of 16 up to
