@@ -71,7 +71,6 @@ def _faults(mode: str) -> int:
     return int(out.stdout.split()[-1])
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc and getrusage faults")
 def test_freed_memory_is_reused_without_faulting_its_pages_in_again():
     """By default glibc gives the 24 MiB a pass freed back to the kernel (past its dynamic
     trim threshold), so every pass faults about 6,000 pages in again; kept, they fault once."""
