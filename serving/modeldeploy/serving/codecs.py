@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from modeldeploy.serving.contract.ids import REQUEST_ID_HEADER as REQUEST_ID_HEADER
-from modeldeploy.serving.contract.ids import RequestIdError, parse_request_id
+from modeldeploy.serving.contract.ids import RequestIdError, new_request_id, parse_request_id
 from modeldeploy.serving.contract.ids import item_ids as item_ids
 from modeldeploy.serving.contract.names import UNKNOWN_TOKEN_SHARE_LIMIT
 from modeldeploy.serving.errors import (
@@ -86,7 +85,7 @@ class Prediction:
 
 
 def request_id_from(supplied: object, headers: Mapping[str, str] | None) -> str:
-    """The client's id (v2 ``id`` first, then ``x-request-id``), or a fresh uuid4.
+    """The client's id (v2 ``id`` first, then ``x-request-id``), or a fresh random UUID.
 
     Honouring the client's id lets the router pass one id to both arms, so feedback
     for that id reaches each arm's stored prediction.
@@ -98,7 +97,7 @@ def request_id_from(supplied: object, headers: Mapping[str, str] | None) -> str:
             raise MalformedRequest(str(exc)) from exc
         if found is not None:
             return found
-    return str(uuid.uuid4())
+    return new_request_id()
 
 
 # --- parsing --------------------------------------------------------------------------
@@ -250,7 +249,9 @@ class TextEncoder:
         each input (``contract.names.TOKENIZATION_FAILURE_REASONS``), called before an input
         is refused so a refused input is counted too."""
         try:
-            encodings = self.tokenizer.encode_batch(list(texts))
+            # Without character offsets, which nothing here reads: the same ids and
+            # special-token masks (a unit test holds them equal), about 18% less time.
+            encodings = self.tokenizer.encode_batch_fast(list(texts))
         except Exception as exc:
             on_issue("error")
             raise TokenizationFailed(f"the tokenizer could not encode the input: {exc}") from exc

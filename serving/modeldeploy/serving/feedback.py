@@ -117,10 +117,7 @@ class PredictionStore:
     def put(self, key: str, label_index: int) -> None:
         """Remember a prediction. An id that was already labelled stays labelled (and is
         not re-timed): predicting it again must not let the same id be counted twice."""
-        status, entry = self._store.lookup(key)
-        if status == "found" and entry is not None and entry.labelled:
-            return
-        self._store.put(key, StoredPrediction(label_index))
+        self._store.put(key, StoredPrediction(label_index), keep=_labelled)
 
     def take(self, key: str) -> tuple[Lookup, StoredPrediction | None]:
         """Look ``key`` up for labelling; marks it labelled so a repeat is a duplicate."""
@@ -131,6 +128,10 @@ class PredictionStore:
             return "duplicate", entry
         entry.labelled = True
         return "found", entry
+
+
+def _labelled(entry: StoredPrediction) -> bool:
+    return entry.labelled
 
 
 class FeedbackError(Exception):

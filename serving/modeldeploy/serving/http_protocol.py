@@ -79,6 +79,13 @@ class TurnBufferedTransport:
 class OneWriteHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol on a :class:`TurnBufferedTransport` (module docstring).
 
+    A completed answer is written at once (``on_response_complete``), not at the next
+    turn: after a forward pass the event loop answers all of the batch's requests in one
+    turn, and holding every answer until that turn ended kept each client waiting for
+    the last one to be built (about 2 ms at concurrency 16), when it could already be
+    sending its next request. Measured in the predictor at concurrency 16 (torch bf16 on
+    AMX), the gap between two passes went from 2.76-2.93 ms to 2.38-2.45.
+
     Flow control (``FlowControl``) keeps the real transport: it pauses and resumes
     reading, which nothing held affects.
     """
@@ -86,3 +93,7 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.transport = TurnBufferedTransport(transport, self.loop)  # type: ignore[assignment]
+
+    def on_response_complete(self) -> None:
+        self.transport.flush()  # type: ignore[attr-defined]  # head and body: one write
+        super().on_response_complete()

@@ -249,6 +249,7 @@ class ArmMetrics:
             raise ValueError("latency_warmup_requests must not be negative")
         self.latency_warmup_requests = latency_warmup_requests
         self._seen = 0
+        self._warm = latency_warmup_requests == 0
         self._seen_lock = threading.Lock()  # gRPC and REST requests may finish on two threads
         col = collectors(registry)
         base = {"deployment": deployment, "model_version": model_version, "role": role}
@@ -284,9 +285,12 @@ class ArmMetrics:
 
     def observe_request(self, protocol: str, outcome: str, seconds: float) -> None:
         """Count one finished request; time it unless it is one of the warm-up requests."""
-        with self._seen_lock:
-            self._seen += 1
-            warming_up = self._seen <= self.latency_warmup_requests
+        warming_up = False
+        if not self._warm:  # no lock once warm: the hot path of every request
+            with self._seen_lock:
+                self._seen += 1
+                warming_up = self._seen <= self.latency_warmup_requests
+                self._warm = self._seen >= self.latency_warmup_requests
         if not warming_up:
             self._duration[protocol].observe(seconds)
         self._requests[outcome].inc()

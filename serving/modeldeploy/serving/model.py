@@ -151,7 +151,9 @@ class TextClassifier(Model):
         else:
             request = codecs.parse_v1(payload, headers, *limits)
         # With authentication the platform, not the client, names the prediction.
-        request = replace(request, request_id=self.store.assign_id(request.request_id, headers))
+        assigned = self.store.assign_id(request.request_id, headers)
+        if assigned != request.request_id:
+            request = replace(request, request_id=assigned)
         return _Work(request)  # tokenized in the batcher's inference thread
 
     async def predict(

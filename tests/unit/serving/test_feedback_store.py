@@ -150,3 +150,27 @@ def test_the_byte_model_tracks_real_allocations():
     tracemalloc.stop()
     assert len(store) == 5_000 and store.tombstones == 5_000
     assert measured / 1.5 < store.estimated_bytes < measured * 1.5
+
+
+def test_a_labelled_prediction_predicted_again_stays_labelled_and_keeps_its_ttl():
+    clock = Clock()
+    store = PredictionStore(ttl_s=5, clock=clock)
+    store.put("a", 0)
+    assert store.take("a")[0] == "found"
+    clock.now = 4.0
+    store.put("a", 1)  # the same id served again must not be labelled a second time
+    status, entry = store.take("a")
+    assert status == "duplicate" and entry is not None and entry.label_index == 0
+    clock.now = 5.5  # five seconds after the first prediction, not the second
+    assert store.take("a")[0] == "expired"
+
+
+def test_an_unlabelled_prediction_predicted_again_is_replaced_and_timed_afresh():
+    clock = Clock()
+    store = PredictionStore(ttl_s=5, clock=clock)
+    store.put("a", 0)
+    clock.now = 4.0
+    store.put("a", 1)
+    clock.now = 8.0
+    status, entry = store.take("a")
+    assert status == "found" and entry is not None and entry.label_index == 1

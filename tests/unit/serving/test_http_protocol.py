@@ -99,6 +99,37 @@ def test_one_write_protocol_sends_the_same_bytes_in_one_write() -> None:
     assert transport.writes[0].endswith(b'\r\n\r\n{"predictions":[1]}')
 
 
+def test_a_completed_answer_is_written_at_once_not_a_turn_later() -> None:
+    """When an answer completes, its bytes go to the socket before the app's next line
+    runs: the client can send its next request while the loop answers the others of the
+    same batch (docs/serving.md, "One write per answer, at once")."""
+    seen: list[int] = []
+    transport_of: list[RecordingTransport] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await _json_app(scope, receive, send)
+        seen.append(len(transport_of[0].writes))
+
+    async def answer() -> RecordingTransport:
+        config = uvicorn.Config(app, log_config=None)
+        config.load()
+        protocol = OneWriteHttpToolsProtocol(
+            config=config, server_state=ServerState(), app_state={}
+        )
+        transport = RecordingTransport()
+        transport_of.append(transport)
+        protocol.connection_made(transport)
+        protocol.data_received(REQUEST)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        protocol.connection_lost(None)
+        return transport
+
+    transport = asyncio.run(answer())
+    assert seen == [1]
+    assert len(transport.writes) == 1 and transport.writes[0].endswith(b'{"predictions":[1]}')
+
+
 def test_streamed_body_chunks_sent_in_separate_turns_stay_separate_and_in_order() -> None:
     async def streaming(scope: Any, receive: Any, send: Any) -> None:
         await receive()

@@ -74,3 +74,23 @@ def test_the_unknown_share_limit_is_a_strict_bound() -> None:
     assert tokenization_issues(4, 1, False) == ()
     assert tokenization_issues(4, 2, False) == ("unknown_tokens",)
     assert tokenization_issues(0, 0, True) == ("empty", "over_limit")
+
+
+def test_encoding_without_offsets_gives_what_the_full_encoding_gives(encoder_for):
+    """``encode`` uses ``encode_batch_fast`` (no character offsets): the same ids and
+    special-token masks as ``encode_batch``, so the same predictions."""
+    encoder = encoder_for("truncate")
+    texts = [
+        "a plain sentence",
+        "",
+        "   ",
+        "\u200b",
+        "Ünïcödé, accents and CJK 日本語 with an emoji 🙂",
+        "word " * 40,
+        "tabs\tand\nnewlines",
+    ]
+    fast = encoder.tokenizer.encode_batch_fast(texts)
+    full = encoder.tokenizer.encode_batch(texts)
+    for a, b in zip(fast, full, strict=True):
+        assert a.ids == b.ids
+        assert a.special_tokens_mask == b.special_tokens_mask

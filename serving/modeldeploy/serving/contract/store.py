@@ -106,12 +106,22 @@ class BoundedStore(Generic[V]):
         while len(self._entries) > self.capacity or self._entry_bytes > self._entry_budget:
             self._forget(next(iter(self._entries)))
 
-    def put(self, key: str, value: V) -> None:
-        """Store ``value`` under ``key`` as a new entry (a fresh TTL, at the back)."""
+    def put(self, key: str, value: V, keep: Callable[[V], bool] | None = None) -> bool:
+        """Store ``value`` under ``key`` as a new entry (a fresh TTL, at the back), unless
+        ``key`` holds a live entry that ``keep`` says to keep. Returns whether it stored.
+
+        One clock reading and one expiry pass for the check and the store together: the
+        predictor stores every prediction on the event loop.
+        """
         now = self._clock()
         self._expire(now)
+        if keep is not None:
+            entry = self._entries.get(key)
+            if entry is not None and keep(entry.value):
+                return False
         self._drop_entry(key)
         self._insert(key, value, now)
+        return True
 
     def setdefault(self, key: str, make: Callable[[], V]) -> V:
         """The live entry of ``key``, or ``make()`` stored as a new one (its TTL unchanged)."""
