@@ -14,7 +14,7 @@ its option parser has imported kserve already):
   comes back on then, and the garbage of the build is collected, not frozen;
 - :func:`prepare_environment` sets defaults the native libraries read once, when they load
   (each only if unset, so an operator's setting wins): ``TORCH_DEVICE_BACKEND_AUTOLOAD=0``
-  and ``GOMP_SPINCOUNT=60000`` (:data:`ENVIRONMENT` says why; not set when the deployment
+  and ``GOMP_SPINCOUNT=20000`` (:data:`ENVIRONMENT` says why; not set when the deployment
   sets ``OMP_WAIT_POLICY``: ``PASSIVE`` helps where the predictor shares its cores,
   docs/serving.md, and costs a third of the throughput where it has them to itself);
 - :func:`allocator.keep_freed_memory` keeps the memory a forward pass frees for the next
@@ -66,10 +66,14 @@ ENVIRONMENT = {
     # alternating runs): the gap was 3.1-3.2 ms at 300,000 and 2.8-2.9 ms at 60,000 or
     # 10,000; passes at 60,000 were shorter than at 10,000 in 4 of 5 pairs and like those
     # at 300,000. Against the default, 10,000 served 615 and 648 req/s against 557 and
-    # 598 (4,000 requests, two pairs). In process, with passes back to back and nothing
-    # else to run, a shorter spin costs (3-6% at 10,000), so the benchmark's ceiling
-    # keeps the default.
-    "GOMP_SPINCOUNT": "60000",
+    # 598 (4,000 requests, two pairs). Once answers left as soon as they were complete
+    # (http_protocol.py), 20,000 (about 0.2 ms) did best: cycles (pass + mean gap) of
+    # 23.0-24.0 ms against 23.4-24.6 at 60,000 and 23.8-24.6 at 10,000, 645-672 req/s
+    # against 600-654 at 60,000 (6,000 requests, five rounds; 20,000 ahead of 60,000 in
+    # all five by throughput). In process, with passes back to back and nothing else to
+    # run, a shorter spin costs (3-6% at 10,000), so the benchmark's ceiling keeps the
+    # default.
+    "GOMP_SPINCOUNT": "20000",
 }
 """Environment defaults for the predictor process, read by native libraries at load time."""
 UNLESS_SET = {"GOMP_SPINCOUNT": "OMP_WAIT_POLICY"}

@@ -122,12 +122,12 @@ def test_torch_single_threaded_restores_the_configured_threads():
 
 def test_environment_defaults_are_set_only_where_unset():
     environ: dict[str, str] = {}
-    defaults = {"TORCH_DEVICE_BACKEND_AUTOLOAD": "0", "GOMP_SPINCOUNT": "60000"}
+    defaults = {"TORCH_DEVICE_BACKEND_AUTOLOAD": "0", "GOMP_SPINCOUNT": "20000"}
     assert startup.prepare_environment(environ) == defaults
     assert environ == defaults
     assert startup.prepare_environment(environ) == {}  # idempotent
     chosen = {"TORCH_DEVICE_BACKEND_AUTOLOAD": "1"}  # an operator's choice wins
-    assert startup.prepare_environment(chosen) == {"GOMP_SPINCOUNT": "60000"}
+    assert startup.prepare_environment(chosen) == {"GOMP_SPINCOUNT": "20000"}
     assert chosen["TORCH_DEVICE_BACKEND_AUTOLOAD"] == "1"
     assert "OMP_WAIT_POLICY" not in startup.ENVIRONMENT  # the deployment's to choose
 
@@ -151,9 +151,9 @@ def test_a_predictor_process_starts_with_the_settings_and_says_so():
         "print(os.environ['GOMP_SPINCOUNT'], '|', startup.describe())\n"
     )
     words = _fresh(script)
-    assert words[0] == "60000"
+    assert words[0] == "20000"
     line = " ".join(words[2:])
-    assert "GOMP_SPINCOUNT=60000" in line and "mmap_threshold 32 MiB" in line, line
+    assert "GOMP_SPINCOUNT=20000" in line and "mmap_threshold 32 MiB" in line, line
     assert "trim_threshold 256 MiB" in line
 
 
