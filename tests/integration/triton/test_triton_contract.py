@@ -29,6 +29,7 @@ pytestmark = pytest.mark.slow
 MODEL = "reviews"
 VERSION = 4
 DEPLOYMENT = "reviews-demo"
+BF16_MODEL = "reviews_bf16"
 LIMIT = codecs.TruncationPolicy().max_chars
 
 CASES = {
@@ -45,6 +46,7 @@ def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
     checkpoint = build("tiny")
     repo = root / "repo"
     export_repository(checkpoint, repo, MODEL, VERSION)
+    export_repository(checkpoint, repo, BF16_MODEL, 1, runtime="torch", precision="bf16")
     export_repository(checkpoint, repo, "tampered", 1)
     (repo / "tampered" / "1" / "labels.json").write_text('{"0": "positive", "1": "negative"}')
     export_repository(checkpoint, repo, "relabelled", 1)
@@ -204,3 +206,19 @@ def test_tokenization_failures_and_cpu_seconds_on_triton(triton: TritonServer) -
     cpu = (names.CPU_SECONDS, "")
     assert before[cpu] > 0  # model load is charged too
     assert after[cpu] > before[cpu]
+
+
+def test_a_bf16_torch_export_answers_as_the_fp32_onnx_one(triton: TritonServer) -> None:
+    """The benchmark compares the bf16 predictor with Triton at bf16 (``precision``): the
+    exported torch runtime under ``torch.autocast``, loaded by the real tritonserver."""
+    triton.load(BF16_MODEL)
+    texts = ["a gripping, beautiful film", "dull and far too long", "fine", "not bad at all"]
+    fp32 = classify(triton.http_url, MODEL, texts, version=VERSION)
+    bf16 = classify(triton.http_url, BF16_MODEL, texts, version=1)
+    assert bf16.probabilities.shape == fp32.probabilities.shape == (len(texts), 2)
+    # bf16 keeps 8 bits of mantissa: close to fp32, not equal to it.
+    difference = np.abs(bf16.probabilities - fp32.probabilities).max()
+    assert 0 < difference < 0.03
+    margin = np.abs(fp32.probabilities[:, 1] - fp32.probabilities[:, 0])
+    agree = [a == b for a, b, m in zip(bf16.labels, fp32.labels, margin, strict=True) if m > 0.1]
+    assert all(agree)

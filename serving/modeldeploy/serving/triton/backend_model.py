@@ -367,23 +367,33 @@ class OnnxRunner:
         return np.asarray(self._session.run(None, feeds)[0])
 
 
-class TorchRunner:
-    """Run the safetensors weights with transformers, in inference mode."""
+PRECISIONS = ("fp32", "bf16")
+"""What the torch runtime computes in: fp32, or bf16 through ``torch.autocast`` on the CPU
+(the predictor's bf16 path where the CPU has bf16 units; export's ``precision``)."""
 
-    def __init__(self, directory: Path, threads: int = 0) -> None:
+
+class TorchRunner:
+    """Run the safetensors weights with transformers, in inference mode (``precision``:
+    one of :data:`PRECISIONS`; the logits come back as float32 either way)."""
+
+    def __init__(self, directory: Path, threads: int = 0, precision: str = "fp32") -> None:
         import torch
         from transformers import AutoModelForSequenceClassification
 
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}: use one of {PRECISIONS}")
         if threads > 0:
             torch.set_num_threads(threads)
         self._torch = torch
+        self.precision = precision
         self._model = AutoModelForSequenceClassification.from_pretrained(directory).eval()
         names = _read_json(directory / "tokenizer_config.json").get("model_input_names")
         self.input_names = list(names or ["input_ids", "attention_mask"])
 
     def logits(self, encoded: Encoded) -> np.ndarray:
         torch = self._torch
-        with torch.inference_mode():
+        bf16 = self.precision == "bf16"
+        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
             feeds = {n: torch.from_numpy(encoded.arrays[n]) for n in self.input_names}
             return self._model(**feeds).logits.float().numpy()
 
@@ -391,13 +401,17 @@ class TorchRunner:
 class Classifier:
     """Texts in, (labels, probabilities) out; the whole ``full`` stage without Triton."""
 
-    def __init__(self, directory: Path, runtime: str = "onnx", threads: int = 0) -> None:
+    def __init__(
+        self, directory: Path, runtime: str = "onnx", threads: int = 0, precision: str = "fp32"
+    ) -> None:
         self.labels = read_labels(directory)
         self.encoder = TextEncoder(directory)
         if runtime == "onnx":
+            if precision != "fp32":
+                raise ValueError(f"precision {precision!r} needs the torch runtime")
             self.runner: OnnxRunner | TorchRunner = OnnxRunner(directory / "model.onnx", threads)
         elif runtime == "torch":
-            self.runner = TorchRunner(directory, threads)
+            self.runner = TorchRunner(directory, threads, precision)
         else:
             raise ValueError(f"unknown runtime {runtime!r}: use 'onnx' or 'torch'")
 
@@ -525,7 +539,12 @@ class TritonPythonModel:
         threads = int(params.get("threads") or 0)
         labels: list[str] = []
         if self.stage == "full":
-            self.classifier = Classifier(directory, params.get("runtime", "onnx"), threads)
+            self.classifier = Classifier(
+                directory,
+                params.get("runtime", "onnx"),
+                threads,
+                params.get("precision") or "fp32",
+            )
             labels = self.classifier.labels
         elif self.stage == "tokenize":
             self.encoder = TextEncoder(directory, pad_to_max_length=True)

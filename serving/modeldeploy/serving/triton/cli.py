@@ -24,6 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     export.add_argument("--target", choices=TARGETS, default="python")
     export.add_argument("--runtime", choices=("onnx", "torch"), default="onnx")
+    export.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="bf16: the torch runtime under torch.autocast (CPUs with bf16 units)",
+    )
     export.add_argument("--max-batch-size", type=int, default=64)
     export.add_argument("--max-queue-delay-us", type=int, default=2000)
     export.add_argument("--instances", type=int, default=1)
@@ -48,6 +54,7 @@ def _export(args: argparse.Namespace) -> int:
             tensorrt=args.tensorrt,
             replace=args.replace,
             registry_version=args.registry_version,
+            precision=args.precision,
         )
     except (ExportError, ValueError) as exc:
         raise CommandError(str(exc)) from exc

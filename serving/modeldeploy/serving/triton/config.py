@@ -131,10 +131,21 @@ def python_model_config(
     runtime: str = "onnx",
     threads: int = 0,
     max_chars: int = DEFAULT_MAX_CHARS,
+    precision: str = "fp32",
 ) -> str:
-    """The single-model CPU repository: Python backend, text in, label + probabilities out."""
+    """The single-model CPU repository: Python backend, text in, label + probabilities out.
+
+    ``precision`` ``bf16`` (torch runtime only) runs the network under ``torch.autocast``;
+    the parameter is written only then, so an fp32 config reads as it always has and a
+    repository exported before it still takes new versions.
+    """
     if runtime not in ("onnx", "torch"):
         raise ValueError(f"unknown runtime {runtime!r}: use 'onnx' or 'torch'")
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"unknown precision {precision!r}: use 'fp32' or 'bf16'")
+    if precision != "fp32" and runtime != "torch":
+        raise ValueError(f"precision {precision!r} needs runtime 'torch'")
+    extra = {"precision": precision} if precision != "fp32" else {}
     parts = [
         _header(name, batching, backend="python"),
         _text_io(num_labels),
@@ -147,6 +158,7 @@ def python_model_config(
                 "threads": str(threads),
                 "export_name": name,
                 "max_chars": str(max_chars),
+                **extra,
             }
         ),
     ]

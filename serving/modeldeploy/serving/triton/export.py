@@ -72,6 +72,7 @@ def export_repository(
     tensorrt: bool = False,
     replace: bool = False,
     registry_version: str = "",
+    precision: str = "fp32",
 ) -> ExportResult:
     """Write ``checkpoint`` as version ``version`` of model ``name`` under ``repository``.
 
@@ -85,8 +86,19 @@ def export_repository(
     answer's ``model_version`` tells no arm apart). It is written into each Python unit as
     ``backend_model.VERSION_FILE``, which the manifest lists (bound by its digest) and the
     backend labels its metrics with.
+
+    ``precision``: ``bf16`` runs the torch runtime under ``torch.autocast`` (CPUs with bf16
+    units; the same precision the predictor's ``--precision auto`` serves there), so the
+    two servers can be compared at equal precision; ``fp32`` otherwise.
     """
     checkpoint = Path(checkpoint)
+    if precision not in backend_model.PRECISIONS:
+        raise ExportError(f"unknown precision {precision!r}: use one of {backend_model.PRECISIONS}")
+    if precision != "fp32" and (target != "python" or runtime != "torch"):
+        raise ExportError(
+            f"precision {precision!r} needs target 'python' with runtime 'torch' "
+            "(the onnx graph and the native ensemble compute in fp32)"
+        )
     if target not in TARGETS:
         raise ExportError(f"unknown target {target!r}: use one of {', '.join(TARGETS)}")
     if version < 1:
@@ -100,7 +112,9 @@ def export_repository(
     labels = backend_model.read_labels(checkpoint)
     if target == "python":
         configs = {
-            name: python_model_config(name, len(labels), batching, runtime=runtime, threads=threads)
+            name: python_model_config(
+                name, len(labels), batching, runtime=runtime, threads=threads, precision=precision
+            )
         }
         input_names = tokenizer_input_names(checkpoint)
     else:

@@ -69,6 +69,7 @@ def render(results: dict[str, Any], key: str = "serving") -> str:
         if "runs" not in system:
             lines.append(f"| {label} | {system.get('status', 'not run')} | | | | |")
             continue
+        label = system.get("label", label)  # Triton's runtime and precision, when recorded
         runs = system["runs"]
         client = " / ".join(
             str(runs[c].get("client_cpu_ms_per_request", "n/a")) for c in ("1", "16", "64")

@@ -262,27 +262,64 @@ def _paired_round(
     }
 
 
+@dataclass(frozen=True)
+class TritonSetup:
+    """How Triton serves the checkpoint: the Python backend's runtime and precision."""
+
+    runtime: str
+    precision: str
+    label: str
+
+
+TRITON_FP32 = TritonSetup("onnx", "fp32", "Triton (Python backend running ONNX Runtime)")
+TRITON_BF16 = TritonSetup("torch", "bf16", "Triton (Python backend running torch, bf16 autocast)")
+
+
+def triton_setup(systems: dict[str, Any]) -> TritonSetup:
+    """Triton at the precision of the fastest predictor at concurrency 16, so that
+    ``vs_triton_c16`` compares two servers computing alike: bf16 runs the exported torch
+    runtime under ``torch.autocast``; fp32 the exported ONNX graph, as before."""
+    predictors = {k: v for k, v in systems.items() if k.startswith("predictor_") and "runs" in v}
+    if not predictors:
+        return TRITON_FP32
+    best = max(predictors, key=lambda k: predictors[k]["runs"]["16"]["throughput_rps"])
+    bf16 = predictors[best].get("serving", {}).get("precision") == "bf16"
+    return TRITON_BF16 if bf16 else TRITON_FP32
+
+
 def _triton(
-    model_dir: Path, texts: list[str], log_dir: Path, say: Progress, plan: Plan
+    model_dir: Path,
+    texts: list[str],
+    log_dir: Path,
+    say: Progress,
+    plan: Plan,
+    setup: TritonSetup = TRITON_FP32,
 ) -> dict[str, Any]:
     """Export ``model_dir``, serve it in tritonserver, drive it through v2 JSON over HTTP."""
     with tempfile.TemporaryDirectory(prefix="modeldeploy-bench-triton-") as work:
-        return _triton_in(Path(work) / "repository", model_dir, texts, log_dir, say, plan)
+        repository = Path(work) / "repository"
+        return _triton_in(repository, model_dir, texts, log_dir, say, plan, setup)
 
 
 def _triton_in(
-    repository: Path, model_dir: Path, texts: list[str], log_dir: Path, say: Progress, plan: Plan
+    repository: Path,
+    model_dir: Path,
+    texts: list[str],
+    log_dir: Path,
+    say: Progress,
+    plan: Plan,
+    setup: TritonSetup = TRITON_FP32,
 ) -> dict[str, Any]:
     from modeldeploy.serving.triton import Batching, TritonServer, export_repository
 
-    say("exporting the checkpoint to a Triton repository (Python backend + onnxruntime)")
+    say(f"exporting the checkpoint to a Triton repository ({setup.label})")
     started = time.perf_counter()
     batching = Batching(
         max_batch_size=BATCH["max_batch_size"], max_queue_delay_us=BATCH["max_delay_ms"] * 1000
     )
     export_repository(
-        model_dir, repository, TRITON_MODEL, 1, runtime="onnx", batching=batching,
-        threads=_threads(),
+        model_dir, repository, TRITON_MODEL, 1, runtime=setup.runtime, batching=batching,
+        threads=_threads(), precision=setup.precision,
     )  # fmt: skip
     export_s = time.perf_counter() - started
     say("starting triton")
@@ -294,7 +331,9 @@ def _triton_in(
         answered = cold + first_prediction(url, v2_text_body(texts[0]))
         runs = _drive("triton", url, texts, say, v2_text_body, plan)
     return {
-        "backend": "python backend running onnxruntime (the CPU target of export_repository)",
+        "backend": f"python backend running {setup.runtime} (the CPU target of export_repository)",
+        "precision": setup.precision,
+        "label": setup.label,
         "protocol": "v2 JSON over HTTP",
         "export_s": round(export_s, 2),
         "start_to_ready_s": round(cold, 2),
@@ -662,7 +701,7 @@ def run(output_dir: Path, progress: Progress | None = None, quick: bool = False)
         pair = pairing if name.startswith("predictor_") else None
         systems[name] = _system(name, spec, texts, log_dir, say, plan, pair)
     try:
-        systems["triton"] = _triton(model_dir, texts, log_dir, say, plan)
+        systems["triton"] = _triton(model_dir, texts, log_dir, say, plan, triton_setup(systems))
     except Exception as exc:  # reported, not hidden: the other systems' figures still stand
         say(f"triton failed: {exc}")
         systems["triton"] = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"[:2000]}
