@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -39,6 +38,7 @@ from pathlib import Path
 from types import TracebackType
 
 from modeldeploy.serving.contract.triton import ENV_RESPONSE_DETAIL, TRITON_METRICS_ARGS
+from modeldeploy.serving.ports import pick_port
 
 # Latency metrics Triton 2.51 can add (``tritonserver --help`` lists only ``counter_latencies``,
 # ``summary_latencies`` and ``summary_quantiles``; it has no per-request histogram option).
@@ -83,10 +83,9 @@ class Ports:
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on now and that no other caller on this
+    machine is handed meanwhile (:func:`modeldeploy.serving.ports.pick_port`)."""
+    return pick_port()
 
 
 def prepare_install(dist: Distribution, target: Path, python_version: str | None = None) -> Path:
