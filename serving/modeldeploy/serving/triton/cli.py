@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from modeldeploy.serving.triton.backend_model import PRECISIONS
 from modeldeploy.serving.triton.config import TARGETS, Batching
 
 
@@ -26,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--runtime", choices=("onnx", "torch"), default="onnx")
     export.add_argument(
         "--precision",
-        choices=("fp32", "bf16"),
+        choices=PRECISIONS,
         default="fp32",
         help="bf16: the torch runtime under torch.autocast (CPUs with bf16 units)",
     )

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from modeldeploy.serving.triton.backend_model import DEFAULT_MAX_CHARS
+from modeldeploy.serving.triton.backend_model import DEFAULT_MAX_CHARS, PRECISIONS
 
 TARGETS = ("python", "onnxruntime")
 
@@ -141,8 +141,8 @@ def python_model_config(
     """
     if runtime not in ("onnx", "torch"):
         raise ValueError(f"unknown runtime {runtime!r}: use 'onnx' or 'torch'")
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"unknown precision {precision!r}: use 'fp32' or 'bf16'")
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: use one of {PRECISIONS}")
     if precision != "fp32" and runtime != "torch":
         raise ValueError(f"precision {precision!r} needs runtime 'torch'")
     extra = {"precision": precision} if precision != "fp32" else {}

@@ -279,12 +279,22 @@ def triton_setup(systems: dict[str, Any]) -> TritonSetup:
     """Triton at the precision of the fastest predictor at concurrency 16, so that
     ``vs_triton_c16`` compares two servers computing alike: bf16 runs the exported torch
     runtime under ``torch.autocast``; fp32 the exported ONNX graph, as before."""
-    predictors = {k: v for k, v in systems.items() if k.startswith("predictor_") and "runs" in v}
+    predictors = served_predictors(systems)
     if not predictors:
         return TRITON_FP32
-    best = max(predictors, key=lambda k: predictors[k]["runs"]["16"]["throughput_rps"])
+    best = fastest_at_c16(predictors)
     bf16 = predictors[best].get("serving", {}).get("precision") == "bf16"
     return TRITON_BF16 if bf16 else TRITON_FP32
+
+
+def served_predictors(systems: dict[str, Any]) -> dict[str, Any]:
+    """The predictor systems that were measured (their ``runs`` recorded)."""
+    return {k: v for k, v in systems.items() if k.startswith("predictor_") and "runs" in v}
+
+
+def fastest_at_c16(predictors: dict[str, Any]) -> str:
+    """The name of the predictor with the highest throughput at concurrency 16."""
+    return max(predictors, key=lambda k: predictors[k]["runs"]["16"]["throughput_rps"])
 
 
 def _triton(
@@ -297,19 +307,13 @@ def _triton(
 ) -> dict[str, Any]:
     """Export ``model_dir``, serve it in tritonserver, drive it through v2 JSON over HTTP."""
     with tempfile.TemporaryDirectory(prefix="modeldeploy-bench-triton-") as work:
-        repository = Path(work) / "repository"
-        return _triton_in(repository, model_dir, texts, log_dir, say, plan, setup)
+        return _triton_in(Path(work) / "repository", model_dir, texts, log_dir, say, plan, setup)
 
 
 def _triton_in(
-    repository: Path,
-    model_dir: Path,
-    texts: list[str],
-    log_dir: Path,
-    say: Progress,
-    plan: Plan,
-    setup: TritonSetup = TRITON_FP32,
-) -> dict[str, Any]:
+    repository: Path, model_dir: Path, texts: list[str], log_dir: Path, say: Progress,
+    plan: Plan, setup: TritonSetup,
+) -> dict[str, Any]:  # fmt: skip
     from modeldeploy.serving.triton import Batching, TritonServer, export_repository
 
     say(f"exporting the checkpoint to a Triton repository ({setup.label})")
@@ -600,8 +604,8 @@ def summarize(
     ceiling: dict[str, Any], systems: dict[str, Any], cold_start: dict[str, Any]
 ) -> dict[str, Any]:
     """The headline figures (definitions in the README's benchmark section) and goals met."""
-    predictors = {k: v for k, v in systems.items() if k.startswith("predictor_") and "runs" in v}
-    best = max(predictors, key=lambda k: predictors[k]["runs"]["16"]["throughput_rps"])
+    predictors = served_predictors(systems)
+    best = fastest_at_c16(predictors)
     runs = predictors[best]["runs"]
     base = systems["baseline_pipeline"]["runs"]
     admitted = {k: v for k, v in ceiling.items() if v.get("admitted")}
