@@ -137,6 +137,9 @@ class DynamicBatcher:
     logits: ``finish`` runs once over the whole batch's logits in the inference thread, so
     work that numpy does for all rows in one call (softmax, argmax) is not done once per
     request on the event loop, whose time per request is time the next pass waits for.
+
+    ``on_batch`` gets each pass's row count and ``on_pass`` its wall time (the model call
+    alone), both in the inference thread.
     """
 
     def __init__(
@@ -145,6 +148,7 @@ class DynamicBatcher:
         pad_id: int,
         config: BatchingConfig,
         on_batch: Callable[[int], None] | None = None,
+        on_pass: Callable[[float], None] | None = None,
         encode: EncodeFn | None = None,
         on_shed: Callable[[], None] | None = None,
         packs: bool = False,
@@ -156,6 +160,7 @@ class DynamicBatcher:
         self._pad_id = pad_id
         self.config = config
         self._on_batch = on_batch or (lambda _n: None)
+        self._on_pass = on_pass or (lambda _s: None)
         self._on_shed = on_shed or (lambda: None)
         self._encode = encode
         self._pending: deque[_Request] = deque()
@@ -294,7 +299,9 @@ class DynamicBatcher:
                 self._on_batch(len(group))
                 started = time.perf_counter()
                 out = self._logits(ids, mask)
-                observe_pass(self.pass_cost, mask, time.perf_counter() - started, self.packs)
+                seconds = time.perf_counter() - started
+                self._on_pass(seconds)
+                observe_pass(self.pass_cost, mask, seconds, self.packs)
                 passes = self.pass_cost.passes
                 if passes in (64, 256) or passes % COST_LOG_EVERY == 0:
                     log.info("pass cost: %s", self.pass_cost.describe())

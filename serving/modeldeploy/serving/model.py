@@ -98,6 +98,7 @@ class TextClassifier(Model):
             encoder.pad_id,
             config.batching,
             on_batch=metrics.batch_size.observe,
+            on_pass=metrics.forward_pass_duration.observe,
             # Failures are counted per reason as they are found (in the inference thread).
             encode=lambda texts: encoder.encode(texts, metrics.tokenization_failure),
             on_shed=shed.inc,

@@ -62,7 +62,13 @@ def test_quick_bench_measures_every_system_and_merges_a_summary(tmp_path):
         assert paired["served_c64_rps"] > 0  # c=64 right after c=16, in the same round
         ratio = paired["served_c64_rps"] / paired["served_rps"]
         assert paired["c64_over_c16"] == pytest.approx(ratio, rel=2e-3, abs=6e-4)
+        # on a process of its own, whose c=16 cycle is split into the pass and the gap
+        assert paired["round"] == 0
+        assert (tmp_path / "serving-logs" / f"{name}-round0.log").is_file()
+        assert paired["served_rows_per_pass"] >= 1 and paired["served_pass_ms"] > 0
+        assert paired["served_gap_ms"] is not None
     assert summary["fraction_paired_rounds"]  # the headline fraction is the paired one
+    assert summary["paired_rounds_on_fresh_processes"] is True
     assert {"torch-packed", "torch"} <= set(figures["ceiling"])  # both layouts
     triton = figures["systems"]["triton"]
     assert "runs" in triton or triton["status"] == "failed"  # a failure is reported, not hidden
@@ -75,3 +81,4 @@ def test_quick_bench_measures_every_system_and_merges_a_summary(tmp_path):
     assert (tmp_path / "serving-logs" / "results.json").is_file()
     section = render(merged, "serving_quick")  # the README's section comes from the file
     assert all(f"`{key}`" in section for key in SUMMARY_KEYS)
+    assert "Paired rounds of the best predictor (each on a predictor process of its own)" in section

@@ -21,6 +21,7 @@ CONTRACT = {
     "modeldeploy_input_tokens": set(),
     "modeldeploy_truncated_inputs_total": set(),
     "modeldeploy_batch_size": set(),
+    "modeldeploy_forward_pass_duration_seconds": set(),
     "modeldeploy_predictions_total": {"label"},
     "modeldeploy_prediction_confidence": set(),
     "modeldeploy_labelled_predictions_total": {"source", "correct"},
@@ -107,6 +108,10 @@ def test_concurrent_requests_share_forward_passes(tiny_predictor):
         after, "modeldeploy_batch_size_bucket", le="1.0"
     )
     assert larger >= 1
+    # Every pass is timed once, and a pass takes some time.
+    timed = "modeldeploy_forward_pass_duration_seconds"
+    assert value(after, f"{timed}_count") - value(before, f"{timed}_count") == passes
+    assert value(after, f"{timed}_sum") > value(before, f"{timed}_sum")
 
 
 def test_tokenization_failures_are_counted_by_reason(tiny_predictor):

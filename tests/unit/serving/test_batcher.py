@@ -39,6 +39,28 @@ def test_concurrent_requests_share_one_pass_padded_to_the_longest():
     assert [r[0, 0] for r in results] == [3, 5, 2]  # each caller gets its own row
 
 
+def test_each_pass_reports_the_time_of_the_model_call_alone():
+    """``on_pass`` gets one wall time per pass, and it covers the model call: a pass that
+    sleeps 30 ms reports at least that, and the wait for company is not counted."""
+
+    def slow_logits(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        time.sleep(0.03)
+        return np.zeros((len(ids), 2))
+
+    timed: list[float] = []
+    rows: list[int] = []
+    batcher = DynamicBatcher(
+        slow_logits,
+        0,
+        BatchingConfig(max_batch_size=2, max_delay_s=0.2),
+        on_batch=rows.append,
+        on_pass=timed.append,
+    )
+    asyncio.run(_submit_many(batcher, [1, 1, 1]))
+    assert rows == [2, 1] and len(timed) == 2
+    assert all(0.03 <= seconds < 0.2 for seconds in timed)
+
+
 def test_max_batch_size_splits_passes():
     calls: list[tuple[int, int]] = []
     batcher = DynamicBatcher(

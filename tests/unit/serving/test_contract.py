@@ -499,6 +499,7 @@ def test_serving_exports_the_contract_names() -> None:
         n.INPUT_TOKENS: "histogram",
         n.TRUNCATED_INPUTS: "counter",
         n.BATCH_SIZE: "histogram",
+        n.FORWARD_PASS_DURATION: "histogram",
         n.PREDICTIONS: "counter",
         n.PREDICTION_CONFIDENCE: "histogram",
         n.LABELLED_PREDICTIONS: "counter",
@@ -555,6 +556,7 @@ def test_docs_list_every_serving_series_with_its_type() -> None:
         n.REQUEST_DURATION,
         n.INPUT_TOKENS,
         n.BATCH_SIZE,
+        n.FORWARD_PASS_DURATION,
         n.PREDICTION_CONFIDENCE,
     ):
         assert rows.get(name) == "histogram", name

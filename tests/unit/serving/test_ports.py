@@ -47,3 +47,30 @@ def test_the_counter_wraps_to_the_bottom_of_the_range(tmp_path) -> None:
         assert int(counter.read_text()) == low
     else:  # the top port was taken on this machine: the hand-out wrapped past it
         assert low <= port < high - 1 and int(counter.read_text()) == port + 1
+
+
+def test_local_mode_and_the_benchmarks_draw_from_the_shared_counter(tmp_path, monkeypatch) -> None:
+    """Every place that starts a local server takes its port from the shared counter: a
+    bind-to-0 helper would hand out ports from the ephemeral range and could race."""
+    import importlib
+    import tempfile
+
+    from modeldeploy.operator.local import procs
+    from modeldeploy.tools.bench import operator_scale
+    from modeldeploy.tools.bench.serving import fairness
+
+    run = importlib.import_module(
+        "modeldeploy.tools.bench.serving.run"
+    )  # the package's `run` is a function
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    drawn = [
+        procs.free_port(),
+        run._free_port(),
+        fairness._free_port(),
+        operator_scale.free_port(),
+    ]
+    low, high = PORT_RANGE
+    assert all(low <= port < high for port in drawn)
+    assert drawn == list(range(drawn[0], drawn[0] + 4))  # one after the other, as counted
+    assert (tmp_path / "modeldeploy-ports.next").read_text() == str(drawn[-1] + 1)

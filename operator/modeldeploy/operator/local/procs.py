@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -27,6 +26,7 @@ from typing import Any
 
 from modeldeploy.operator.local import priority
 from modeldeploy.operator.local.cpus import pin
+from modeldeploy.serving.ports import pick_port
 
 
 class StartFailed(RuntimeError):
@@ -48,10 +48,10 @@ _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on now and that no other process on
+    this machine is handed meanwhile (:func:`modeldeploy.serving.ports.pick_port`: two
+    local-mode runs, or a run and a test worker, never race for one)."""
+    return pick_port()
 
 
 def http_ok(url: str, timeout: float = 2.0) -> bool:

@@ -69,6 +69,10 @@ TOKENIZATION_FAILURES = "modeldeploy_tokenization_failures_total"
 INPUT_TOKENS = "modeldeploy_input_tokens"
 TRUNCATED_INPUTS = "modeldeploy_truncated_inputs_total"
 BATCH_SIZE = "modeldeploy_batch_size"
+FORWARD_PASS_DURATION = "modeldeploy_forward_pass_duration_seconds"
+"""Wall time of each forward pass (the model call alone: no tokenizing, no queueing); with
+``modeldeploy_batch_size`` and the request rate it tells a slow model from a server that
+leaves the model idle between passes."""
 PREDICTIONS = "modeldeploy_predictions_total"
 PREDICTION_CONFIDENCE = "modeldeploy_prediction_confidence"
 PREDICTION_CONFIDENCE_BUCKET = PREDICTION_CONFIDENCE + "_bucket"

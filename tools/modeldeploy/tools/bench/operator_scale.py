@@ -41,6 +41,8 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from modeldeploy.serving.ports import pick_port
+
 NS = "ml"
 MODEL = "scale-model"
 SIZES = (100, 300, 1000)
@@ -113,11 +115,7 @@ class CountingProxy:
 
 
 def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return pick_port()
 
 
 def http_ok(url: str) -> bool:

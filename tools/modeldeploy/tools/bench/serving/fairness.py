@@ -45,16 +45,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from modeldeploy.operator.local.cpus import arm_cpus, pin, usable_cpus
 from modeldeploy.operator.local.priority import HELPER_NICENESS, NICE_MAX, lower
 from modeldeploy.serving.contract.names import REQUEST_DURATION
+from modeldeploy.serving.ports import pick_port
 
 ROUTER_WRAPPER = "modeldeploy.tools.bench.serving.fairness_router"
 
 
 def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return pick_port()
 
 
 def _wait_ok(url: str, timeout: float = 300.0) -> None:

@@ -17,24 +17,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from modeldeploy.tools.bench.serving.load import measure
-from modeldeploy.tools.bench.serving.run import FULL, QUICK, _predictor, _start, _stop
-
-_BATCH = re.compile(r"^modeldeploy_batch_size_(sum|count)\{[^}]*\} (\S+)$", re.MULTILINE)
+from modeldeploy.tools.bench.serving.run import (
+    BATCH_SIZE_SERIES,
+    FULL,
+    QUICK,
+    _predictor,
+    _start,
+    _stop,
+    histogram_totals,
+    scrape,
+)
 
 
 def batch_totals(metrics_text: str) -> tuple[float, float]:
     """(sum, count) of ``modeldeploy_batch_size`` over all its series in a scrape."""
-    totals = {"sum": 0.0, "count": 0.0}
-    for kind, value in _BATCH.findall(metrics_text):
-        totals[kind] += float(value)
-    return totals["sum"], totals["count"]
+    return histogram_totals(metrics_text, BATCH_SIZE_SERIES)
 
 
 def thread_cpu(pid: int) -> dict[str, float]:
@@ -55,11 +57,6 @@ def thread_cpu(pid: int) -> dict[str, float]:
     return out
 
 
-def _scrape(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as answer:
-        return str(answer.read().decode())
-
-
 def run_one(
     runtime: str,
     precision: str,
@@ -75,14 +72,13 @@ def run_one(
     model_dir = build(plan.recipe)
     texts = list(load_split("test").texts)[: plan.max_texts]
     argv, ready_url, url = _predictor(model_dir, runtime, precision)
-    metrics_url = ready_url.replace("/v2/health/ready", "/metrics")
     proc, _ = _start([*argv, *extra], ready_url, log)
     results = []
     try:
         for c in concurrency:
-            before, cpu_before = batch_totals(_scrape(metrics_url)), thread_cpu(proc.pid)
+            before, cpu_before = batch_totals(scrape(url)), thread_cpu(proc.pid)
             load = measure(url, texts, c, requests.get(c, plan.requests.get(c, 1000)))
-            after, cpu_after = batch_totals(_scrape(metrics_url)), thread_cpu(proc.pid)
+            after, cpu_after = batch_totals(scrape(url)), thread_cpu(proc.pid)
             passes = after[1] - before[1]
             served = max(1, load.requests - load.errors - load.shed)
             results.append(

@@ -129,7 +129,35 @@ def render(results: dict[str, Any], key: str = "serving") -> str:
             f"form) | {s['fraction_of_best_any_batch_ceiling_c16']} | | |"
         )
     lines.append(f"| `accuracy_delta_points` | {s['accuracy_delta_points']} | within 0.5 | |")
+    lines += _rounds_table(best_rounds, bool(s.get("paired_rounds_on_fresh_processes")))
     return "\n".join(lines) + "\n"
+
+
+def _rounds_table(rounds: list[dict[str, Any]], fresh: bool) -> list[str]:
+    """The best predictor's paired rounds, one row each, with where its c=16 cycle went
+    (files written before the split was recorded have no such columns: no table)."""
+    if not rounds or not any("served_pass_ms" in r for r in rounds):
+        return []
+    each = "each on a predictor process of its own" if fresh else "all on one predictor process"
+    lines = [
+        "",
+        f"Paired rounds of the best predictor ({each}). Each c=16 cycle splits into the "
+        "forward pass (`modeldeploy_forward_pass_duration_seconds`) and the gap until the "
+        "next one (answering, reading and tokenizing the next batch); the in-process time "
+        "of 16 sentences includes their tokenizing:",
+        "",
+        "| round | ceiling sentences/s (before / after) | served req/s | fraction | "
+        "rows per pass | pass ms | gap ms | in process, ms per 16 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for number, r in enumerate(rounds):
+        before_after = " / ".join(f"{x:.0f}" for x in r.get("ceiling_before_after", []))
+        lines.append(
+            f"| {r.get('round', number)} | {before_after} | {r['served_rps']:.0f} | "
+            f"{r['fraction']} | {r.get('served_rows_per_pass')} | {r.get('served_pass_ms')} | "
+            f"{r.get('served_gap_ms')} | {r.get('ceiling_ms_per_16')} |"
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,12 +30,12 @@ import os
 import platform
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from modeldeploy.serving.contract.args import DEFAULT_PACK_ROW_TOKENS
+from modeldeploy.serving.ports import pick_port
 from modeldeploy.tools.bench.serving.load import Body, measure, v1_body, v2_text_body
 
 CONCURRENCY = (1, 16, 64)
@@ -86,9 +87,7 @@ QUICK = Plan("tiny", {1: 20, 16: 64, 64: 128}, 1, (1, 16, 32), 20, 128, paired_r
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return pick_port()
 
 
 def _ready(url: str) -> bool:
@@ -186,35 +185,120 @@ class Pairing:
 
 def _system(
     name: str,
-    spec: Spec,
+    make_spec: Callable[[], Spec],
     texts: list[str],
     log_dir: Path,
     say: Progress,
     plan: Plan,
     pairing: Pairing | None = None,
 ) -> dict:
-    argv, ready_url, url = spec
+    """One system's one-shot runs (c=1, 16, 64 on one process), then, for a predictor, its
+    paired rounds, each on a fresh process (:func:`_fresh_round`)."""
+    argv, ready_url, url = make_spec()
     say(f"starting {name}")
     log = log_dir / f"{name}.log"
     proc, cold = _start(argv, ready_url, log)
-    paired: list[dict[str, Any]] = []
     try:
         runs = _drive(name, url, texts, say, v1_body, plan)
-        if "--runtime" in argv:
-            runtime = argv[argv.index("--runtime") + 1]
-            served = _served_as(log, runtime)
-            matching = _ceiling_key(name, {"serving": served})
-            for _ in range(plan.paired_rounds if pairing else 0):
-                assert pairing is not None
-                paired.append(_paired_round(name, url, texts, say, plan, pairing, matching))
     finally:
         _stop(proc)
     if "--runtime" not in argv:  # the naive baseline is no predictor
         return {"start_to_ready_s": round(cold, 2), "runs": runs, "serving": {"runtime": name}}
+    served = _served_as(log, argv[argv.index("--runtime") + 1])
     out = {"start_to_ready_s": round(cold, 2), "runs": runs, "serving": served}
-    if paired:
-        out["paired"] = paired
+    if pairing is not None and plan.paired_rounds:
+        matching = _ceiling_key(name, {"serving": served})
+        out["paired"] = [
+            _fresh_round(name, make_spec, texts, log_dir, say, plan, pairing, matching, number)
+            for number in range(plan.paired_rounds)
+        ]
     return out
+
+
+def _fresh_round(
+    name: str,
+    make_spec: Callable[[], Spec],
+    texts: list[str],
+    log_dir: Path,
+    say: Progress,
+    plan: Plan,
+    pairing: Pairing,
+    matching: str,
+    number: int,
+) -> dict[str, Any]:
+    """A paired round on a predictor process of its own, warmed up first.
+
+    Two predictor processes started from the same code on the same machine have served
+    the same load at speeds 30% apart for their whole life (docs/serving.md, "Benchmarks"):
+    rounds that all ran on one process measured that one process five times. A fresh
+    process per round makes the median a median over processes too.
+    """
+    argv, ready_url, url = make_spec()
+    log = log_dir / f"{name}-round{number}.log"
+    proc, _ = _start(argv, ready_url, log)
+    try:
+        _warm_up(url, texts, plan)
+        return {"round": number, **_paired_round(name, url, texts, say, plan, pairing, matching)}
+    finally:
+        _stop(proc)
+
+
+def _warm_up(url: str, texts: list[str], plan: Plan) -> None:
+    """Untimed load at c=64 then c=16: the runtime builds its kernels per input shape on
+    first sight, and a fresh process has none yet (the one-shot runs get theirs at c=1)."""
+    for c in (64, 16):
+        measure(url, texts, c, max(c, plan.requests[c] // 4))
+
+
+@dataclass(frozen=True)
+class PassSplit:
+    """A served run's cycle split into the forward pass and the time between passes, from
+    the predictor's ``modeldeploy_batch_size`` and ``modeldeploy_forward_pass_duration_seconds``
+    read before and after it."""
+
+    passes: int
+    rows_per_pass: float | None
+    pass_ms: float | None
+    gap_ms: float | None
+
+    @classmethod
+    def between(cls, before: str, after: str, seconds: float) -> PassSplit:
+        rows = histogram_totals(after, BATCH_SIZE_SERIES)
+        rows0 = histogram_totals(before, BATCH_SIZE_SERIES)
+        timed = histogram_totals(after, PASS_SERIES)
+        timed0 = histogram_totals(before, PASS_SERIES)
+        passes = int(rows[1] - rows0[1])
+        if passes <= 0:
+            return cls(0, None, None, None)
+        pass_ms = (timed[0] - timed0[0]) * 1000 / passes if timed[1] > timed0[1] else None
+        cycle_ms = seconds * 1000 / passes
+        return cls(
+            passes,
+            round((rows[0] - rows0[0]) / passes, 2),
+            None if pass_ms is None else round(pass_ms, 2),
+            None if pass_ms is None else round(cycle_ms - pass_ms, 2),
+        )
+
+
+BATCH_SIZE_SERIES = "modeldeploy_batch_size"
+PASS_SERIES = "modeldeploy_forward_pass_duration_seconds"
+
+
+def histogram_totals(metrics_text: str, name: str) -> tuple[float, float]:
+    """(sum, count) of histogram ``name`` over all its series in one scrape."""
+    totals = {"sum": 0.0, "count": 0.0}
+    for line in metrics_text.splitlines():
+        for kind in totals:
+            if line.startswith(f"{name}_{kind}{{") or line.startswith(f"{name}_{kind} "):
+                totals[kind] += float(line.rsplit(" ", 1)[1])
+    return totals["sum"], totals["count"]
+
+
+def scrape(url: str) -> str:
+    """A predictor's ``/metrics`` text (``url``: any of its HTTP endpoints)."""
+    parts = urllib.parse.urlsplit(url)
+    with urllib.request.urlopen(f"{parts.scheme}://{parts.netloc}/metrics", timeout=10) as r:
+        return str(r.read().decode())
 
 
 def _paired_round(
@@ -237,7 +321,9 @@ def _paired_round(
     own = before if matching == pairing.c16_key else None
     if own is None and matching in pairing.ceiling and "config" in pairing.ceiling[matching]:
         own = pairing.run(matching)
+    metrics_before = scrape(url)
     served16 = measure(url, texts, 16, plan.requests[16])
+    split = PassSplit.between(metrics_before, scrape(url), served16.seconds)
     served64 = measure(url, texts, 64, plan.requests[64])
     served1 = measure(url, texts, 1, plan.requests[1])
     after = pairing.run(pairing.c16_key)
@@ -247,13 +333,20 @@ def _paired_round(
     batch1 = own.get("batch1_p50_ms") if own else None
     overhead = None if batch1 is None else round(served1.p50_ms - batch1, 2)
     say(f"{name} paired round: ceiling {rates[0]}/s before and {rates[1]}/s after, served "
-        f"{served16.throughput_rps} req/s (fraction {fraction:.3f}); batch-1 P50 {batch1} ms "
+        f"{served16.throughput_rps} req/s (fraction {fraction:.3f}; {split.rows_per_pass} rows "
+        f"per pass, pass {split.pass_ms} ms, gap {split.gap_ms} ms); batch-1 P50 {batch1} ms "
         f"in process, {served1.p50_ms} ms served")  # fmt: skip
     return {
         "ceiling_sentences_per_s": round(ceiling, 1),
         "ceiling_before_after": list(rates),
         "served_rps": served16.throughput_rps,
         "fraction": round(fraction, 3),
+        # Where the served c=16 cycle went, against the in-process time of 16 sentences
+        # (tokenizing included there, and not in pass_ms).
+        "served_rows_per_pass": split.rows_per_pass,
+        "served_pass_ms": split.pass_ms,
+        "served_gap_ms": split.gap_ms,
+        "ceiling_ms_per_16": round(16000 / ceiling, 2),
         "served_c64_rps": served64.throughput_rps,
         "c64_over_c16": round(served64.throughput_rps / served16.throughput_rps, 3),
         "in_process_batch1_p50_ms": batch1,
@@ -658,6 +751,8 @@ def summarize(
         "fraction_paired_rounds": paired,
         "overhead_c1_paired_rounds": paired_c1,
         "c64_over_c16_paired_rounds": paired_c64,
+        # Each round ran on a predictor process of its own (older files: one for all).
+        "paired_rounds_on_fresh_processes": bool(rounds) and all("round" in p for p in rounds),
         **figures,
         "accuracy_delta_points": matching.get("accuracy_delta_points"),
         "goals": {k: f"{op} {goal}" for k, (op, goal) in GOALS.items()},
@@ -694,10 +789,10 @@ def run(output_dir: Path, progress: Progress | None = None, quick: bool = False)
     ceiling = _ceiling(model_dir, texts_file, log_dir, say, plan)
     cold_start = {rt: _cold_start(model_dir, rt, log_dir, say, plan) for rt in RUNTIMES}
     systems: dict[str, Any] = {}
-    specs = {
-        "baseline_pipeline": _baseline(model_dir),
-        "predictor_torch": _predictor(model_dir, "torch"),
-        "predictor_onnx": _predictor(model_dir, "onnx"),
+    specs: dict[str, Callable[[], Spec]] = {
+        "baseline_pipeline": lambda: _baseline(model_dir),
+        "predictor_torch": lambda: _predictor(model_dir, "torch"),
+        "predictor_onnx": lambda: _predictor(model_dir, "onnx"),
     }
     c16_key = ceiling_c16_key(ceiling)
     pairing = Pairing(model_dir, texts_file, log_dir, plan, ceiling, c16_key) if c16_key else None
