@@ -6,6 +6,7 @@ import contextlib
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -122,12 +123,17 @@ def test_torch_single_threaded_restores_the_configured_threads():
 
 def test_environment_defaults_are_set_only_where_unset():
     environ: dict[str, str] = {}
-    defaults = {"TORCH_DEVICE_BACKEND_AUTOLOAD": "0", "GOMP_SPINCOUNT": "20000"}
+    defaults = {
+        "TORCH_DEVICE_BACKEND_AUTOLOAD": "0",
+        "GOMP_SPINCOUNT": "20000",
+        "THP_MEM_ALLOC_ENABLE": "1",
+    }
     assert startup.prepare_environment(environ) == defaults
     assert environ == defaults
     assert startup.prepare_environment(environ) == {}  # idempotent
-    chosen = {"TORCH_DEVICE_BACKEND_AUTOLOAD": "1"}  # an operator's choice wins
+    chosen = {"TORCH_DEVICE_BACKEND_AUTOLOAD": "1", "THP_MEM_ALLOC_ENABLE": "0"}  # theirs win
     assert startup.prepare_environment(chosen) == {"GOMP_SPINCOUNT": "20000"}
+    assert chosen["THP_MEM_ALLOC_ENABLE"] == "0"
     assert chosen["TORCH_DEVICE_BACKEND_AUTOLOAD"] == "1"
     assert "OMP_WAIT_POLICY" not in startup.ENVIRONMENT  # the deployment's to choose
 
@@ -136,7 +142,10 @@ def test_a_deployments_wait_policy_keeps_the_spin_count_default_out():
     """OMP_WAIT_POLICY=PASSIVE (a predictor sharing its cores) must not be overridden by a
     spin count that keeps threads awake: libgomp reads both."""
     environ = {"OMP_WAIT_POLICY": "PASSIVE"}
-    assert startup.prepare_environment(environ) == {"TORCH_DEVICE_BACKEND_AUTOLOAD": "0"}
+    assert startup.prepare_environment(environ) == {
+        "TORCH_DEVICE_BACKEND_AUTOLOAD": "0",
+        "THP_MEM_ALLOC_ENABLE": "1",
+    }
     assert "GOMP_SPINCOUNT" not in environ
 
 
@@ -155,6 +164,50 @@ def test_a_predictor_process_starts_with_the_settings_and_says_so():
     line = " ".join(words[2:])
     assert "GOMP_SPINCOUNT=20000" in line and "mmap_threshold 32 MiB" in line, line
     assert "trim_threshold 256 MiB" in line
+
+
+THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
+def _huge_pages_on_request() -> bool:
+    """True where the kernel gives transparent huge pages to whoever asks (madvise) or to
+    all (always); ``never`` (or no THP at all) gives them to no one."""
+    try:
+        return "[never]" not in THP_SETTING.read_text()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _huge_pages_on_request(), reason="this kernel gives no huge pages")
+def test_a_predictor_process_gets_huge_pages_for_torchs_large_blocks():
+    """With the predictor's environment, torch asks for huge pages for a large block (what
+    the weights are), and gets them; without it, on a kernel that leaves huge pages to
+    madvise, it gets none (``always`` gives them either way)."""
+    script = (
+        "import os, sys\n"
+        "os.environ.pop('THP_MEM_ALLOC_ENABLE', None)\n"
+        "from modeldeploy.serving import startup\n"
+        "if sys.argv[1] == 'predictor':\n"
+        "    startup.prepare_environment()\n"
+        "import torch\n"
+        "block = torch.ones(8 << 20, dtype=torch.bfloat16)  # 16 MiB, touched\n"
+        "rollup = open('/proc/self/smaps_rollup').read().splitlines()\n"
+        "print([int(l.split()[1]) for l in rollup if l.startswith('AnonHugePages')][0])\n"
+    )
+
+    def huge_kb(mode: str) -> int:
+        out = subprocess.run(
+            [sys.executable, "-c", script, mode],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        return int(out.stdout.split()[-1])
+
+    assert huge_kb("predictor") >= 8 * 1024  # most of the 16 MiB block, in 2 MiB pages
+    if "[madvise]" in THP_SETTING.read_text():
+        assert huge_kb("plain") < 8 * 1024
 
 
 def _fresh(script: str) -> list[str]:
