@@ -263,6 +263,15 @@ def test_the_environment_names_are_the_contracts() -> None:
     assert backend_model.ENV_RESPONSE_DETAIL == contract.ENV_RESPONSE_DETAIL
 
 
+def test_triton_torch_runtime_asks_for_what_the_predictor_asks_of_torch() -> None:
+    """Huge pages for torch's large blocks in the Triton stub as in the predictor (the
+    comparison of the two servers is of servers, not of memory layouts)."""
+    from modeldeploy.serving.startup import ENVIRONMENT
+
+    assert backend_model.TORCH_ENVIRONMENT == {"THP_MEM_ALLOC_ENABLE": "1"}
+    assert backend_model.TORCH_ENVIRONMENT.items() <= ENVIRONMENT.items()
+
+
 @pytest.mark.parametrize(
     ("value", "view"), [(None, "label"), ("", "label"), ("label", "label"), ("Full", "label"),
                         ("full", "full")]

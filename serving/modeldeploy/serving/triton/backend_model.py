@@ -372,11 +372,19 @@ PRECISIONS = ("fp32", "bf16")
 (the predictor's bf16 path where the CPU has bf16 units; export's ``precision``)."""
 
 
+TORCH_ENVIRONMENT = {"THP_MEM_ALLOC_ENABLE": "1"}
+"""Defaults torch reads when it allocates, set where unset before it loads: huge pages for
+its blocks of 2 MiB or more, as the Python predictor asks for them
+(``modeldeploy.serving.startup.ENVIRONMENT``, which says why; a test holds this copy equal)."""
+
+
 class TorchRunner:
     """Run the safetensors weights with transformers, in inference mode (``precision``:
     one of :data:`PRECISIONS`; the logits come back as float32 either way)."""
 
     def __init__(self, directory: Path, threads: int = 0, precision: str = "fp32") -> None:
+        for name, value in TORCH_ENVIRONMENT.items():
+            os.environ.setdefault(name, value)
         import torch
         from transformers import AutoModelForSequenceClassification
 
