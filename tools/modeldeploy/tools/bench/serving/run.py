@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from modeldeploy.serving.contract import names
 from modeldeploy.serving.contract.args import DEFAULT_PACK_ROW_TOKENS
 from modeldeploy.serving.ports import pick_port
 from modeldeploy.tools.bench.serving.load import Body, measure, v1_body, v2_text_body
@@ -280,8 +281,8 @@ class PassSplit:
         )
 
 
-BATCH_SIZE_SERIES = "modeldeploy_batch_size"
-PASS_SERIES = "modeldeploy_forward_pass_duration_seconds"
+BATCH_SIZE_SERIES = names.BATCH_SIZE
+PASS_SERIES = names.FORWARD_PASS_DURATION
 
 
 def histogram_totals(metrics_text: str, name: str) -> tuple[float, float]:
