@@ -66,8 +66,10 @@ def failure_line(kind: str, exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from modeldeploy.serving.startup import begin, runtime_from_argv
+    from modeldeploy.serving.startup import begin, runtime_from_argv, with_one_arena
 
+    if argv is None:  # the process itself (not a test calling main): malloc's arenas first
+        with_one_arena()
     # First, before the config module pulls in kserve (startup.py says why).
     begin(runtime_from_argv(sys.argv[1:] if argv is None else argv), skip_kserve_init=True)
     from modeldeploy.serving.config import ConfigError, add_arguments, from_args

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -310,3 +311,36 @@ def test_a_long_start_gets_its_collector_back_and_its_garbage_collected():
 
 def test_a_short_start_freezes_its_garbage_without_a_collection():
     assert _fresh(_CYCLE_AFTER_PAUSE.replace("LIMIT", "1000")) == ["False", "True", "False"]
+
+
+def test_the_predictor_starts_again_with_one_malloc_arena_unless_the_environment_says():
+    calls: list[tuple[str, list[str], dict[str, str]]] = []
+
+    def execve(path: str, argv: list[str], env: dict[str, str]) -> None:
+        calls.append((path, argv, env))
+
+    startup.with_one_arena({"PATH": "/bin"}, execve)
+    ((path, argv, env),) = calls
+    assert path == sys.executable and argv == list(sys.orig_argv)
+    assert env == {"PATH": "/bin", "MALLOC_ARENA_MAX": "1"}
+    for chosen in ({"MALLOC_ARENA_MAX": "4"}, {"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}):
+        startup.with_one_arena(chosen, execve)  # the operator's choice, or the second start
+    assert len(calls) == 1
+
+
+def test_starting_again_keeps_the_process_and_its_options():
+    """A real ``execve``: same process id, the interpreter's own options kept, the script
+    run once more with the arena limit set (and then not again)."""
+    script = (
+        "import os, sys\n"
+        "from modeldeploy.serving import startup\n"
+        "startup.with_one_arena()\n"
+        "print(os.getpid(), os.environ.get('MALLOC_ARENA_MAX'), sys.flags.dont_write_bytecode)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")}
+    proc = subprocess.Popen(
+        [sys.executable, "-B", "-c", script], stdout=subprocess.PIPE, text=True, env=env
+    )
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    assert out.split() == [str(proc.pid), "1", "1"]  # one line: the second start only
