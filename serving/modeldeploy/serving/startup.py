@@ -316,6 +316,15 @@ through ``mallopt`` once the process runs, the same limit did not help (3 slow o
 glibc must read it before the first allocation, hence :func:`with_one_arena`."""
 
 
+def _glibc() -> bool:
+    """Whether this process runs on glibc (asked of libc itself: ``platform.libc_ver``
+    would read the interpreter's binary on every start)."""
+    try:
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    except (ValueError, OSError):  # not a GNU libc
+        return False
+
+
 def with_one_arena(environ: Any = None, execve: Any = None) -> None:
     """Start this process again with :data:`ONE_ARENA` where it is missing (glibc only).
 
@@ -324,11 +333,9 @@ def with_one_arena(environ: Any = None, execve: Any = None) -> None:
     where the environment already sets ``MALLOC_ARENA_MAX`` or ``GLIBC_TUNABLES`` (an
     operator's choice wins, and the second start finds it set).
     """
-    import platform
-
     environ = os.environ if environ is None else environ
     if "MALLOC_ARENA_MAX" in environ or "GLIBC_TUNABLES" in environ:
         return
-    if platform.libc_ver()[0] != "glibc":
+    if not _glibc():
         return
     (execve or os.execve)(sys.executable, list(sys.orig_argv), {**environ, **ONE_ARENA})

@@ -194,7 +194,7 @@ def _system(
     pairing: Pairing | None = None,
 ) -> dict:
     """One system's one-shot runs (c=1, 16, 64 on one process), then, for a predictor, its
-    paired rounds, each on a fresh process (:func:`_fresh_round`)."""
+    paired rounds, each on a fresh process."""
     argv, ready_url, url = make_spec()
     say(f"starting {name}")
     log = log_dir / f"{name}.log"
@@ -209,39 +209,26 @@ def _system(
     out = {"start_to_ready_s": round(cold, 2), "runs": runs, "serving": served}
     if pairing is not None and plan.paired_rounds:
         matching = _ceiling_key(name, {"serving": served})
-        out["paired"] = [
-            _fresh_round(name, make_spec, texts, log_dir, say, plan, pairing, matching, number)
-            for number in range(plan.paired_rounds)
-        ]
+
+        def fresh_round(number: int) -> dict[str, Any]:
+            """A paired round on a predictor process of its own, warmed up first.
+
+            Two predictor processes started from the same code on the same machine have
+            served the same load at speeds 30% apart for their whole life (docs/serving.md,
+            "Benchmarks"): rounds that all ran on one process measured that one process
+            five times. A fresh process per round makes the median one over processes too.
+            """
+            argv, ready_url, url = make_spec()
+            proc, _ = _start(argv, ready_url, log_dir / f"{name}-round{number}.log")
+            try:
+                _warm_up(url, texts, plan)
+                paired = _paired_round(name, url, texts, say, plan, pairing, matching)
+                return {"round": number, **paired}
+            finally:
+                _stop(proc)
+
+        out["paired"] = [fresh_round(number) for number in range(plan.paired_rounds)]
     return out
-
-
-def _fresh_round(
-    name: str,
-    make_spec: Callable[[], Spec],
-    texts: list[str],
-    log_dir: Path,
-    say: Progress,
-    plan: Plan,
-    pairing: Pairing,
-    matching: str,
-    number: int,
-) -> dict[str, Any]:
-    """A paired round on a predictor process of its own, warmed up first.
-
-    Two predictor processes started from the same code on the same machine have served
-    the same load at speeds 30% apart for their whole life (docs/serving.md, "Benchmarks"):
-    rounds that all ran on one process measured that one process five times. A fresh
-    process per round makes the median a median over processes too.
-    """
-    argv, ready_url, url = make_spec()
-    log = log_dir / f"{name}-round{number}.log"
-    proc, _ = _start(argv, ready_url, log)
-    try:
-        _warm_up(url, texts, plan)
-        return {"round": number, **_paired_round(name, url, texts, say, plan, pairing, matching)}
-    finally:
-        _stop(proc)
 
 
 def _warm_up(url: str, texts: list[str], plan: Plan) -> None:
