@@ -65,23 +65,35 @@ def failure_line(kind: str, exc: BaseException) -> str:
     return redact_text(f"error: {kind}: {message}")
 
 
-def main(argv: list[str] | None = None) -> int:
+PROG = "python -m modeldeploy.serving"
+DESCRIPTION = "Serve a BERT-family text classifier over KServe v1/v2 (REST and gRPC)."
+
+
+def main(argv: list[str] | None = None, prog: str = PROG, own_process: bool | None = None) -> int:
+    """Start a predictor from ``argv`` (``sys.argv[1:]`` when None).
+
+    ``own_process`` (by default: whether ``argv`` is None) says that this process is the
+    predictor, not a test calling in: then malloc's arenas are settled first, which may
+    start the process again (:func:`~modeldeploy.serving.startup.with_one_arena`).
+    ``modeldeploy serve``, the images' entrypoint, comes here too (``prog`` names it), so
+    an image starts the way the benchmark measures.
+    """
     from modeldeploy.serving.startup import begin, runtime_from_argv, with_one_arena
 
-    if argv is None:  # the process itself (not a test calling main): malloc's arenas first
+    args = list(sys.argv[1:] if argv is None else argv)
+    if own_process is None:
+        own_process = argv is None
+    if own_process:
         with_one_arena()
     # First, before the config module pulls in kserve (startup.py says why).
-    begin(runtime_from_argv(sys.argv[1:] if argv is None else argv), skip_kserve_init=True)
+    begin(runtime_from_argv(args), skip_kserve_init=True)
     from modeldeploy.serving.config import ConfigError, add_arguments, from_args
 
-    parser = argparse.ArgumentParser(
-        prog="python -m modeldeploy.serving",
-        description="Serve a BERT-family text classifier over KServe v1/v2 (REST and gRPC).",
-    )
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
     add_arguments(parser)
-    args = parser.parse_args(argv)
+    options = parser.parse_args(args)
     try:
-        config = from_args(args)
+        config = from_args(options)
     except ConfigError as exc:
         parser.error(str(exc))
     return serve(config)

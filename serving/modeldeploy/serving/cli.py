@@ -16,6 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """The handler for a caller of the parser itself (``dispatch``): the console script
+    ``modeldeploy serve`` does not come here, ``modeldeploy.cli.main`` hands its arguments
+    to ``python -m modeldeploy.serving``'s entry point, which starts faster."""
     from modeldeploy.cli import CommandError
     from modeldeploy.serving.__main__ import serve
     from modeldeploy.serving.config import ConfigError, from_args

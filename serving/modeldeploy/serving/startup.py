@@ -1,12 +1,12 @@
 """Predictor start-up: less to import, native loading overlapped, threads that yield.
 
-These happen first in ``python -m modeldeploy.serving`` (the command the operator runs),
-before anything imports kserve or torch (``modeldeploy serve`` does all but :func:`lean_kserve`:
-its option parser has imported kserve already):
+These happen first in ``python -m modeldeploy.serving``, and in ``modeldeploy serve`` (the
+images' entrypoint, which hands its arguments to the same entry point), before anything
+imports kserve or torch:
 
-- :func:`with_one_arena` (``python -m modeldeploy.serving`` only) starts the process again,
-  same process id, with ``MALLOC_ARENA_MAX=1`` where the environment does not set it:
-  glibc reads it only at start (:data:`ONE_ARENA` says why);
+- :func:`with_one_arena` starts the process again, same process id, with
+  ``MALLOC_ARENA_MAX=1`` where the environment does not set it: glibc reads it only at
+  start (:data:`ONE_ARENA` says why);
 - :func:`pause_gc` turns the cyclic garbage collector off until the model is built
   (:func:`resume_gc`, called by ``server.run``): the imports create some 400k objects and
   trigger about 600 collections that find almost nothing (7k unreachable objects, no

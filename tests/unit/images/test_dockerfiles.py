@@ -168,6 +168,16 @@ def test_predictor_entrypoint_accepts_the_arguments_the_operator_writes(name: st
     assert container["ports"][0]["containerPort"] in exposed
 
 
+@pytest.mark.parametrize("name", ["predictor", "predictor-cuda"])
+def test_predictor_images_choose_one_malloc_arena(name: str) -> None:
+    """Set in the image, the predictor need not start itself again to get it (startup.py)."""
+    from modeldeploy.serving.startup import ONE_ARENA
+
+    final = parse(IMAGES / f"{name}.Dockerfile")[-1]
+    env = dict(pair.split("=", 1) for rest in final.all("ENV") for pair in shlex.split(rest))
+    assert {k: env.get(k) for k in ONE_ARENA} == ONE_ARENA
+
+
 def built_images() -> set[str]:
     """The image names ``make images`` builds, as make itself expands them (dry run)."""
     out = subprocess.run(
