@@ -16,6 +16,8 @@ baseline handling of both providers is exercised against live counters too.
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import sys
 import time
@@ -41,6 +43,7 @@ from tests.support.processes import free_port, http_ok
 pytestmark = pytest.mark.slow
 
 PY = sys.executable
+DASHBOARD = Path(__file__).parents[3] / "charts/modeldeploy/files/grafana-dashboard.json"
 DEPLOYMENT = "real-serving"
 TARGET = AnalysisTarget(DEPLOYMENT, stable_version="1", canary_version="2")
 MODEL = "m"
@@ -50,6 +53,22 @@ ROUTED_REQUESTS = 16  # through the router, one text each
 
 def texts_per_request(i: int) -> int:
     return 1 if i % 2 == 0 else 2
+
+
+def serving_panel_queries(exported: set[str]) -> dict[str, list[str]]:
+    """The dashboard's queries, by panel title, that read only series in ``exported``
+    (what the serving processes' own ``/metrics`` list), Grafana's variables filled in."""
+    variables = {"$deployment": DEPLOYMENT, "$__rate_interval": "1m", "$window": "5m",
+                 "$__range": "5m", "$name": ".*"}  # fmt: skip
+    out: dict[str, list[str]] = {}
+    for panel in json.loads(DASHBOARD.read_text())["panels"]:
+        exprs = [t["expr"] for t in panel.get("targets", [])]
+        used = {m for e in exprs for m in re.findall(r"\bmodeldeploy[_:][a-z0-9_:]+", e)}
+        if exprs and used <= exported:
+            for name, value in variables.items():
+                exprs = [e.replace(name, value) for e in exprs]
+            out[panel["title"]] = exprs
+    return out
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
@@ -302,3 +321,38 @@ def test_prometheus_provider_reads_what_real_serving_processes_counted(
     assert prometheus_now.observations() == scrape_now.observations()
     restored = Snapshot.from_dict(prometheus_base.to_dict())  # as kept in a resource status
     assert prometheus_now.since(restored).observations() == from_prometheus
+
+    # --- the dashboard's serving panels, evaluated by this Prometheus on these processes --
+    exported: set[str] = set()
+    for role in ("stable", "canary", "router"):
+        text = httpx.get(f"{url[role]}/metrics", trust_env=False).text
+        exported |= set(re.findall(r"^(modeldeploy_[a-z0-9_]+)", text, re.M))
+    panels = serving_panel_queries(exported)
+    capacity = ("Model busy share per arm", "Forward pass time per arm",
+                "Rows per forward pass per arm", "Shed requests per arm")  # fmt: skip
+    assert set(capacity) | {"P99 latency per version", "Live accuracy per arm"} <= set(panels)
+
+    def values(expr: str) -> dict[tuple[str, str], float]:
+        answer = httpx.get(
+            f"{url['prometheus']}/api/v1/query", params={"query": expr}, trust_env=False
+        ).json()
+        assert answer["status"] == "success", (expr, answer)
+        return {
+            (r["metric"].get("model_version", ""), r["metric"].get("role", "")): float(
+                r["value"][1]
+            )
+            for r in answer["data"]["result"]
+        }
+
+    for title, exprs in panels.items():
+        for expr in exprs:
+            assert values(expr), f"{title}: {expr} is empty"
+    arms = {("1", "stable"), ("2", "canary")}
+    (busy,) = panels["Model busy share per arm"]
+    assert set(values(busy)) == arms and all(0 < v <= 1 for v in values(busy).values())
+    (rows,) = panels["Rows per forward pass per arm"]
+    assert all(v >= 1 for v in values(rows).values())
+    p50, p99 = panels["Forward pass time per arm"]
+    assert all(0 < v <= values(p99)[arm] for arm, v in values(p50).items())
+    (shed,) = panels["Shed requests per arm"]
+    assert set(values(shed)) == arms and set(values(shed).values()) == {0.0}

@@ -266,13 +266,14 @@ def _board(chart: helm.Chart) -> dict[str, Any]:
 def test_dashboard_opens_with_the_executive_and_on_call_rows(chart: helm.Chart) -> None:
     panels = _board(chart)["panels"]
     rows = [(p["title"].split(":")[0], p["gridPos"]["y"]) for p in panels if p["type"] == "row"]
-    assert [title for title, _ in rows] == ["Executive", "On call", "Rollouts"]
+    assert [title for title, _ in rows] == ["Executive", "On call", "Rollouts", "Capacity"]
     below: dict[str, list[str]] = {title: [] for title, _ in rows}
     for panel in panels:
         if panel["type"] != "row":
             row = [title for title, y in rows if y < panel["gridPos"]["y"]][-1]
             below[row].append(" ".join(t["expr"] for t in panel["targets"]))
     executive, on_call = " ".join(below["Executive"]), " ".join(below["On call"])
+    capacity = " ".join(below["Capacity"])
     for series in (
         "modeldeploy_requests_total",
         "modeldeploy_request_duration_seconds_bucket",
@@ -289,6 +290,13 @@ def test_dashboard_opens_with_the_executive_and_on_call_rows(chart: helm.Chart) 
         "modeldeploy_condition",
     ):
         assert series in on_call, series
+    for series in (  # docs/metrics.md, "Where a predictor's time goes"
+        "modeldeploy_forward_pass_duration_seconds_sum",
+        "modeldeploy_forward_pass_duration_seconds_bucket",
+        "modeldeploy_batch_size_sum",
+        "modeldeploy_shed_requests_total",
+    ):
+        assert series in capacity, series
 
 
 def test_dashboard_reads_only_rules_the_chart_records(chart: helm.Chart) -> None:
