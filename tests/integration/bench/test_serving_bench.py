@@ -67,8 +67,14 @@ def test_quick_bench_measures_every_system_and_merges_a_summary(tmp_path):
         assert (tmp_path / "serving-logs" / f"{name}-round0.log").is_file()
         assert paired["served_rows_per_pass"] >= 1 and paired["served_pass_ms"] > 0
         assert paired["served_gap_ms"] is not None
+        # a naive baseline of the round's own, driven at c=16 right after the predictor
+        assert (tmp_path / "serving-logs" / f"baseline-for-{name}-round0.log").is_file()
+        assert paired["baseline_c16_rps"] > 0 and paired["baseline_c16_p99_ms"] > 0
+        speedup = paired["served_rps"] / paired["baseline_c16_rps"]
+        assert paired["speedup_c16"] == pytest.approx(speedup, rel=2e-3, abs=6e-4)
     assert summary["fraction_paired_rounds"]  # the headline fraction is the paired one
     assert summary["paired_rounds_on_fresh_processes"] is True
+    assert summary["speedup_c16_paired_rounds"] and summary["p99_ratio_c16_paired_rounds"]
     assert {"torch-packed", "torch"} <= set(figures["ceiling"])  # both layouts
     triton = figures["systems"]["triton"]
     assert "runs" in triton or triton["status"] == "failed"  # a failure is reported, not hidden

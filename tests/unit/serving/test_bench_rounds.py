@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -61,18 +62,28 @@ class _Fakes:
         self.started: list[int] = []
         self.stopped: list[int] = []
         self.measured: list[tuple[int, int]] = []  # (process, concurrency)
+        self.by_address: dict[str, int] = {}  # host:port -> process
+        self.naive: set[int] = set()  # processes of the naive baseline (4x slower here)
 
     def start(self, argv: list[str], ready_url: str, log: Path, timeout: float = 300) -> Any:
         log.write_text("torch on cpu at bf16 (CPU has amx_bf16)\ntorch layout: padded batches\n")
         self.started.append(len(self.started))
+        self.by_address[urlsplit(ready_url).netloc] = self.started[-1]
+        if "modeldeploy.tools.bench.serving.baseline" in argv:
+            self.naive.add(self.started[-1])
         return self.started[-1], 1.0
 
     def stop(self, proc: int) -> None:
         self.stopped.append(proc)
 
     def measure(self, url: str, texts: list[str], c: int, n: int, body: Any = None) -> Any:
-        self.measured.append((self.started[-1], c))
-        return LoadResult(c, n, 0, seconds=0.025, p50_ms=5.0, p99_ms=9.0, throughput_rps=100.0 * c)
+        process = self.by_address[urlsplit(url).netloc]
+        self.measured.append((process, c))
+        slow = 4.0 if process in self.naive else 1.0
+        return LoadResult(
+            c, n, 0, seconds=0.025, p50_ms=5.0 * slow, p99_ms=9.0 * slow,
+            throughput_rps=100.0 * c / slow,
+        )  # fmt: skip
 
     def scrape(self, url: str) -> str:
         passes = len(self.measured)
@@ -119,3 +130,44 @@ def test_the_readme_shows_each_round_and_says_whether_processes_were_fresh():
     assert "| 0 | 740 / 750 | 630 | 0.846 | 15.9 | 21.4 | 2.4 | 21.48 |" in table
     assert "all on one predictor process" in "\n".join(_rounds_table(rounds, fresh=False))
     assert _rounds_table([{"fraction": 0.8, "served_rps": 1.0}], fresh=False) == []
+    rounds[0] |= {"baseline_c16_rps": 131.5, "speedup_c16": 4.791}
+    table = "\n".join(_rounds_table(rounds, fresh=True))
+    assert "the naive baseline ran at c=16 right after the server" in table
+    assert "| 0 | 740 / 750 | 630 | 0.846 | 15.9 | 21.4 | 2.4 | 21.48 | 131.5 | 4.791 |" in table
+
+
+def test_each_round_measures_a_fresh_naive_baseline_right_after_the_predictor(
+    tmp_path, monkeypatch
+):
+    """``speedup_c16`` and ``p99_ratio_c16`` divide figures measured together: each round
+    starts its own baseline process and drives it at c=16 just after the predictor's c=16."""
+    fakes = _Fakes()
+    for name in ("start", "stop", "measure", "scrape"):
+        monkeypatch.setattr(
+            run, f"_{name}" if name in ("start", "stop") else name, getattr(fakes, name)
+        )
+    pairing = run.Pairing(
+        tmp_path, tmp_path / "texts.json", tmp_path, run.QUICK, {}, "torch-bf16",
+        baseline=lambda: run._baseline(tmp_path),
+    )  # fmt: skip
+    monkeypatch.setattr(run.Pairing, "run", lambda self, key: {"c16_sentences_per_s": 400.0})
+    plan = run.replace(run.QUICK, paired_rounds=2)
+    result = run._system(
+        "predictor_torch",
+        lambda: run._predictor(tmp_path, "torch"),
+        ["a text"],
+        tmp_path,
+        lambda message: None,
+        plan,
+        pairing,
+    )
+    # 0: the one-shot predictor; then per round its predictor and its baseline
+    assert fakes.started == [0, 1, 2, 3, 4] and sorted(fakes.stopped) == [0, 1, 2, 3, 4]
+    order = [(p, c) for p, c in fakes.measured if p in (1, 2)]
+    # predictor warm-up (c=64, 16); baseline warm-up (16); predictor c=16; baseline c=16;
+    # predictor c=64 and c=1
+    assert order == [(1, 64), (1, 16), (2, 16), (1, 16), (2, 16), (1, 64), (1, 1)]
+    assert all((tmp_path / f"baseline-for-predictor_torch-round{i}.log").is_file() for i in (0, 1))
+    first = result["paired"][0]
+    assert first["baseline_c16_rps"] == 400.0 and first["baseline_c16_p99_ms"] == 36.0
+    assert first["speedup_c16"] == 4.0 and first["p99_ratio_c16"] == 0.25

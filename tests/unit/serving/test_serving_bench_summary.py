@@ -137,3 +137,31 @@ def test_a_packed_onnx_predictor_is_compared_with_the_packed_graphs_batch_1_late
     summary = summarize(ceiling, systems, {"goal_s": 3.0, "torch": {"median_s": 2.0}})
     assert summary["best_predictor"] == "predictor_onnx"
     assert summary["overhead_c1_ms"] == pytest.approx(10.0 - 7.5)
+
+
+def test_paired_rounds_set_the_speedup_and_p99_ratio_when_they_measured_the_baseline():
+    """The naive baseline's speed drifts with the machine's as the predictor's does: rounds
+    that measured it right after the predictor decide ``speedup_c16`` and ``p99_ratio_c16``;
+    the one-shot ratios stay beside them."""
+    paired = [
+        {"fraction": 0.9, "overhead_c1_ms": 1.0, "speedup_c16": s, "p99_ratio_c16": p}
+        for s, p in ((5.2, 0.31), (4.6, 0.35), (4.9, 0.29))
+    ]
+    systems = {
+        "baseline_pipeline": {"runs": _runs(50, 100, 100, p99=500.0)},
+        "predictor_torch": {"runs": _runs(80, 360, 380, p99=100.0), "paired": paired},
+    }
+    summary = summarize(CEILING, systems, {"goal_s": 3.0, "torch": {"median_s": 2.0}})
+    assert summary["speedup_c16"] == pytest.approx(4.9)
+    assert summary["speedup_c16_unpaired"] == pytest.approx(3.6)
+    assert summary["speedup_c16_paired_rounds"] == [5.2, 4.6, 4.9]
+    assert summary["p99_ratio_c16"] == pytest.approx(0.31)
+    assert summary["p99_ratio_c16_unpaired"] == pytest.approx(0.2)
+    assert summary["met"]["speedup_c16"] is True and summary["met"]["p99_ratio_c16"] is True
+    # rounds without the baseline (older files): the one-shot ratios stand
+    for r in paired:
+        del r["speedup_c16"], r["p99_ratio_c16"]
+    summary = summarize(CEILING, systems, {"goal_s": 3.0, "torch": {"median_s": 2.0}})
+    assert summary["speedup_c16"] == pytest.approx(3.6)
+    assert summary["p99_ratio_c16"] == pytest.approx(0.2)
+    assert summary["speedup_c16_paired_rounds"] == []

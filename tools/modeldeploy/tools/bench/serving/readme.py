@@ -114,6 +114,10 @@ def render(results: dict[str, Any], key: str = "serving") -> str:
          "configuration's in-process batch-1 P50, then the server at c=1)"),
         ("c64_over_c16", "c64_over_c16_paired_rounds", "the same paired rounds (the server "
          "at c=16, then at c=64, back to back)"),
+        ("speedup_c16", "speedup_c16_paired_rounds", "the same paired rounds (the server at "
+         "c=16, then a fresh naive baseline at c=16, back to back)"),
+        ("p99_ratio_c16", "p99_ratio_c16_paired_rounds", "the same paired rounds (P99 of "
+         "the same two runs)"),
     ]  # fmt: skip
     for key, rounds_key, how in paired:
         rounds = s.get(rounds_key)
@@ -139,16 +143,20 @@ def _rounds_table(rounds: list[dict[str, Any]], fresh: bool) -> list[str]:
     if not rounds or not any("served_pass_ms" in r for r in rounds):
         return []
     each = "each on a predictor process of its own" if fresh else "all on one predictor process"
+    naive = any("baseline_c16_rps" in r for r in rounds)
     lines = [
         "",
         f"Paired rounds of the best predictor ({each}). Each c=16 cycle splits into the "
         "forward pass (`modeldeploy_forward_pass_duration_seconds`) and the gap until the "
         "next one (answering, reading and tokenizing the next batch); the in-process time "
-        "of 16 sentences includes their tokenizing:",
+        "of 16 sentences includes their tokenizing"
+        + ("; the naive baseline ran at c=16 right after the server" if naive else "")
+        + ":",
         "",
         "| round | ceiling sentences/s (before / after) | served req/s | fraction | "
-        "rows per pass | pass ms | gap ms | in process, ms per 16 |",
-        "|---|---|---|---|---|---|---|---|",
+        "rows per pass | pass ms | gap ms | in process, ms per 16 |"
+        + (" naive req/s | speedup |" if naive else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|---|" if naive else ""),
     ]
     for number, r in enumerate(rounds):
         before_after = " / ".join(f"{x:.0f}" for x in r.get("ceiling_before_after", []))
@@ -156,6 +164,7 @@ def _rounds_table(rounds: list[dict[str, Any]], fresh: bool) -> list[str]:
             f"| {r.get('round', number)} | {before_after} | {r['served_rps']:.0f} | "
             f"{r['fraction']} | {r.get('served_rows_per_pass')} | {r.get('served_pass_ms')} | "
             f"{r.get('served_gap_ms')} | {r.get('ceiling_ms_per_16')} |"
+            + (f" {r.get('baseline_c16_rps')} | {r.get('speedup_c16')} |" if naive else "")
         )
     return lines
 

@@ -174,6 +174,9 @@ class Pairing:
     plan: Plan
     ceiling: dict[str, Any]
     c16_key: str
+    # The naive baseline, started fresh for each round and measured at c=16 right after the
+    # predictor: ``speedup_c16`` and ``p99_ratio_c16`` then divide figures taken together.
+    baseline: Callable[[], Spec] | None = None
 
     def run(self, key: str) -> dict[str, Any]:
         log = self.log_dir / f"ceiling-{key}-paired.log"
@@ -219,13 +222,20 @@ def _system(
             five times. A fresh process per round makes the median one over processes too.
             """
             argv, ready_url, url = make_spec()
-            proc, _ = _start(argv, ready_url, log_dir / f"{name}-round{number}.log")
+            procs = [_start(argv, ready_url, log_dir / f"{name}-round{number}.log")[0]]
             try:
                 _warm_up(url, texts, plan)
-                paired = _paired_round(name, url, texts, say, plan, pairing, matching)
+                baseline_url = None
+                if pairing.baseline is not None:  # started before the round, idle till used
+                    b_argv, b_ready, baseline_url = pairing.baseline()
+                    b_log = log_dir / f"baseline-for-{name}-round{number}.log"
+                    procs.append(_start(b_argv, b_ready, b_log)[0])
+                    measure(baseline_url, texts, 16, 64)  # untimed: its first requests
+                paired = _paired_round(name, url, texts, say, plan, pairing, matching, baseline_url)
                 return {"round": number, **paired}
             finally:
-                _stop(proc)
+                for proc in reversed(procs):
+                    _stop(proc)
 
         out["paired"] = [fresh_round(number) for number in range(plan.paired_rounds)]
     return out
@@ -297,6 +307,7 @@ def _paired_round(
     plan: Plan,
     pairing: Pairing,
     matching: str,
+    baseline_url: str | None = None,
 ) -> dict[str, Any]:
     """In process, the (idle meanwhile) predictor, in process again, back to back: on a
     machine whose speed drifts by 15-30% over minutes only figures measured together make a
@@ -304,7 +315,8 @@ def _paired_round(
     mean of the ceiling's configuration at batch 16 just before and just after it (a drift
     during the round moves both sides alike); the predictor at concurrency 64 against the
     same at 16, just before it; the served configuration's batch-1 P50 against the
-    predictor's at concurrency 1."""
+    predictor's at concurrency 1; with ``baseline_url``, the naive baseline at concurrency
+    16 just after the predictor's (throughput and P99)."""
     before = pairing.run(pairing.c16_key)
     own = before if matching == pairing.c16_key else None
     if own is None and matching in pairing.ceiling and "config" in pairing.ceiling[matching]:
@@ -312,6 +324,7 @@ def _paired_round(
     metrics_before = scrape(url)
     served16 = measure(url, texts, 16, plan.requests[16])
     split = PassSplit.between(metrics_before, scrape(url), served16.seconds)
+    naive = None if baseline_url is None else measure(baseline_url, texts, 16, plan.requests[16])
     served64 = measure(url, texts, 64, plan.requests[64])
     served1 = measure(url, texts, 1, plan.requests[1])
     after = pairing.run(pairing.c16_key)
@@ -324,6 +337,16 @@ def _paired_round(
         f"{served16.throughput_rps} req/s (fraction {fraction:.3f}; {split.rows_per_pass} rows "
         f"per pass, pass {split.pass_ms} ms, gap {split.gap_ms} ms); batch-1 P50 {batch1} ms "
         f"in process, {served1.p50_ms} ms served")  # fmt: skip
+    against_baseline: dict[str, Any] = {}
+    if naive is not None:
+        against_baseline = {
+            "baseline_c16_rps": naive.throughput_rps,
+            "baseline_c16_p99_ms": naive.p99_ms,
+            "speedup_c16": round(served16.throughput_rps / naive.throughput_rps, 3),
+            "p99_ratio_c16": round(served16.p99_ms / naive.p99_ms, 3),
+        }
+        say(f"{name} paired round: naive baseline {naive.throughput_rps} req/s, P99 "
+            f"{naive.p99_ms} ms (speedup {against_baseline['speedup_c16']})")  # fmt: skip
     return {
         "ceiling_sentences_per_s": round(ceiling, 1),
         "ceiling_before_after": list(rates),
@@ -340,6 +363,7 @@ def _paired_round(
         "in_process_batch1_p50_ms": batch1,
         "served_c1_p50_ms": served1.p50_ms,
         "overhead_c1_ms": overhead,
+        **against_baseline,
     }
 
 
@@ -697,6 +721,8 @@ def summarize(
     paired = [p["fraction"] for p in rounds]
     paired_c1 = [p["overhead_c1_ms"] for p in rounds if p.get("overhead_c1_ms") is not None]
     paired_c64 = [p["c64_over_c16"] for p in rounds if p.get("c64_over_c16") is not None]
+    paired_speedup = [p["speedup_c16"] for p in rounds if p.get("speedup_c16") is not None]
+    paired_p99 = [p["p99_ratio_c16"] for p in rounds if p.get("p99_ratio_c16") is not None]
     matching = ceiling.get(_ceiling_key(best, predictors[best]), {})
     triton = systems.get("triton", {}).get("runs")
     c16 = runs["16"]["throughput_rps"]
@@ -709,8 +735,13 @@ def summarize(
         2,
     )
 
+    unpaired_speedup = r(c16 / base["16"]["throughput_rps"])
+    unpaired_p99 = r(runs["16"]["p99_ms"] / base["16"]["p99_ms"])
     figures = {
-        "speedup_c16": r(c16 / base["16"]["throughput_rps"]),
+        # The baseline's speed drifts with the machine's as the predictor's does (4.88-6.42
+        # one-shot in six runs of a day): the rounds measure both back to back.
+        "speedup_c16": r(statistics.median(paired_speedup)) if paired_speedup else unpaired_speedup,
+        "speedup_c16_unpaired": unpaired_speedup,
         # Paired rounds (ceiling and server back to back) when there are any: the one-shot
         # ratio divides figures measured minutes apart on a machine whose speed drifts.
         "fraction_of_ceiling_c16": r(
@@ -718,7 +749,8 @@ def summarize(
         ),
         "fraction_of_ceiling_c16_unpaired": r(c16 / top if top else None),
         "fraction_of_best_any_batch_ceiling_c16": r(c16 / top_any if top_any else None),
-        "p99_ratio_c16": r(runs["16"]["p99_ms"] / base["16"]["p99_ms"]),
+        "p99_ratio_c16": r(statistics.median(paired_p99)) if paired_p99 else unpaired_p99,
+        "p99_ratio_c16_unpaired": unpaired_p99,
         "overhead_c1_ms": r(statistics.median(paired_c1), 2) if paired_c1 else unpaired_c1,
         "overhead_c1_ms_unpaired": unpaired_c1,
         # Both at the compute limit, so one-shot figures minutes apart decide this by the
@@ -739,6 +771,8 @@ def summarize(
         "fraction_paired_rounds": paired,
         "overhead_c1_paired_rounds": paired_c1,
         "c64_over_c16_paired_rounds": paired_c64,
+        "speedup_c16_paired_rounds": paired_speedup,
+        "p99_ratio_c16_paired_rounds": paired_p99,
         # Each round ran on a predictor process of its own (older files: one for all).
         "paired_rounds_on_fresh_processes": bool(rounds) and all("round" in p for p in rounds),
         **figures,
@@ -783,7 +817,11 @@ def run(output_dir: Path, progress: Progress | None = None, quick: bool = False)
         "predictor_onnx": lambda: _predictor(model_dir, "onnx"),
     }
     c16_key = ceiling_c16_key(ceiling)
-    pairing = Pairing(model_dir, texts_file, log_dir, plan, ceiling, c16_key) if c16_key else None
+    pairing = (
+        Pairing(model_dir, texts_file, log_dir, plan, ceiling, c16_key, specs["baseline_pipeline"])
+        if c16_key
+        else None
+    )
     for name, spec in specs.items():
         pair = pairing if name.startswith("predictor_") else None
         systems[name] = _system(name, spec, texts, log_dir, say, plan, pair)
