@@ -14,6 +14,7 @@ is testable without kopf.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -33,10 +34,12 @@ from modeldeploy.operator.api.types import ModelDeploymentSpec, SpecError, parse
 from modeldeploy.operator.control import controls_from
 from modeldeploy.operator.executor import ExecutionFailed, Executor
 from modeldeploy.operator.observer import BASELINE, MetricsWindows
-from modeldeploy.operator.platforms.base import Platform, Target
+from modeldeploy.operator.platforms.base import LabelPathReporter, Platform, Target
 from modeldeploy.operator.rollout import machine
 from modeldeploy.operator.rollout.actions import Action, EmitEvent, SetCanary
 from modeldeploy.registry.base import RegistryClient
+
+log = logging.getLogger("modeldeploy.operator.reconcile")
 
 
 def _ignore_verdict(target: Target, verdict: Verdict) -> None:
@@ -187,8 +190,24 @@ def _execute(
         done.append(action)
         if _is_canary_start(action, after):
             after = machine.canary_started(after)
+            _warn_of_label_path(deps, target)
     executor.run(target, before, after, [])  # once per tick, after every action: drift
     return done, after
+
+
+def _warn_of_label_path(deps: Deps, target: Target) -> None:
+    """A Warning Event (and a log line) when labels may not reach the arm that served them:
+    the rollout would then wait for labels that never come, and the people who run it
+    should hear why before the step deadline, not after."""
+    if not isinstance(deps.platform, LabelPathReporter):
+        return
+    try:
+        problem = deps.platform.label_path_problem(target)
+    except Exception:  # a hint, never a reason to fail the tick
+        return
+    if problem:
+        log.warning("%s/%s: %s", target.namespace, target.name, problem)
+        deps.emit("Warning", "LabelsMayNotArrive", problem)
 
 
 def _is_canary_start(action: Action, after: Status) -> bool:

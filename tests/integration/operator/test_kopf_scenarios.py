@@ -239,3 +239,6 @@ def test_operator_killed_mid_canary_resumes_from_the_status_and_finishes_once(
     assert reasons.count("Promoted") == 1 and reasons.count("Promoting") == 1, told
     assert "RollingBack" not in reasons and "RolledBack" not in reasons, told
     assert reasons.count("RolloutStarted") == 1, told
+    # No joiner in this cluster: the canary's start said that labels may not arrive, once
+    # (the second process resumed the rollout; it did not start it again).
+    assert reasons.count("LabelsMayNotArrive") == 1, told

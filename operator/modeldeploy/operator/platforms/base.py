@@ -117,3 +117,14 @@ class ArmsPublisher(Protocol):
         withdraw them; with ``probe`` (``operator/probing.py``) the prober probes the
         rollout too. Best effort, never raises."""
         ...
+
+
+@runtime_checkable
+class LabelPathReporter(Protocol):
+    """A platform that can tell whether labels reach the arm that served a prediction
+    (KServe: only through the joiner while traffic is split). Optional."""
+
+    def label_path_problem(self, target: Target) -> str:
+        """Why live labels may not reach the arm that served them, in plain words; ""
+        when they do."""
+        ...

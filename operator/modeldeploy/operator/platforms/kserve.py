@@ -13,6 +13,7 @@ whole specs would rewrite the InferenceService (and roll a new revision) on ever
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
@@ -25,6 +26,16 @@ from modeldeploy.operator.platforms.kserve_arms import ArmsConfigMap, arm_urls
 from modeldeploy.operator.settings import KServeSettings
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
+log = logging.getLogger("modeldeploy.operator.kserve")
+
+NO_JOINER = (
+    "no feedback joiner is configured (chart value joiner.enabled=false): while traffic is "
+    "split, a label posted to the InferenceService reaches the arm that served its "
+    "prediction only by chance (a Triton arm takes no labels at all), and the golden-set "
+    "prober does not run, so live accuracy may not get the labels to decide and the "
+    "rollout then holds stable; install the chart with joiner.enabled=true "
+    '(docs/deploy-kubernetes.md, "Labels on a cluster: the joiner")'
+)
 
 
 class KServePlatform:
@@ -36,6 +47,13 @@ class KServePlatform:
         self._arms: ArmsConfigMap | None = None
         if self.settings.joiner_arms_configmap:
             self._arms = ArmsConfigMap(self._core_api(), self.settings.joiner_arms_configmap)
+        if not self.settings.joiner_events_url:
+            log.warning("%s", NO_JOINER)
+
+    def label_path_problem(self, target: Target) -> str:
+        """:data:`NO_JOINER` without a joiner (said again as an Event at each canary start,
+        where the people who run that ModelDeployment look), else ""."""
+        return "" if self.settings.joiner_events_url else NO_JOINER
 
     def _core_api(self) -> Any:
         """A CoreV1Api on the same connection as ``api`` (the arms ConfigMap is core v1)."""
