@@ -59,7 +59,7 @@ checkpoints: setup ## Build (or reuse) the cached checkpoints the demo and tests
 test: setup ## Run the whole test suite in PYTEST_WORKERS processes (builds the small checkpoints on first run).
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
-test-gpu: setup ## The GPU-only tests (GPU accounting on CUDA); run on a GPU node.
+test-gpu: setup ## The GPU-only tests (GPU accounting, bf16/fp16 behind the parity gate on CUDA); run on a GPU node.
 	$(VENV)/bin/pytest -m gpu $(PYTEST_ARGS)
 
 demo: setup ## The main job: a real MLflow, the operator in local mode, a promotion and a rollback.

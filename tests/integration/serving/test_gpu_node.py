@@ -1,4 +1,5 @@
-"""GPU accounting on a real CUDA device: the torch path of ``serving/gpu.py`` end to end.
+"""A real CUDA device: GPU accounting (the torch path of ``serving/gpu.py``) end to end, and
+the reduced precisions (bf16, fp16) a GPU predictor serves only after the parity gate.
 
 Marked ``gpu``: ``make test`` deselects these (CI has no GPU) and ``make test-gpu`` runs
 them on a GPU node, where a missing CUDA device fails them rather than skipping. The CPU
@@ -15,6 +16,7 @@ between two recorded events, used here as the independent measure of device time
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -114,5 +116,46 @@ def test_a_gpu_predictor_exports_what_it_holds_and_computes(
         busy = value(samples, names.GPU_BUSY_SECONDS, **labels)
         allocated = value(samples, names.GPU_ALLOCATED_SECONDS, **labels)
         assert 0 < busy < allocated
+    finally:
+        predictor.process.stop()
+
+
+# The reduced precisions a CUDA predictor may serve, behind the same 0.5-point parity gate as
+# bf16 on a CPU (docs/serving.md, "Precision"): ``auto`` picks bf16 where the GPU has it
+# (every GPU since Ampere), and ``fp16`` is the explicit choice for older ones.
+CUDA_PRECISIONS = [("auto", "bf16"), ("fp16", "fp16")]
+DEVICE = "cuda"
+GATE = re.compile(r"drop [+-]\d\.\d{4} within the tolerance 0\.0050")
+
+
+@pytest.mark.parametrize(("precision", "expected"), CUDA_PRECISIONS)
+def test_a_reduced_precision_on_cuda_is_served_after_the_parity_gate_admits_it(
+    precision: str, expected: str, tmp_path: Path
+) -> None:
+    """MiniLM (``good``), a real predictor: the reduced precision on the GPU, admitted by
+    the gate against fp32 on the same GPU over the validation split, then answering."""
+    from modeldeploy.tools.checkpoints import build
+
+    predictor = start_predictor(
+        tmp_path,
+        build("good"),
+        ["--precision", precision],  # after the fixture's fp32: the last one counts
+        name=f"gpu-{precision}",
+        env={"CUDA_VISIBLE_DEVICES": "0"},
+        timeout=600,
+    )
+    try:
+        log = predictor.process.log_path.read_text(errors="replace")
+        assert f"torch on {DEVICE} at {expected}" in log, log[-3000:]
+        assert GATE.search(log), log[-3000:]
+        assert "falling back to fp32" not in log
+        texts = ["a moving, funny film", "dull and far too long", "not bad at all"] * 4
+        answer = httpx.post(predictor.v1, json={"instances": texts}, timeout=60)
+        assert answer.status_code == 200, answer.text
+        predictions = answer.json()["predictions"]
+        assert len(predictions) == len(texts)
+        for p in predictions:
+            probabilities = list(p["probabilities"].values())
+            assert all(np.isfinite(probabilities)) and abs(sum(probabilities) - 1) < 1e-3
     finally:
         predictor.process.stop()
