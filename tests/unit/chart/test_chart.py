@@ -86,9 +86,16 @@ def render(chart: helm.Chart, values: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def only(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    found = [d for d in docs if d["kind"] == kind]
+    """The one operator-side object of ``kind`` (the joiner's own, on by default, are
+    tests/unit/chart/test_chart_joiner.py's)."""
+    found = [d for d in docs if d["kind"] == kind and not is_joiners(d)]
     assert len(found) == 1, f"expected one {kind}, got {len(found)}"
     return found[0]
+
+
+def is_joiners(doc: dict[str, Any]) -> bool:
+    labels = (doc.get("metadata") or {}).get("labels") or {}
+    return labels.get("app.kubernetes.io/component") == "joiner"
 
 
 def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -176,7 +183,7 @@ def test_strict_validation_catches_a_misspelt_field(chart: helm.Chart) -> None:
 
 def test_defaults_render_a_cluster_wide_standalone_operator(chart: helm.Chart) -> None:
     docs = render(chart, {})
-    kinds = sorted(d["kind"] for d in docs)
+    kinds = sorted(d["kind"] for d in docs if not is_joiners(d))
     assert kinds == [
         "ClusterRole",
         "ClusterRoleBinding",
@@ -185,6 +192,10 @@ def test_defaults_render_a_cluster_wide_standalone_operator(chart: helm.Chart) -
         "Service",
         "ServiceAccount",
     ]
+    # and the joiner, on by default (test_chart_joiner.py), its book on an emptyDir
+    assert sorted(d["kind"] for d in docs if is_joiners(d)) == [
+        "ConfigMap", "Deployment", "NetworkPolicy", "Role", "RoleBinding", "Service",
+    ]  # fmt: skip
     deployment = only(docs, "Deployment")
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
@@ -290,7 +301,7 @@ def test_metrics_off_means_no_metrics_port(chart: helm.Chart) -> None:
     docs = render(chart, {"metrics": {"enabled": False}, **MONITORING_ON})
     assert env_of(docs)["MODELDEPLOY_OPERATOR_METRICS_PORT"] == "0"
     assert [p["name"] for p in only(docs, "Service")["spec"]["ports"]] == ["webhook"]
-    assert not [d for d in docs if d["kind"] == "ServiceMonitor"]
+    assert not [d for d in docs if d["kind"] == "ServiceMonitor" and not is_joiners(d)]
 
 
 def test_security_context_is_restrictive(chart: helm.Chart) -> None:
@@ -349,8 +360,8 @@ def test_namespaced_install_grants_roles_only_in_watched_namespaces(chart: helm.
     docs = render(chart, VALUE_SETS["namespaced"])
     kinds = {d["kind"] for d in docs}
     assert not kinds & {"ClusterRole", "ClusterRoleBinding"}
-    roles = [d for d in docs if d["kind"] == "Role"]
-    bindings = [d for d in docs if d["kind"] == "RoleBinding"]
+    roles = [d for d in docs if d["kind"] == "Role" and not is_joiners(d)]
+    bindings = [d for d in docs if d["kind"] == "RoleBinding" and not is_joiners(d)]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     for role in roles:
@@ -387,7 +398,7 @@ def test_rbac_rules_equal_the_operators_own_list(chart: helm.Chart) -> None:
 def test_peering_rules_only_with_leader_election(
     chart: helm.Chart, values: dict[str, Any], kind: str, peerings: set[str]
 ) -> None:
-    for role in (d for d in render(chart, values) if d["kind"] == kind):
+    for role in (d for d in render(chart, values) if d["kind"] == kind and not is_joiners(d)):
         granted = {r for g, r, _ in _triples(role["rules"]) if g == "kopf.dev"}
         assert granted == peerings
 
@@ -441,7 +452,7 @@ def test_crd_shipped_by_the_chart_equals_the_one_built_from_code(chart: helm.Cha
 
 
 def test_monitoring_objects_only_when_enabled(chart: helm.Chart) -> None:
-    off = {d["kind"] for d in render(chart, {})}
+    off = {d["kind"] for d in render(chart, {}) if not is_joiners(d)}
     assert not off & {"ServiceMonitor", "PrometheusRule", "ConfigMap"}
     docs = render(chart, MONITORING_ON)
     monitor = only(docs, "ServiceMonitor")

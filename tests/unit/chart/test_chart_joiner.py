@@ -48,10 +48,15 @@ def operator_env(docs: list[dict[str, Any]]) -> dict[str, str]:
     return {e["name"]: e["value"] for e in env if "value" in e}
 
 
-def test_off_by_default_and_nothing_logs(chart: helm.Chart) -> None:
+def test_on_by_default_and_off_means_nothing_logs(chart: helm.Chart) -> None:
+    """On by default: while a canary splits traffic, labels reach the arm that served them
+    only through the joiner (the operator warns when it is off: LabelsMayNotArrive)."""
     docs = render(chart, {})
-    assert joiner_objects(docs) == {}
-    assert "MODELDEPLOY_JOINER_EVENTS_URL" not in operator_env(docs)
+    assert set(joiner_objects(docs)) >= {"Deployment", "Service", "ConfigMap"}
+    assert operator_env(docs)["MODELDEPLOY_JOINER_EVENTS_URL"].endswith(":8081")
+    off = render(chart, {"joiner": {"enabled": False}})
+    assert joiner_objects(off) == {}
+    assert "MODELDEPLOY_JOINER_EVENTS_URL" not in operator_env(off)
 
 
 @pytest.mark.parametrize("values", [ON, {"joiner": {"enabled": True, "arms": ARMS}}])
@@ -171,8 +176,8 @@ def test_prometheus_scrapes_the_joiner_where_it_scrapes_the_operator(chart: helm
     assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
     assert endpoint["path"] == "/metrics" and endpoint["port"] == "labels"
     assert len(monitors) == 2  # and the operator's own
-    without = [d for d in render(chart, {"monitoring": {"serviceMonitor": {"enabled": True}}})
-               if d["kind"] == "ServiceMonitor"]  # fmt: skip
+    values = {"monitoring": {"serviceMonitor": {"enabled": True}}, "joiner": {"enabled": False}}
+    without = [d for d in render(chart, values) if d["kind"] == "ServiceMonitor"]
     assert len(without) == 1  # no joiner, no monitor for it
 
 
@@ -227,3 +232,13 @@ def test_the_schema_refuses_a_size_that_is_not_a_quantity(chart: helm.Chart) -> 
     bad = {"joiner": {"enabled": True, "persistence": {"enabled": True, "size": "lots"}}}
     with pytest.raises(helm.HelmValuesError):
         render(chart, bad)
+
+
+def test_notes_name_the_joiners_labels_url_and_say_when_it_is_off(chart: helm.Chart) -> None:
+    notes = chart.render({}, name="md", namespace="ops")["modeldeploy/templates/NOTES.txt"]
+    service = joiner_objects(render(chart, {}))["Service"]
+    port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "labels")
+    assert port == build_parser().get_default("port")  # the joiner's own labels port
+    assert f"POST http://md-modeldeploy-joiner.ops.svc:{port}/v1/feedback" in notes
+    off = chart.render({"joiner": {"enabled": False}}, name="md", namespace="ops")
+    assert "LabelsMayNotArrive" in off["modeldeploy/templates/NOTES.txt"]

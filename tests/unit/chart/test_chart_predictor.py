@@ -7,6 +7,7 @@ operator's real settings parser, so a value that does not reach the operator fai
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import helm_python as helm
@@ -31,7 +32,14 @@ def settings_of(docs: list[dict[str, Any]]) -> KServeSettings:
 
 
 def test_default_predictor_images_are_the_operators_defaults(chart: helm.Chart) -> None:
-    assert settings_of(render(chart, {})) == KServeSettings()
+    # Everything but the joiner's URLs, which only the chart knows (on by default there).
+    assert settings_of(render(chart, {"joiner": {"enabled": False}})) == KServeSettings()
+    with_joiner = settings_of(render(chart, {}))
+    assert with_joiner.joiner_events_url and with_joiner.joiner_arms_configmap
+    assert (
+        replace(with_joiner, joiner_events_url="", joiner_metrics_url="", joiner_arms_configmap="")
+        == KServeSettings()
+    )
 
 
 def test_knative_features_and_credentials_reach_the_operator(chart: helm.Chart) -> None:

@@ -33,7 +33,7 @@ NO_JOINER = (
     "split, a label posted to the InferenceService reaches the arm that served its "
     "prediction only by chance (a Triton arm takes no labels at all), and the golden-set "
     "prober does not run, so live accuracy may not get the labels to decide and the "
-    "rollout then holds stable; install the chart with joiner.enabled=true "
+    "rollout then holds stable; install the chart with joiner.enabled=true (its default) "
     '(docs/deploy-kubernetes.md, "Labels on a cluster: the joiner")'
 )
 
