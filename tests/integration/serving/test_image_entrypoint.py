@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import free_port, http_ok, start_process
+from tests.support.processes import ManagedProcess, free_port, http_ok, start_process
 
 pytestmark = pytest.mark.slow
 
@@ -30,20 +30,23 @@ def environment_of(pid: int) -> dict[str, str]:
     return dict(item.decode().partition("=")[::2] for item in raw if item)
 
 
+def start_serve(model_dir: Path, log_dir: Path, name: str) -> tuple[ManagedProcess, int]:
+    """The real console script ``modeldeploy serve`` on ``model_dir``, once it is ready."""
+    port = free_port()
+    argv = [
+        str(CONSOLE_SCRIPT), "serve", "--model-dir", str(model_dir),
+        "--http-port", str(port), "--grpc-port", "0", "--threads", "1",
+    ]  # fmt: skip
+    ready = f"http://127.0.0.1:{port}/v2/health/ready"
+    return start_process(name, argv, log_dir, lambda: http_ok(ready), timeout=120), port
+
+
 def test_modeldeploy_serve_runs_with_one_malloc_arena_and_answers(
     tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
-    port = free_port()
-    argv = [
-        str(CONSOLE_SCRIPT), "serve", "--model-dir", str(tiny_checkpoint),
-        "--http-port", str(port), "--grpc-port", "0", "--threads", "1",
-    ]  # fmt: skip
-    proc = start_process(
-        "serve", argv, tmp_path, lambda: http_ok(f"http://127.0.0.1:{port}/v2/health/ready"),
-        port=port, timeout=120,
-    )  # fmt: skip
+    proc, port = start_serve(tiny_checkpoint, tmp_path, "serve")
     try:
         assert environment_of(proc.pid).get("MALLOC_ARENA_MAX") == "1"  # same pid, started again
         request = urllib.request.Request(
@@ -66,15 +69,7 @@ def test_the_environments_arena_choice_wins(
 ) -> None:
     monkeypatch.setenv("MALLOC_ARENA_MAX", "2")  # an image or a manifest that chose
     monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
-    port = free_port()
-    argv = [
-        str(CONSOLE_SCRIPT), "serve", "--model-dir", str(tiny_checkpoint),
-        "--http-port", str(port), "--grpc-port", "0", "--threads", "1",
-    ]  # fmt: skip
-    proc = start_process(
-        "serve-chosen", argv, tmp_path,
-        lambda: http_ok(f"http://127.0.0.1:{port}/v2/health/ready"), port=port, timeout=120,
-    )  # fmt: skip
+    proc, _ = start_serve(tiny_checkpoint, tmp_path, "serve-chosen")
     try:
         assert environment_of(proc.pid)["MALLOC_ARENA_MAX"] == "2"
     finally:

@@ -90,24 +90,35 @@ class _Fakes:
         return _scrape(passes, passes * 16, passes * 0.02)
 
 
-def test_every_paired_round_runs_on_a_fresh_warmed_up_predictor(tmp_path, monkeypatch):
-    fakes = _Fakes()
+def _paired_system(
+    fakes: _Fakes, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, rounds: int,
+    baseline: Any = None,
+) -> dict[str, Any]:  # fmt: skip
+    """``run._system`` for the torch predictor with ``rounds`` paired rounds, on ``fakes``."""
     for name in ("start", "stop", "measure", "scrape"):
         monkeypatch.setattr(
             run, f"_{name}" if name in ("start", "stop") else name, getattr(fakes, name)
         )
-    pairing = run.Pairing(tmp_path, tmp_path / "texts.json", tmp_path, run.QUICK, {}, "torch-bf16")
-    monkeypatch.setattr(run.Pairing, "run", lambda self, key: {"c16_sentences_per_s": 400.0})
-    plan = run.replace(run.QUICK, paired_rounds=3)
-    result = run._system(
-        "predictor_torch",
-        lambda: run._predictor(tmp_path, "torch"),
-        ["a text"],
-        tmp_path,
-        lambda message: None,
-        plan,
-        pairing,
+    pairing = run.Pairing(
+        tmp_path, tmp_path / "texts.json", tmp_path, run.QUICK, {}, "torch-bf16", baseline
     )
+    monkeypatch.setattr(run.Pairing, "run", lambda self, key: {"c16_sentences_per_s": 400.0})
+    return dict(
+        run._system(
+            "predictor_torch",
+            lambda: run._predictor(tmp_path, "torch"),
+            ["a text"],
+            tmp_path,
+            lambda message: None,
+            run.replace(run.QUICK, paired_rounds=rounds),
+            pairing,
+        )
+    )
+
+
+def test_every_paired_round_runs_on_a_fresh_warmed_up_predictor(tmp_path, monkeypatch):
+    fakes = _Fakes()
+    result = _paired_system(fakes, monkeypatch, tmp_path, rounds=3)
     assert fakes.started == [0, 1, 2, 3] and sorted(fakes.stopped) == [0, 1, 2, 3]
     assert [r["round"] for r in result["paired"]] == [0, 1, 2]
     for process in (1, 2, 3):  # warm-up at c=64 and 16, then c=16, 64 and 1, all its own
@@ -142,24 +153,8 @@ def test_each_round_measures_a_fresh_naive_baseline_right_after_the_predictor(
     """``speedup_c16`` and ``p99_ratio_c16`` divide figures measured together: each round
     starts its own baseline process and drives it at c=16 just after the predictor's c=16."""
     fakes = _Fakes()
-    for name in ("start", "stop", "measure", "scrape"):
-        monkeypatch.setattr(
-            run, f"_{name}" if name in ("start", "stop") else name, getattr(fakes, name)
-        )
-    pairing = run.Pairing(
-        tmp_path, tmp_path / "texts.json", tmp_path, run.QUICK, {}, "torch-bf16",
-        baseline=lambda: run._baseline(tmp_path),
-    )  # fmt: skip
-    monkeypatch.setattr(run.Pairing, "run", lambda self, key: {"c16_sentences_per_s": 400.0})
-    plan = run.replace(run.QUICK, paired_rounds=2)
-    result = run._system(
-        "predictor_torch",
-        lambda: run._predictor(tmp_path, "torch"),
-        ["a text"],
-        tmp_path,
-        lambda message: None,
-        plan,
-        pairing,
+    result = _paired_system(
+        fakes, monkeypatch, tmp_path, rounds=2, baseline=lambda: run._baseline(tmp_path)
     )
     # 0: the one-shot predictor; then per round its predictor and its baseline
     assert fakes.started == [0, 1, 2, 3, 4] and sorted(fakes.stopped) == [0, 1, 2, 3, 4]
