@@ -24,6 +24,12 @@ class Unjoined(Platform):
         return self.problem
 
 
+def world_on(platform: Platform) -> World:
+    world = World()
+    world.platform = world.deps.platform = platform
+    return world
+
+
 def warnings(world: World) -> list[str]:
     return [
         m for kind, reason, m in world.events if (kind, reason) == ("Warning", "LabelsMayNotArrive")
@@ -49,9 +55,7 @@ def test_kserve_with_a_joiner_has_nothing_to_say(caplog: pytest.LogCaptureFixtur
 def test_each_canary_start_warns_once_and_the_steps_after_it_do_not(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    world = World()
-    world.platform = Unjoined()
-    world.deps.platform = world.platform
+    world = world_on(Unjoined())
     with caplog.at_level(logging.WARNING, logger="modeldeploy.operator.reconcile"):
         world.canary_started()
     assert warnings(world) == [Unjoined.problem]
@@ -73,15 +77,12 @@ def test_a_platform_that_cannot_say_or_fails_to_leaves_the_tick_alone() -> None:
         def label_path_problem(self, target: Any) -> str:
             raise RuntimeError("settings unreadable")
 
-    broken = World()
-    broken.platform = Broken()
-    broken.deps.platform = broken.platform
+    broken = world_on(Broken())
     broken.canary_started()  # the canary still starts
     assert warnings(broken) == []
 
-    quiet = World()
-    quiet.platform = Unjoined()
-    quiet.platform.problem = ""
-    quiet.deps.platform = quiet.platform
+    silent = Unjoined()
+    silent.problem = ""
+    quiet = world_on(silent)
     quiet.canary_started()
     assert warnings(quiet) == []

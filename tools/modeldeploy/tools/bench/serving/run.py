@@ -705,6 +705,19 @@ def _met(value: float | None, rule: tuple[str, float]) -> bool | None:
     return value >= goal if op == ">=" else value <= goal
 
 
+PAIRED_FIGURES: dict[str, tuple[str, str, int]] = {
+    # summary figure: (its key in a paired round, the summary's list of the rounds', digits)
+    "fraction_of_ceiling_c16": ("fraction", "fraction_paired_rounds", 3),
+    "overhead_c1_ms": ("overhead_c1_ms", "overhead_c1_paired_rounds", 2),
+    # c=16 and c=64 both at the compute limit: measured apart, the drift decides the goal
+    "c64_over_c16": ("c64_over_c16", "c64_over_c16_paired_rounds", 3),
+    # the naive baseline's speed drifts too (4.88-6.42 one-shot in six runs of a day)
+    "speedup_c16": ("speedup_c16", "speedup_c16_paired_rounds", 3),
+    "p99_ratio_c16": ("p99_ratio_c16", "p99_ratio_c16_paired_rounds", 3),
+}
+"""The figures the paired rounds decide where they measured them (older rounds lack some)."""
+
+
 def summarize(
     ceiling: dict[str, Any], systems: dict[str, Any], cold_start: dict[str, Any]
 ) -> dict[str, Any]:
@@ -718,11 +731,6 @@ def summarize(
     c16_key = ceiling_c16_key(ceiling)
     top = admitted[c16_key]["c16_sentences_per_s"] if c16_key else None
     rounds = predictors[best].get("paired", [])
-    paired = [p["fraction"] for p in rounds]
-    paired_c1 = [p["overhead_c1_ms"] for p in rounds if p.get("overhead_c1_ms") is not None]
-    paired_c64 = [p["c64_over_c16"] for p in rounds if p.get("c64_over_c16") is not None]
-    paired_speedup = [p["speedup_c16"] for p in rounds if p.get("speedup_c16") is not None]
-    paired_p99 = [p["p99_ratio_c16"] for p in rounds if p.get("p99_ratio_c16") is not None]
     matching = ceiling.get(_ceiling_key(best, predictors[best]), {})
     triton = systems.get("triton", {}).get("runs")
     c16 = runs["16"]["throughput_rps"]
@@ -735,44 +743,36 @@ def summarize(
         2,
     )
 
-    unpaired_speedup = r(c16 / base["16"]["throughput_rps"])
-    unpaired_p99 = r(runs["16"]["p99_ms"] / base["16"]["p99_ms"])
-    figures = {
-        # The baseline's speed drifts with the machine's as the predictor's does (4.88-6.42
-        # one-shot in six runs of a day): the rounds measure both back to back.
-        "speedup_c16": r(statistics.median(paired_speedup)) if paired_speedup else unpaired_speedup,
-        "speedup_c16_unpaired": unpaired_speedup,
-        # Paired rounds (ceiling and server back to back) when there are any: the one-shot
-        # ratio divides figures measured minutes apart on a machine whose speed drifts.
-        "fraction_of_ceiling_c16": r(
-            statistics.median(paired) if paired else (c16 / top if top else None)
-        ),
-        "fraction_of_ceiling_c16_unpaired": r(c16 / top if top else None),
-        "fraction_of_best_any_batch_ceiling_c16": r(c16 / top_any if top_any else None),
-        "p99_ratio_c16": r(statistics.median(paired_p99)) if paired_p99 else unpaired_p99,
-        "p99_ratio_c16_unpaired": unpaired_p99,
-        "overhead_c1_ms": r(statistics.median(paired_c1), 2) if paired_c1 else unpaired_c1,
-        "overhead_c1_ms_unpaired": unpaired_c1,
-        # Both at the compute limit, so one-shot figures minutes apart decide this by the
-        # machine's drift; the rounds measure c=16 and c=64 back to back.
-        "c64_over_c16": r(
-            statistics.median(paired_c64) if paired_c64 else runs["64"]["throughput_rps"] / c16
-        ),
-        "c64_over_c16_unpaired": r(runs["64"]["throughput_rps"] / c16),
-        "cold_start_s": max(v["median_s"] for k, v in cold_start.items() if k != "goal_s"),
-        "vs_triton_c16": r(c16 / triton["16"]["throughput_rps"] if triton else None),
+    # The one-shot ratios divide figures measured minutes apart on a machine whose speed
+    # drifts; where the paired rounds measured a figure, the median of theirs is reported.
+    unpaired = {
+        "fraction_of_ceiling_c16": r(c16 / top if top else None),
+        "overhead_c1_ms": unpaired_c1,
+        "c64_over_c16": r(runs["64"]["throughput_rps"] / c16),
+        "speedup_c16": r(c16 / base["16"]["throughput_rps"]),
+        "p99_ratio_c16": r(runs["16"]["p99_ms"] / base["16"]["p99_ms"]),
     }
+    figures: dict[str, Any] = {}
+    per_round: dict[str, list[float]] = {}
+    for figure, (key, listed, digits) in PAIRED_FIGURES.items():
+        values = [p[key] for p in rounds if p.get(key) is not None]
+        per_round[listed] = values
+        figures[figure] = r(statistics.median(values), digits) if values else unpaired[figure]
+        figures[f"{figure}_unpaired"] = unpaired[figure]
+    figures.update(
+        {
+            "fraction_of_best_any_batch_ceiling_c16": r(c16 / top_any if top_any else None),
+            "cold_start_s": max(v["median_s"] for k, v in cold_start.items() if k != "goal_s"),
+            "vs_triton_c16": r(c16 / triton["16"]["throughput_rps"] if triton else None),
+        }
+    )
     return {
         "best_predictor": best,
         "served_as": predictors[best].get("serving", {}),
         "ceiling_used": c16_key,
         "ceiling_c16_sentences_per_s": top,
         "ceiling_best_any_batch_sentences_per_s": top_any,
-        "fraction_paired_rounds": paired,
-        "overhead_c1_paired_rounds": paired_c1,
-        "c64_over_c16_paired_rounds": paired_c64,
-        "speedup_c16_paired_rounds": paired_speedup,
-        "p99_ratio_c16_paired_rounds": paired_p99,
+        **per_round,
         # Each round ran on a predictor process of its own (older files: one for all).
         "paired_rounds_on_fresh_processes": bool(rounds) and all("round" in p for p in rounds),
         **figures,
